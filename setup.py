@@ -1,0 +1,32 @@
+"""hybridcim: train, compile, emulate and run compressed CNNs on SRAM compute-in-memory.
+
+Install (Python 3.11):  pip install -e ".[all]"
+The core package (program, emulator, data, runtime, cli) needs numpy only so that it runs
+on a PYNQ board's ARM CPU; training, export and the PyTorch emulator fast path are extras.
+"""
+from setuptools import find_packages, setup
+
+TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1.0.0",
+         "onnxruntime", "pyyaml", "safetensors"]
+CSIM = ["hls4ml==1.3.0"]
+TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel"]
+BOARD = ["pynq==4.0.0"]
+
+setup(
+    name="hybridcim",
+    version="0.1.0",
+    description="Bit-exact SRAM compute-in-memory emulation, FPGA overlay and CIM-aware training",
+    package_dir={"": "host"},
+    packages=find_packages("host"),
+    package_data={"hybridcim": ["models/*", "hls/*"]},
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.24,<2", "tqdm"],
+    extras_require={
+        "train": TRAIN,
+        "csim": CSIM,
+        "test": TEST,
+        "board": BOARD,
+        "all": TRAIN + CSIM + TEST + BOARD,
+    },
+    entry_points={"console_scripts": ["hybridcim=hybridcim.cli.main:main"]},
+)

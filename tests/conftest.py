@@ -1,0 +1,16 @@
+"""Shared pytest fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def cifar10_root() -> Path:
+    """The real CIFAR-10 (read-only): $CIFAR10_DIR, else <repo>/../shared/cifar10; skip if absent."""
+    env = os.environ.get("CIFAR10_DIR")
+    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
+    if not (root / "cifar-10-batches-bin").is_dir() and not (root / "cifar-10-batches-py").is_dir() \
+            and not (root / "test_batch.bin").is_file() and not (root / "test_batch").is_file():
+        pytest.skip(f"CIFAR-10 not found at {root} (set CIFAR10_DIR)")
+    return root
