@@ -66,13 +66,20 @@ class FastEmulator:
             raise ValueError(f"backend {backend!r} not available here; available: {available_backends()}")
         self.program, self.backend = program, backend
         self.plans: dict[int, _CimPlan] = {}
-        dead: dict[int, np.ndarray] = {}  # tensor -> bool (C,) provably-zero channels
+        self._torch_plan = None
+        self._dead = dead = {}  # tensor -> bool (C,) provably-zero channels
         for i, layer in enumerate(program.layers):
             if layer.op.is_cim:
                 self.plans[i] = self._plan(layer, dead.get(layer.in_tensor))
                 dead[layer.out_tensor] = _dead_channels(layer)
-            elif layer.in_tensor in dead:
-                dead[layer.out_tensor] = dead[layer.in_tensor]  # pools keep zero channels zero (clamp lo is 0)
+            else:  # pools keep zero channels zero (their clamp lo is 0)
+                dead[layer.out_tensor] = dead.get(layer.in_tensor, np.zeros(program.tensors[layer.in_tensor].channels, bool))
+
+        self._last_use = {program.output_tensor: len(program.layers)}
+        for i, layer in enumerate(program.layers):
+            for t in (layer.in_tensor, layer.res_tensor):
+                if t is not None and t != program.output_tensor:
+                    self._last_use[t] = i
 
     def _plan(self, layer: Layer, dead_in: np.ndarray | None) -> _CimPlan:
         p = self.program
@@ -88,7 +95,7 @@ class FastEmulator:
         live_c = np.nonzero(keep_c)[0]
         dtype = np.float32 if accumulator_bound(layer, p, w) < F32_EXACT else np.float64
         sub = w4[live_f][:, :, :, live_c]  # (F', kh, kw, C')
-        w_hwc = sub.reshape(len(live_f), -1).T.astype(dtype)
+        w_hwc = sub.reshape(len(live_f), layer.kh * layer.kw * len(live_c)).T.astype(dtype)
         w_oihw = sub.transpose(0, 3, 1, 2).astype(dtype)
         return _CimPlan(live_f, live_c, np.ascontiguousarray(w_hwc), np.ascontiguousarray(w_oihw), dtype)
 
@@ -118,59 +125,23 @@ class FastEmulator:
                                                    layer.res_shift if res is not None else None)
             else:
                 env[layer.out_tensor] = maxpool(x, layer) if layer.op == Op.MAXPOOL else avgpool(x, layer)
+            if not trace:
+                for t in (layer.in_tensor, layer.res_tensor):
+                    if t is not None and self._last_use[t] == i:
+                        env.pop(t, None)
         tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None
         return ExecutionResult(final_output(p, env[p.output_tensor]), self.counters(n), tensors)
 
-    # -- torch backend: NCHW float activations (exact integers) -------------------------
+    # -- torch backend: see torch_backend.py ----------------------------------------------
     def _run_torch(self, images: np.ndarray, trace: bool) -> ExecutionResult:
-        import torch
-        import torch.nn.functional as tf
+        from .torch_backend import TorchPlan
         p = self.program
+        if self._torch_plan is None:
+            self._torch_plan = TorchPlan(p, self.plans, self._dead)
         x0 = check_images(p, images)
-        n = x0.shape[0]
-        env = {p.input_tensor: torch.from_numpy(np.ascontiguousarray(x0.transpose(0, 3, 1, 2))).to(torch.float32)}
-        cache = getattr(self, "_torch_cache", None)
-        if cache is None:
-            cache = self._torch_cache = {}
-            for i, plan in self.plans.items():
-                l = p.layers[i]
-                dt = torch.float32 if plan.dtype == np.float32 else torch.float64
-                cache[i] = dict(
-                    w=torch.from_numpy(plan.w_oihw).to(dt), dt=dt,
-                    f=torch.from_numpy(plan.live_f), c=torch.from_numpy(plan.live_c),
-                    bias=torch.from_numpy(l.bias.astype(np.float64)).to(dt).view(1, -1, 1, 1),
-                    scale=torch.from_numpy(np.ldexp(1.0, -l.shift.astype(np.int64))).to(dt).view(1, -1, 1, 1),
-                    rscale=torch.from_numpy(np.ldexp(1.0, l.res_shift.astype(np.int64))).to(dt).view(1, -1, 1, 1))
-        with torch.inference_mode():
-            for i, layer in enumerate(p.layers):
-                x = env[layer.in_tensor]
-                t_out = p.tensors[layer.out_tensor]
-                if layer.op.is_cim:
-                    cc = cache[i]
-                    dt = cc["dt"]
-                    acc = torch.zeros((n, layer.n_filters, t_out.height, t_out.width), dtype=dt)
-                    if len(cc["f"]) and len(cc["c"]):
-                        xin = x.to(dt)
-                        if len(cc["c"]) != xin.shape[1]:
-                            xin = xin.index_select(1, cc["c"])
-                        out = tf.conv2d(xin, cc["w"], stride=layer.stride, padding=layer.pad)
-                        if len(cc["f"]) == layer.n_filters:
-                            acc = out
-                        else:
-                            acc.index_copy_(1, cc["f"], out)
-                    v = acc + cc["bias"]
-                    if layer.res_tensor is not None:
-                        v = v + env[layer.res_tensor].to(dt) * cc["rscale"]
-                    y = torch.round(v * cc["scale"]).clamp_(layer.clamp_lo, layer.clamp_hi)
-                elif layer.op == Op.MAXPOOL:
-                    y = tf.max_pool2d(x, layer.kh, layer.stride)
-                else:
-                    s = x.to(torch.float64).sum(dim=(2, 3), keepdim=True)
-                    y = torch.round(s * 2.0 ** -layer.pool_shift).clamp_(layer.clamp_lo, layer.clamp_hi)
-                env[layer.out_tensor] = y
-        as_np = lambda t: t.to(torch.float64).numpy().transpose(0, 2, 3, 1).astype(np.int64)
-        tensors = {p.tensors[t].name: as_np(v) for t, v in env.items()} if trace else None
-        return ExecutionResult(final_output(p, as_np(env[p.output_tensor])), self.counters(n), tensors)
+        env = self._torch_plan.run(x0, keep_all=trace)
+        tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None
+        return ExecutionResult(final_output(p, env[p.output_tensor]), self.counters(x0.shape[0]), tensors)
 
     def counters(self, images: int) -> list[LayerCounters]:
         """Per-layer counters for ``images`` images (static in digital mode)."""

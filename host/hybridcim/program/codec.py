@@ -65,12 +65,20 @@ def encode(program: Program) -> bytes:
     meta_bytes = json.dumps(meta, sort_keys=True).encode("utf-8")
     meta_off = put(meta_bytes)
     total = base + len(body)
-    crc = zlib.crc32(bytes(body)) & 0xFFFFFFFF
-    header = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, total, crc, pr.fingerprint, pr.rows, pr.cols,
+    header = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, total, 0, pr.fingerprint, pr.rows, pr.cols,
                          pr.rows_active, gw, pr.n_macros, pr.acc_bits, pr.adc_bits, len(program.tensors),
                          len(program.layers), program.input_tensor, program.output_tensor, tensor_off,
                          layer_off, meta_off, len(meta_bytes), _precision_mask(pr.precisions))
-    return header + bytes(body)
+    image = bytearray(header + bytes(body))
+    image[16:20] = image_crc(image).to_bytes(4, "little")
+    return bytes(image)
+
+
+def image_crc(image: bytes | bytearray) -> int:
+    """CRC-32 (zlib) of the whole image with its crc32 field (bytes 16..19) read as zero."""
+    crc = zlib.crc32(bytes(image[:16]))
+    crc = zlib.crc32(b"\0\0\0\0", crc)
+    return zlib.crc32(bytes(image[20:]), crc) & 0xFFFFFFFF
 
 
 def _section(buf: bytes, off: int, count: int, dtype: str, what: str) -> np.ndarray:
@@ -112,9 +120,9 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
         raise TruncatedError(f"image is truncated: header declares {total} bytes, got {len(buf)}")
     if len(buf) > total:
         raise TruncatedError(f"image has {len(buf) - total} trailing bytes past the declared {total}")
-    got = zlib.crc32(buf[HEADER.size:]) & 0xFFFFFFFF
+    got = image_crc(buf)
     if got != crc:
-        raise ChecksumError(f"CRC-32 mismatch: header {crc:08x}, body {got:08x} (corrupt image)")
+        raise ChecksumError(f"CRC-32 mismatch: header says {crc:08x}, image gives {got:08x} (corrupt image)")
     preset = _preset_from_header(h, expected_preset)
     n_t, n_l, t_in, t_out, tensor_off, layer_off, meta_off, meta_len = h[13:21]
     try:

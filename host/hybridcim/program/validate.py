@@ -58,8 +58,8 @@ def _check_cim(i: int, layer: Layer, program: Program) -> None:
         _fail(i, layer, "res_shift outside 0..31")
     if layer.res_tensor is not None:
         t_res = program.tensors[layer.res_tensor]
-        if t_res.shape_hwc != t_out.shape_hwc or t_res.signed or t_res.bits > 16:
-            _fail(i, layer, f"residual {t_res.name!r} {t_res.shape_hwc} must be unsigned and shaped like the output {t_out.shape_hwc}")
+        if t_res.shape_hwc != t_out.shape_hwc or t_res.bits > 16:
+            _fail(i, layer, f"residual {t_res.name!r} {t_res.shape_hwc} u/i{t_res.bits} must have <= 16 bits and the output's shape {t_out.shape_hwc}")
     gw, a = preset.group_width, preset.rows_active
     r_blocks = -(-layer.k_rows // a)
     cf, cp = layer.col_filter, layer.col_plane

@@ -1,0 +1,92 @@
+"""Fast-emulator throughput vs PyTorch float eval of the same architecture (same machine, same run).
+
+Program: ``hybridcim.zoo.random_resnet20`` (ResNet-20 shape, 4-bit weights and activations,
+50 % structured sparsity: 25 % of filters pruned whole, the rest in (row block x group)
+units; random weights). Reference: a float32 ``torch.nn`` ResNet-20 (conv-BN-ReLU, 1x1
+conv shortcuts) in eval mode under ``torch.inference_mode``, same batch size and threads.
+Both run ``--repeats`` timed passes over ``--images`` random uint8 images after one warm-up;
+the best pass counts. Last line: ``ratio_vs_torch=<emulator img/s / torch img/s>``.
+
+    python bench/emulator_throughput.py [--images 2000] [--batch-size 250] [--backend auto]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+
+
+def torch_resnet20():
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                          if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            h = self.b1(self.c1(x)).relu()
+            return (self.b2(self.c2(h)) + self.short(x)).relu()
+
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for stage, width in enumerate((16, 32, 64)):
+        for blk in range(3):
+            layers.append(Block(cin, width, 2 if stage and not blk else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers).eval()
+
+
+def best_rate(fn, batches, repeats):
+    fn(batches[0])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for b in batches:
+            fn(b)
+        best = min(best, time.perf_counter() - t0)
+    return sum(len(b) for b in batches) / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backend", default="auto")
+    args = ap.parse_args()
+    import torch
+
+    from hybridcim.emulator import FastEmulator
+    from hybridcim.zoo import random_resnet20
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(args.images, 3, 32, 32), dtype=np.uint8)
+    batches = [images[i:i + args.batch_size] for i in range(0, args.images, args.batch_size)]
+    prog = random_resnet20()
+    emu = FastEmulator(prog, args.backend)
+    model = torch_resnet20()
+
+    def torch_eval(b):
+        with torch.inference_mode():
+            return model(torch.from_numpy(b).float().div_(255.0))
+
+    rate_torch = best_rate(torch_eval, batches, args.repeats)
+    rate_emu = best_rate(emu.run, batches, args.repeats)
+    dense = sum(c.macs for c in emu.counters(1))
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, torch threads {torch.get_num_threads()}, "
+          f"torch {torch.__version__}, numpy {np.__version__}")
+    print(f"program: {prog.name}, {len(prog.layers)} layers, {dense / 1e6:.1f} M dense MACs/image")
+    print(f"pytorch float eval : {rate_torch:8.1f} images/s")
+    print(f"fast emulator ({emu.backend}): {rate_emu:8.1f} images/s (bit-exact)")
+    print(f"ratio_vs_torch={rate_emu / rate_torch:.3f}")
+
+
+if __name__ == "__main__":
+    main()

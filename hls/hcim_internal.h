@@ -1,0 +1,67 @@
+// Internal interfaces of the kernel: program readers, the parsed tables, layer units.
+// Not part of the IP's interface; included by the kernel sources only.
+#ifndef HCIM_INTERNAL_H
+#define HCIM_INTERNAL_H
+
+#include "hybridcim_accel.h"
+
+// Parsed tensor table (on-chip): shape, format and scratch offset of every tensor.
+struct hcim_tensor {
+    uint32_t c, h, w, bits, sgn;
+    uint32_t off;   // int32 words from the start of one image's scratch slice
+    uint32_t size;  // c * h * w
+};
+
+// Parsed layer record (fields of program-format.md "Layer record").
+struct hcim_layer {
+    uint32_t op, mode, kh, kw, stride, pad;
+    uint32_t in, out, res;  // res = HCIM_NO_TENSOR if none
+    uint32_t f, k, ng, r;
+    int32_t lo, hi, pool_shift;
+    uint32_t off_prec, off_bias, off_shift, off_rshift, off_colmap, off_skip, off_weights, n_words;
+};
+
+struct hcim_tables {
+    uint32_t n_tensors, n_layers, input, output, image_bytes;
+    uint32_t scratch_per_image;  // S, int32 words
+    hcim_tensor t[HCIM_MAX_TENSORS];
+};
+
+// Little-endian field readers over the program words; callers guarantee off + size <= image bytes
+// and natural alignment (every field of the format is naturally aligned, so no read straddles words).
+static inline uint32_t hcim_rd8(const word_t *p, uint32_t off) {
+    return (uint32_t)(p[off >> 3] >> ((off & 7u) * 8u)) & 0xFFu;
+}
+static inline uint32_t hcim_rd16(const word_t *p, uint32_t off) {
+    return (uint32_t)(p[off >> 3] >> ((off & 7u) * 8u)) & 0xFFFFu;
+}
+static inline uint32_t hcim_rd32(const word_t *p, uint32_t off) {
+    return (uint32_t)(p[off >> 3] >> ((off & 7u) * 8u));
+}
+static inline int32_t hcim_rdi8(const word_t *p, uint32_t off) { return (int32_t)(int8_t)hcim_rd8(p, off); }
+
+// round-half-to-even right shift for s > 0, exact left shift for s < 0 (architecture.md §6).
+// Wrapping (unsigned) arithmetic: a valid program never overflows, a corrupt one cannot crash.
+static inline wide_t hcim_rshift_rne(wide_t v, int32_t s) {
+    if (s == 0) return v;
+    if (s < 0) return (wide_t)((uint64_t)v << (uint32_t)(-s));
+    wide_t q = v >> s;  // arithmetic shift: floor(v / 2^s)
+    wide_t r = v - (wide_t)((uint64_t)q << (uint32_t)s);
+    wide_t half = (wide_t)1 << (s - 1);
+    return (r > half || (r == half && (q & 1))) ? q + 1 : q;
+}
+static inline acc_t hcim_clamp(wide_t v, int32_t lo, int32_t hi) {
+    return (acc_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+// hcim_program.cpp: header, CRC and table checks (return HCIM_OK or an error code).
+uint32_t hcim_check_header(const word_t *prog, uint32_t prog_words, uint32_t *image_bytes);
+uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab);
+void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l);
+
+// hcim_layers.cpp: one layer on one image's scratch slice.
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s);
+void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
+void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
+
+#endif  // HCIM_INTERNAL_H

@@ -1,0 +1,207 @@
+// Program image checks of the kernel (docs/program-format.md "Reader checks").
+//
+// The kernel trusts nothing: after these checks every index and section the datapath
+// touches is inside the image and inside the on-chip buffers, so a corrupt or hostile image
+// yields an error code, never an out-of-bounds access. The host validator
+// (hybridcim.program.validate) additionally checks the semantic rules (packing, overflow
+// bounds); the kernel checks what memory safety and the datapath need.
+#include "hcim_internal.h"
+
+#define HCIM_FAIL(code, detail) return (uint32_t)(code) | ((uint32_t)(detail) << HCIM_DETAIL_SHIFT)
+
+// CRC-32, zlib / IEEE 802.3 polynomial (reflected 0xEDB88320), over bytes [64, image_bytes).
+static uint32_t hcim_crc32(const word_t *prog, uint32_t image_bytes) {
+    uint32_t table[256];
+crc_table:
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[n] = c;
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+crc_words:
+    for (uint32_t w = HCIM_HEADER_BYTES / 8; w < image_bytes / 8; w++) {
+#pragma HLS LOOP_TRIPCOUNT min = 64 max = 65536
+#pragma HLS PIPELINE II = 8
+        word_t v = prog[w];
+        for (int b = 0; b < 8; b++) {
+            crc = table[(crc ^ (uint32_t)(v >> (8 * b))) & 0xFFu] ^ (crc >> 8);
+        }
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+uint32_t hcim_check_header(const word_t *prog, uint32_t prog_words, uint32_t *image_bytes) {
+    if (prog_words < HCIM_HEADER_BYTES / 8) HCIM_FAIL(HCIM_ERR_SIZE, 0);
+    if (prog[0] != HCIM_MAGIC_WORD) HCIM_FAIL(HCIM_ERR_MAGIC, 0);
+    if (hcim_rd16(prog, HCIM_H_VERSION_MAJOR) != HCIM_FORMAT_MAJOR) HCIM_FAIL(HCIM_ERR_VERSION, 0);
+    uint32_t nbytes = hcim_rd32(prog, HCIM_H_IMAGE_BYTES);
+    if ((uint64_t)nbytes != (uint64_t)prog_words * 8u) HCIM_FAIL(HCIM_ERR_SIZE, 0);
+    if (hcim_crc32(prog, nbytes) != hcim_rd32(prog, HCIM_H_CRC32)) HCIM_FAIL(HCIM_ERR_CHECKSUM, 0);
+    bool same = hcim_rd32(prog, HCIM_H_FINGERPRINT) == HCIM_FINGERPRINT &&
+                hcim_rd16(prog, HCIM_H_ROWS) == HCIM_ROWS && hcim_rd16(prog, HCIM_H_COLS) == HCIM_COLS &&
+                hcim_rd16(prog, HCIM_H_ROWS_ACTIVE) == HCIM_ROWS_ACTIVE &&
+                hcim_rd16(prog, HCIM_H_GROUP_WIDTH) == HCIM_GROUP_WIDTH &&
+                hcim_rd16(prog, HCIM_H_N_MACROS) == HCIM_N_MACROS && hcim_rd8(prog, HCIM_H_ACC_BITS) == HCIM_ACC_BITS &&
+                hcim_rd8(prog, HCIM_H_ADC_BITS) == HCIM_ADC_BITS &&
+                hcim_rd8(prog, HCIM_H_PRECISION_MASK) == HCIM_PRECISION_MASK;
+    if (!same) HCIM_FAIL(HCIM_ERR_PRESET, 0);
+    *image_bytes = nbytes;
+    return HCIM_OK;
+}
+
+// A section [off, off + bytes) must start on an 8-byte boundary past the header and end inside the image.
+static bool hcim_section_ok(uint32_t off, uint64_t bytes, uint32_t image_bytes) {
+    return off >= HCIM_HEADER_BYTES && (off & 7u) == 0 && (uint64_t)off + bytes <= image_bytes;
+}
+
+void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l) {
+    uint32_t b = hcim_rd32(prog, HCIM_H_LAYER_TABLE) + index * HCIM_LAYER_BYTES;
+    l->op = hcim_rd8(prog, b + HCIM_L_OP);
+    l->mode = hcim_rd8(prog, b + HCIM_L_MODE);
+    l->kh = hcim_rd8(prog, b + HCIM_L_KH);
+    l->kw = hcim_rd8(prog, b + HCIM_L_KW);
+    l->stride = hcim_rd8(prog, b + HCIM_L_STRIDE);
+    l->pad = hcim_rd8(prog, b + HCIM_L_PAD);
+    l->in = hcim_rd16(prog, b + HCIM_L_IN_TENSOR);
+    l->out = hcim_rd16(prog, b + HCIM_L_OUT_TENSOR);
+    l->res = hcim_rd16(prog, b + HCIM_L_RES_TENSOR);
+    l->f = hcim_rd16(prog, b + HCIM_L_N_FILTERS);
+    l->k = hcim_rd32(prog, b + HCIM_L_K_ROWS);
+    l->ng = hcim_rd16(prog, b + HCIM_L_N_GROUPS);
+    l->r = hcim_rd16(prog, b + HCIM_L_N_ROWBLOCKS);
+    l->lo = (int32_t)hcim_rd32(prog, b + HCIM_L_CLAMP_LO);
+    l->hi = (int32_t)hcim_rd32(prog, b + HCIM_L_CLAMP_HI);
+    l->pool_shift = hcim_rdi8(prog, b + HCIM_L_POOL_SHIFT);
+    l->off_prec = hcim_rd32(prog, b + HCIM_L_OFF_PRECISION);
+    l->off_bias = hcim_rd32(prog, b + HCIM_L_OFF_BIAS);
+    l->off_shift = hcim_rd32(prog, b + HCIM_L_OFF_SHIFT);
+    l->off_rshift = hcim_rd32(prog, b + HCIM_L_OFF_RES_SHIFT);
+    l->off_colmap = hcim_rd32(prog, b + HCIM_L_OFF_COLMAP);
+    l->off_skip = hcim_rd32(prog, b + HCIM_L_OFF_SKIP);
+    l->off_weights = hcim_rd32(prog, b + HCIM_L_OFF_WEIGHTS);
+    l->n_words = hcim_rd32(prog, b + HCIM_L_N_WEIGHT_WORDS);
+    (void)tab;
+}
+
+// Shapes and formats of one layer against the tensor table; 0 if fine, else an error code.
+static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
+    const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
+    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->mode != 0) return HCIM_ERR_LAYER;
+    if (l->op == HCIM_OP_AVGPOOL) {
+        if (l->kh != ti.h || l->kw != ti.w || to.h != 1 || to.w != 1 || to.c != ti.c) return HCIM_ERR_LAYER;
+        if (l->pool_shift < -31 || l->pool_shift > 31 || l->res != HCIM_NO_TENSOR) return HCIM_ERR_LAYER;
+        return HCIM_OK;
+    }
+    uint32_t pad = l->op == HCIM_OP_MAXPOOL ? 0 : l->pad;
+    if (ti.h + 2 * pad < l->kh || ti.w + 2 * pad < l->kw) return HCIM_ERR_LAYER;
+    uint32_t ho = (ti.h + 2 * pad - l->kh) / l->stride + 1, wo = (ti.w + 2 * pad - l->kw) / l->stride + 1;
+    if (to.h != ho || to.w != wo) return HCIM_ERR_LAYER;
+    if (l->op == HCIM_OP_MAXPOOL) {
+        if (to.c != ti.c || l->res != HCIM_NO_TENSOR) return HCIM_ERR_LAYER;
+        return HCIM_OK;
+    }
+    // conv / fc
+    if (ti.sgn || ti.bits > HCIM_MAX_IN_BITS || to.c != l->f || l->f < 1) return HCIM_ERR_LAYER;
+    if (l->op == HCIM_OP_FC && (l->kh != ti.h || l->kw != ti.w || l->stride != 1 || l->pad != 0)) return HCIM_ERR_LAYER;
+    if (l->k != l->kh * l->kw * ti.c || l->r != (l->k + HCIM_ROWS_ACTIVE - 1) / HCIM_ROWS_ACTIVE) return HCIM_ERR_LAYER;
+    if (l->res != HCIM_NO_TENSOR) {
+        const hcim_tensor &tr = tab->t[l->res];
+        if (tr.c != to.c || tr.h != to.h || tr.w != to.w) return HCIM_ERR_LAYER;
+    }
+    if (l->f > HCIM_MAX_FILTERS || l->ng > HCIM_MAX_GROUPS || l->r > HCIM_MAX_ROWBLOCKS) return HCIM_ERR_LIMIT;
+    uint32_t cw = (ti.c + 63) / 64;
+    if (cw > HCIM_MAX_CWORDS || (uint64_t)ti.h * ti.w * ti.bits * cw > HCIM_MAX_PACK_WORDS) return HCIM_ERR_LIMIT;
+    return HCIM_OK;
+}
+
+// Sections, per-filter parameters, column map and skip index of a conv/fc layer.
+static uint32_t hcim_check_cim_sections(const word_t *prog, const hcim_layer *l, uint32_t nbytes) {
+    const uint32_t G = HCIM_GROUP_WIDTH;
+    if (!hcim_section_ok(l->off_prec, l->f, nbytes) || !hcim_section_ok(l->off_bias, 4ull * l->f, nbytes) ||
+        !hcim_section_ok(l->off_shift, l->f, nbytes) || !hcim_section_ok(l->off_rshift, l->f, nbytes) ||
+        !hcim_section_ok(l->off_colmap, 4ull * l->ng * G, nbytes) ||
+        !hcim_section_ok(l->off_skip, (l->ng * l->r + 7) / 8, nbytes) ||
+        !hcim_section_ok(l->off_weights, 8ull * l->n_words, nbytes))
+        return HCIM_ERR_LAYER;
+check_filters:
+    for (uint32_t f = 0; f < l->f; f++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
+        uint32_t p = hcim_rd8(prog, l->off_prec + f);
+        int32_t s = hcim_rdi8(prog, l->off_shift + f), rs = hcim_rdi8(prog, l->off_rshift + f);
+        if (p > 8 || (p && !((HCIM_PRECISION_MASK >> (p - 1)) & 1u))) return HCIM_ERR_LAYER;
+        if (s < -31 || s > 31 || rs < 0 || rs > 31) return HCIM_ERR_LAYER;
+    }
+check_colmap:
+    for (uint32_t e = 0; e < l->ng * G; e++) {
+#pragma HLS LOOP_TRIPCOUNT min = 8 max = 4096
+        uint32_t cm = hcim_rd32(prog, l->off_colmap + 4 * e);
+        if (!((cm >> HCIM_CM_USED_SHIFT) & 1u)) continue;
+        uint32_t f = cm & 0xFFFFu, j = (cm >> HCIM_CM_PLANE_SHIFT) & 0xFFu;
+        if (f >= l->f || j >= hcim_rd8(prog, l->off_prec + f)) return HCIM_ERR_LAYER;
+    }
+    uint32_t present = 0;
+check_skip:
+    for (uint32_t u = 0; u < l->ng * l->r; u++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+        present += (hcim_rd8(prog, l->off_skip + (u >> 3)) >> (u & 7u)) & 1u;
+    }
+    if ((uint64_t)present * G != l->n_words) return HCIM_ERR_LAYER;
+    return HCIM_OK;
+}
+
+uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab) {
+    uint32_t nbytes = hcim_rd32(prog, HCIM_H_IMAGE_BYTES);
+    tab->image_bytes = nbytes;
+    tab->n_tensors = hcim_rd16(prog, HCIM_H_N_TENSORS);
+    tab->n_layers = hcim_rd16(prog, HCIM_H_N_LAYERS);
+    tab->input = hcim_rd16(prog, HCIM_H_INPUT_TENSOR);
+    tab->output = hcim_rd16(prog, HCIM_H_OUTPUT_TENSOR);
+    if (tab->n_tensors > HCIM_MAX_TENSORS || tab->n_layers > HCIM_MAX_LAYERS) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);
+    uint32_t toff = hcim_rd32(prog, HCIM_H_TENSOR_TABLE), loff = hcim_rd32(prog, HCIM_H_LAYER_TABLE);
+    if (tab->n_tensors < 2 || tab->n_layers < 1 || !hcim_section_ok(toff, 16ull * tab->n_tensors, nbytes))
+        HCIM_FAIL(HCIM_ERR_TENSOR, 0xFFFF);
+    if (!hcim_section_ok(loff, 96ull * tab->n_layers, nbytes)) HCIM_FAIL(HCIM_ERR_LAYER, 0xFFFF);
+    uint64_t offset = 0;
+read_tensors:
+    for (uint32_t i = 0; i < tab->n_tensors; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = HCIM_MAX_TENSORS
+        uint32_t b = toff + i * HCIM_TENSOR_BYTES;
+        hcim_tensor &t = tab->t[i];
+        t.c = hcim_rd16(prog, b + HCIM_T_CHANNELS);
+        t.h = hcim_rd16(prog, b + HCIM_T_HEIGHT);
+        t.w = hcim_rd16(prog, b + HCIM_T_WIDTH);
+        t.bits = hcim_rd8(prog, b + HCIM_T_BITS);
+        t.sgn = hcim_rd8(prog, b + HCIM_T_SIGNED);
+        if (!t.c || !t.h || !t.w || t.bits < 1 || t.bits > 32 || t.sgn > 1) HCIM_FAIL(HCIM_ERR_TENSOR, i);
+        uint64_t size = (uint64_t)t.c * t.h * t.w;
+        offset += size;
+        if (offset > 0x7FFFFFFFull) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);
+        t.size = (uint32_t)size;
+        t.off = (uint32_t)(offset - size);
+    }
+    tab->scratch_per_image = (uint32_t)offset;
+    if (tab->input >= tab->n_tensors || tab->output >= tab->n_tensors || tab->input == tab->output)
+        HCIM_FAIL(HCIM_ERR_TENSOR, 0xFFFF);
+    const hcim_tensor &tin = tab->t[tab->input];
+    if (tin.sgn || tin.bits > 8) HCIM_FAIL(HCIM_ERR_TENSOR, tab->input);
+    bool produced[HCIM_MAX_TENSORS];
+init_produced:
+    for (uint32_t i = 0; i < HCIM_MAX_TENSORS; i++) produced[i] = i == tab->input;
+check_layers:
+    for (uint32_t i = 0; i < tab->n_layers; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
+        hcim_layer l;
+        hcim_read_layer(prog, tab, i, &l);
+        if (l.op < HCIM_OP_CONV || l.op > HCIM_OP_AVGPOOL) HCIM_FAIL(HCIM_ERR_LAYER, i);
+        if (l.in >= tab->n_tensors || !produced[l.in] || l.out >= tab->n_tensors || produced[l.out])
+            HCIM_FAIL(HCIM_ERR_LAYER, i);
+        if (l.res != HCIM_NO_TENSOR && (l.res >= tab->n_tensors || !produced[l.res])) HCIM_FAIL(HCIM_ERR_LAYER, i);
+        uint32_t rc = hcim_check_shapes(tab, &l);
+        if (rc == HCIM_OK && (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC)) rc = hcim_check_cim_sections(prog, &l, nbytes);
+        if (rc != HCIM_OK) HCIM_FAIL(rc, i);
+        produced[l.out] = true;
+    }
+    if (!produced[tab->output]) HCIM_FAIL(HCIM_ERR_TENSOR, tab->output);
+    return HCIM_OK;
+}

@@ -1,0 +1,152 @@
+// hybridcim accelerator: an emulated array of SRAM CIM macros as a Vitis HLS kernel.
+//
+// Integer semantics: docs/architecture.md (spec 1.0). Program image: docs/program-format.md.
+// DDR buffers and control registers: docs/program-format.md, section "Runtime buffers".
+//
+// The preset (array geometry + kernel capacity) is chosen at compile time:
+//   g++/v++ -DHCIM_PRESET_HEADER='"presets/tiny-64.h"'   (default: presets/sun-mars-256.h)
+// One bitstream runs any program compiled for its preset; it refuses others.
+//
+// Every type and format constant the kernel uses is defined here, once; the Python side
+// (hybridcim.spec.numformat, hybridcim.program.format) is checked against this file by
+// tests/hls/test_types_header.py.
+#ifndef HYBRIDCIM_ACCEL_H
+#define HYBRIDCIM_ACCEL_H
+
+#include <stdint.h>
+#include "ap_int.h"
+
+#ifndef HCIM_PRESET_HEADER
+#define HCIM_PRESET_HEADER "presets/sun-mars-256.h"
+#endif
+#include HCIM_PRESET_HEADER
+
+// ---- kernel version (bitstream manifest "kernel_version"; bump on any interface change) ----
+#define HCIM_KERNEL_VERSION_MAJOR 1
+#define HCIM_KERNEL_VERSION_MINOR 0
+
+// ---- number formats (architecture.md §2; hybridcim.spec.numformat) ----
+typedef ap_uint<8> pixel_t;   // UINT8: network input pixels
+typedef ap_uint<4> act4_t;    // uintA, A = 4: default post-ReLU activation
+typedef ap_int<2> w2_t;       // int2 weights
+typedef ap_int<4> w4_t;       // int4 weights
+typedef ap_int<8> w8_t;       // int8 weights
+typedef ap_int<32> logit_t;   // INT32: accumulators, bias, logits
+typedef ap_uint<64> rowword_t;  // one row block of one column: rows_active <= 64 bits
+// Native containers used in the datapath (same bit widths; plain C types keep csim fast).
+typedef uint64_t word_t;      // program words, packed input planes, weight words
+typedef int32_t acc_t;        // signed acc_bits = 32 accumulator (architecture.md §4)
+typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_shift) before the shift
+
+// ---- program image format 1.0 (program-format.md; hybridcim.program.format) ----
+#define HCIM_MAGIC_WORD 0x474F52504D494348ull  // "HCIMPROG" read as a little-endian u64
+#define HCIM_FORMAT_MAJOR 1
+#define HCIM_FORMAT_MINOR 0
+#define HCIM_HEADER_BYTES 64
+#define HCIM_TENSOR_BYTES 16
+#define HCIM_LAYER_BYTES 96
+#define HCIM_NO_TENSOR 0xFFFF
+#define HCIM_ALIGN 8
+// header field byte offsets
+#define HCIM_H_VERSION_MAJOR 8
+#define HCIM_H_VERSION_MINOR 10
+#define HCIM_H_IMAGE_BYTES 12
+#define HCIM_H_CRC32 16
+#define HCIM_H_FINGERPRINT 20
+#define HCIM_H_ROWS 24
+#define HCIM_H_COLS 26
+#define HCIM_H_ROWS_ACTIVE 28
+#define HCIM_H_GROUP_WIDTH 30
+#define HCIM_H_N_MACROS 32
+#define HCIM_H_ACC_BITS 34
+#define HCIM_H_ADC_BITS 35
+#define HCIM_H_N_TENSORS 36
+#define HCIM_H_N_LAYERS 38
+#define HCIM_H_INPUT_TENSOR 40
+#define HCIM_H_OUTPUT_TENSOR 42
+#define HCIM_H_TENSOR_TABLE 44
+#define HCIM_H_LAYER_TABLE 48
+#define HCIM_H_MANIFEST_OFFSET 52
+#define HCIM_H_MANIFEST_BYTES 56
+#define HCIM_H_PRECISION_MASK 60
+// tensor record field byte offsets
+#define HCIM_T_CHANNELS 0
+#define HCIM_T_HEIGHT 2
+#define HCIM_T_WIDTH 4
+#define HCIM_T_BITS 6
+#define HCIM_T_SIGNED 7
+#define HCIM_T_EXPONENT 8
+// layer record field byte offsets
+#define HCIM_L_OP 0
+#define HCIM_L_MODE 1
+#define HCIM_L_KH 2
+#define HCIM_L_KW 3
+#define HCIM_L_STRIDE 4
+#define HCIM_L_PAD 5
+#define HCIM_L_FLAGS 6
+#define HCIM_L_IN_TENSOR 8
+#define HCIM_L_OUT_TENSOR 10
+#define HCIM_L_RES_TENSOR 12
+#define HCIM_L_N_FILTERS 14
+#define HCIM_L_K_ROWS 16
+#define HCIM_L_N_GROUPS 20
+#define HCIM_L_N_ROWBLOCKS 22
+#define HCIM_L_CLAMP_LO 24
+#define HCIM_L_CLAMP_HI 28
+#define HCIM_L_POOL_SHIFT 32
+#define HCIM_L_OFF_PRECISION 36
+#define HCIM_L_OFF_BIAS 40
+#define HCIM_L_OFF_SHIFT 44
+#define HCIM_L_OFF_RES_SHIFT 48
+#define HCIM_L_OFF_COLMAP 52
+#define HCIM_L_OFF_SKIP 56
+#define HCIM_L_OFF_WEIGHTS 60
+#define HCIM_L_N_WEIGHT_WORDS 64
+// op codes (architecture.md §3; hybridcim.program.format.Op)
+#define HCIM_OP_CONV 1
+#define HCIM_OP_FC 2
+#define HCIM_OP_MAXPOOL 3
+#define HCIM_OP_AVGPOOL 4
+// column map entry: filter | plane << 16 | used << 24
+#define HCIM_CM_PLANE_SHIFT 16
+#define HCIM_CM_USED_SHIFT 24
+
+// ---- derived preset constants ----
+#define HCIM_BLOCKS_PER_MACRO (HCIM_ROWS / HCIM_ROWS_ACTIVE)
+#define HCIM_GROUPS_PER_MACRO (HCIM_COLS / HCIM_GROUP_WIDTH)
+#define HCIM_UNITS_PER_MACRO (HCIM_BLOCKS_PER_MACRO * HCIM_GROUPS_PER_MACRO)
+#define HCIM_MACRO_WORDS (HCIM_UNITS_PER_MACRO * HCIM_GROUP_WIDTH)  // 64-bit words of one macro
+#define HCIM_MAX_IN_BITS 8
+#define HCIM_MAX_STREAM_WORDS ((HCIM_MAX_ROWBLOCKS * HCIM_ROWS_ACTIVE + 63) / 64)
+
+// ---- return value of the kernel: code | detail << 16 (detail: layer or tensor index) ----
+#define HCIM_OK 0
+#define HCIM_ERR_ARGS 1         // null pointer, zero sizes, prog_words too small
+#define HCIM_ERR_MAGIC 2        // not a program image
+#define HCIM_ERR_VERSION 3      // format major version != 1
+#define HCIM_ERR_SIZE 4         // header image_bytes != 8 * prog_words
+#define HCIM_ERR_CHECKSUM 5     // CRC-32 of bytes [64, image_bytes) != header crc32
+#define HCIM_ERR_PRESET 6       // fingerprint / geometry != this bitstream's preset
+#define HCIM_ERR_LIMIT 7        // program exceeds a kernel capacity (detail: layer)
+#define HCIM_ERR_LAYER 8        // malformed table or layer record (detail: layer)
+#define HCIM_ERR_SCRATCH 9      // scratch buffer too small
+#define HCIM_ERR_INPUT 10       // an input pixel exceeds the input tensor's bit width (detail: image)
+#define HCIM_ERR_TENSOR 11      // malformed tensor table (detail: tensor)
+#define HCIM_DETAIL_SHIFT 16
+
+// ---- flags register ----
+#define HCIM_FLAG_TRACE 1u      // keep every image's tensors: image n uses scratch[n * S ... ]
+#define HCIM_FLAG_VALIDATE_ONLY 2u  // check the image and buffer sizes, compute nothing
+
+// Top function (one call runs n_images images through the whole program).
+//   prog:    program image as little-endian u64 words (prog_words = image_bytes / 8)
+//   images:  n_images uint8 NCHW images, each padded to ceil(C*H*W / 8) u64 words
+//   out:     n_images x (output tensor H*W*C) int32, NHWC per image
+//   scratch: int32 activation arena: every tensor t of one image at offset
+//            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
+// Returns HCIM_OK or an error code (| detail << 16); never reads or writes out of bounds.
+uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t n_images,
+                         acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
+                         uint32_t flags);
+
+#endif  // HYBRIDCIM_ACCEL_H

@@ -1,0 +1,1 @@
+"""The ``hybridcim`` command line: one module per subcommand (``cmd_*.py``), registered in main."""

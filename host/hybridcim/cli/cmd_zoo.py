@@ -1,0 +1,21 @@
+"""``hybridcim zoo NAME -o FILE``: write a ready-made (random-weight) program image."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    from ..zoo import ZOO
+    p = sub.add_parser("zoo", help="write a ready-made random-weight program (benchmarks, demos)")
+    p.add_argument("name", choices=sorted(ZOO))
+    p.add_argument("-o", "--output", required=True, help="program image to write (.cim); a .cim.json manifest goes beside it")
+    p.add_argument("--preset", default="sun-mars-256")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..program import write_program
+    from ..zoo import ZOO
+    prog = ZOO[args.name](preset=args.preset, seed=args.seed)
+    path = write_program(prog, args.output)
+    print(f"wrote {path} ({path.stat().st_size} bytes), {len(prog.layers)} layers, preset {prog.preset.name}")
+    return 0

@@ -1,0 +1,92 @@
+"""Random valid programs for cross-checking executors (tests, fuzzing a new backend).
+
+``random_program(seed, preset)`` draws a small network: an input of 1..8 channels, a chain
+of conv layers (kernel 1..3, stride 1..2, padding 0..k-1) with random mixed precisions from
+the preset set, pruned filters, pruned (row block x group) units, random bias/shift, an
+occasional residual (unsigned activation or a signed 1x1 shortcut), maxpool, and a global
+average pool + logits layer at the end. Every draw is a program the validator accepts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..program.builder import ProgramBuilder
+from ..program.model import Program
+from ..program.packing import pack_filters
+from ..spec.hardware import HardwarePreset, get_preset
+
+
+def _weights(rng: np.random.Generator, preset: HardwarePreset, f: int, c: int, k: int, packing: str,
+             p_filter: float, p_unit: float):
+    prec = rng.choice(preset.precisions, size=f)
+    prec[rng.random(f) < p_filter] = 0
+    lo = -(1 << (prec - 1).clip(0))
+    w = np.zeros((f, c, k, k), dtype=np.int64)
+    for fi in range(f):
+        if prec[fi]:
+            w[fi] = rng.integers(lo[fi], -lo[fi], size=(c, k, k))
+    groups = pack_filters(prec, preset.group_width, packing)
+    a = preset.rows_active
+    kk = k * k * c
+    wm = w.transpose(0, 2, 3, 1).reshape(f, kk)
+    for g, members in enumerate(groups):
+        for b in range(-(-kk // a)):
+            if rng.random() < p_unit:
+                for fi, _ in members:
+                    wm[fi, b * a:(b + 1) * a] = 0
+    return wm.reshape(f, k, k, c).transpose(0, 3, 1, 2), prec, groups
+
+
+def random_program(seed: int | np.random.Generator = 0, preset: "str | HardwarePreset" = "tiny-64",
+                   max_convs: int = 3, max_hw: int = 9, max_channels: int = 12) -> Program:
+    """A random valid program (see module docstring); deterministic in ``seed``."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    preset = get_preset(preset)
+    b = ProgramBuilder(preset, name="fuzz")
+    c = int(rng.integers(1, 9))
+    h, w = int(rng.integers(2, max_hw + 1)), int(rng.integers(2, max_hw + 1))
+    x = b.input("image", c, h, w, bits=int(rng.choice([4, 8])))
+    packing = str(rng.choice(["paired", "naive"]))
+    p_filter, p_unit = float(rng.choice([0, 0.2, 0.5])), float(rng.choice([0, 0.3, 0.6]))
+    abits = int(rng.integers(1, 9))
+    for i in range(int(rng.integers(1, max_convs + 1))):
+        t = b.tensors[x]
+        k = int(rng.integers(1, min(3, t.height, t.width) + 1))
+        stride = int(rng.integers(1, 3))
+        pad = int(rng.integers(0, k))
+        f = int(rng.integers(1, max_channels + 1))
+        use_res = rng.random() < 0.5
+        res = res_shift = None
+        if use_res:
+            # a residual must have the output's shape: make one with a 1x1 conv of the same stride
+            ho = (t.height + 2 * pad - k) // stride + 1
+            wo = (t.width + 2 * pad - k) // stride + 1
+            if rng.random() < 0.5 and (t.height - 1) // stride + 1 == ho and (t.width - 1) // stride + 1 == wo:
+                ws, ps, gs = _weights(rng, preset, f, t.channels, 1, packing, p_filter, p_unit)
+                res = b.conv(f"short{i}", x, ws, ps, rng.integers(0, 6, size=f), bias=rng.integers(-50, 50, size=f),
+                             stride=stride, out_bits=8, out_signed=True, groups=gs)
+                res_shift = rng.integers(0, 4, size=f)
+            elif (ho, wo, f) == t.shape_hwc and not t.signed:
+                res, res_shift = x, rng.integers(0, 4, size=f)
+        wt, prec, groups = _weights(rng, preset, f, t.channels, k, packing, p_filter, p_unit)
+        shift = rng.integers(-1, 9, size=f)
+        bias = rng.integers(-200, 200, size=f)
+        bias[(prec == 0) & (rng.random(f) < 0.7)] = 0  # mostly dead pruned filters, as training makes them
+        x = b.conv(f"conv{i}", x, wt, prec, shift, bias=bias, stride=stride, pad=pad,
+                   out_bits=abits, res=res, res_shift=res_shift, groups=groups)
+        t = b.tensors[x]
+        if rng.random() < 0.3 and t.height >= 2 and t.width >= 2:
+            x = b.maxpool(f"pool{i}", x, k=2, stride=int(rng.integers(1, 3)))
+    t = b.tensors[x]
+    x = b.avgpool("gap", x, shift=int(rng.integers(0, 7)), out_bits=int(rng.integers(1, 9)))
+    n_cls = int(rng.integers(2, 11))
+    wt, prec, groups = _weights(rng, preset, n_cls, t.channels, 1, packing, 0.0, 0.0)
+    b.fc("logits", x, wt, prec, rng.integers(-3, 1, size=n_cls), bias=rng.integers(-1000, 1000, size=n_cls),
+         logits=True, groups=groups)
+    return b.build()
+
+
+def random_images(program: Program, n: int, seed: int = 0) -> np.ndarray:
+    """Random images in the program input's range, uint8 NCHW."""
+    t = program.input
+    return np.random.default_rng(seed).integers(0, t.fmt.max + 1, size=(n, t.channels, t.height, t.width)).astype(np.uint8)
