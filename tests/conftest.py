@@ -14,3 +14,14 @@ def cifar10_root() -> Path:
             and not (root / "test_batch.bin").is_file() and not (root / "test_batch").is_file():
         pytest.skip(f"CIFAR-10 not found at {root} (set CIFAR10_DIR)")
     return root
+
+
+def _hypothesis_profiles() -> None:
+    """CI runs derandomized (reproducible) property tests; locally they explore new seeds."""
+    from hypothesis import settings
+    settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+_hypothesis_profiles()

@@ -12,32 +12,16 @@ only its live channels are stored, with their original indices.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as tf
 
-from ..cim.requant import requantize
 from ..program.format import Op
-from ..program.model import Program
+from .plan import ExecPlan
 
 CL = torch.channels_last
-
-
-@dataclass
-class _Step:
-    """Everything one CIM layer needs at run time."""
-
-    in_pos: torch.Tensor | None   # positions to select from the stored input, None = all
-    weight: torch.Tensor          # (F', C', kh, kw) scaled by 2^-shift, channels-last
-    bias: torch.Tensor            # (F',) scaled
-    live_f: torch.Tensor          # original indices of computed filters
-    compact_out: bool             # output stored as live_f channels only
-    const: torch.Tensor | None    # (1, F, 1, 1) full-layout value of non-computed filters (no residual)
-    bias_full: torch.Tensor | None  # (1, F, 1, 1) residual layers: scaled bias of all filters
-    res_scale: torch.Tensor | None  # (1, F, 1, 1) 2^(res_shift - shift)
-    dtype: torch.dtype
 
 
 def _dt(np_dtype) -> torch.dtype:
@@ -45,54 +29,24 @@ def _dt(np_dtype) -> torch.dtype:
 
 
 class TorchPlan:
-    """Per-layer steps built once from the FastEmulator's plans; ``run`` executes the program."""
+    """The ExecPlan's arrays as torch tensors (converted once); ``run`` executes the program."""
 
-    def __init__(self, program: Program, plans: dict, dead_out: dict):
-        self.program = program
-        self.steps: dict[int, _Step] = {}
-        self.stored: dict[int, np.ndarray | None] = {program.input_tensor: None}  # tensor -> stored channels
-        self.last_use: dict[int, int] = {}
-        for i, layer in enumerate(program.layers):
-            for t in (layer.in_tensor, layer.res_tensor):
-                if t is not None:
-                    self.last_use[t] = i
-            if layer.op.is_cim:
-                self.steps[i] = self._step(i, layer, plans[i], dead_out[layer.out_tensor])
-            else:
-                self.stored[layer.out_tensor] = self.stored[layer.in_tensor]
-        self.last_use[program.output_tensor] = len(program.layers)
-
-    def _step(self, i: int, layer, plan, dead: np.ndarray) -> _Step:
-        dt = _dt(plan.dtype)
-        stored_in = self.stored[layer.in_tensor]
-        if stored_in is None:
-            pos = plan.live_c
-        else:
-            pos = np.searchsorted(stored_in, plan.live_c)
-            assert np.array_equal(stored_in[pos], plan.live_c), "a live input channel is not stored"
-        n_in = self.program.tensors[layer.in_tensor].channels if stored_in is None else len(stored_in)
-        in_pos = None if np.array_equal(pos, np.arange(n_in)) else torch.from_numpy(pos)
-        s = layer.shift.astype(np.int64)
-        scale = np.ldexp(1.0, -s)
-        live = plan.live_f
-        weight = torch.from_numpy(plan.w_oihw * scale[live, None, None, None]).to(dt).contiguous(memory_format=CL)
-        bias = torch.from_numpy(layer.bias[live].astype(np.float64) * scale[live]).to(dt)
-        f = layer.n_filters
-        full = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64)).to(dt).view(1, f, 1, 1)
-        non_live = np.setdiff1d(np.arange(f), live)
-        compact = layer.res_tensor is None and bool(dead[non_live].all()) and len(live) < f
-        const = bias_full = res_scale = None
-        if layer.res_tensor is None and not compact and len(live) < f:
-            const = full(requantize(np.zeros(f, dtype=np.int64), layer.bias, s, layer.clamp_lo, layer.clamp_hi))
-        if layer.res_tensor is not None:
-            bias_full = full(layer.bias * scale)
-            res_scale = full(np.ldexp(1.0, layer.res_shift.astype(np.int64) - s))
-        self.stored[layer.out_tensor] = live if compact else None
-        return _Step(in_pos, weight, bias, torch.from_numpy(live), compact, const, bias_full, res_scale, dt)
+    def __init__(self, plan: ExecPlan):
+        self.plan, self.program = plan, plan.program
+        self.steps = {}
+        for i, st in plan.steps.items():
+            dt, f = _dt(st.dtype), self.program.layers[i].n_filters
+            as_t = lambda a: None if a is None else torch.from_numpy(np.asarray(a)).to(dt)
+            full = lambda a: None if a is None else as_t(a).view(1, f, 1, 1)
+            self.steps[i] = SimpleNamespace(
+                in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos),
+                weight=as_t(st.w_oihw).contiguous(memory_format=CL), bias=as_t(st.bias),
+                live_f=torch.from_numpy(st.live_f), n_live=len(st.live_f), compact_out=st.compact_out,
+                const=full(st.const), bias_full=full(st.bias_full), res_scale=full(st.res_scale), dtype=dt)
 
     def _full(self, t: int, x: torch.Tensor) -> torch.Tensor:
         """Stored tensor ``t`` expanded to all its channels (missing ones are 0)."""
-        chans = self.stored[t]
+        chans = self.plan.stored[t]
         if chans is None:
             return x
         n, _, h, w = x.shape
@@ -118,9 +72,8 @@ class TorchPlan:
                     y = torch.round(s * 2.0 ** -layer.pool_shift).clamp_(layer.clamp_lo, layer.clamp_hi).to(x.dtype)
                 env[layer.out_tensor] = y
                 if not keep_all:
-                    for t in (layer.in_tensor, layer.res_tensor):
-                        if t is not None and self.last_use.get(t) == i:
-                            env.pop(t, None)
+                    for t in self.plan.releasable(i, layer):
+                        env.pop(t, None)
         keys = env.keys() if keep_all else [p.output_tensor]
         return {t: self._full(t, env[t]).to(torch.float64).permute(0, 2, 3, 1).numpy().astype(np.int64)
                 for t in keys}

@@ -1,0 +1,71 @@
+"""The ``hybridcim`` command line, run as a user would (subprocess for the entry point, main() for speed)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hybridcim.cli.main import main
+from hybridcim.program import write_program
+from hybridcim.zoo import random_resnet20
+
+
+@pytest.fixture(scope="module")
+def r20(tmp_path_factory):
+    return write_program(random_resnet20(), tmp_path_factory.mktemp("p") / "r20.cim")
+
+
+def test_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "hybridcim.cli.main", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "emulate" in out.stdout and "info" in out.stdout
+
+
+def test_info_presets_and_program(capsys, r20):
+    assert main(["info", "--json"]) == 0
+    presets = json.loads(capsys.readouterr().out)
+    assert "sun-mars-256" in presets
+    assert main(["info", str(r20)]) == 0
+    text = capsys.readouterr().out
+    assert "s3b3_conv2" in text and "total cycles/image" in text
+    assert main(["info", str(r20), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert len(m["counters_per_image"]) == len(m["layers"]) == 23
+
+
+@pytest.mark.parametrize("emulator", ["fast", "reference"])
+def test_emulate_json_summary(capsys, r20, cifar10_root, emulator):
+    limit = 40 if emulator == "fast" else 2
+    assert main(["emulate", str(r20), "--data", str(cifar10_root), "--limit", str(limit), "--batch-size", "16",
+                 "--emulator", emulator, "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    s = json.loads(last)
+    assert s["images"] == limit and 0.0 <= s["accuracy"] <= 1.0 and s["images_per_s"] > 0
+    assert s["cycles_per_image"] > 0 and s["peak_rss_mb"] > 0
+
+
+def test_fast_and_reference_agree_through_cli(capsys, r20, cifar10_root):
+    # the same 2 images through both emulators: identical accuracy and cycle counts
+    outs = []
+    for emulator in ("fast", "reference"):
+        main(["emulate", str(r20), "--data", str(cifar10_root), "--limit", "2", "--emulator", emulator, "--json"])
+        outs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert outs[0]["accuracy"] == outs[1]["accuracy"] and outs[0]["cycles_per_image"] == outs[1]["cycles_per_image"]
+
+
+def test_errors_are_one_line_exit_2(capsys, tmp_path, r20, cifar10_root):
+    bad = tmp_path / "bad.cim"
+    data = bytearray(r20.read_bytes())
+    data[1000] ^= 1
+    bad.write_bytes(bytes(data))
+    assert main(["emulate", str(bad), "--data", str(cifar10_root)]) == 2
+    err = capsys.readouterr().err
+    assert "CRC-32 mismatch" in err and "Traceback" not in err
+    assert main(["emulate", str(r20), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing.cim")]) == 2
+
+
+def test_zoo_writes_program(tmp_path, capsys):
+    out = tmp_path / "z.cim"
+    assert main(["zoo", "resnet20-random", "-o", str(out), "--preset", "tiny-64"]) == 0
+    assert out.exists() and (tmp_path / "z.cim.json").exists()
