@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1.0.0",
          "onnxruntime", "pyyaml", "safetensors"]
 CSIM = ["hls4ml==1.3.0"]
-TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel"]
+TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel", "matplotlib"]
 BOARD = ["pynq==4.0.0"]
 
 setup(

@@ -1,0 +1,20 @@
+"""Notebooks that need no board are executed top to bottom; any cell error fails the test."""
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NO_BOARD = ["01_laptop_emulation.ipynb"]
+
+
+@pytest.mark.parametrize("name", NO_BOARD)
+def test_notebook_runs(name, cifar10_root, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("CIFAR10_DIR", str(cifar10_root))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
