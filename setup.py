@@ -4,7 +4,26 @@ Install (Python 3.11):  pip install -e ".[all]"
 The core package (program, emulator, data, runtime, cli) needs numpy only so that it runs
 on a PYNQ board's ARM CPU; training, export and the PyTorch emulator fast path are extras.
 """
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HLS_SOURCES = ["*.h", "*.cpp", "presets/*.h", "tb/*.cpp", "Makefile", "run_hls.tcl", "hls_config.cfg"]
+
+
+class BuildPyWithHls(build_py):
+    """Copy the repository's hls/ sources into the wheel as hybridcim/hls/ (the csim builder finds them there)."""
+
+    def run(self):
+        super().run()
+        src = Path(__file__).resolve().parent / "hls"
+        dst = Path(self.build_lib) / "hybridcim" / "hls"
+        for pattern in HLS_SOURCES:
+            for f in src.glob(pattern):
+                (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst / f.relative_to(src))
 
 TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1.0.0",
          "onnxruntime", "pyyaml", "safetensors"]
@@ -18,7 +37,8 @@ setup(
     description="Bit-exact SRAM compute-in-memory emulation, FPGA overlay and CIM-aware training",
     package_dir={"": "host"},
     packages=find_packages("host"),
-    package_data={"hybridcim": ["models/*", "hls/*"]},
+    package_data={"hybridcim": ["models/*/*", "train/configs/*.yaml"]},
+    cmdclass={"build_py": BuildPyWithHls},
     python_requires=">=3.10",
     install_requires=["numpy>=1.24,<2", "tqdm"],
     extras_require={

@@ -9,7 +9,8 @@
 
 #define HCIM_FAIL(code, detail) return (uint32_t)(code) | ((uint32_t)(detail) << HCIM_DETAIL_SHIFT)
 
-// CRC-32, zlib / IEEE 802.3 polynomial (reflected 0xEDB88320), over bytes [64, image_bytes).
+// CRC-32, zlib / IEEE 802.3 polynomial (reflected 0xEDB88320), of the whole image with the
+// crc32 field (bytes 16..19) read as zero (program-format.md, header).
 static uint32_t hcim_crc32(const word_t *prog, uint32_t image_bytes) {
     uint32_t table[256];
 crc_table:
@@ -20,10 +21,11 @@ crc_table:
     }
     uint32_t crc = 0xFFFFFFFFu;
 crc_words:
-    for (uint32_t w = HCIM_HEADER_BYTES / 8; w < image_bytes / 8; w++) {
+    for (uint32_t w = 0; w < image_bytes / 8; w++) {
 #pragma HLS LOOP_TRIPCOUNT min = 64 max = 65536
 #pragma HLS PIPELINE II = 8
         word_t v = prog[w];
+        if (w == HCIM_H_CRC32 / 8) v &= ~(word_t)0xFFFFFFFFull;  // the crc32 field reads as 0
         for (int b = 0; b < 8; b++) {
             crc = table[(crc ^ (uint32_t)(v >> (8 * b))) & 0xFFu] ^ (crc >> 8);
         }

@@ -117,15 +117,15 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_UNITS_PER_MACRO (HCIM_BLOCKS_PER_MACRO * HCIM_GROUPS_PER_MACRO)
 #define HCIM_MACRO_WORDS (HCIM_UNITS_PER_MACRO * HCIM_GROUP_WIDTH)  // 64-bit words of one macro
 #define HCIM_MAX_IN_BITS 8
-#define HCIM_MAX_STREAM_WORDS ((HCIM_MAX_ROWBLOCKS * HCIM_ROWS_ACTIVE + 63) / 64)
+#define HCIM_XW_WORDS (HCIM_MAX_ROWBLOCKS + 1)  // row-block words per input bit plane of one window (+1 spill word)
 
 // ---- return value of the kernel: code | detail << 16 (detail: layer or tensor index) ----
 #define HCIM_OK 0
-#define HCIM_ERR_ARGS 1         // null pointer, zero sizes, prog_words too small
+#define HCIM_ERR_ARGS 1         // null pointer, or images / out buffer smaller than n_images need
 #define HCIM_ERR_MAGIC 2        // not a program image
 #define HCIM_ERR_VERSION 3      // format major version != 1
 #define HCIM_ERR_SIZE 4         // header image_bytes != 8 * prog_words
-#define HCIM_ERR_CHECKSUM 5     // CRC-32 of bytes [64, image_bytes) != header crc32
+#define HCIM_ERR_CHECKSUM 5     // CRC-32 of the image (crc32 field as 0) != header crc32
 #define HCIM_ERR_PRESET 6       // fingerprint / geometry != this bitstream's preset
 #define HCIM_ERR_LIMIT 7        // program exceeds a kernel capacity (detail: layer)
 #define HCIM_ERR_LAYER 8        // malformed table or layer record (detail: layer)
@@ -140,13 +140,15 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 
 // Top function (one call runs n_images images through the whole program).
 //   prog:    program image as little-endian u64 words (prog_words = image_bytes / 8)
-//   images:  n_images uint8 NCHW images, each padded to ceil(C*H*W / 8) u64 words
+//   images:  n_images uint8 NCHW images, each padded to ceil(C*H*W / 8) u64 words (image_words in all)
 //   out:     n_images x (output tensor H*W*C) int32, NHWC per image
 //   scratch: int32 activation arena: every tensor t of one image at offset
 //            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
 // Returns HCIM_OK or an error code (| detail << 16); never reads or writes out of bounds.
-uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t n_images,
-                         acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
+// Every buffer size is checked: the kernel never reads or writes past prog_words, image_words,
+// out_words or scratch_words.
+uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
+                         uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
                          uint32_t flags);
 
 #endif  // HYBRIDCIM_ACCEL_H

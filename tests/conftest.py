@@ -16,6 +16,26 @@ def cifar10_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def csim_lib():
+    """csim_lib(preset) -> CSimLibrary, built once per preset and cached on disk by content hash.
+
+    Skips where g++ or the hls4ml headers are missing, except under CI (CI=true), where the
+    README's install provides both and a missing csim backend must fail, not hide.
+    """
+    from hybridcim.runtime.csim_device import load_library
+    from hybridcim.runtime.errors import DeviceNotAvailableError
+
+    def get(preset: str = "sun-mars-256"):
+        try:
+            return load_library(preset)
+        except DeviceNotAvailableError as e:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"csim backend unavailable: {e}")
+    return get
+
+
 def _hypothesis_profiles() -> None:
     """CI runs derandomized (reproducible) property tests; locally they explore new seeds."""
     from hypothesis import settings

@@ -1,0 +1,87 @@
+// Top function of the hybridcim accelerator (Vitis HLS): see hybridcim_accel.h for the
+// interface and docs/program-format.md "Runtime buffers" for the DDR layout and registers.
+//
+// One call: check the program image (magic, version, size, CRC-32, preset), parse and check
+// its tables against the kernel's capacity, check the buffer sizes, then for every image:
+// unpack the uint8 NCHW pixels into the input tensor's scratch slot (NHWC), run the layers in
+// program order, copy the output tensor to `out`.
+#include "hcim_internal.h"
+
+static hcim_tables g_tab;
+
+// Image n's pixels (NCHW bytes in u64 words) -> NHWC int32 input slot; checks the input bit width.
+static bool hcim_load_image(const word_t *img, const hcim_tensor &t, acc_t *x) {
+    const uint32_t maxv = (1u << t.bits) - 1u;
+    bool ok = true;
+load_pixels:
+    for (uint32_t k = 0; k < t.size; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 3072 max = 3072
+#pragma HLS PIPELINE II = 1
+        const pixel_t v = (pixel_t)(uint32_t)((img[k >> 3] >> ((k & 7u) * 8u)) & 0xFFu);
+        const uint32_t c = k / (t.h * t.w), yx = k % (t.h * t.w);
+        ok &= (uint32_t)v <= maxv;
+        x[yx * t.c + c] = (acc_t)(uint32_t)v;
+    }
+    return ok;
+}
+
+uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
+                         uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
+                         uint32_t flags) {
+#pragma HLS INTERFACE m_axi port = prog offset = slave bundle = gmem0 depth = 65536 max_read_burst_length = 64
+#pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem1 depth = 98304
+#pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
+#pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
+#pragma HLS INTERFACE s_axilite port = prog bundle = control
+#pragma HLS INTERFACE s_axilite port = images bundle = control
+#pragma HLS INTERFACE s_axilite port = out bundle = control
+#pragma HLS INTERFACE s_axilite port = scratch bundle = control
+#pragma HLS INTERFACE s_axilite port = prog_words bundle = control
+#pragma HLS INTERFACE s_axilite port = image_words bundle = control
+#pragma HLS INTERFACE s_axilite port = n_images bundle = control
+#pragma HLS INTERFACE s_axilite port = out_words bundle = control
+#pragma HLS INTERFACE s_axilite port = scratch_words bundle = control
+#pragma HLS INTERFACE s_axilite port = flags bundle = control
+#pragma HLS INTERFACE s_axilite port = return bundle = control
+    if (!prog || !images || !out || !scratch) return HCIM_ERR_ARGS;
+    uint32_t image_bytes = 0;
+    uint32_t rc = hcim_check_header(prog, prog_words, &image_bytes);
+    if (rc != HCIM_OK) return rc;
+    rc = hcim_load_tables(prog, &g_tab);
+    if (rc != HCIM_OK) return rc;
+    const hcim_tensor &tin = g_tab.t[g_tab.input], &tout = g_tab.t[g_tab.output];
+    const uint32_t per_image = g_tab.scratch_per_image;
+    const bool trace = (flags & HCIM_FLAG_TRACE) != 0;
+    if ((uint64_t)scratch_words < (uint64_t)per_image * (trace && n_images ? n_images : 1u)) return HCIM_ERR_SCRATCH;
+    const uint32_t img_words = (tin.size + 7) / 8;
+    if ((uint64_t)out_words < (uint64_t)tout.size * n_images) return HCIM_ERR_ARGS;
+    if ((uint64_t)image_words < (uint64_t)img_words * n_images) return HCIM_ERR_ARGS;
+    if (flags & HCIM_FLAG_VALIDATE_ONLY) return HCIM_OK;
+images_loop:
+    for (uint32_t n = 0; n < n_images; n++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+        acc_t *s = scratch + (trace ? (uint64_t)n * per_image : 0);
+        if (!hcim_load_image(images + (uint64_t)n * img_words, tin, s + tin.off))
+            return HCIM_ERR_INPUT | (n << HCIM_DETAIL_SHIFT);
+    layers_loop:
+        for (uint32_t i = 0; i < g_tab.n_layers; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
+            hcim_layer l;
+            hcim_read_layer(prog, &g_tab, i, &l);
+            if (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC) {
+                hcim_cim_layer(prog, &g_tab, &l, s);
+            } else if (l.op == HCIM_OP_MAXPOOL) {
+                hcim_maxpool_layer(&g_tab, &l, s);
+            } else {
+                hcim_avgpool_layer(&g_tab, &l, s);
+            }
+        }
+    write_out:
+        for (uint32_t k = 0; k < tout.size; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 10 max = 1000
+#pragma HLS PIPELINE II = 1
+            out[(uint64_t)n * tout.size + k] = s[tout.off + k];
+        }
+    }
+    return HCIM_OK;
+}

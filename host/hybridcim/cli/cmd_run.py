@@ -1,0 +1,82 @@
+"""``hybridcim run``: run a model on CIFAR-10 on a backend, checked against a reference.
+
+    hybridcim run --backend emulator|csim|pynq [--model NAME_OR_PATH] --data DIR [--limit N]
+                  [--batch-size B] [--reference emulator|brevitas|none] [--json]
+
+Reports accuracy, agreement (images whose logits equal the reference's exactly) and images/s;
+on a disagreement, the first differing layer. The default reference is the fast emulator for
+csim and pynq, and the Brevitas model (needs torch + brevitas) for the emulator backend.
+Exit status 1 when some image disagrees; with --json the last stdout line is one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a model on CIFAR-10 on a backend and check it against a reference")
+    p.add_argument("--backend", choices=("emulator", "csim", "pynq"), default="emulator")
+    p.add_argument("--model", default=None, help="shipped model name, model folder or .cim path "
+                                                 "(default: hybridcim.models.DEFAULT_MODEL)")
+    p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
+    p.add_argument("--limit", type=int, default=None, help="first N test images")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--reference", choices=("emulator", "brevitas", "none"), default=None,
+                   help="reference executor (default: brevitas for --backend emulator, else emulator)")
+    p.add_argument("--board", default="pynq-z2", help="bitstreams/<board> for --backend pynq")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    p.set_defaults(func=run)
+
+
+def _reference(kind: str, program, model_path):
+    if kind == "none":
+        return None
+    if kind == "emulator":
+        from ..runtime.emulator_device import EmulatorDevice
+        dev = EmulatorDevice()
+        dev.load(program)
+        return dev
+    try:
+        from ..train.reference import load_brevitas_reference
+    except ImportError as e:
+        raise ReferenceUnavailable(
+            f"the brevitas reference needs torch and brevitas ({e}); install them (pip install -e '.[train]'), "
+            "or pass --reference emulator or --reference none") from None
+    model_dir = model_path.parent
+    try:
+        return load_brevitas_reference(model_dir)
+    except FileNotFoundError as e:
+        raise ReferenceUnavailable(f"no exported Brevitas model beside {model_path} ({e}); "
+                                   "pass --reference emulator or --reference none") from None
+
+
+class ReferenceUnavailable(ValueError):
+    """The requested reference executor cannot be built here."""
+
+
+def run(args) -> int:
+    from ..models import DEFAULT_MODEL, resolve_model
+    from ..program import read_program
+    from ..runtime import open_device
+    from ..runtime.session import Session
+    path = resolve_model(args.model or DEFAULT_MODEL)
+    program = read_program(path)
+    kind = args.reference or ("brevitas" if args.backend == "emulator" else "emulator")
+    reference = _reference(kind, program, path)
+    from ..runtime.errors import DeviceError
+    kw = {"board": args.board} if args.backend == "pynq" else {}
+    try:
+        with open_device(args.backend, program.preset, **kw) as dev:
+            dev.load(program)
+            session = Session(dev, reference, kind, model=str(args.model or DEFAULT_MODEL),
+                              show_progress=sys.stderr.isatty())
+            rep = session.run_cifar10(args.data, args.limit, args.batch_size)
+    except DeviceError as e:  # no board, no compiler, a kernel refusal: one line, no traceback
+        print(f"hybridcim run: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rep.as_dict()))
+    else:
+        print(rep.summary())
+    return 0 if rep.ok else 1

@@ -1,0 +1,134 @@
+"""The DDR buffer layout shared by the board and the csim library (program-format.md "Runtime buffers").
+
+- program: the image as little-endian u64 words (image_bytes / 8 words);
+- images: N uint8 NCHW images, each padded with zeros to ceil(C*H*W / 8) u64 words;
+- out: N x (output H*W*C) int32, NHWC per image;
+- scratch: int32 activation arena; tensor t of one image at offset sum_{t'<t} C*H*W (tensor
+  table order), S = sum of all; with the TRACE flag image n uses words [n*S, (n+1)*S).
+
+>>> tensor_offsets([(3, 2, 2), (4, 1, 1)])
+[0, 12]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..program.model import Program
+from ..spec.hardware import HardwarePreset
+from .errors import CapacityError
+
+FLAG_TRACE = 1
+FLAG_VALIDATE_ONLY = 2
+INFO_FIELDS = ("kernel_major", "kernel_minor", "fingerprint", "rows", "cols", "rows_active", "group_width",
+               "n_macros", "acc_bits", "adc_bits", "precision_mask", "max_tensors", "max_layers", "max_filters",
+               "max_groups", "max_rowblocks", "max_cwords", "max_pack_words")
+"""Order of the constants ``hcim_csim_info`` returns (hls/csim_api.cpp)."""
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """Compile-time constants of a kernel build (csim library or bitstream manifest)."""
+
+    kernel_major: int
+    kernel_minor: int
+    fingerprint: int
+    rows: int
+    cols: int
+    rows_active: int
+    group_width: int
+    n_macros: int
+    acc_bits: int
+    adc_bits: int
+    precision_mask: int
+    max_tensors: int
+    max_layers: int
+    max_filters: int
+    max_groups: int
+    max_rowblocks: int
+    max_cwords: int
+    max_pack_words: int
+
+    @property
+    def kernel_version(self) -> str:
+        return f"{self.kernel_major}.{self.kernel_minor}"
+
+    def matches(self, preset: HardwarePreset) -> bool:
+        return self.fingerprint == preset.fingerprint
+
+
+def tensor_offsets(shapes) -> list[int]:
+    """Scratch offsets (int32 words) of tensors with (C, H, W) shapes, in table order."""
+    offs, total = [], 0
+    for c, h, w in shapes:
+        offs.append(total)
+        total += c * h * w
+    return offs
+
+
+def scratch_layout(program: Program) -> tuple[list[int], int]:
+    """(offset of every tensor, S = int32 words per image) of ``program``'s scratch arena."""
+    shapes = [(t.channels, t.height, t.width) for t in program.tensors]
+    offs = tensor_offsets(shapes)
+    return offs, sum(c * h * w for c, h, w in shapes)
+
+
+def output_words(program: Program) -> int:
+    t = program.output
+    return t.channels * t.height * t.width
+
+
+def program_words(image: bytes) -> np.ndarray:
+    """The image as a contiguous little-endian uint64 array (the program buffer)."""
+    if len(image) % 8:
+        raise ValueError(f"program image of {len(image)} bytes is not a multiple of 8")
+    return np.frombuffer(bytes(image), dtype="<u8").astype(np.uint64).copy()
+
+
+def pack_images(images: np.ndarray) -> np.ndarray:
+    """uint8 NCHW images -> (N, ceil(C*H*W/8)) uint64 words, bytes in NCHW order, zero padded."""
+    images = np.asarray(images)
+    x = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), int(np.prod(images.shape[1:])))
+    words = -(-x.shape[1] // 8)
+    buf = np.zeros((x.shape[0], words * 8), dtype=np.uint8)
+    buf[:, :x.shape[1]] = x
+    return buf.view("<u8").astype(np.uint64, copy=False)
+
+
+def tensors_from_scratch(program: Program, scratch: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Every tensor of ``n`` traced images: name -> int64 (N, H, W, C) from a TRACE-mode scratch."""
+    offs, per = scratch_layout(program)
+    s = np.asarray(scratch)[:n * per].reshape(n, per)
+    return {t.name: s[:, o:o + t.channels * t.height * t.width].astype(np.int64).reshape(n, t.height, t.width, t.channels)
+            for t, o in zip(program.tensors, offs)}
+
+
+def check_capacity(program: Program, info: KernelInfo) -> None:
+    """Raise CapacityError naming the layer and limit if ``program`` exceeds the kernel's buffers.
+
+    Mirrors the kernel's own checks (hls/hcim_program.cpp), so a program that passes here is
+    never refused by the kernel with status LIMIT.
+    """
+    def fail(what: str) -> None:
+        raise CapacityError(f"program {program.name!r} does not fit the kernel ({info.kernel_version}, "
+                            f"fingerprint {info.fingerprint:08x}): {what}")
+    if len(program.tensors) > info.max_tensors:
+        fail(f"{len(program.tensors)} tensors > max_tensors {info.max_tensors}")
+    if len(program.layers) > info.max_layers:
+        fail(f"{len(program.layers)} layers > max_layers {info.max_layers}")
+    _, per = scratch_layout(program)
+    if per > 0x7FFFFFFF:
+        fail(f"scratch of {per} int32 words per image exceeds 2^31 - 1")
+    for i, l in enumerate(program.layers):
+        if not l.op.is_cim:
+            continue
+        t = program.tensors[l.in_tensor]
+        cw = -(-t.channels // 64)
+        checks = (("filters", l.n_filters, info.max_filters), ("column groups", l.n_groups, info.max_groups),
+                  ("row blocks", l.n_rowblocks, info.max_rowblocks),
+                  ("input plane words per pixel (ceil(C/64))", cw, info.max_cwords),
+                  ("packed input words (H*W*bits*ceil(C/64))", t.height * t.width * t.bits * cw, info.max_pack_words))
+        for what, got, limit in checks:
+            if got > limit:
+                fail(f"layer {i} ({l.name!r}): {what} = {got} > {limit}")

@@ -1,0 +1,85 @@
+"""The one interface every executor backend implements (emulator, csim, board).
+
+A device holds one loaded program. ``run(images)`` takes uint8 NCHW images and returns int64
+outputs, (N, classes) for a 1x1 output tensor, else (N, H, W, C) -- the emulators' layout.
+``trace(images)`` returns every tensor of the program, name -> int64 NHWC (N, H, W, C), the
+input included, for locating a mismatch layer by layer.
+"""
+from __future__ import annotations
+
+import abc
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..program.codec import decode, encode, read_program
+from ..program.model import Program
+from ..spec.hardware import HardwarePreset
+from .errors import DeviceError
+
+
+def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwarePreset | None = None) -> tuple[Program, bytes]:
+    """(validated Program, its image bytes) from a Program, an image or an image path."""
+    if isinstance(program, Program):
+        image = encode(program)
+        if preset is not None and preset.fingerprint != program.preset.fingerprint:
+            decode(image, preset)  # raises PresetMismatchError with both presets named
+        return program, image
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        image = bytes(program)
+        return decode(image, preset), image
+    path = Path(program)
+    prog = read_program(path, preset)
+    return prog, path.read_bytes()
+
+
+class Device(abc.ABC):
+    """Base class: ``with SomeDevice(...) as dev: dev.load(p); logits = dev.run(images)``."""
+
+    name = "device"
+
+    def __init__(self) -> None:
+        self._program: Program | None = None
+        self._closed = False
+
+    @property
+    @abc.abstractmethod
+    def preset(self) -> HardwarePreset | None:
+        """The hardware preset this device runs (None: any, until a program is loaded)."""
+
+    @property
+    def program(self) -> Program:
+        if self._program is None:
+            raise DeviceError(f"{self.name}: no program loaded (call load(program) first)")
+        return self._program
+
+    @abc.abstractmethod
+    def load(self, program: "Program | bytes | str | os.PathLike") -> None:
+        """Validate ``program`` against this device and make it the one that runs."""
+
+    @abc.abstractmethod
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """int64 outputs of uint8 NCHW ``images``."""
+
+    @abc.abstractmethod
+    def trace(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every tensor (name -> int64 NHWC) of the program for ``images``."""
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceError(f"{self.name}: device is closed")
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        p = self.preset.name if self.preset else "any preset"
+        loaded = self._program.name if self._program is not None else None
+        return f"{type(self).__name__}({p}, program={loaded!r})"

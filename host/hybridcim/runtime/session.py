@@ -1,0 +1,151 @@
+"""Session: stream images through a device, compare every output with a reference executor.
+
+The report counts accuracy (argmax vs labels), agreement (images whose outputs equal the
+reference's exactly, integer for integer) and device throughput (images/s of ``device.run``
+alone). On the first disagreeing image both sides are traced and compared tensor by tensor
+in program order (:func:`first_mismatch`): the report names the first layer whose output
+differs, the NHWC index, the expected and the got value.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from ..program.model import Program
+from .device import Device
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first differing value of one image: layer (program order), tensor, NHWC index."""
+
+    image: int
+    layer: str
+    tensor: str
+    index: tuple[int, ...]
+    expected: int
+    got: int
+
+    def __str__(self) -> str:
+        return (f"image {self.image}: first differing layer {self.layer!r} (tensor {self.tensor!r}) at NHWC index "
+                f"{self.index}: expected {self.expected}, got {self.got}")
+
+
+def first_mismatch(program: Program, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                   image: int = 0) -> Mismatch | None:
+    """Compare two traces of one batch in program order; the first differing tensor value, or None.
+
+    ``image`` is added to the batch index so the result names the image in the whole run.
+    """
+    order = [(program.input.name, "input")] + [(program.tensors[l.out_tensor].name, l.name) for l in program.layers]
+    for tensor, layer in order:
+        e, g = np.asarray(expected[tensor]), np.asarray(got[tensor])
+        if e.shape != g.shape:
+            return Mismatch(image, layer, tensor, (), -1, -1)
+        diff = np.argwhere(e != g)
+        if len(diff):
+            idx = tuple(int(v) for v in diff[0])
+            return Mismatch(image + idx[0], layer, tensor, idx, int(e[idx]), int(g[idx]))
+    return None
+
+
+@dataclass
+class SessionReport:
+    backend: str
+    model: str
+    reference: str
+    images: int = 0
+    correct: int | None = 0
+    agree: int | None = 0
+    device_seconds: float = 0.0
+    mismatches: list[int] = field(default_factory=list)  # image indices whose outputs differ (first 100)
+    first_mismatch: Mismatch | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.correct is None or not self.images else self.correct / self.images
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.device_seconds if self.device_seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every image agreed with the reference (or there was no reference)."""
+        return self.agree is None or self.agree == self.images
+
+    def as_dict(self) -> dict:
+        return {"backend": self.backend, "model": self.model, "reference": self.reference, "images": self.images,
+                "accuracy": self.accuracy, "agree": self.agree, "images_per_s": round(self.images_per_s, 2),
+                "device_seconds": round(self.device_seconds, 4), "mismatched_images": self.mismatches[:100],
+                "first_mismatch": None if self.first_mismatch is None else {
+                    "image": self.first_mismatch.image, "layer": self.first_mismatch.layer,
+                    "tensor": self.first_mismatch.tensor, "index": list(self.first_mismatch.index),
+                    "expected": self.first_mismatch.expected, "got": self.first_mismatch.got}}
+
+    def summary(self) -> str:
+        acc = "n/a" if self.accuracy is None else f"{self.accuracy:.2%}"
+        agree = "n/a (no reference)" if self.agree is None else f"{self.agree}/{self.images} agree with {self.reference}"
+        line = f"{self.backend} {self.model}: {self.images} images, accuracy {acc}, {agree}, {self.images_per_s:.1f} images/s"
+        if self.first_mismatch is not None:
+            line += f"\n  MISMATCH {self.first_mismatch}"
+        elif self.mismatches:
+            line += f"\n  MISMATCH outputs of images {self.mismatches[:10]} differ (reference has no per-layer trace)"
+        return line
+
+
+class Session:
+    """Runs a loaded device over batches; ``reference`` is a Device, an object with ``run(images)``
+    (optionally ``trace(images)``), or None for no comparison."""
+
+    def __init__(self, device: Device, reference=None, reference_name: str = "emulator", model: str = "",
+                 show_progress: bool = True):
+        self.device, self.reference = device, reference
+        self.reference_name = reference_name if reference is not None else "none"
+        self.model = model or device.program.name
+        self.show_progress = show_progress
+
+    def run(self, batches: Iterable[tuple[np.ndarray, np.ndarray | None]], total: int | None = None) -> SessionReport:
+        from ..cli.progress import progress
+        rep = SessionReport(self.device.name, self.model, self.reference_name)
+        rep.agree = 0 if self.reference is not None else None
+        bar = progress(total, f"{self.device.name}", disable=not self.show_progress)
+        try:
+            for images, labels in batches:
+                self._batch(rep, np.asarray(images), labels)
+                bar.update(len(images))
+                if rep.agree is not None:
+                    bar.set_postfix_str(f"agree {rep.agree}/{rep.images}")
+        finally:
+            bar.close()
+        return rep
+
+    def run_cifar10(self, root, limit: int | None = None, batch_size: int = 256) -> SessionReport:
+        """The CIFAR-10 test set (first ``limit`` images) from ``root`` (hybridcim.data.Cifar10)."""
+        from ..data import Cifar10
+        ds = Cifar10(root, "test")
+        total = len(ds) if limit is None else min(limit, len(ds))
+        return self.run(ds.batches(batch_size, limit), total)
+
+    def _batch(self, rep: SessionReport, images: np.ndarray, labels) -> None:
+        t0 = time.perf_counter()
+        out = self.device.run(images)
+        rep.device_seconds += time.perf_counter() - t0
+        if labels is not None and rep.correct is not None and out.ndim == 2:
+            rep.correct += int((out.argmax(axis=1) == np.asarray(labels)).sum())
+        elif labels is None or out.ndim != 2:
+            rep.correct = None
+        if self.reference is not None:
+            ref = np.asarray(self.reference.run(images))
+            same = (ref.reshape(len(images), -1) == out.reshape(len(images), -1)).all(axis=1)
+            rep.agree += int(same.sum())
+            bad = np.nonzero(~same)[0]
+            rep.mismatches.extend(int(rep.images + i) for i in bad[:max(0, 100 - len(rep.mismatches))])
+            if len(bad) and rep.first_mismatch is None and hasattr(self.reference, "trace"):
+                one = images[bad[0]:bad[0] + 1]
+                rep.first_mismatch = first_mismatch(self.device.program, self.reference.trace(one),
+                                                    self.device.trace(one), image=rep.images + int(bad[0]))
+        rep.images += len(images)

@@ -1,0 +1,59 @@
+"""Write the HLS testbench's input files: program image, images, expected outputs.
+
+    python -m hybridcim.runtime.tb_files --preset sun-mars-256 --out hls/tb/data/sun-mars-256 [--program X.cim] [-n 8]
+
+Files (read by hls/tb/hybridcim_accel_tb.cpp): ``program.cim`` (the image), ``images.u8``
+(n uint8 NCHW images back to back) and ``expected.i32`` (n x output-size little-endian int32
+from the golden fast emulator). Without ``--program`` the program is ``random_resnet20(preset)``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..emulator.fast import FastEmulator
+from ..program.codec import atomic_write_bytes, encode
+from ..program.model import Program
+
+
+def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path",
+                   expected: np.ndarray | None = None) -> dict[str, Path]:
+    """Write the three files; ``expected`` defaults to the fast emulator's outputs (int32 NHWC)."""
+    out = Path(out_dir)
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    if expected is None:
+        expected = FastEmulator(program).run(images).outputs
+    exp = np.asarray(expected, dtype=np.int64)
+    if exp.min(initial=0) < -2**31 or exp.max(initial=0) > 2**31 - 1:
+        raise ValueError("expected outputs do not fit int32")
+    paths = {"program": out / "program.cim", "images": out / "images.u8", "expected": out / "expected.i32"}
+    atomic_write_bytes(paths["program"], encode(program))
+    atomic_write_bytes(paths["images"], images.tobytes())
+    atomic_write_bytes(paths["expected"], exp.astype("<i4").tobytes())
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hybridcim.runtime.tb_files", description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="sun-mars-256")
+    ap.add_argument("--program", help="program image (.cim); default: random_resnet20(preset)")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("-n", "--images", type=int, default=8, help="number of random images (default 8)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    from ..program.codec import read_program
+    from ..spec.hardware import get_preset
+    from ..zoo import random_images, random_resnet20
+    preset = get_preset(args.preset)
+    prog = read_program(args.program, preset) if args.program else random_resnet20(preset, seed=args.seed)
+    paths = write_tb_files(prog, random_images(prog, args.images, seed=args.seed), args.out)
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""csim (the HLS kernel compiled with g++) == fast emulator, exactly: outputs and every tensor.
+
+Property tests (hypothesis, derandomized) over presets, conv shapes (k x k, stride, padding,
+channels past one 64-bit word), fc over a spatial input, residuals (unsigned and signed),
+maxpool, avgpool, mixed precisions {2, 4, 8}, paired/naive packing, pruned filters and pruned
+units, plus the zoo's random programs and the random ResNet-20.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hybridcim.emulator import FastEmulator
+from hybridcim.program import ProgramBuilder
+from hybridcim.program.packing import pack_filters
+from hybridcim.runtime.csim_device import CSimDevice
+from hybridcim.spec import get_preset
+from hybridcim.zoo import random_images, random_program, random_resnet20
+
+PRESETS = ["tiny-64", "sun-mars-256", "wide-512"]
+
+
+def assert_trace_equal(prog, dev, images):
+    ref = FastEmulator(prog).run(images, trace=True)
+    got = dev.trace(images)
+    assert got.keys() == ref.tensors.keys()
+    for layer in [None] + prog.layers:
+        name = prog.input.name if layer is None else prog.tensors[layer.out_tensor].name
+        want, have = ref.tensors[name], got[name]
+        if not np.array_equal(want, have):
+            idx = tuple(int(v) for v in np.argwhere(want != have)[0])
+            pytest.fail(f"tensor {name!r} differs first at NHWC {idx}: expected {want[idx]}, got {have[idx]}")
+    assert np.array_equal(dev.run(images), ref.outputs)
+    assert dev.run(images).dtype == np.int64
+
+
+def _filters(rng, preset, f, c, k, precisions, p_filter, p_unit, packing):
+    prec = rng.choice(precisions, size=f)
+    prec[rng.random(f) < p_filter] = 0
+    w = np.zeros((f, c, k, k), dtype=np.int64)
+    for fi, p in enumerate(prec):
+        if p:
+            w[fi] = rng.integers(-(1 << (p - 1)), 1 << (p - 1), size=(c, k, k))
+    groups = pack_filters(prec, preset.group_width, packing)
+    a, kk = preset.rows_active, k * k * c
+    wm = w.transpose(0, 2, 3, 1).reshape(f, kk)
+    for members in groups:
+        for b in range(-(-kk // a)):
+            if rng.random() < p_unit:
+                for fi, _ in members:
+                    wm[fi, b * a:(b + 1) * a] = 0
+    return wm.reshape(f, k, k, c).transpose(0, 3, 1, 2), prec, groups
+
+
+@st.composite
+def programs(draw):
+    """A conv (+ optional residual, pool) + avgpool + logits network with drawn parameters."""
+    preset = get_preset(draw(st.sampled_from(PRESETS)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = draw(st.sampled_from([1, 3, 8, 17, 70]))
+    hw = draw(st.integers(3, 8))
+    k = draw(st.integers(1, min(5, hw)))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, k - 1))
+    f = draw(st.integers(1, 24))
+    precisions = draw(st.sampled_from([(2,), (4,), (8,), (2, 4, 8), (4, 8), (2, 4)]))
+    packing = draw(st.sampled_from(["paired", "naive"]))
+    p_filter, p_unit = draw(st.sampled_from([0.0, 0.3, 1.0])), draw(st.sampled_from([0.0, 0.4, 0.8]))
+    in_bits, out_bits = draw(st.sampled_from([8, 4, 1])), draw(st.integers(1, 8))
+    res_kind = draw(st.sampled_from(["none", "unsigned", "signed"]))
+    pool = draw(st.sampled_from(["none", "max"]))
+    b = ProgramBuilder(preset, name="prop")
+    x = b.input("image", c, hw, hw, bits=in_bits)
+    w, prec, groups = _filters(rng, preset, f, c, k, precisions, p_filter, p_unit, packing)
+    ho = (hw + 2 * pad - k) // stride + 1
+    res = res_shift = None
+    if res_kind == "signed":
+        ws, ps, gs = _filters(rng, preset, f, c, 1, precisions, 0.0, 0.0, packing)
+        if (hw - 1) // stride + 1 == ho:
+            res = b.conv("short", x, ws, ps, rng.integers(0, 8, size=f), bias=rng.integers(-99, 99, size=f),
+                         stride=stride, out_bits=8, out_signed=True, groups=gs)
+    elif res_kind == "unsigned" and (ho, f) == (hw, c) and in_bits <= 8:
+        res = x
+    if res is not None:
+        res_shift = rng.integers(0, 4, size=f)
+    y = b.conv("conv", x, w, prec, rng.integers(-2, 10, size=f), bias=rng.integers(-500, 500, size=f),
+               stride=stride, pad=pad, out_bits=out_bits, res=res, res_shift=res_shift, groups=groups)
+    if pool == "max" and ho >= 2:
+        y = b.maxpool("pool", y, k=2, stride=draw(st.integers(1, 2)))
+    t = b.tensors[y]
+    if draw(st.booleans()):  # fc over the whole spatial input
+        wf, pf, gf = _filters(rng, preset, 10, t.channels, 1, precisions, 0.0, 0.0, packing)
+        wf = rng.integers(-1, 1, size=(10, t.channels, t.height, t.width))
+        b.fc("logits", y, wf, np.full(10, 2), rng.integers(-2, 1, size=10), logits=True)
+    else:
+        g = b.avgpool("gap", y, shift=draw(st.integers(0, 6)), out_bits=draw(st.integers(1, 8)))
+        wf, pf, gf = _filters(rng, preset, 10, t.channels, 1, precisions, 0.0, 0.0, packing)
+        b.fc("logits", g, wf, pf, rng.integers(-3, 1, size=10), bias=rng.integers(-999, 999, size=10), logits=True,
+             groups=gf)
+    return b.build()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(prog=programs(), n=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_csim_equals_emulator_on_drawn_programs(csim_lib, prog, n, seed):
+    csim_lib(prog.preset.name)
+    dev = CSimDevice(prog.preset)
+    dev.load(prog)
+    assert_trace_equal(prog, dev, random_images(prog, n, seed))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(PRESETS), n=st.integers(1, 3))
+def test_csim_equals_emulator_on_zoo_fuzz_programs(csim_lib, seed, preset, n):
+    csim_lib(preset)
+    prog = random_program(seed, preset)
+    dev = CSimDevice(preset)
+    dev.load(prog)
+    assert_trace_equal(prog, dev, random_images(prog, n, seed))
+
+
+@pytest.mark.parametrize("preset, wbits", [("sun-mars-256", 4), ("tiny-64", 2), ("tiny-64", 8)])
+def test_random_resnet20(csim_lib, preset, wbits):
+    csim_lib(preset)
+    prog = random_resnet20(preset, seed=1, wbits=wbits)
+    dev = CSimDevice(preset)
+    dev.load(prog)
+    assert_trace_equal(prog, dev, random_images(prog, 2, seed=5))
+
+
+def test_batching_does_not_change_results(csim_lib):
+    csim_lib("sun-mars-256")
+    prog = random_program(11, "sun-mars-256")
+    images = random_images(prog, 7, seed=2)
+    one = CSimDevice("sun-mars-256", batch_size=1)
+    many = CSimDevice("sun-mars-256", batch_size=64)
+    one.load(prog)
+    many.load(prog)
+    assert np.array_equal(one.run(images), many.run(images))
+    assert one.run(images[:0]).shape == (0, prog.output.channels)
+
+
+@pytest.fixture(scope="module")
+def hw_datapath_lib(csim_lib):
+    """The csim library compiled with -DHCIM_HW_DATAPATH: the adder-tree popcount and the single
+    8-plane shift-add unit that synthesis uses (__SYNTHESIS__ selects the same code)."""
+    from hybridcim.runtime.csim_build import build
+    csim_lib("tiny-64")
+    return {p: build(p, extra=("-DHCIM_HW_DATAPATH",)) for p in ("tiny-64", "sun-mars-256")}
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256"]))
+def test_synthesis_datapath_equals_emulator(hw_datapath_lib, seed, preset):
+    prog = random_program(seed, preset)
+    dev = CSimDevice(preset, library=hw_datapath_lib[preset])
+    dev.load(prog)
+    assert_trace_equal(prog, dev, random_images(prog, 2, seed))

@@ -1,0 +1,81 @@
+"""The g++ testbench (hls/tb/hybridcim_accel_tb.cpp) and the Makefile's library naming.
+
+The testbench's main must return 0 only on exact equality: 1 on a mismatch (a deliberately
+wrong expected file), 2 on a kernel refusal, 3 on unreadable files.
+"""
+import shutil
+import subprocess
+
+import pytest
+
+from hybridcim.emulator import FastEmulator
+from hybridcim.runtime.csim_build import hls_dir, library_path
+from hybridcim.runtime.tb_files import write_tb_files
+from hybridcim.zoo import random_images, random_program
+
+HLS = hls_dir()
+pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("g++") is None,
+                                reason="needs make and g++")
+
+
+@pytest.fixture(scope="module")
+def tb(tmp_path_factory, csim_lib):
+    csim_lib("tiny-64")  # skips when hls4ml (ap_int.h) is missing
+    build = tmp_path_factory.mktemp("tb_build")
+    proc = subprocess.run(["make", "-s", "-C", str(HLS), "tb", "PRESET=tiny-64", f"BUILD={build}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return build / "hybridcim_accel_tb_tiny-64"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    prog = random_program(5, "tiny-64")
+    images = random_images(prog, 4, seed=1)
+    return prog, images, write_tb_files(prog, images, tmp_path_factory.mktemp("tb_data"))
+
+
+def run_tb(tb, paths):
+    return subprocess.run([str(tb), str(paths["program"]), str(paths["images"]), str(paths["expected"])],
+                          capture_output=True, text=True)
+
+
+def test_tb_passes_on_the_emulator_outputs(tb, files):
+    proc = run_tb(tb, files[2])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 mismatches: PASS" in proc.stdout
+
+
+def test_tb_fails_on_a_wrong_expected_file(tb, files, tmp_path):
+    prog, images, _ = files
+    wrong = FastEmulator(prog).run(images).outputs.copy()
+    wrong[2, 1] += 1
+    paths = write_tb_files(prog, images, tmp_path, expected=wrong)
+    proc = run_tb(tb, paths)
+    assert proc.returncode == 1
+    assert "MISMATCH image 2 output 1" in proc.stderr and "FAIL" in proc.stdout
+
+
+def test_tb_reports_a_corrupt_program(tb, files, tmp_path):
+    paths = dict(files[2])
+    image = bytearray(paths["program"].read_bytes())
+    image[-9] ^= 0x01
+    bad = tmp_path / "bad.cim"
+    bad.write_bytes(bytes(image))
+    paths["program"] = bad
+    proc = run_tb(tb, paths)
+    assert proc.returncode == 2 and "kernel returned error 5" in proc.stderr
+
+
+def test_tb_reports_missing_files(tb, tmp_path):
+    proc = subprocess.run([str(tb), str(tmp_path / "nope.cim"), str(tmp_path / "x"), str(tmp_path / "y")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3
+
+
+@pytest.mark.parametrize("preset", ["sun-mars-256", "tiny-64"])
+def test_makefile_and_python_name_the_same_library(preset):
+    proc = subprocess.run(["make", "-s", "-C", str(HLS), "print-lib", f"PRESET={preset}"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().rsplit("/", 1)[-1] == library_path(preset).name

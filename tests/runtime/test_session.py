@@ -1,0 +1,109 @@
+"""Session: streams images through a device, compares with a reference, localizes mismatches."""
+import copy
+
+import numpy as np
+import pytest
+
+from hybridcim.data import Cifar10
+from hybridcim.runtime import EmulatorDevice
+from hybridcim.runtime.csim_device import CSimDevice
+from hybridcim.runtime.session import Mismatch, Session, first_mismatch
+from hybridcim.zoo import random_images, random_program, random_resnet20
+
+
+def _batches(images, labels, bs):
+    for s in range(0, len(images), bs):
+        yield images[s:s + bs], labels[s:s + bs]
+
+
+class _BrokenDevice(EmulatorDevice):
+    """Runs a program whose layer ``name`` has a different bias, but reports the original program."""
+
+    def __init__(self, prog, name):
+        super().__init__()
+        bad = copy.deepcopy(prog)
+        layer = bad.layer_by_name(name)
+        layer.bias = layer.bias.copy()
+        layer.bias[:] += 37
+        self.load(bad)
+        self._program = prog
+
+
+def test_agreement_accuracy_and_throughput(csim_lib):
+    csim_lib("tiny-64")
+    prog = random_program(21, "tiny-64")
+    images = random_images(prog, 10, seed=3)
+    labels = np.arange(10) % prog.output.channels
+    ref = EmulatorDevice()
+    ref.load(prog)
+    dev = CSimDevice("tiny-64")
+    dev.load(prog)
+    rep = Session(dev, ref, "emulator", show_progress=False).run(_batches(images, labels, 4), total=10)
+    assert (rep.images, rep.agree, rep.ok, rep.first_mismatch) == (10, 10, True, None)
+    expected_correct = int((ref.run(images).argmax(axis=1) == labels).sum())
+    assert rep.correct == expected_correct and rep.accuracy == expected_correct / 10
+    assert rep.images_per_s > 0
+    d = rep.as_dict()
+    assert {"images", "accuracy", "agree", "images_per_s", "backend", "model"} <= d.keys()
+
+
+def test_mismatch_names_the_first_differing_layer():
+    prog = random_resnet20("tiny-64", seed=2)
+    target = "s2b1_conv2"
+    images = random_images(prog, 3, seed=1)
+    ref = EmulatorDevice()
+    ref.load(prog)
+    rep = Session(_BrokenDevice(prog, target), ref, "emulator", show_progress=False).run(
+        [(images, None)], total=3)
+    assert not rep.ok and rep.agree < 3 and rep.accuracy is None
+    m = rep.first_mismatch
+    assert isinstance(m, Mismatch) and m.layer == target and m.tensor == target
+    assert m.image == rep.mismatches[0] and m.expected != m.got
+    assert f"first differing layer '{target}'" in rep.summary()
+
+
+def test_first_mismatch_in_program_order():
+    prog = random_program(5, "tiny-64")
+    names = [prog.tensors[l.out_tensor].name for l in prog.layers]
+    a = {prog.input.name: np.zeros((2, 1, 1, 1))} | {n: np.zeros((2, 2, 2, 3), np.int64) for n in names}
+    b = {k: v.copy() for k, v in a.items()}
+    assert first_mismatch(prog, a, b) is None
+    b[names[-1]][1, 0, 1, 2] = 5
+    b[names[0]][0, 1, 0, 0] = -1
+    m = first_mismatch(prog, a, b, image=100)
+    assert (m.layer, m.index, m.expected, m.got, m.image) == (prog.layers[0].name, (0, 1, 0, 0), 0, -1, 100)
+
+
+def test_no_reference():
+    prog = random_program(5, "tiny-64")
+    dev = EmulatorDevice()
+    dev.load(prog)
+    rep = Session(dev, None, show_progress=False).run([(random_images(prog, 2), None)])
+    assert rep.agree is None and rep.ok and rep.reference == "none"
+
+
+def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
+    """>= 200 real CIFAR-10 test images: every logit equal, and every tensor on a few of them."""
+    csim_lib("sun-mars-256")
+    prog = random_resnet20("sun-mars-256", seed=0)
+    dev = CSimDevice("sun-mars-256")
+    dev.load(prog)
+    ref = EmulatorDevice()
+    ref.load(prog)
+    rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root, limit=256, batch_size=128)
+    assert rep.images == 256 and rep.agree == 256, rep.summary()
+    images, _ = Cifar10(cifar10_root, "test").read(0, 4)
+    got, want = dev.trace(images), ref.trace(images)
+    assert first_mismatch(prog, want, got) is None
+
+
+@pytest.mark.slow
+def test_resnet20_whole_cifar10_test_set(csim_lib, cifar10_root):
+    csim_lib("sun-mars-256")
+    prog = random_resnet20("sun-mars-256", seed=0)
+    dev = CSimDevice("sun-mars-256")
+    dev.load(prog)
+    ref = EmulatorDevice()
+    ref.load(prog)
+    rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root)
+    assert rep.images == 10000 and rep.agree == 10000, rep.summary()
