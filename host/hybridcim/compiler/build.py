@@ -47,7 +47,8 @@ def compile_model(model: IntegerModel, preset: "str | HardwarePreset | None" = N
                 ids[n] = b.fc(n, x, w, prec, shift, out_bits=int(l["out_bits"]), out_exponent=int(l["out_exponent"]), **kw)
             else:
                 ids[n] = b.conv(n, x, w, prec, shift, stride=int(l["stride"]), pad=int(l["pad"]),
-                                out_bits=int(l["out_bits"]), out_exponent=int(l["out_exponent"]), **kw)
+                                out_bits=int(l["out_bits"]), out_exponent=int(l["out_exponent"]),
+                                out_signed=bool(l.get("out_signed", False)), **kw)
         elif l["op"] == "maxpool":
             ids[n] = b.maxpool(n, x, int(l["k"]), int(l["stride"]))
         elif l["op"] == "avgpool":

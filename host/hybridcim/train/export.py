@@ -8,7 +8,7 @@ JSON: ``{"format", "version", "name", "arch", "preset", "classes", "act_bits",
 "layers": [...], "output": name, "metadata": {...}}``; each layer has ``name``, ``op``
 (conv | fc | maxpool | avgpool), ``in``, and per op:
 conv/fc: ``res`` (name or null), ``k``, ``stride``, ``pad``, ``filters``, ``logits``,
-``in_exponent``, ``out_bits``, ``out_exponent`` (for logits: the logit exponent, shift 0);
+``in_exponent``, ``out_bits``, ``out_signed``, ``out_exponent`` (for logits: the logit exponent, shift 0);
 maxpool: ``k``, ``stride``; avgpool: ``shift`` (pool_shift), ``out_bits``, ``out_exponent``.
 
 NPZ (no pickles) per conv/fc layer ``L``: ``L/weight`` int8 (F, C, k, k) codes,
@@ -43,7 +43,7 @@ def eval_trace(model: CIMNet) -> dict:
     model.eval()
     trace: dict = {}
     with torch.no_grad():
-        model(torch.zeros(1, 3, model.image_hw, model.image_hw), trace=trace)
+        model(torch.zeros(1, 3, model.image_hw, model.image_hw, device=next(model.parameters()).device), trace=trace)
     model.train(was)
     return trace
 
@@ -64,7 +64,8 @@ def integer_model(model: CIMNet, preset: str = "sun-mars-256", name: str | None 
         d = {"name": n.name, "op": n.op, "in": n.inp}
         if n.op in ("conv", "fc"):
             layer = model.cim[n.name]
-            p = layer.integer_params(trace[n.inp][1])
+            p = layer.integer_params(trace[n.inp][1], trace[n.res][1] if n.res is not None else None)
+            p = {k: v.cpu() for k, v in p.items()}
             e_w = p["exponent"].numpy()
             prec = p["precision"].numpy()
             if n.logits:
@@ -91,7 +92,7 @@ def integer_model(model: CIMNet, preset: str = "sun-mars-256", name: str | None 
             if codes.min(initial=0) < -128 or codes.max(initial=0) > 127:
                 raise ExportError(f"layer {n.name!r}: weight codes exceed int8")
             d.update(res=n.res, k=layer.k, stride=layer.stride, pad=layer.pad, filters=layer.cout, logits=n.logits,
-                     in_exponent=e_in, out_bits=out_bits, out_exponent=int(e_out))
+                     in_exponent=e_in, out_bits=out_bits, out_exponent=int(e_out), out_signed=bool(n.signed or n.logits))
             arrays[f"{n.name}/weight"] = codes.astype(np.int8)
             arrays[f"{n.name}/precision"] = prec.astype(np.uint8)
             arrays[f"{n.name}/weight_exponent"] = e_w.astype(np.int8)
@@ -136,3 +137,27 @@ def export_model(model: CIMNet, out_dir: str | os.PathLike, preset: str = "sun-m
         from .qonnx_export import export_qonnx_model
         export_qonnx_model(Path(out_dir), Path(out_dir) / "model.onnx")
     return desc
+
+
+def model_from_checkpoint(path: str | os.PathLike) -> tuple[CIMNet, dict]:
+    """(model, checkpoint metadata) rebuilt from the config stored in a training checkpoint."""
+    from .checkpoint import read_checkpoint
+    from .config import config_from_dict
+    from .models import build_model
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoint.safetensors"
+    tensors, meta = read_checkpoint(p)
+    cfg = config_from_dict(meta["config"])
+    model = build_model(cfg.model.arch, **cfg.model.kwargs())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, strict=True)
+    model.eval()
+    return model, meta
+
+
+def export_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, qonnx: bool = True) -> dict:
+    """Export a training checkpoint (file or run folder) to ``out_dir``."""
+    model, meta = model_from_checkpoint(path)
+    cfg = meta["config"]
+    return export_model(model, out_dir, cfg["preset"], cfg["name"],
+                        {"config": cfg, "epoch": meta["epoch"], "final": (meta.get("history") or [None])[-1]}, qonnx)

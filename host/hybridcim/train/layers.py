@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import choose_exponents, quantize_bias, quantize_weight
+from .quantizers import RES_SHIFT_MAX, choose_exponents, quantize_bias, quantize_weight
 
 
 class CIMConv2d(nn.Module):
@@ -33,7 +33,10 @@ class CIMConv2d(nn.Module):
         self.cin, self.cout, self.k, self.stride, self.pad = cin, cout, k, stride, pad
         self.per_tensor_scale, self.keep_dead_bias = per_tensor_scale, keep_dead_bias
         self.weight = nn.Parameter(torch.empty(cout, cin, k, k))
-        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        if bn:
+            nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        else:  # a plain linear/logits layer: torch.nn.Linear's default init
+            nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
         self.has_bn = bn
         if bn:
             self.bn_weight = nn.Parameter(torch.ones(cout))
@@ -46,6 +49,7 @@ class CIMConv2d(nn.Module):
         self.register_buffer("bn_frozen", torch.zeros((), dtype=torch.bool))
         self.register_buffer("precision", torch.full((cout,), precision, dtype=torch.int64))
         self.register_buffer("mask", torch.ones(cout, cin, k, k, dtype=torch.bool))
+        self.bn_stats_grad = True  # gradients flow through the batch statistics (as in plain BN)
         self.last: dict = {}
 
     # ------------------------------------------------------------------ folding
@@ -55,14 +59,15 @@ class CIMConv2d(nn.Module):
         if not self.has_bn:
             return w, self.bias
         if self.training and not bool(self.bn_frozen) and x is not None:
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.bn_stats_grad and torch.is_grad_enabled()):
                 z = F.conv2d(x, w, None, self.stride, self.pad)
                 mean = z.mean(dim=(0, 2, 3))
                 var = z.var(dim=(0, 2, 3), unbiased=False)
+            with torch.no_grad():
                 n = z.numel() / z.shape[1]
                 m = self.bn_momentum
-                self.running_mean.mul_(1 - m).add_(m * mean)
-                self.running_var.mul_(1 - m).add_(m * var * n / max(n - 1, 1))
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
         else:
             mean, var = self.running_mean, self.running_var
         inv = self.bn_weight / torch.sqrt(var + self.bn_eps)
@@ -73,12 +78,20 @@ class CIMConv2d(nn.Module):
         return (self.precision > 0) & self.mask.flatten(1).any(dim=1)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
-        """Pre-activation output (float, exact multiples of 2^-(e_in+e_f)) for input x at scale in_scale."""
+    def forward(self, x: torch.Tensor, in_scale: torch.Tensor, res_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-activation output (float, exact multiples of 2^-(e_in+e_f)) for input x at scale in_scale.
+
+        ``res_scale``: scale of the residual added to the output; the weight exponents are kept
+        >= e_res - e_in so that the residual lies on the accumulator grid (res_shift >= 0).
+        """
         wf, bf = self.fold(x)
         alive = self.alive()
         prec = torch.where(alive, self.precision, torch.zeros_like(self.precision))
-        e = choose_exponents(wf, prec, self.per_tensor_scale)
+        e_min = e_max = None
+        if res_scale is not None:
+            e_min = float(torch.ceil(torch.log2(in_scale.detach().reshape(()) / res_scale.detach().reshape(())) - 1e-6))
+            e_max = e_min + RES_SHIFT_MAX
+        e = choose_exponents(wf, prec, self.per_tensor_scale, e_min, e_max)
         wq, codes = quantize_weight(wf, prec, e)
         unit = in_scale.detach().reshape(()) * torch.pow(2.0, -e.to(torch.float32))
         if not self.keep_dead_bias:
@@ -87,14 +100,14 @@ class CIMConv2d(nn.Module):
         self.last = {"exponent": e, "codes": codes, "bias_codes": bq.detach(), "precision": prec}
         return F.conv2d(x, wq, bq * unit, self.stride, self.pad)
 
-    def integer_params(self, in_scale: torch.Tensor) -> dict:
+    def integer_params(self, in_scale: torch.Tensor, res_scale: torch.Tensor | None = None) -> dict:
         """Eval-mode integer parameters: codes (F,C,k,k), bias codes, exponents, precision (int64)."""
         was = self.training
         self.eval()
         try:
             with torch.no_grad():
-                x = torch.zeros(1, self.cin, self.k, self.k)
-                self.forward(x, in_scale)
+                x = torch.zeros(1, self.cin, self.k, self.k, device=self.weight.device)
+                self.forward(x, in_scale, res_scale)
         finally:
             self.train(was)
         out = {k: v.to(torch.int64) for k, v in self.last.items()}

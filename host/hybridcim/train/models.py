@@ -8,8 +8,7 @@ over a 1x1 input; ``logits`` = no activation quantizer, per-tensor weight scale)
 
 The network input is ``pixel / 256`` (architecture.md §2): no mean/std normalization; the
 first conv's batch norm absorbs it. ResNet-20 uses option-B shortcuts (1x1 conv + BN) for
-downsampling; because spec-1.0 residual tensors are unsigned, the projection shortcut is
-followed by ReLU and its own activation quantizer.
+downsampling, quantized to a signed tensor (a residual operand may be signed, §6).
 """
 from __future__ import annotations
 
@@ -38,6 +37,7 @@ class Node:
     pad: int = 0
     logits: bool = False
     bits: int | None = None
+    signed: bool = False
     meta: dict = field(default_factory=dict)
 
 
@@ -63,9 +63,10 @@ class CIMNet(nn.Module):
         for n in self.nodes:
             v, s = env[n.inp]
             if n.op in ("conv", "fc"):
-                y = self.cim[n.name](v, s)
                 if n.res is not None:
-                    y = y + env[n.res][0]
+                    y = self.cim[n.name](v, s, env[n.res][1]) + env[n.res][0]
+                else:
+                    y = self.cim[n.name](v, s)
                 if n.logits:
                     w_e = self.cim[n.name].last["exponent"]
                     env[n.name] = (y, s.detach() * torch.pow(2.0, -w_e[0].to(torch.float32)))
@@ -92,18 +93,24 @@ class CIMNet(nn.Module):
         for n in self.nodes:
             if n.name in self.acts:
                 assert_act_bits(self.acts[n.name], n.bits)
+                if bool(self.acts[n.name].act_quant.is_signed) != n.signed:
+                    raise AssertionError(f"{n.name}: activation signedness is not {n.signed}")
 
 
-def _conv(nodes, layers, acts, name, inp, cin, cout, k, stride, pad, bits, calib, res=None, relu=True,
+def _conv(nodes, layers, acts, name, inp, cin, cout, k, stride, pad, bits, calib, res=None, signed=False,
           keep_dead_bias=False):
-    nodes.append(Node(name, "conv", inp, res=res, k=k, stride=stride, pad=pad, bits=bits))
+    nodes.append(Node(name, "conv", inp, res=res, k=k, stride=stride, pad=pad, bits=bits, signed=signed))
     layers[name] = CIMConv2d(cin, cout, k, stride, pad, keep_dead_bias=keep_dead_bias)
-    acts[name] = act_quant(bits, calib, relu=relu)
+    acts[name] = act_quant(bits, calib, relu=not signed, signed=signed)
 
 
 def resnet(blocks=(3, 3, 3), widths=(16, 32, 64), act_bits: int = 4, num_classes: int = 10,
-           calib_steps: int = 30, image_hw: int = 32, arch: str = "resnet20") -> CIMNet:
-    """CIFAR ResNet (He et al. 2016, 6n+2 layers; (3,3,3) = ResNet-20) with option-B shortcuts."""
+           calib_steps: int = 30, image_hw: int = 32, arch: str = "resnet20", shortcut_bits: int = 8) -> CIMNet:
+    """CIFAR ResNet (He et al. 2016, 6n+2 layers; (3,3,3) = ResNet-20) with option-B shortcuts.
+
+    The projection shortcut (1x1 conv + BN, no ReLU) is quantized to a signed
+    ``shortcut_bits`` tensor; it is only ever a residual operand, never a CIM input.
+    """
     nodes: list[Node] = []
     layers: dict = {}
     acts: dict = {}
@@ -116,7 +123,8 @@ def resnet(blocks=(3, 3, 3), widths=(16, 32, 64), act_bits: int = 4, num_classes
             _conv(nodes, layers, acts, f"{p}_conv1", x, cin, w, 3, stride, 1, act_bits, calib_steps)
             short = x
             if stride != 1 or cin != w:
-                _conv(nodes, layers, acts, f"{p}_short", x, cin, w, 1, stride, 0, act_bits, calib_steps)
+                _conv(nodes, layers, acts, f"{p}_short", x, cin, w, 1, stride, 0, shortcut_bits, calib_steps,
+                      signed=True, keep_dead_bias=True)
                 short = f"{p}_short"
             _conv(nodes, layers, acts, f"{p}_conv2", f"{p}_conv1", w, w, 3, 1, 1, act_bits, calib_steps,
                   res=short, keep_dead_bias=True)

@@ -19,13 +19,17 @@ import torch
 from brevitas.inject.enum import ScalingImplType
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
 from brevitas.quant import Int32Bias
-from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint, Uint8ActPerTensorFixedPoint
+from brevitas.quant.fixed_point import (Int8ActPerTensorFixedPoint, Int8WeightPerChannelFixedPoint,
+                                        Uint8ActPerTensorFixedPoint)
 
 PRUNED_EXPONENT = 8
 """Weight exponent given to a pruned (all-zero) filter; sets its bias grid to 2^-(e_in+8)."""
 BIAS_CODE_MAX = (1 << 22) - 1
 """|bias code| cap: keeps every float32 partial sum of the Brevitas model exact (< 2^24)."""
-EXPONENT_RANGE = (-8, 24)
+EXPONENT_RANGE = (-8, 20)
+"""Weight exponents are clamped here (a filter of ~1e-6 weights just quantizes to 0)."""
+RES_SHIFT_MAX = 15
+"""res_shift cap: an 8-bit residual << 15 stays < 2^22, so acc + bias + res < 2^24 (float32 exact)."""
 
 
 class RoundSte(torch.autograd.Function):
@@ -47,13 +51,16 @@ def code_range(precision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return -half, torch.clamp(half - 1, min=0)
 
 
-def choose_exponents(w: torch.Tensor, precision: torch.Tensor, per_tensor: bool = False) -> torch.Tensor:
+def choose_exponents(w: torch.Tensor, precision: torch.Tensor, per_tensor: bool = False,
+                     min_exponent: float | None = None, max_exponent: float | None = None) -> torch.Tensor:
     """Per-filter int64 exponents e (scale 2^-e) for weights w (F, ...) at ``precision`` (F,).
 
     Candidates: e0 = floor(log2(hi / max|w_f|)) (no clipping of the largest weight) and
     e0 + 1, e0 + 2; the one with least squared error wins (ties: the smallest). Pruned or
     all-zero filters get PRUNED_EXPONENT. ``per_tensor``: one exponent for all filters
-    (chosen on the whole tensor), used for the logits layer.
+    (chosen on the whole tensor), used for the logits layer. ``min_exponent``: lower bound
+    (a layer with a residual needs e_in + e_f >= e_res so that res_shift >= 0);
+    ``max_exponent``: upper bound (keeps res_shift <= RES_SHIFT_MAX).
     """
     with torch.no_grad():
         f = w.shape[0]
@@ -61,10 +68,10 @@ def choose_exponents(w: torch.Tensor, precision: torch.Tensor, per_tensor: bool 
         lo, hi = code_range(precision)
         amax = w2.abs().amax(dim=1)
         live = (precision > 0) & (amax > 0)
-        if per_tensor:
-            amax = torch.where(live, amax.max().expand(f), amax)
         safe_hi = torch.clamp(hi, min=0.5)
         e0 = torch.floor(torch.log2(safe_hi / torch.clamp(amax, min=1e-30)))
+        if per_tensor and live.any():  # one exponent: the finest that clips no filter, then finer
+            e0 = torch.where(live, e0[live].min().expand(f), e0)
         best_e, best_err = None, None
         for k in range(3):
             e = e0 + k
@@ -77,8 +84,12 @@ def choose_exponents(w: torch.Tensor, precision: torch.Tensor, per_tensor: bool 
             else:
                 better = err < best_err
                 best_e, best_err = torch.where(better, e, best_e), torch.where(better, err, best_err)
-        e = torch.where(live, best_e, torch.full_like(best_e, PRUNED_EXPONENT))
-        return e.clamp(*EXPONENT_RANGE).to(torch.int64)
+        e = torch.where(live, best_e, torch.full_like(best_e, PRUNED_EXPONENT)).clamp(*EXPONENT_RANGE)
+        if max_exponent is not None:
+            e = torch.clamp(e, max=float(max_exponent))
+        if min_exponent is not None:
+            e = torch.clamp(e, min=float(min_exponent))
+        return e.to(torch.int64)
 
 
 def quantize_weight(w: torch.Tensor, precision: torch.Tensor, exponent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,6 +133,17 @@ class UintActPoTDeploy(Uint8ActPerTensorFixedPoint):
     scaling_init = 1.0
 
 
+class IntActPoT(Int8ActPerTensorFixedPoint):
+    """Signed activations (full range -2^(A-1)..2^(A-1)-1), per-tensor learned power-of-two scale."""
+
+
+class IntActPoTDeploy(Int8ActPerTensorFixedPoint):
+    """Signed activations whose power-of-two scale is a parameter set by set_pot_exponent."""
+
+    scaling_impl_type = ScalingImplType.PARAMETER
+    scaling_init = 1.0
+
+
 class Int8WeightPoTDeploy(Int8WeightPerChannelFixedPoint):
     """8-bit (full range) per-filter power-of-two weights; scale set by set_pot_exponent.
 
@@ -133,10 +155,10 @@ class Int8WeightPoTDeploy(Int8WeightPerChannelFixedPoint):
     scaling_init = 1.0
 
 
-def act_quant(bits: int, collect_stats_steps: int, relu: bool = True):
-    """A Brevitas QuantReLU (or unsigned QuantIdentity) returning QuantTensors."""
+def act_quant(bits: int, collect_stats_steps: int, relu: bool = True, signed: bool = False):
+    """A Brevitas QuantReLU (or unsigned / signed QuantIdentity) returning QuantTensors."""
     cls = QuantReLU if relu else QuantIdentity
-    m = cls(act_quant=UintActPoT, bit_width=bits, collect_stats_steps=collect_stats_steps,
+    m = cls(act_quant=IntActPoT if signed else UintActPoT, bit_width=bits, collect_stats_steps=collect_stats_steps,
             return_quant_tensor=True)
     assert_act_bits(m, bits)
     return m
@@ -151,10 +173,10 @@ def input_quant() -> QuantIdentity:
     return m
 
 
-def deploy_act(bits: int, exponent: int, relu: bool = True):
+def deploy_act(bits: int, exponent: int, relu: bool = True, signed: bool = False):
     """Brevitas activation quantizer with the exact scale 2^-exponent (frozen)."""
     cls = QuantReLU if relu else QuantIdentity
-    m = cls(act_quant=UintActPoTDeploy, bit_width=bits, return_quant_tensor=True)
+    m = cls(act_quant=IntActPoTDeploy if signed else UintActPoTDeploy, bit_width=bits, return_quant_tensor=True)
     set_pot_exponent(m.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl, lambda: m.act_quant.scale(), exponent)
     m.requires_grad_(False)
     assert_act_bits(m, bits)
@@ -197,4 +219,4 @@ def assert_act_bits(module, bits: int) -> None:
     """Brevitas silently ignores misspelled kwargs (STYLE.md 4): check the realized width."""
     bw = module.act_quant.bit_width()
     if bw is None or int(bw) != bits:
-        raise AssertionError(f"{type(module).__name__} realized {bw} bits, expected {bits}")
+        raise AssertionError(f"{type(module).__name__} realized {None if bw is None else int(bw)} bits, expected {bits}")

@@ -1,0 +1,48 @@
+"""``hybridcim compile MODEL -o MODEL.cim``: integer model (or checkpoint) -> CIM program image + report.
+
+MODEL is an exported model folder (``integer_model.json``), a run folder (its ``model/``),
+or a ``checkpoint.safetensors`` (exported on the fly; needs torch).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compile", help="compile a trained model into a CIM program image")
+    p.add_argument("model", help="integer model folder / run folder / checkpoint.safetensors")
+    p.add_argument("-o", "--output", required=True, help="program image to write (MODEL.cim + MODEL.cim.json)")
+    p.add_argument("--preset", help="hardware preset (default: the one the model was trained for)")
+    p.add_argument("--packing", choices=("paired", "naive"), default="paired", help="column-group packing")
+    p.add_argument("--report-json", help="also write the per-layer report as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import tempfile
+
+    from ..compiler import compile_model, format_report, layer_report, load_integer_model, weight_sparsity
+    from ..program import write_program
+    src = Path(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = src if src.suffix == ".safetensors" else None
+        if ckpt is None and src.is_dir() and not (src / "integer_model.json").exists() \
+                and not (src / "model" / "integer_model.json").exists() and (src / "checkpoint.safetensors").exists():
+            ckpt = src / "checkpoint.safetensors"
+        if ckpt is not None:
+            from ..train.export import export_checkpoint
+            export_checkpoint(ckpt, tmp, qonnx=False)
+            src = Path(tmp)
+        im = load_integer_model(src)
+    prog = compile_model(im, args.preset, args.packing)
+    naive = compile_model(im, args.preset, "naive")
+    write_program(prog, args.output)
+    rows = layer_report(prog, naive)
+    sp = weight_sparsity(im)
+    print(prog.summary() if hasattr(prog, "summary") else prog.name)
+    print(format_report(rows, sp))
+    if args.report_json:
+        Path(args.report_json).write_text(json.dumps({"layers": rows, "weight_sparsity": sp}, indent=1))
+    print(f"wrote {args.output}")
+    return 0

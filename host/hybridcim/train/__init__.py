@@ -1,0 +1,1 @@
+"""CIM-aware quantization-aware training (torch + brevitas): models, quantizers, trainer, export."""

@@ -1,0 +1,142 @@
+"""Training configuration: frozen dataclasses loaded from YAML; unknown keys are rejected.
+
+Every knob of ``hybridcim train`` lives here (see configs/*.yaml for commented examples).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration (names the key)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "resnet20"              # resnet20 | resnet | cnv
+    act_bits: int = 4                   # activation bits (the input is always 8-bit pixels)
+    widths: Optional[tuple] = None      # channel widths per stage (default: the arch's)
+    blocks: Optional[tuple] = None      # resnet only: blocks per stage
+    fc_width: int = 512                 # cnv only
+    calib_steps: int = 30               # steps of runtime-stats collection for activation scales
+
+    def kwargs(self) -> dict:
+        kw: dict = {"act_bits": self.act_bits, "calib_steps": self.calib_steps}
+        if self.widths is not None:
+            kw["widths"] = tuple(self.widths)
+        if self.blocks is not None and self.arch == "resnet":
+            kw["blocks"] = tuple(self.blocks)
+        if self.arch == "cnv":
+            kw["fc_width"] = self.fc_width
+        return kw
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    precisions: tuple = (2, 4, 8)       # per-filter weight precisions (must be the preset's)
+    avg_bits: float = 4.0               # budget: Σ p_f K / Σ K over stored filters
+    assign_epoch: int = 1               # epoch (0-based) at whose start precision is assigned
+    sensitivity_batches: int = 8        # batches for the Fisher estimate
+    fixed_first_last: bool = True       # keep the first conv and the logits layer at the top precision
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    target: float = 0.5                 # fraction of all CIM weights masked at the end
+    start_epoch: int = 2
+    end_epoch: int = 10
+    exclude_first_last: bool = True
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    bn_freeze_epoch: Optional[int] = None  # from this epoch on, fold BN with running stats only
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: Optional[str] = None          # CIFAR-10 folder (default $CIFAR10_DIR)
+    train_limit: Optional[int] = None   # use the first N training images
+    test_limit: Optional[int] = None
+    augment: bool = True                # random crop (4-px zero padding) + horizontal flip
+    eval_batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "model"
+    seed: int = 0
+    preset: str = "sun-mars-256"
+    threads: Optional[int] = None       # torch.set_num_threads (None: torch's default)
+    device: str = "auto"                # auto (cuda if available, per LOCAL_RANK) | cpu | cuda
+    model: ModelConfig = field(default_factory=ModelConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        from ..spec.hardware import get_preset
+        pr = get_preset(self.preset)
+        bad = set(self.precision.precisions) - set(pr.precisions)
+        if bad:
+            raise ConfigError(f"precision.precisions {sorted(bad)} not in preset {pr.name!r} {pr.precisions}")
+        if not min(self.precision.precisions) <= self.precision.avg_bits <= max(self.precision.precisions):
+            raise ConfigError(f"precision.avg_bits={self.precision.avg_bits} outside the precision set")
+        if not 0 <= self.pruning.target < 1:
+            raise ConfigError(f"pruning.target={self.pruning.target} must be in [0, 1)")
+        if self.pruning.target > 0 and self.pruning.start_epoch < self.precision.assign_epoch:
+            raise ConfigError("pruning.start_epoch must be >= precision.assign_epoch (units follow the packing)")
+        if not 1 <= self.model.act_bits <= 8:
+            raise ConfigError(f"model.act_bits={self.model.act_bits} must be in 1..8")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device={self.device!r} must be auto, cpu or cuda")
+        if self.optim.epochs < 1 or self.optim.batch_size < 1:
+            raise ConfigError("optim.epochs and optim.batch_size must be >= 1")
+        return self
+
+
+def _build(cls, d: Any, where: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where or 'config'} (known: {sorted(fields)})")
+    kw = {}
+    for k, v in d.items():
+        f = fields[k]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kw[k] = _build(sub, v, f"{where}.{k}" if where else k)
+        elif isinstance(v, list):
+            kw[k] = tuple(v)
+        else:
+            kw[k] = v
+    return cls(**kw)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """A validated TrainConfig from a plain mapping."""
+    return _build(TrainConfig, d or {}, "").validate()
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Load a YAML config file."""
+    import yaml
+    text = Path(path).read_text()
+    return config_from_dict(yaml.safe_load(text) or {})

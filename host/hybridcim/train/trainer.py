@@ -1,0 +1,261 @@
+"""The QAT training loop: deterministic, resumable, optionally distributed (torchrun).
+
+Per epoch e (0-based): precision assignment at ``precision.assign_epoch``, a pruning step
+while the schedule ramps, BN freeze from ``optim.bn_freeze_epoch``, one pass over the
+shuffled, augmented training set, evaluation of the exact integer model on the test set,
+then an atomic checkpoint (``OUT/checkpoint.safetensors``) and the metrics CSV
+(``OUT/metrics.csv``, rewritten from the history stored in the checkpoint). Shuffling and
+augmentation draw from generators seeded by (seed, epoch), so a run resumed after a kill
+(``resume=True``) continues exactly as the uninterrupted run would have. At the end the
+model is exported to ``OUT/model/`` (integer model + QONNX).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..spec.hardware import get_preset
+from .checkpoint import load_model_state, load_optimizer_state, read_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .models import CIMNet, build_model
+from .precision import assign_precision, average_bits, fisher_diag, sensitivity
+from .pruning import prune_model, schedule, sparsity
+
+CHECKPOINT = "checkpoint.safetensors"
+METRICS = ("epoch", "lr", "train_loss", "train_acc", "test_acc", "avg_bits", "sparsity", "seconds")
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with ``pad``-px zero padding + random horizontal flip of uint8 NCHW images."""
+    n, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    rows = (oy[:, None] + torch.arange(h))[:, :, None]
+    cols = ox[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]
+    out = xp.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], rows, cols]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Linear warmup then cosine decay to 0, per step."""
+    o = cfg.optim
+    total = o.epochs * steps_per_epoch
+    warm = o.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return o.lr * (step + 1) / warm
+    t = (step - warm) / max(total - warm, 1)
+    return 0.5 * o.lr * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def load_data(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images uint8, labels int64, test images, test labels) in memory."""
+    from ..data import load_cifar10
+    xtr, ytr = load_cifar10(cfg.data.root, "train", cfg.data.train_limit)
+    xte, yte = load_cifar10(cfg.data.root, "test", cfg.data.test_limit)
+    t = lambda a: torch.from_numpy(a)
+    return t(xtr), t(ytr).long(), t(xte), t(yte).long()
+
+
+def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of the exact integer model (eval mode) on uint8 images."""
+    was = model.training
+    model.eval()
+    correct = 0
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            logits = model(x[i:i + batch_size].to(dev).float() / 256.0)
+            correct += int((logits.argmax(1).cpu() == y[i:i + batch_size]).sum())
+    model.train(was)
+    return correct / max(len(x), 1)
+
+
+def _check_same_config(cfg: TrainConfig, saved: dict) -> None:
+    """Refuse to resume a run under a different config (machine-local keys may change)."""
+    import json
+    local = {"threads", "device"}
+    now = json.loads(json.dumps(cfg.to_dict()))
+    diff = sorted(k for k in set(now) | set(saved) if k not in local and now.get(k) != saved.get(k)
+                  and not (k == "data" and {**now[k], "root": None} == {**saved.get(k, {}), "root": None}))
+    if diff:
+        raise ValueError(f"--resume: the config differs from the checkpoint's in {diff}; use the run's config")
+
+
+class Trainer:
+    """``Trainer(cfg, out_dir, resume).run()`` -> final metrics dict."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+                 data=None, stop_after_epochs: int | None = None):
+        self.cfg, self.out, self.resume, self.show = cfg, Path(out_dir), resume, progress
+        self.stop_after = stop_after_epochs
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.preset = get_preset(cfg.preset)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model.arch, **cfg.model.kwargs())
+        self.device = self._device()
+        self.data = data
+        self.epoch, self.history = 0, []
+        ckpt = self.out / CHECKPOINT
+        loaded = None
+        if resume and ckpt.exists():
+            # the optimizer must be built after loading: Brevitas replaces its scale Parameters on load
+            loaded = read_checkpoint(ckpt)
+            _check_same_config(cfg, loaded[1].get("config", {}))
+            load_model_state(self.model, loaded[0])
+        self.model.to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if n.startswith("cim.") and n.endswith(".weight")]
+        self.model.inp.requires_grad_(False)  # fixed 2^-8 input scale (a load may re-create the Parameter)
+        other = [p for n, p in self.model.named_parameters()
+                 if not n.startswith("inp.") and not (n.startswith("cim.") and n.endswith(".weight"))]
+        o = cfg.optim
+        self.opt = torch.optim.SGD([{"params": decay, "weight_decay": o.weight_decay},
+                                    {"params": other, "weight_decay": 0.0}],
+                                   lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)
+        if loaded is not None:
+            tensors, meta = loaded
+            load_optimizer_state(self.opt, tensors, meta)
+            torch.set_rng_state(tensors["rng/torch"])
+            self.epoch, self.history = int(meta["epoch"]), list(meta.get("history", []))
+
+    # ---------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        want = self.cfg.device
+        if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
+            return torch.device("cpu")
+        if want == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device: cuda requested but torch sees no GPU")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+    def _ddp(self):
+        if self.world <= 1:
+            return self.model
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    def _sync_from_rank0(self) -> None:
+        import torch.distributed as dist
+        with torch.no_grad():
+            for t in list(self.model.parameters()) + list(self.model.buffers()):
+                dist.broadcast(t.data, 0)
+
+    def _fixed_layers(self) -> set[str]:
+        names = [n for n, _ in self.model.cim_layers()]
+        return {names[0], names[-1]}
+
+    def _compression_step(self, e: int, xtr, ytr) -> None:
+        cfg, pc = self.cfg, self.cfg.precision
+        if e == pc.assign_epoch:
+            g = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
+            idx = torch.randperm(len(xtr), generator=g)[:pc.sensitivity_batches * cfg.optim.batch_size]
+            bs = cfg.optim.batch_size
+            dev = self.device
+            batches = [(xtr[idx[i:i + bs]].to(dev).float() / 256.0, ytr[idx[i:i + bs]].to(dev))
+                       for i in range(0, len(idx), bs)]
+            omega = sensitivity(self.model, fisher_diag(self.model, batches), pc.precisions)
+            fixed = self._fixed_layers() if pc.fixed_first_last else set()
+            assign_precision(self.model, omega, pc.precisions, pc.avg_bits, self.preset.group_width, fixed)
+        pr = cfg.pruning
+        if pr.target > 0 and pr.start_epoch <= e <= pr.end_epoch:
+            excl = self._fixed_layers() if pr.exclude_first_last else set()
+            prune_model(self.model, schedule(e, pr.target, pr.start_epoch, pr.end_epoch),
+                        self.preset.rows_active, self.preset.group_width, excl, avg_bits=pc.avg_bits)
+        if cfg.optim.bn_freeze_epoch is not None and e >= cfg.optim.bn_freeze_epoch:
+            for _, l in self.model.cim_layers():
+                l.bn_frozen.fill_(True)
+
+    def _write_metrics(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRICS)
+        w.writeheader()
+        for row in self.history:
+            w.writerow(row)
+        tmp = self.out / ".metrics.csv.tmp"
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, self.out / "metrics.csv")
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        xtr, ytr, xte, yte = self.data if self.data is not None else load_data(cfg)
+        net = self._ddp()
+        bs = cfg.optim.batch_size
+        shard = bs // self.world if self.world > 1 else bs
+        steps = len(xtr) // bs
+        if steps < 1:
+            raise ValueError(f"{len(xtr)} training images are fewer than one batch of {bs}")
+        if steps <= cfg.model.calib_steps and self.epoch == 0:
+            raise ValueError(f"model.calib_steps={cfg.model.calib_steps} must be < steps per epoch ({steps}) so that "
+                             "every checkpoint is past activation-scale calibration (exact resume)")
+        last = cfg.optim.epochs if self.stop_after is None else min(cfg.optim.epochs, self.epoch + self.stop_after)
+        for e in range(self.epoch, last):
+            t0 = time.time()
+            self._compression_step(e, xtr, ytr)
+            self.model.train()
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + e)
+            perm = torch.randperm(len(xtr), generator=g)
+            bar = None
+            if self.show and self.rank == 0:
+                from ..cli.progress import progress
+                bar = progress(steps * bs, f"epoch {e + 1}/{cfg.optim.epochs}")
+            loss_sum, correct, seen = 0.0, 0, 0
+            for s in range(steps):
+                idx = perm[s * bs:(s + 1) * bs]
+                xb = xtr[idx]
+                xb = augment(xb, g) if cfg.data.augment else xb
+                yb = ytr[idx]
+                if self.world > 1:
+                    xb, yb = xb[self.rank * shard:(self.rank + 1) * shard], yb[self.rank * shard:(self.rank + 1) * shard]
+                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+                lr = lr_at(cfg, e * steps + s, steps)
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                logits = net(xb.float() / 256.0)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.optim.label_smoothing)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                if self.world > 1 and e == 0 and s == cfg.model.calib_steps:
+                    self._sync_from_rank0()  # activation scales were initialized from rank-local statistics
+                loss_sum += loss.item() * len(yb)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+                seen += len(yb)
+                if bar is not None:
+                    bar.update(bs)
+                    if s % 10 == 0:
+                        bar.set_postfix_str(f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f} lr {lr:.4f}")
+            if bar is not None:
+                bar.close()
+            acc = evaluate(self.model, xte, yte, cfg.data.eval_batch_size) if len(xte) else float("nan")
+            row = {"epoch": e + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "test_acc": acc, "avg_bits": average_bits(self.model), "sparsity": sparsity(self.model),
+                   "seconds": round(time.time() - t0, 3)}
+            self.history.append(row)
+            self.epoch = e + 1
+            if self.rank == 0:
+                save_checkpoint(self.out / CHECKPOINT, self.model, self.opt,
+                                {"epoch": self.epoch, "history": self.history, "config": cfg.to_dict()})
+                self._write_metrics()
+        if self.epoch >= cfg.optim.epochs and self.rank == 0:
+            from .export import export_model
+            self.model.cpu()
+            export_model(self.model, self.out / "model", cfg.preset, cfg.name,
+                         {"config": cfg.to_dict(), "epoch": self.epoch, "final": self.history[-1] if self.history else None})
+        return self.history[-1] if self.history else {}

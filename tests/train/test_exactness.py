@@ -1,0 +1,96 @@
+"""compile -> emulate == Brevitas reference == training model == QONNX, exactly, per layer."""
+import json
+
+import numpy as np
+import pytest
+
+from small_models import trained_small
+
+from hybridcim.compiler import compile_model, load_integer_model
+from hybridcim.train.export import export_model
+from hybridcim.train.reference import load_brevitas_reference
+from hybridcim.train.verify import MismatchError, verify_exact
+
+
+def _images(n=6, seed=1):
+    return np.random.default_rng(seed).integers(0, 256, (n, 3, 32, 32)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("arch,preset", [("resnet", "tiny-64"), ("resnet", "sun-mars-256"), ("cnv", "tiny-64")])
+def test_all_executors_agree(tmp_path, arch, preset):
+    m = trained_small(arch, preset)
+    export_model(m, tmp_path, preset=preset, qonnx=True)
+    summary = verify_exact(tmp_path, _images(), trained=m, qonnx_images=2)
+    assert summary["qonnx_images"] == 2
+    # activations are non-degenerate: some layer output uses more than one code
+    ref = load_brevitas_reference(tmp_path)
+    t = ref.trace(_images())
+    assert max(len(np.unique(v)) for k, v in t.items() if k != "input") > 4
+
+
+def test_real_images(tmp_path, cifar10_root):
+    from hybridcim.data import load_cifar10
+    x, _ = load_cifar10(cifar10_root, "test", 16)
+    m = trained_small("resnet", "sun-mars-256")
+    export_model(m, tmp_path, preset="sun-mars-256", qonnx=False)
+    verify_exact(tmp_path, x, trained=m)
+
+
+def test_logits_are_integer_multiples(tmp_path):
+    m = trained_small("resnet", "tiny-64")
+    export_model(m, tmp_path, preset="tiny-64", qonnx=False)
+    ref = load_brevitas_reference(tmp_path)
+    out = ref.run(_images())
+    assert out.dtype == np.int64 and out.shape == (6, 10)
+    assert np.abs(out).max() < 2 ** 24
+
+
+def test_mismatch_names_first_layer(tmp_path):
+    """A perturbed bias in the compiled program is caught and attributed to its layer."""
+    m = trained_small("resnet", "tiny-64")
+    export_model(m, tmp_path, preset="tiny-64", qonnx=False)
+    im = load_integer_model(tmp_path)
+    bad = dict(im.arrays)
+    layer = "s2b1_conv1"
+    b = bad[f"{layer}/bias"].copy()
+    b[:] += 1 << 12
+    bad[f"{layer}/bias"] = b
+    # the reference keeps the good model; the emulator gets the perturbed one
+    from hybridcim.emulator import FastEmulator
+    from hybridcim.train.verify import first_mismatch
+    from hybridcim.compiler.integer_model import IntegerModel
+    prog = compile_model(IntegerModel(im.desc, bad))
+    emu = FastEmulator(prog).run(_images(), trace=True)
+    ref = load_brevitas_reference(tmp_path).trace(_images())
+    order = ["input"] + [l["name"] for l in im.layers]
+    msg = first_mismatch(ref, emu.tensors, order)
+    assert msg is not None and msg.startswith(f"layer {layer!r}")
+
+
+def test_verify_raises_on_corrupt_export(tmp_path):
+    m = trained_small("resnet", "tiny-64")
+    export_model(m, tmp_path, preset="tiny-64", qonnx=False)
+    other = trained_small("resnet", "tiny-64", seed=3)
+    with pytest.raises(MismatchError, match="training model"):
+        verify_exact(tmp_path, _images(), trained=other)
+
+
+def test_integer_model_file_format(tmp_path):
+    m = trained_small("cnv", "tiny-64")
+    desc = export_model(m, tmp_path, preset="tiny-64", qonnx=False)
+    d = json.loads((tmp_path / "integer_model.json").read_text())
+    assert d == json.loads(json.dumps(desc))
+    assert d["format"] == "hybridcim-integer-model" and d["version"] == 1
+    with np.load(tmp_path / "integer_model.npz", allow_pickle=False) as z:
+        for l in d["layers"]:
+            if l["op"] in ("conv", "fc"):
+                n = l["name"]
+                assert z[f"{n}/weight"].dtype == np.int8 and z[f"{n}/bias"].dtype == np.int32
+                prec = z[f"{n}/precision"].astype(int)
+                w = z[f"{n}/weight"].astype(int).reshape(len(prec), -1)
+                for f, p in enumerate(prec):
+                    if p == 0:
+                        assert not w[f].any()
+                    else:
+                        assert w[f].min() >= -(1 << (p - 1)) and w[f].max() <= (1 << (p - 1)) - 1
+    assert [l["op"] for l in d["layers"]].count("maxpool") == 2

@@ -1,0 +1,195 @@
+"""Training smoke run on a CIFAR-10 subset: loss falls, resume after a kill is exact, export is exact."""
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridcim.train import trainer as trainer_mod
+from hybridcim.train.checkpoint import read_checkpoint
+from hybridcim.train.config import ConfigError, config_from_dict, load_config
+from hybridcim.train.trainer import Trainer, augment
+
+CONFIGS = Path(trainer_mod.__file__).parent / "configs"
+
+
+def _cfg(root, **optim):
+    cfg = load_config(CONFIGS / "smoke.yaml")
+    o = dict(epochs=4, batch_size=32, lr=0.05)
+    o.update(optim)
+    return dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, root=str(root), train_limit=256, test_limit=128),
+        optim=dataclasses.replace(cfg.optim, **o),
+        precision=dataclasses.replace(cfg.precision, assign_epoch=1),
+        pruning=dataclasses.replace(cfg.pruning, start_epoch=2, end_epoch=3)).validate()
+
+
+def _state(path):
+    tensors, meta = read_checkpoint(path)
+    hist = [{k: v for k, v in r.items() if k != "seconds"} for r in meta["history"]]
+    return tensors, hist, meta["epoch"]
+
+
+def _same_npz(a, b):
+    with np.load(a, allow_pickle=False) as za, np.load(b, allow_pickle=False) as zb:
+        assert sorted(za.files) == sorted(zb.files)
+        for k in za.files:
+            assert np.array_equal(za[k], zb[k]) and za[k].dtype == zb[k].dtype, k
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, cifar10_root):
+    out = tmp_path_factory.mktemp("full")
+    Trainer(_cfg(cifar10_root), out, progress=False).run()
+    return out
+
+
+def test_loss_falls_and_files_written(full_run):
+    _, hist, epoch = _state(full_run / "checkpoint.safetensors")
+    assert epoch == 4
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["avg_bits"] <= 4.0 + 1e-9 and hist[-1]["sparsity"] >= 0.5 - 1e-9
+    lines = (full_run / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,lr,train_loss") and len(lines) == 5
+    assert (full_run / "model" / "integer_model.json").exists() and (full_run / "model" / "model.onnx").exists()
+
+
+def test_resume_after_kill_is_identical(full_run, tmp_path, cifar10_root, monkeypatch):
+    cfg = _cfg(cifar10_root)
+    calls = {"n": 0}
+    real_eval = trainer_mod.evaluate
+
+    def dying_eval(*a, **k):  # killed during epoch 3, after the epoch-2 checkpoint
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "evaluate", dying_eval)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path, progress=False).run()
+    assert _state(tmp_path / "checkpoint.safetensors")[2] == 2
+    monkeypatch.setattr(trainer_mod, "evaluate", real_eval)
+    Trainer(cfg, tmp_path, resume=True, progress=False).run()
+    a, ha, ea = _state(full_run / "checkpoint.safetensors")
+    b, hb, eb = _state(tmp_path / "checkpoint.safetensors")
+    assert ea == eb and ha == hb
+    assert a.keys() == b.keys()
+    for k in a:
+        if k != "rng/torch":
+            assert torch.equal(a[k], b[k]), k
+    _same_npz(tmp_path / "model" / "integer_model.npz", full_run / "model" / "integer_model.npz")
+
+
+def test_trained_model_is_exact(full_run, cifar10_root):
+    from hybridcim.data import load_cifar10
+    from hybridcim.train.export import model_from_checkpoint
+    from hybridcim.train.verify import verify_exact
+    x, _ = load_cifar10(cifar10_root, "test", 8)
+    model, _ = model_from_checkpoint(full_run)
+    verify_exact(full_run / "model", x, trained=model, qonnx_images=1)
+
+
+def test_augment_is_crop_and_flip():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(2, 3, 8, 8) + 1
+    g = torch.Generator().manual_seed(0)
+    y = augment(x, g, pad=2)
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        found = any(torch.equal(y[i], c) for oy in range(5) for ox in range(5)
+                    for c in (xp[i, :, oy:oy + 8, ox:ox + 8], xp[i, :, oy:oy + 8, ox:ox + 8].flip(2)))
+        assert found
+    assert torch.equal(augment(x, torch.Generator().manual_seed(0), pad=2), y)
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="weight_bitwidth"):
+        config_from_dict({"model": {"weight_bitwidth": 4}})
+    with pytest.raises(ConfigError, match="not in preset"):
+        config_from_dict({"precision": {"precisions": [3, 4]}})
+
+
+@pytest.mark.parametrize("name", ["resnet20_w4a4_p50.yaml", "smoke.yaml"])
+def test_shipped_configs_build(name):
+    from hybridcim.train.models import build_model
+    cfg = load_config(CONFIGS / name)
+    m = build_model(cfg.model.arch, **cfg.model.kwargs())
+    if name.startswith("resnet20"):
+        assert cfg.precision.avg_bits <= 4 and cfg.pruning.target >= 0.5 and cfg.model.act_bits == 4
+        convs = [l for _, l in m.cim_layers()]
+        assert len([n for n in m.nodes if n.op == "conv" and not n.name.endswith("short")]) == 19
+        assert sum(l.weight.numel() for l in convs) > 270_000
+
+
+def test_cli_train_export_compile(tmp_path, cifar10_root):
+    import yaml
+    from hybridcim.cli.main import main
+    cfg = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
+    cfg["optim"]["epochs"] = 2
+    cfg["data"]["train_limit"] = 256
+    cfg["data"]["test_limit"] = 64
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "exp"), "--no-qonnx"]) == 0
+    _same_npz(tmp_path / "exp" / "integer_model.npz", run / "model" / "integer_model.npz")
+    assert main(["compile", str(run / "checkpoint.safetensors"), "-o", str(tmp_path / "a.cim")]) == 0
+    assert main(["compile", str(run), "-o", str(tmp_path / "b.cim")]) == 0
+    assert (tmp_path / "a.cim").read_bytes() == (tmp_path / "b.cim").read_bytes()
+    from hybridcim.data import load_cifar10
+    from hybridcim.emulator import FastEmulator
+    from hybridcim.program import read_program
+    from hybridcim.train.reference import load_brevitas_reference
+    x, _ = load_cifar10(cifar10_root, "test", 8)
+    assert np.array_equal(FastEmulator(read_program(tmp_path / "a.cim")).run(x).outputs,
+                          load_brevitas_reference(run / "model").run(x))
+    with pytest.raises(SystemExit):
+        main(["train"])
+
+
+@pytest.mark.slow
+def test_learns_on_a_subset(tmp_path, cifar10_root):
+    """A small ResNet, 5000 images, 4 epochs with precision assignment and 50 % pruning: well above chance."""
+    cfg = config_from_dict({
+        "name": "learn", "model": {"arch": "resnet", "widths": [16, 32, 64], "blocks": [1, 1, 1], "calib_steps": 10},
+        "precision": {"assign_epoch": 1, "sensitivity_batches": 2},
+        "pruning": {"target": 0.5, "start_epoch": 2, "end_epoch": 3},
+        "optim": {"epochs": 4, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0},
+        "data": {"root": str(cifar10_root), "train_limit": 5000, "test_limit": 1000}})
+    final = Trainer(cfg, tmp_path, progress=False).run()
+    assert final["test_acc"] > 0.25 and final["avg_bits"] <= 4.0 and final["sparsity"] >= 0.5
+
+
+def test_resume_refuses_a_different_config(full_run, tmp_path, cifar10_root):
+    import shutil
+    shutil.copy(full_run / "checkpoint.safetensors", tmp_path / "checkpoint.safetensors")
+    cfg = _cfg(cifar10_root, lr=0.01)
+    with pytest.raises(ValueError, match="optim"):
+        Trainer(cfg, tmp_path, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path, cifar10_root):
+    """DDP (gloo on CPU): two ranks train on their shards, rank 0 writes checkpoint and export."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import yaml
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    cfg = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
+    cfg["optim"]["epochs"] = 2
+    cfg["data"].update(train_limit=256, test_limit=64, root=str(cifar10_root))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    code = "import sys; from hybridcim.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    (tmp_path / "entry.py").write_text(code)
+    subprocess.run([torchrun, "--nproc_per_node", "2", str(tmp_path / "entry.py"), "train", str(tmp_path / "c.yaml"),
+                    "--out", str(tmp_path / "run"), "--no-progress"], check=True, env=env, capture_output=True,
+                   timeout=600)
+    _, hist, epoch = _state(tmp_path / "run" / "checkpoint.safetensors")
+    assert epoch == 2 and (tmp_path / "run" / "model" / "integer_model.json").exists()
