@@ -1,11 +1,18 @@
 """hybridcim.models: default model name and resolution of names and paths."""
 import pytest
 
-from hybridcim.models import DEFAULT_MODEL, MODELS_DIR, ModelNotFoundError, resolve_model
+from hybridcim.models import (DEFAULT_MODEL, MODELS_DIR, PREFERENCE, ModelNotFoundError, available_models,
+                              default_model, resolve_model)
 
 
 def test_default_model_name():
     assert DEFAULT_MODEL == "resnet20-w4a4-p50"
+
+
+def test_default_model_is_the_best_shipped_one():
+    shipped = [m for m in PREFERENCE if m in available_models()]
+    assert default_model() == (shipped[0] if shipped else DEFAULT_MODEL)
+    assert resolve_model(default_model()).is_file() or not shipped
 
 
 def test_paths_and_folders(tmp_path):

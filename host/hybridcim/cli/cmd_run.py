@@ -18,7 +18,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a model on CIFAR-10 on a backend and check it against a reference")
     p.add_argument("--backend", choices=("emulator", "csim", "pynq"), default="emulator")
     p.add_argument("--model", default=None, help="shipped model name, model folder or .cim path "
-                                                 "(default: hybridcim.models.DEFAULT_MODEL)")
+                                                 "(default: the best shipped model, hybridcim.models.default_model())")
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
     p.add_argument("--limit", type=int, default=None, help="first N test images")
     p.add_argument("--batch-size", type=int, default=256)
@@ -56,11 +56,12 @@ class ReferenceUnavailable(ValueError):
 
 
 def run(args) -> int:
-    from ..models import DEFAULT_MODEL, resolve_model
+    from ..models import default_model, resolve_model
     from ..program import read_program
     from ..runtime import open_device
     from ..runtime.session import Session
-    path = resolve_model(args.model or DEFAULT_MODEL)
+    model = args.model or default_model()
+    path = resolve_model(model)
     program = read_program(path)
     kind = args.reference or ("brevitas" if args.backend == "emulator" else "emulator")
     reference = _reference(kind, program, path)
@@ -69,7 +70,7 @@ def run(args) -> int:
     try:
         with open_device(args.backend, program.preset, **kw) as dev:
             dev.load(program)
-            session = Session(dev, reference, kind, model=str(args.model or DEFAULT_MODEL),
+            session = Session(dev, reference, kind, model=str(model),
                               show_progress=sys.stderr.isatty())
             rep = session.run_cifar10(args.data, args.limit, args.batch_size)
     except DeviceError as e:  # no board, no compiler, a kernel refusal: one line, no traceback

@@ -66,3 +66,27 @@ def format_report(rows: list[dict], sparsity: dict | None = None) -> str:
     if sparsity:
         out.append(f"weight sparsity (zero integer weights): {sparsity['total']:.1%}")
     return "\n".join(out)
+
+
+def program_compression(program: Program) -> dict:
+    """Compression of a program read from its image alone, over all conv/fc layers.
+
+    avg_bits: Σ p_f·K / Σ K over stored filters (precision > 0);
+    structural_sparsity: 1 − (weights inside present (row block × group) units of stored
+    filters) / (all F·K weights): the fraction pruned by whole filters and whole units;
+    weights: F·K summed over the layers.
+    """
+    bits = stored_k = total = kept = 0
+    for l in program.layers:
+        if not l.op.is_cim:
+            continue
+        prec = l.precision.astype(np.int64)
+        bits += int(prec.sum()) * l.k_rows
+        stored_k += int((prec > 0).sum()) * l.k_rows
+        total += l.n_filters * l.k_rows
+        a = program.preset.rows_active
+        rows_real = np.minimum(a, l.k_rows - np.arange(l.n_rowblocks) * a)
+        filters_in_group = np.array([len(set(int(f) for f in row if f >= 0)) for row in l.col_filter], dtype=np.int64)
+        kept += int((l.present * filters_in_group[:, None] * rows_real[None, :]).sum())
+    return {"avg_bits": bits / stored_k if stored_k else 0.0,
+            "structural_sparsity": 1 - kept / total if total else 0.0, "weights": total}

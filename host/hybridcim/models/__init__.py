@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 DEFAULT_MODEL = "resnet20-w4a4-p50"
+PREFERENCE = (DEFAULT_MODEL, "resnet8-w4a4-p50-quick")
+"""Shipped models in order of preference: the first one present is the default."""
 MODELS_DIR = Path(__file__).resolve().parent
 
 
@@ -19,6 +21,12 @@ class ModelNotFoundError(FileNotFoundError):
 def available_models() -> list[str]:
     """Names of the shipped models (folders holding model.cim)."""
     return sorted(p.parent.name for p in MODELS_DIR.glob("*/model.cim"))
+
+
+def default_model() -> str:
+    """The name of the best shipped model (PREFERENCE order), or DEFAULT_MODEL when none is shipped."""
+    have = set(available_models())
+    return next((m for m in PREFERENCE if m in have), DEFAULT_MODEL)
 
 
 def resolve_model(name_or_path: "str | os.PathLike" = DEFAULT_MODEL) -> Path:

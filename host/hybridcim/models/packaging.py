@@ -1,0 +1,71 @@
+"""Ship a trained model as package data: ``models/<name>/`` (numpy only).
+
+A shipped model folder holds what every executor and check needs, and nothing
+pickled: ``model.cim`` + ``model.cim.json`` (the program), ``integer_model.json`` +
+``integer_model.npz`` (the exported integer model: the Brevitas reference is rebuilt from
+it), ``model.onnx`` (its QONNX export), ``config.yaml`` (the training config), ``metrics.csv`` (the training curve) and
+``card.json``: the measured facts (accuracy through the emulator on the whole CIFAR-10
+test set, average bits, structural sparsity), which the tests check against the program.
+
+    python -c "from hybridcim.models.packaging import ship; ship('runs/r8', 'NAME', 'CONFIG.yaml', DATA)"
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..compiler import compile_model, load_integer_model
+from ..compiler.integer_model import find_model_files
+from ..compiler.report import program_compression
+from ..program import read_program, write_program
+from . import MODELS_DIR
+
+
+def measure_accuracy(program_path: Path, data_root, batch_size: int = 250) -> dict:
+    """Top-1 accuracy of the program on the CIFAR-10 test set through the fast emulator."""
+    import numpy as np
+
+    from ..data import Cifar10
+    from ..emulator import FastEmulator
+    prog = read_program(program_path)
+    emu = FastEmulator(prog)
+    correct = n = 0
+    for images, labels in Cifar10(data_root, "test").batches(batch_size):
+        correct += int((emu.run(images).outputs.argmax(axis=1) == labels).sum())
+        n += len(images)
+    return {"images": n, "correct": correct, "accuracy": correct / n if n else float("nan")}
+
+
+def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None) -> Path:
+    """Compile the run's exported model into ``MODELS_DIR/name`` (replaced atomically) and write its card."""
+    src = find_model_files(run_dir)
+    im = load_integer_model(src)
+    prog = compile_model(im, preset)
+    dest = MODELS_DIR / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
+    tmp.chmod(0o755)
+    try:
+        write_program(prog, tmp / "model.cim")
+        for f in (src, src.with_suffix(".npz"), src.parent / "model.onnx"):
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+        shutil.copy2(config, tmp / "config.yaml")
+        metrics = Path(run_dir) / "metrics.csv"
+        if metrics.is_file():
+            shutil.copy2(metrics, tmp / "metrics.csv")
+        card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
+                "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                "cifar10_test": measure_accuracy(tmp / "model.cim", data_root), **program_compression(prog)}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        old = dest.with_name(f".{name}.old")
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

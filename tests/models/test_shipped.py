@@ -1,0 +1,93 @@
+"""Every shipped model: its card tells the truth, and every executor agrees exactly on it.
+
+Default run: a sample of real CIFAR-10 test images (emulator == Brevitas reference,
+csim == emulator). Slow run: the whole test set, and the card's accuracy re-measured.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from hybridcim.compiler.report import program_compression
+from hybridcim.data import Cifar10
+from hybridcim.emulator import FastEmulator
+from hybridcim.models import MODELS_DIR, available_models
+from hybridcim.program import read_program
+
+MODELS = available_models()
+SAMPLE = 200
+
+
+def load(name):
+    folder = MODELS_DIR / name
+    return folder, read_program(folder / "model.cim"), json.loads((folder / "card.json").read_text())
+
+
+def test_at_least_one_model_is_shipped():
+    assert MODELS, f"no shipped model under {MODELS_DIR}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_card_matches_program(name):
+    folder, prog, card = load(name)
+    comp = program_compression(prog)
+    assert card["avg_bits"] == pytest.approx(comp["avg_bits"]) and card["avg_bits"] <= 4.0
+    assert card["structural_sparsity"] == pytest.approx(comp["structural_sparsity"])
+    assert card["structural_sparsity"] >= 0.5
+    assert prog.preset.name == card["preset"]
+    for f in ("integer_model.json", "integer_model.npz", "model.onnx", "config.yaml", "model.cim.json"):
+        assert (folder / f).is_file(), f
+
+
+def sample(root, n):
+    return next(Cifar10(root, "test").batches(n, limit=n))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_emulator_equals_brevitas_on_sample(name, cifar10_root):
+    pytest.importorskip("brevitas")
+    from hybridcim.train.reference import load_brevitas_reference
+    folder, prog, _ = load(name)
+    images, _ = sample(cifar10_root, SAMPLE)
+    want = load_brevitas_reference(folder).run(images)
+    got = FastEmulator(prog).run(images).outputs
+    assert np.array_equal(got, want), f"{int((got != want).any(axis=1).sum())} of {SAMPLE} images differ"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_qonnx_equals_emulator_on_sample(name, cifar10_root):
+    pytest.importorskip("qonnx")
+    from hybridcim.train.qonnx_export import run_qonnx
+    folder, prog, _ = load(name)
+    images, _ = sample(cifar10_root, 20)
+    got = run_qonnx(folder / "model.onnx", images, prog.metadata["logit_exponent"])
+    assert np.array_equal(got, FastEmulator(prog).run(images).outputs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_csim_equals_emulator_on_sample(name, cifar10_root, csim_lib):
+    from hybridcim.runtime import CSimDevice, EmulatorDevice, Session
+    folder, prog, _ = load(name)
+    csim_lib(prog.preset.name)
+    with CSimDevice(prog.preset) as dev, EmulatorDevice() as ref:
+        dev.load(prog)
+        ref.load(prog)
+        rep = Session(dev, ref, show_progress=False).run_cifar10(cifar10_root, limit=SAMPLE)
+    assert rep.images == SAMPLE and rep.agree == SAMPLE, rep.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_whole_test_set_all_executors(name, cifar10_root, csim_lib):
+    pytest.importorskip("brevitas")
+    from hybridcim.runtime import CSimDevice, EmulatorDevice, Session
+    from hybridcim.train.reference import load_brevitas_reference
+    folder, prog, card = load(name)
+    with CSimDevice(prog.preset) as dev, EmulatorDevice() as emu:
+        dev.load(prog)
+        emu.load(prog)
+        rep = Session(emu, load_brevitas_reference(folder), "brevitas", show_progress=False).run_cifar10(cifar10_root)
+        assert rep.agree == rep.images == 10000, rep.summary()
+        assert rep.correct == card["cifar10_test"]["correct"]
+        rep = Session(dev, emu, show_progress=False).run_cifar10(cifar10_root)
+        assert rep.agree == rep.images == 10000, rep.summary()
