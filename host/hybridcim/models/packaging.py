@@ -69,3 +69,31 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "") -> Path:
+    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib)."""
+    import csv
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list(csv.DictReader(open(metrics_csv)))
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax[0].plot(ep, [float(r["test_acc"]) for r in rows], "o-", label="test (exact integer model)")
+    ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
+    ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
+    twin = ax[1].twinx()
+    twin.plot(ep, [float(r["sparsity"]) for r in rows], "s-", color="C3", label="structurally pruned")
+    twin.set_ylabel("pruned fraction")
+    ax[1].legend(loc="upper right"); twin.legend(loc="center right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
