@@ -102,6 +102,9 @@ def source_hash(preset: HardwarePreset, src: Path | None = None, extra: tuple[st
     return h.hexdigest()[:16]
 
 
+COMPILE_TIMEOUT_S = 600
+
+
 def library_path(preset: "str | HardwarePreset", cache: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     preset = get_preset(preset)
     return (cache or cache_dir()) / f"libhcim_csim_{preset.name}_{source_hash(preset, extra=extra)}.so"
@@ -125,7 +128,11 @@ def build(preset: "str | HardwarePreset" = "sun-mars-256", cache: Path | None = 
     cmd = [cxx, *flags(preset, extra), "-I", str(ap_types_dir()), "-I", str(src), *(str(src / s) for s in CXX_SOURCES),
            "-o", tmp]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise CSimBuildError(f"building the csim library for preset {preset.name!r} took longer than "
+                                 f"{COMPILE_TIMEOUT_S} s:\n$ {' '.join(cmd)}") from None
         if proc.returncode != 0:
             raise CSimBuildError(f"building the csim library for preset {preset.name!r} failed "
                                  f"(exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
