@@ -1,11 +1,14 @@
 """Training smoke run on a CIFAR-10 subset: loss falls, resume after a kill is exact, export is exact."""
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import hybridcim.train
+from hybridcim.data import Cifar10
 from hybridcim.train import trainer as trainer_mod
 from hybridcim.train.checkpoint import read_checkpoint
 from hybridcim.train.config import ConfigError, config_from_dict, load_config
@@ -193,3 +196,23 @@ def test_torchrun_two_processes(tmp_path, cifar10_root):
                    timeout=600)
     _, hist, epoch = _state(tmp_path / "run" / "checkpoint.safetensors")
     assert epoch == 2 and (tmp_path / "run" / "model" / "integer_model.json").exists()
+
+
+def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar10_root):
+    from hybridcim.compiler.report import program_compression
+    from hybridcim.emulator import FastEmulator
+    from hybridcim.models.packaging import plot_training_curve, ship
+    from hybridcim.program import read_program
+    config = Path(hybridcim.train.__file__).parent / "configs" / "smoke.yaml"
+    dest = ship(full_run, "smoke-model", config, cifar10_root, models_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smoke-model"]  # no temporary folder left
+    files = sorted(p.name for p in dest.iterdir())
+    assert files == ["card.json", "config.yaml", "integer_model.json", "integer_model.npz", "metrics.csv",
+                     "model.cim", "model.cim.json", "model.onnx"]
+    card = json.loads((dest / "card.json").read_text())
+    prog = read_program(dest / "model.cim")
+    assert card["avg_bits"] == program_compression(prog)["avg_bits"]
+    images, labels = next(Cifar10(cifar10_root, "test").batches(10000))
+    correct = int((FastEmulator(prog).run(images).outputs.argmax(1) == labels).sum())
+    assert card["cifar10_test"] == {"images": 10000, "correct": correct, "accuracy": correct / 10000}
+    assert plot_training_curve(dest / "metrics.csv", tmp_path / "curve.png").stat().st_size > 1000

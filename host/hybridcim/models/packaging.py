@@ -39,13 +39,15 @@ def measure_accuracy(program_path: Path, data_root, batch_size: int = 250) -> di
     return {"images": n, "correct": correct, "accuracy": correct / n if n else float("nan")}
 
 
-def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None) -> Path:
-    """Compile the run's exported model into ``MODELS_DIR/name`` (replaced atomically) and write its card."""
+def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
+         models_dir: str | Path = MODELS_DIR) -> Path:
+    """Compile the run's exported model into ``models_dir/name`` (replaced atomically) and write its card."""
+    models_dir = Path(models_dir)
     src = find_model_files(run_dir)
     im = load_integer_model(src)
     prog = compile_model(im, preset)
-    dest = MODELS_DIR / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
+    dest = models_dir / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
     tmp.chmod(0o755)
     try:
         write_program(prog, tmp / "model.cim")
