@@ -91,3 +91,20 @@ def test_whole_test_set_all_executors(name, cifar10_root, csim_lib):
         assert rep.correct == card["cifar10_test"]["correct"]
         rep = Session(dev, emu, show_progress=False).run_cifar10(cifar10_root)
         assert rep.agree == rep.images == 10000, rep.summary()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_tampered_layer_is_named_against_brevitas(name, cifar10_root):
+    """Negative case: one bias changed in the program -> the session names that layer as the first mismatch."""
+    pytest.importorskip("brevitas")
+    from hybridcim.runtime import EmulatorDevice, Session
+    from hybridcim.train.reference import load_brevitas_reference
+    folder, prog, _ = load(name)
+    victim = next(l for l in prog.layers[1:] if l.op.is_cim and l.res_tensor is None)
+    victim.bias = victim.bias + 1000
+    with EmulatorDevice() as dev:
+        dev.load(prog)
+        rep = Session(dev, load_brevitas_reference(folder), "brevitas", show_progress=False).run_cifar10(
+            cifar10_root, limit=20)
+    assert rep.agree < rep.images and rep.first_mismatch is not None
+    assert rep.first_mismatch.layer == victim.name
