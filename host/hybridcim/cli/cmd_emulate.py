@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 import time
 
 
@@ -30,8 +31,6 @@ def peak_rss_mb() -> float:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ..data import Cifar10
     from ..emulator import FastEmulator, ReferenceEmulator
     from ..zoo import load_program
@@ -45,7 +44,7 @@ def run(args) -> int:
     n_out = prog.output.channels
     correct = seen = 0
     counters = None
-    bar = progress(total, f"emulate {prog.name}", disable=args.json and not __import__("sys").stderr.isatty())
+    bar = progress(total, f"emulate {prog.name}", disable=args.json and not sys.stderr.isatty())
     t0 = time.perf_counter()
     for images, labels in data.batches(args.batch_size, limit=total):
         res = emu.run(images)
