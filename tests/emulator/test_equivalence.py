@@ -64,3 +64,13 @@ def test_input_checks():
 def test_unknown_backend():
     with pytest.raises(ValueError, match="not available"):
         FastEmulator(random_program(1), backend="cuda")
+
+
+def test_torch_backend_refuses_an_inexact_convolution(monkeypatch):
+    pytest.importorskip("torch")
+    from hybridcim.emulator import torch_backend
+    prog = random_program(4, "tiny-64")
+    real = torch_backend.tf.conv2d
+    monkeypatch.setattr(torch_backend.tf, "conv2d", lambda *a, **k: real(*a, **k) + 1e-3)  # a lossy algorithm
+    with pytest.raises(torch_backend.ExactnessError, match="not exact"):
+        FastEmulator(prog, "torch").run(random_images(prog, 2))

@@ -6,6 +6,13 @@ Exactness argument (architecture.md §8): per layer, the validator's worst-case 
 mantissa, so ``conv(x, w * 2^-s) + bias * 2^-s + res * 2^(res_shift - s)`` is exactly
 v / 2^s, and ``round`` (half to even) then ``clamp`` is the spec's requant.
 
+The argument assumes the convolution is computed by exact-sum algorithms (direct or GEMM
+based). Fast algorithms (Winograd, FFT) multiply by non-powers of two and could break it,
+so the first batch a plan runs is checked: every convolution output, scaled back by
+2^shift, must be an integer; otherwise :class:`ExactnessError` tells the user to take the
+numpy backend. (oneDNN on x86 uses direct convolution for these shapes; the check keeps
+that an observed fact on every machine instead of an assumption.)
+
 Sparsity: pruned filters are not computed. A tensor whose missing channels are provably 0
 (outputs of pruned filters without residual whose requant(bias) is 0) is kept *compact*:
 only its live channels are stored, with their original indices.
@@ -24,6 +31,10 @@ from .plan import ExecPlan
 CL = torch.channels_last
 
 
+class ExactnessError(RuntimeError):
+    """The torch convolution did not produce exact integers on this machine."""
+
+
 def _dt(np_dtype) -> torch.dtype:
     return torch.float32 if np_dtype == np.float32 else torch.float64
 
@@ -33,6 +44,7 @@ class TorchPlan:
 
     def __init__(self, plan: ExecPlan):
         self.plan, self.program = plan, plan.program
+        self.checked = False  # the first batch verifies that every conv output is exact
         self.steps = {}
         for i, st in plan.steps.items():
             dt, f = _dt(st.dtype), self.program.layers[i].n_filters
@@ -42,7 +54,9 @@ class TorchPlan:
                 in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos),
                 weight=as_t(st.w_oihw).contiguous(memory_format=CL), bias=as_t(st.bias),
                 live_f=torch.from_numpy(st.live_f), n_live=len(st.live_f), compact_out=st.compact_out,
-                const=full(st.const), bias_full=full(st.bias_full), res_scale=full(st.res_scale), dtype=dt)
+                const=full(st.const), bias_full=full(st.bias_full), res_scale=full(st.res_scale), dtype=dt,
+                unscale=torch.from_numpy(np.ldexp(1.0, self.program.layers[i].shift[st.live_f].astype(np.int64)))
+                .to(dt).view(1, -1, 1, 1))
 
     def _full(self, t: int, x: torch.Tensor) -> torch.Tensor:
         """Stored tensor ``t`` expanded to all its channels (missing ones are 0)."""
@@ -74,6 +88,7 @@ class TorchPlan:
                 if not keep_all:
                     for t in self.plan.releasable(i, layer):
                         env.pop(t, None)
+        self.checked = True
         keys = env.keys() if keep_all else [p.output_tensor]
         return {t: self._full(t, env[t]).to(torch.float64).permute(0, 2, 3, 1).numpy().astype(np.int64)
                 for t in keys}
@@ -88,6 +103,11 @@ class TorchPlan:
                 xin = xin.to(st.dtype)
             acc = tf.conv2d(xin.contiguous(memory_format=CL), st.weight, st.bias if st.bias_full is None else None,
                             stride=layer.stride, padding=layer.pad)
+            if not self.checked:
+                exact = acc * st.unscale
+                if not torch.equal(exact, exact.round()):
+                    raise ExactnessError(f"layer {layer.name!r}: torch's convolution is not exact on this machine "
+                                         "(a fast algorithm?); use FastEmulator(program, backend='numpy')")
         else:  # nothing to compute: every filter pruned, or every input channel provably 0
             acc = st.bias.view(1, -1, 1, 1).expand(n, -1, t_out.height, t_out.width).clone(memory_format=CL) \
                 if st.bias_full is None else None
