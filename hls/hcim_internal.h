@@ -14,7 +14,7 @@ struct hcim_tensor {
 
 // Parsed layer record (fields of program-format.md "Layer record").
 struct hcim_layer {
-    uint32_t op, mode, kh, kw, stride, pad;
+    uint32_t op, mode, flags, kh, kw, stride, pad;
     uint32_t in, out, res;  // res = HCIM_NO_TENSOR if none
     uint32_t f, k, ng, r;
     int32_t lo, hi, pool_shift;

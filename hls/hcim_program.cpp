@@ -61,6 +61,7 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
     uint32_t b = hcim_rd32(prog, HCIM_H_LAYER_TABLE) + index * HCIM_LAYER_BYTES;
     l->op = hcim_rd8(prog, b + HCIM_L_OP);
     l->mode = hcim_rd8(prog, b + HCIM_L_MODE);
+    l->flags = hcim_rd16(prog, b + HCIM_L_FLAGS);
     l->kh = hcim_rd8(prog, b + HCIM_L_KH);
     l->kw = hcim_rd8(prog, b + HCIM_L_KW);
     l->stride = hcim_rd8(prog, b + HCIM_L_STRIDE);
@@ -89,9 +90,12 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
 // Shapes and formats of one layer against the tensor table; 0 if fine, else an error code.
 static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
-    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->mode != 0) return HCIM_ERR_LAYER;
+    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->mode != 0 || l->flags != 0) return HCIM_ERR_LAYER;
+    if (l->op != HCIM_OP_CONV && l->op != HCIM_OP_FC && (ti.sgn || to.sgn)) return HCIM_ERR_LAYER;
+    if (l->op == HCIM_OP_MAXPOOL && (l->kh != l->kw || l->pad != 0)) return HCIM_ERR_LAYER;
     if (l->op == HCIM_OP_AVGPOOL) {
         if (l->kh != ti.h || l->kw != ti.w || to.h != 1 || to.w != 1 || to.c != ti.c) return HCIM_ERR_LAYER;
+        if (l->stride != 1 || l->pad != 0 || l->lo > 0 || l->hi < 0) return HCIM_ERR_LAYER;
         if (l->pool_shift < -31 || l->pool_shift > 31 || l->res != HCIM_NO_TENSOR) return HCIM_ERR_LAYER;
         return HCIM_OK;
     }

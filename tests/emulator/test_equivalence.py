@@ -74,3 +74,20 @@ def test_torch_backend_refuses_an_inexact_convolution(monkeypatch):
     monkeypatch.setattr(torch_backend.tf, "conv2d", lambda *a, **k: real(*a, **k) + 1e-3)  # a lossy algorithm
     with pytest.raises(torch_backend.ExactnessError, match="not exact"):
         FastEmulator(prog, "torch").run(random_images(prog, 2))
+
+
+def test_large_avgpool_output_stays_exact():
+    """A pool sum >= 2^24 into a 31-bit output: float32 would round it (review finding)."""
+    from hybridcim.program import ProgramBuilder
+    from hybridcim.spec import get_preset
+    b = ProgramBuilder(get_preset("tiny-64"))
+    x = b.input("x", 3, 4, 4)
+    w = np.full((2, 3, 3, 3), 127)
+    y = b.conv("c", x, w, [8, 8], [-7, -7], pad=1, out_bits=24, bias=[1, 3])
+    b.avgpool("gap", y, shift=0, out_bits=31)
+    prog = b.build()
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 3, 4, 4)).astype(np.uint8)
+    ref = ReferenceEmulator(prog).run(images).outputs
+    assert ref.max() >= 1 << 24
+    for backend in BACKENDS:
+        assert np.array_equal(FastEmulator(prog, backend).run(images).outputs, ref), backend

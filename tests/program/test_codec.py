@@ -146,3 +146,41 @@ def test_write_read_files_atomically(tmp_path):
     (tmp_path / "bad.cim").write_bytes(b"garbage")
     with pytest.raises(TruncatedError, match="bad.cim"):
         read_program(tmp_path / "bad.cim")
+
+
+def _one_layer(kind):
+    from hybridcim.program import Op, ProgramBuilder
+    b = ProgramBuilder(get_preset("tiny-64"))
+    x = b.input("x", 2, 4, 4)
+    y = b.conv("c", x, np.ones((2, 2, 1, 1), dtype=np.int64), [2, 2], [0, 0], out_bits=4)
+    z = b.maxpool("mp", y, 2) if kind == "maxpool" else b.avgpool("gap", y)
+    return b, b.layers[-1]
+
+
+@pytest.mark.parametrize("kind,attr,value,match", [
+    ("maxpool", "pad", 1, "square with no padding"), ("maxpool", "kw", 1, "square"),
+    ("avgpool", "stride", 2, "stride 1, pad 0"), ("avgpool", "clamp_lo", 1, "map 0 to 0"),
+    ("maxpool", "flags", 1, "reserved")])
+def test_pool_and_reserved_rules(kind, attr, value, match):
+    b, layer = _one_layer(kind)
+    setattr(layer, attr, value)
+    with pytest.raises(InvalidProgramError, match=match):
+        b.build()
+
+
+def test_unsigned_32_bit_tensor_rejected():
+    from hybridcim.program import ProgramBuilder
+    b = ProgramBuilder(get_preset("tiny-64"))
+    x = b.input("x", 1, 2, 2)
+    b.conv("c", x, np.ones((1, 1, 1, 1), dtype=np.int64), [2], [0], out_bits=32)
+    with pytest.raises(InvalidProgramError, match="1..31 unsigned"):
+        b.build()
+
+
+def test_manifest_must_be_an_object_and_size_a_multiple_of_8(image):
+    h = HEADER.unpack_from(image, 0)
+    meta_off, meta_len = h[19], h[20]
+    buf = bytearray(image)
+    buf[meta_off:meta_off + meta_len] = b"[1]" + b" " * (meta_len - 3)
+    with pytest.raises(ProgramError, match="JSON object"):
+        decode(reseal(buf))

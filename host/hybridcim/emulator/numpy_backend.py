@@ -10,7 +10,7 @@ import numpy as np
 
 from ..program.format import Op
 from .ops import im2col, maxpool
-from .plan import ExecPlan
+from .plan import F32_EXACT, ExecPlan
 
 CHUNK_BYTES = 16 << 20
 
@@ -55,7 +55,9 @@ def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool) -> dict[int, np.nd
             y = maxpool(x, layer)
         else:
             s = x.sum(axis=(1, 2), keepdims=True, dtype=np.float64) * 2.0 ** -layer.pool_shift
-            y = np.clip(np.round(s), layer.clamp_lo, layer.clamp_hi).astype(x.dtype)
+            y = np.clip(np.round(s), layer.clamp_lo, layer.clamp_hi)
+            if max(-layer.clamp_lo, layer.clamp_hi) < F32_EXACT:
+                y = y.astype(np.float32)  # else stay float64: float32 would round large sums
         env[layer.out_tensor] = y
         if not keep_all:
             for t in plan.releasable(i, layer):

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as tf
 
 from ..program.format import Op
-from .plan import ExecPlan
+from .plan import F32_EXACT, ExecPlan
 
 CL = torch.channels_last
 
@@ -83,7 +83,9 @@ class TorchPlan:
                         x.new_zeros((x.shape[0], 0, t_out.height, t_out.width))
                 else:
                     s = x.to(torch.float64).sum(dim=(2, 3), keepdim=True)
-                    y = torch.round(s * 2.0 ** -layer.pool_shift).clamp_(layer.clamp_lo, layer.clamp_hi).to(x.dtype)
+                    y = torch.round(s * 2.0 ** -layer.pool_shift).clamp_(layer.clamp_lo, layer.clamp_hi)
+                    if max(-layer.clamp_lo, layer.clamp_hi) < F32_EXACT:
+                        y = y.to(torch.float32)  # else stay float64: float32 would round large sums
                 env[layer.out_tensor] = y
                 if not keep_all:
                     for t in self.plan.releasable(i, layer):

@@ -56,7 +56,7 @@ def encode(program: Program) -> bytes:
             offs[5] = put(np.packbits(l.present.reshape(-1).astype(np.uint8), bitorder="little").tobytes())
             offs[6] = put(l.words.astype("<u8").tobytes())
             offs[7] = int(l.words.size)
-        records.append(LAYER.pack(int(l.op), l.mode, l.kh, l.kw, l.stride, l.pad, 0, l.in_tensor, l.out_tensor,
+        records.append(LAYER.pack(int(l.op), l.mode, l.kh, l.kw, l.stride, l.pad, l.flags, l.in_tensor, l.out_tensor,
                                   NO_TENSOR if l.res_tensor is None else l.res_tensor, l.n_filters, l.k_rows,
                                   l.n_groups, l.n_rowblocks, l.clamp_lo, l.clamp_hi, l.pool_shift, *offs))
     body[layer_off - base:layer_off - base + LAYER.size * len(records)] = b"".join(records)
@@ -120,6 +120,8 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
         raise TruncatedError(f"image is truncated: header declares {total} bytes, got {len(buf)}")
     if len(buf) > total:
         raise TruncatedError(f"image has {len(buf) - total} trailing bytes past the declared {total}")
+    if total % 8:
+        raise ProgramError(f"image size {total} is not a multiple of 8 bytes")
     got = image_crc(buf)
     if got != crc:
         raise ChecksumError(f"CRC-32 mismatch: header says {crc:08x}, image gives {got:08x} (corrupt image)")
@@ -129,6 +131,8 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
         meta = json.loads(bytes(_section(buf, meta_off, meta_len, "u1", "manifest")).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProgramError(f"embedded manifest is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k, []), list) for k in ("tensors", "layers")):
+        raise ProgramError("embedded manifest must be a JSON object with 'tensors' and 'layers' name lists")
     t_names = meta.get("tensors", [])
     l_names = meta.get("layers", [])
     tbytes = bytes(_section(buf, tensor_off, n_t * TENSOR.size, "u1", "tensor table"))
@@ -137,14 +141,14 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
     lbytes = bytes(_section(buf, layer_off, n_l * LAYER.size, "u1", "layer table"))
     layers = []
     for i, rec in enumerate(LAYER.iter_unpack(lbytes)):
-        (op, mode, kh, kw, stride, pad, _flags, lin, lout, lres, f, k, ng, nrb, lo, hi, pshift, *offs) = rec
+        (op, mode, kh, kw, stride, pad, flags, lin, lout, lres, f, k, ng, nrb, lo, hi, pshift, *offs) = rec
         name = l_names[i] if i < len(l_names) else f"L{i}"
         try:
             op = Op(op)
         except ValueError:
             raise ProgramError(f"layer {i} ({name!r}): unknown op code {op}") from None
-        layer = Layer(name, op, lin, lout, None if lres == NO_TENSOR else lres, kh, kw, stride, pad, mode, lo, hi,
-                      pshift, f, k)
+        layer = Layer(name, op, lin, lout, None if lres == NO_TENSOR else lres, kh, kw, stride, pad, mode, flags, lo,
+                      hi, pshift, f, k)
         if op.is_cim:
             where = f"layer {i} ({name!r})"
             for (attr, dt), off in zip(_CIM_ARRAYS, offs[:4]):

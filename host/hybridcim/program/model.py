@@ -51,6 +51,7 @@ class Layer:
     stride: int = 1
     pad: int = 0
     mode: int = 0
+    flags: int = 0
     clamp_lo: int = 0
     clamp_hi: int = 0
     pool_shift: int = 0

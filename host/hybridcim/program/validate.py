@@ -100,11 +100,17 @@ def _check_shapes(i: int, layer: Layer, program: Program) -> None:
     t_in, t_out = program.tensors[layer.in_tensor], program.tensors[layer.out_tensor]
     if min(layer.kh, layer.kw, layer.stride) < 1 or layer.pad < 0:
         _fail(i, layer, f"kernel {layer.kh}x{layer.kw}, stride {layer.stride}, pad {layer.pad} invalid")
+    if not layer.op.is_cim and (t_in.signed or t_out.signed):
+        _fail(i, layer, "pools take and give unsigned tensors")
     if layer.op == Op.AVGPOOL:
         want = (1, 1, t_in.channels)
-        if (layer.kh, layer.kw) != (t_in.height, t_in.width):
-            _fail(i, layer, f"global avgpool window must be {t_in.height}x{t_in.width}")
+        if (layer.kh, layer.kw, layer.stride, layer.pad) != (t_in.height, t_in.width, 1, 0):
+            _fail(i, layer, f"global avgpool window must be {t_in.height}x{t_in.width}, stride 1, pad 0")
+        if not layer.clamp_lo <= 0 <= layer.clamp_hi:
+            _fail(i, layer, f"avgpool clamp [{layer.clamp_lo}, {layer.clamp_hi}] must map 0 to 0 (contain 0)")
     else:
+        if layer.op == Op.MAXPOOL and (layer.kh != layer.kw or layer.pad != 0):
+            _fail(i, layer, f"maxpool window must be square with no padding, got {layer.kh}x{layer.kw} pad {layer.pad}")
         ho, wo = conv_out_hw(t_in.height, t_in.width, layer.kh, layer.kw, layer.stride, layer.pad)
         want = (ho, wo, t_out.channels if layer.op.is_cim else t_in.channels)
     if t_out.shape_hwc != want:
@@ -126,8 +132,9 @@ def validate(program: Program) -> Program:
     """Check every spec rule; returns the program unchanged or raises InvalidProgramError."""
     nt = len(program.tensors)
     for t in program.tensors:
-        if min(t.channels, t.height, t.width) < 1 or not 1 <= t.bits <= 32:
-            raise InvalidProgramError(f"tensor {t.name!r}: bad shape {t.shape_hwc} or bits {t.bits}")
+        if min(t.channels, t.height, t.width) < 1 or not 1 <= t.bits <= (32 if t.signed else 31):
+            raise InvalidProgramError(f"tensor {t.name!r}: bad shape {t.shape_hwc} or bits {t.bits} "
+                                      f"(1..32 signed, 1..31 unsigned: values must fit the int32 datapath)")
     if not 0 <= program.input_tensor < nt or not 0 <= program.output_tensor < nt:
         raise InvalidProgramError(f"input/output tensor index out of range ({program.input_tensor}, {program.output_tensor}; {nt} tensors)")
     t_in = program.input
@@ -135,6 +142,8 @@ def validate(program: Program) -> Program:
         raise InvalidProgramError(f"program input {t_in.name!r} must be unsigned with <= 8 bits")
     produced = {program.input_tensor}
     for i, layer in enumerate(program.layers):
+        if layer.flags != 0:
+            _fail(i, layer, f"flags {layer.flags:#x} are reserved (macro type of a later format): spec 1.0 needs 0")
         if layer.mode != 0:
             _fail(i, layer, f"mode {layer.mode} is reserved (spec 1.0 supports digital mode 0 only)")
         for role, t in (("input", layer.in_tensor), ("residual", layer.res_tensor)):
