@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..emulator.result import check_images, final_output
+from ..emulator.result import final_output
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset, get_preset
 from . import buffers
@@ -143,11 +143,8 @@ class CSimDevice(Device):
         self._program = program
 
     def _call(self, images: np.ndarray, trace: bool) -> tuple[np.ndarray, np.ndarray]:
-        self._check_open()
-        prog = self.program
-        check_images(prog, images)
+        prog, packed = self._board_input(images)
         n = len(images)
-        packed = buffers.pack_images(images)
         out = np.zeros(n * self._out_words, dtype=np.int32)
         scratch = np.zeros(self._per_image * (n if trace else 1), dtype=np.int32)
         rc = self.lib.run(self._words, packed, n, out, scratch, FLAG_TRACE if trace else 0)

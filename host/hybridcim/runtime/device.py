@@ -73,6 +73,15 @@ class Device(abc.ABC):
         if self._closed:
             raise DeviceError(f"{self.name}: device is closed")
 
+    def _board_input(self, images: np.ndarray) -> tuple[Program, np.ndarray]:
+        """The loaded program and ``images`` checked and packed into the board's u64 image buffer layout."""
+        from ..emulator.result import check_images
+        from .buffers import pack_images
+        self._check_open()
+        prog = self.program
+        check_images(prog, images)
+        return prog, pack_images(images)
+
     def __enter__(self) -> "Device":
         return self
 

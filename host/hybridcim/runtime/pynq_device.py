@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..emulator.result import check_images, final_output
+from ..emulator.result import final_output
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset, get_preset
 from . import buffers
@@ -164,11 +164,8 @@ class PynqDevice(Device):
                                [l.name for l in self._program.layers] if self._program else None)
 
     def _call(self, images: np.ndarray, trace: bool) -> tuple[np.ndarray, np.ndarray]:
-        self._check_open()
-        prog = self.program
-        check_images(prog, images)
+        prog, packed = self._board_input(images)
         n = len(images)
-        packed = buffers.pack_images(images)
         alloc = self._pynq.allocate
         ib = alloc(shape=packed.shape, dtype=np.uint64)
         ob = alloc(shape=(n * self._out_words,), dtype=np.int32)
