@@ -82,14 +82,20 @@ def test_no_reference():
     assert rep.agree is None and rep.ok and rep.reference == "none"
 
 
-def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
-    """>= 200 real CIFAR-10 test images: every logit equal, and every tensor on a few of them."""
+def _resnet20_csim_and_emulator(csim_lib):
+    """The random ResNet-20 loaded on a csim device and on the emulator device."""
     csim_lib("sun-mars-256")
     prog = random_resnet20("sun-mars-256", seed=0)
     dev = CSimDevice("sun-mars-256")
     dev.load(prog)
     ref = EmulatorDevice()
     ref.load(prog)
+    return prog, dev, ref
+
+
+def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
+    """>= 200 real CIFAR-10 test images: every logit equal, and every tensor on a few of them."""
+    prog, dev, ref = _resnet20_csim_and_emulator(csim_lib)
     rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root, limit=256, batch_size=128)
     assert rep.images == 256 and rep.agree == 256, rep.summary()
     images, _ = Cifar10(cifar10_root, "test").read(0, 4)
@@ -99,11 +105,6 @@ def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
 
 @pytest.mark.slow
 def test_resnet20_whole_cifar10_test_set(csim_lib, cifar10_root):
-    csim_lib("sun-mars-256")
-    prog = random_resnet20("sun-mars-256", seed=0)
-    dev = CSimDevice("sun-mars-256")
-    dev.load(prog)
-    ref = EmulatorDevice()
-    ref.load(prog)
+    _, dev, ref = _resnet20_csim_and_emulator(csim_lib)
     rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root)
     assert rep.images == 10000 and rep.agree == 10000, rep.summary()

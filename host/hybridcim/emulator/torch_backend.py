@@ -53,7 +53,7 @@ class TorchPlan:
             self.steps[i] = SimpleNamespace(
                 in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos),
                 weight=as_t(st.w_oihw).contiguous(memory_format=CL), bias=as_t(st.bias),
-                live_f=torch.from_numpy(st.live_f), n_live=len(st.live_f), compact_out=st.compact_out,
+                live_f=torch.from_numpy(st.live_f), compact_out=st.compact_out,
                 const=full(st.const), bias_full=full(st.bias_full), res_scale=full(st.res_scale), dtype=dt,
                 unscale=torch.from_numpy(np.ldexp(1.0, self.program.layers[i].shift[st.live_f].astype(np.int64)))
                 .to(dt).view(1, -1, 1, 1))
