@@ -10,9 +10,9 @@ extern "C" {
 // Run the top function; returns its status word (code | detail << 16).
 uint32_t hcim_csim_run(const uint64_t *prog, uint32_t prog_words, const uint64_t *images, uint32_t image_words,
                        uint32_t n_images, int32_t *out, uint32_t out_words, int32_t *scratch, uint32_t scratch_words,
-                       uint32_t flags) {
+                       uint32_t flags, uint64_t *counters, uint32_t counters_words) {
     return hybridcim_accel(prog, prog_words, images, image_words, n_images, out, out_words, scratch, scratch_words,
-                           flags);
+                           flags, counters, counters_words);
 }
 
 // Check a program image and report the buffer sizes it needs: int32 scratch words per image

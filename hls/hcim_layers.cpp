@@ -18,6 +18,12 @@
 //   3. requant: y = clamp(rshift_rne(acc + bias + (res << res_shift), shift), lo, hi).
 // Accumulators add modulo 2^32 (as an adder tree does); the validator guarantees the true
 // value fits int32, so the result is exact.
+//
+// Activity counters (architecture.md §7) are counted where the work happens: the unit loop
+// counts unit activations, column reads and 1-bit operations per input plane it streams;
+// the round loader counts, per tile, the absent units the skip index lets it skip and the
+// row blocks it activates, which every pixel then pays per input plane on its macro; a
+// layer's cycles are the busiest macro's row-block activations.
 #include "hcim_internal.h"
 
 // The datapath as synthesized: adder-tree popcount, one shift-add unit for HCIM_MAX_IN_BITS
@@ -49,6 +55,8 @@ static int8_t g_shift[HCIM_MAX_FILTERS], g_rshift[HCIM_MAX_FILTERS];
 // schedule of the present units of the current round
 static uint16_t g_u_block[MAX_ROUND_UNITS], g_u_group[MAX_ROUND_UNITS], g_u_slot[MAX_ROUND_UNITS];
 static uint8_t g_u_macro[MAX_ROUND_UNITS];
+// counters of the current round: absent units of its tiles, activated row blocks per macro
+static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS];
 
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
@@ -120,22 +128,31 @@ pack_pixels:
     }
 }
 
-// Load the tiles of one round into the macros; returns the number of present units scheduled.
+// Load the tiles of one round into the macros; returns the number of present units scheduled
+// and sets the round's counters (g_r_absent, g_r_blocks).
 static uint32_t hcim_load_round(const word_t *prog, const hcim_layer *l, uint32_t round, uint32_t n_row_tiles,
                                 uint32_t n_tiles) {
     uint32_t nu = 0;
+    g_r_absent = 0;
 load_macros:
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
+        g_r_blocks[m] = 0;
         uint32_t t = round * HCIM_N_MACROS + m;
-        if (t >= n_tiles) break;
+        if (t >= n_tiles) continue;
         uint32_t g0 = (t / n_row_tiles) * HCIM_GROUPS_PER_MACRO, b0 = (t % n_row_tiles) * HCIM_BLOCKS_PER_MACRO;
+        bool active[HCIM_BLOCKS_PER_MACRO];
+        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) active[k] = false;
         for (uint32_t g = g0; g < g0 + HCIM_GROUPS_PER_MACRO && g < l->ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 32
             uint32_t unit = g_unit_base[g];
             for (uint32_t b = 0; b < l->r && b < b0 + HCIM_BLOCKS_PER_MACRO; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
-                if (!hcim_present(prog, l->off_skip, g * l->r + b)) continue;  // skip index: not stored
+                if (!hcim_present(prog, l->off_skip, g * l->r + b)) {  // skip index: not stored
+                    if (b >= b0) g_r_absent++;
+                    continue;
+                }
                 if (b >= b0) {
+                    active[b - b0] = true;
                     uint32_t slot = (g - g0) * HCIM_BLOCKS_PER_MACRO + (b - b0);
                     for (uint32_t c = 0; c < G_W; c++) {
 #pragma HLS PIPELINE II = 1
@@ -150,6 +167,7 @@ load_macros:
                 unit++;
             }
         }
+        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) g_r_blocks[m] += active[k];
     }
     return nu;
 }
@@ -199,14 +217,19 @@ window_rows:
 #endif
 }
 
-// Column results and shift-add of every scheduled unit for one output pixel (BITS input planes).
+// Column results and shift-add of every scheduled unit for one output pixel (BITS input planes,
+// of which the first `bits` are the input's: the counters count those).
 template <int BITS>
 static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units,
-                       uint32_t *acc) {
+                       uint32_t *acc, uint32_t bits, uint32_t k_rows, cnt_t *cnt) {
 units:
     for (uint32_t u = 0; u < n_units; u++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
         const uint32_t b = g_u_block[u], g = g_u_group[u];
+        const uint32_t rows = k_rows - b * A_ROWS < A_ROWS ? k_rows - b * A_ROWS : A_ROWS;  // real rows of the block
+        cnt[HCIM_C_UNIT_ACTIVATIONS] += bits;
+        cnt[HCIM_C_DIGITAL_COLUMN_READS] += (cnt_t)g_ncols[g] * bits;
+        cnt[HCIM_C_BIT_OPS] += (cnt_t)g_ncols[g] * rows * bits;
         word_t xs[BITS];
         for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
         const word_t *w = &g_macro[g_u_macro[u]][g_u_slot[u] * G_W];
@@ -225,7 +248,7 @@ units:
     }
 }
 
-void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s, cnt_t *cnt) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const bool has_res = l->res != HCIM_NO_TENSOR;
     const uint32_t res_off = has_res ? tab->t[l->res].off : 0, y_off = to.off;
@@ -237,29 +260,37 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     if (n_rounds == 0) n_rounds = 1;  // every filter pruned: outputs are requant(bias [+ res])
     static word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS];
     uint32_t acc[HCIM_MAX_FILTERS];
+    cnt_t busy[HCIM_N_MACROS];  // row-block activations x input planes of each macro (its cycles)
+    for (uint32_t m = 0; m < HCIM_N_MACROS; m++) busy[m] = 0;
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
-        const uint32_t n_units = n_tiles ? hcim_load_round(prog, l, round, n_row_tiles, n_tiles) : 0;
+        const uint32_t n_units = hcim_load_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
         const bool first = round == 0, last = round + 1 == n_rounds;
     pixels:
         for (uint32_t p = 0; p < to.h * to.w; p++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             for (uint32_t f = 0; f < l->f; f++) acc[f] = first ? 0u : (uint32_t)s[y_off + p * l->f + f];
+            if (first) cnt[HCIM_C_MACS] += (cnt_t)l->f * l->k;
+            cnt[HCIM_C_UNITS_SKIPPED] += (cnt_t)g_r_absent * ti.bits;
+            for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
+                cnt[HCIM_C_ROWBLOCK_ACTIVATIONS] += (cnt_t)g_r_blocks[m] * ti.bits;
+                busy[m] += (cnt_t)g_r_blocks[m] * ti.bits;
+            }
             if (n_units) {
                 hcim_pack_window(ti, l, p / to.w, p % to.w, xw);
 #ifdef HCIM_HW_DATAPATH
-                hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc);  // planes >= bits_in are zero
+                hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc, ti.bits, l->k, cnt);  // planes >= bits_in are zero
 #else
                 switch (ti.bits) {  // csim: one unrolled instance per input width
-                    case 1: hcim_units<1>(xw, n_units, acc); break;
-                    case 2: hcim_units<2>(xw, n_units, acc); break;
-                    case 3: hcim_units<3>(xw, n_units, acc); break;
-                    case 4: hcim_units<4>(xw, n_units, acc); break;
-                    case 5: hcim_units<5>(xw, n_units, acc); break;
-                    case 6: hcim_units<6>(xw, n_units, acc); break;
-                    case 7: hcim_units<7>(xw, n_units, acc); break;
-                    default: hcim_units<8>(xw, n_units, acc); break;
+                    case 1: hcim_units<1>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 2: hcim_units<2>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 3: hcim_units<3>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 4: hcim_units<4>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 5: hcim_units<5>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 6: hcim_units<6>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 7: hcim_units<7>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    default: hcim_units<8>(xw, n_units, acc, ti.bits, l->k, cnt); break;
                 }
 #endif
             }
@@ -276,6 +307,9 @@ rounds:
             }
         }
     }
+    cnt_t cycles = 0;
+    for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;
+    cnt[HCIM_C_CYCLES] += cycles;
 }
 
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {

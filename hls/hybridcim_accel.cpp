@@ -4,10 +4,12 @@
 // One call: check the program image (magic, version, size, CRC-32, preset), parse and check
 // its tables against the kernel's capacity, check the buffer sizes, then for every image:
 // unpack the uint8 NCHW pixels into the input tensor's scratch slot (NHWC), run the layers in
-// program order, copy the output tensor to `out`.
+// program order, copy the output tensor to `out`. The activity counters of every layer are
+// kept on chip during the call and written to `counters` at its end when asked for.
 #include "hcim_internal.h"
 
 static hcim_tables g_tab;
+static cnt_t g_cnt[HCIM_MAX_LAYERS][HCIM_N_COUNTERS];  // performance-counter block
 
 // Image n's pixels (NCHW bytes in u64 words) -> NHWC int32 input slot; checks the input bit width.
 static bool hcim_load_image(const word_t *img, const hcim_tensor &t, acc_t *x) {
@@ -27,11 +29,12 @@ load_pixels:
 
 uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
                          uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
-                         uint32_t flags) {
+                         uint32_t flags, cnt_t *counters, uint32_t counters_words) {
 #pragma HLS INTERFACE m_axi port = prog offset = slave bundle = gmem0 depth = 65536 max_read_burst_length = 64
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem1 depth = 98304
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
 #pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
+#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 1408
 #pragma HLS INTERFACE s_axilite port = prog bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = out bundle = control
@@ -42,6 +45,8 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE s_axilite port = out_words bundle = control
 #pragma HLS INTERFACE s_axilite port = scratch_words bundle = control
 #pragma HLS INTERFACE s_axilite port = flags bundle = control
+#pragma HLS INTERFACE s_axilite port = counters bundle = control
+#pragma HLS INTERFACE s_axilite port = counters_words bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
     if (!prog || !images || !out || !scratch) return HCIM_ERR_ARGS;
     uint32_t image_bytes = 0;
@@ -56,7 +61,15 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
     const uint32_t img_words = (tin.size + 7) / 8;
     if ((uint64_t)out_words < (uint64_t)tout.size * n_images) return HCIM_ERR_ARGS;
     if ((uint64_t)image_words < (uint64_t)img_words * n_images) return HCIM_ERR_ARGS;
+    const bool count = (flags & HCIM_FLAG_COUNTERS) != 0;
+    if (count && (!counters || (uint64_t)counters_words < (uint64_t)g_tab.n_layers * HCIM_N_COUNTERS))
+        return HCIM_ERR_ARGS;
     if (flags & HCIM_FLAG_VALIDATE_ONLY) return HCIM_OK;
+clear_counters:
+    for (uint32_t i = 0; i < g_tab.n_layers; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
+        for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) g_cnt[i][k] = 0;
+    }
 images_loop:
     for (uint32_t n = 0; n < n_images; n++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
@@ -68,8 +81,9 @@ images_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
             hcim_layer l;
             hcim_read_layer(prog, &g_tab, i, &l);
+            g_cnt[i][HCIM_C_IMAGES]++;
             if (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC) {
-                hcim_cim_layer(prog, &g_tab, &l, s);
+                hcim_cim_layer(prog, &g_tab, &l, s, g_cnt[i]);
             } else if (l.op == HCIM_OP_MAXPOOL) {
                 hcim_maxpool_layer(&g_tab, &l, s);
             } else {
@@ -81,6 +95,13 @@ images_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 10 max = 1000
 #pragma HLS PIPELINE II = 1
             out[(uint64_t)n * tout.size + k] = s[tout.off + k];
+        }
+    }
+    if (count) {
+    write_counters:
+        for (uint32_t i = 0; i < g_tab.n_layers; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
+            for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) counters[i * HCIM_N_COUNTERS + k] = g_cnt[i][k];
         }
     }
     return HCIM_OK;

@@ -23,7 +23,7 @@
 
 // ---- kernel version (bitstream manifest "kernel_version"; bump on any interface change) ----
 #define HCIM_KERNEL_VERSION_MAJOR 1
-#define HCIM_KERNEL_VERSION_MINOR 0
+#define HCIM_KERNEL_VERSION_MINOR 1
 
 // ---- number formats (architecture.md §2; hybridcim.spec.numformat) ----
 typedef ap_uint<8> pixel_t;   // UINT8: network input pixels
@@ -121,7 +121,7 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 
 // ---- return value of the kernel: code | detail << 16 (detail: layer or tensor index) ----
 #define HCIM_OK 0
-#define HCIM_ERR_ARGS 1         // null pointer, or images / out buffer smaller than n_images need
+#define HCIM_ERR_ARGS 1         // null pointer, or images / out / counters buffer smaller than needed
 #define HCIM_ERR_MAGIC 2        // not a program image
 #define HCIM_ERR_VERSION 3      // format major version != 1
 #define HCIM_ERR_SIZE 4         // header image_bytes != 8 * prog_words
@@ -137,6 +137,25 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 // ---- flags register ----
 #define HCIM_FLAG_TRACE 1u      // keep every image's tensors: image n uses scratch[n * S ... ]
 #define HCIM_FLAG_VALIDATE_ONLY 2u  // check the image and buffer sizes, compute nothing
+#define HCIM_FLAG_COUNTERS 4u   // write the activity counters of this call to `counters`
+
+// ---- activity counters (architecture.md §7; order of hybridcim.emulator.counters.PER_IMAGE) ----
+// The performance-counter block counts, per layer and summed over the images of one call, what
+// the datapath does as it does it; `counters` receives n_layers x HCIM_N_COUNTERS u64 words,
+// layer-major. The analog/ADC/skipped-plane counters are reserved (0 in digital mode).
+typedef uint64_t cnt_t;
+#define HCIM_N_COUNTERS 11
+#define HCIM_C_IMAGES 0
+#define HCIM_C_MACS 1
+#define HCIM_C_UNIT_ACTIVATIONS 2
+#define HCIM_C_UNITS_SKIPPED 3
+#define HCIM_C_ROWBLOCK_ACTIVATIONS 4
+#define HCIM_C_CYCLES 5
+#define HCIM_C_BIT_OPS 6
+#define HCIM_C_DIGITAL_COLUMN_READS 7
+#define HCIM_C_ANALOG_COLUMN_READS 8
+#define HCIM_C_ADC_CONVERSIONS 9
+#define HCIM_C_SKIPPED_BITPLANES 10
 
 // Top function (one call runs n_images images through the whole program).
 //   prog:    program image as little-endian u64 words (prog_words = image_bytes / 8)
@@ -144,11 +163,13 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 //   out:     n_images x (output tensor H*W*C) int32, NHWC per image
 //   scratch: int32 activation arena: every tensor t of one image at offset
 //            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
+//   counters: with HCIM_FLAG_COUNTERS, n_layers x HCIM_N_COUNTERS u64 activity counters of this call
+//            (counters_words >= that); untouched otherwise
 // Returns HCIM_OK or an error code (| detail << 16); never reads or writes out of bounds.
 // Every buffer size is checked: the kernel never reads or writes past prog_words, image_words,
-// out_words or scratch_words.
+// out_words, scratch_words or counters_words.
 uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
                          uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
-                         uint32_t flags);
+                         uint32_t flags, cnt_t *counters, uint32_t counters_words);
 
 #endif  // HYBRIDCIM_ACCEL_H

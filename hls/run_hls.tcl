@@ -2,7 +2,7 @@
 #
 # Environment (all optional): PRESET (sun-mars-256), PART (xc7z020clg400-1, PYNQ-Z2),
 # CLOCK_NS (10), HCIM_STEPS (subset of "csim csynth cosim export", default all),
-# TB_DATA (tb/data/$PRESET: program.cim, images.u8, expected.i32 from `make tb-data`).
+# TB_DATA (tb/data/$PRESET: program.cim, images.u8, expected.i32, counters.u64 from `make tb-data`).
 # Run from hls/. Output: build/hls_$PRESET/sol1/impl/ip (IP catalog zip + xhybridcim_accel_hw.h).
 # This script has not been run on the development machines (no Vitis there); see README.md.
 
@@ -31,7 +31,7 @@ config_interface -m_axi_addr64=false
 config_export -format ip_catalog -vendor hybridcim.org -library hls -version 1.0 \
     -display_name "hybridcim SRAM CIM accelerator ($preset)"
 
-set argv_tb "$tb_data/program.cim $tb_data/images.u8 $tb_data/expected.i32"
+set argv_tb "$tb_data/program.cim $tb_data/images.u8 $tb_data/expected.i32 $tb_data/counters.u64"
 if {[lsearch $steps csim] >= 0} { csim_design -argv $argv_tb }
 if {[lsearch $steps csynth] >= 0} { csynth_design }
 if {[lsearch $steps cosim] >= 0} { cosim_design -argv $argv_tb }

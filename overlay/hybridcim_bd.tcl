@@ -1,7 +1,7 @@
 # Vivado block design of the hybridcim overlay for PYNQ boards (default PYNQ-Z2, xc7z020clg400-1):
 # Zynq-7000 PS (DDR, FCLK0 = 100 MHz) + the hybridcim_accel HLS IP.
 #   control: PS M_AXI_GP0 -> AXI interconnect -> hybridcim_accel s_axi_control
-#   data:    hybridcim_accel m_axi_gmem0..3 (program, images, out, scratch) -> AXI interconnect -> PS S_AXI_HP0 (DDR)
+#   data:    hybridcim_accel m_axi_gmem0..4 (program, images, out, scratch, counters) -> AXI interconnect -> PS S_AXI_HP0 (DDR)
 #
 # Run by overlay/build.sh:  vivado -mode batch -source overlay/hybridcim_bd.tcl
 # Environment: IP_REPO (HLS export, hls/build/hls_<preset>/sol1/impl/ip), OUT (bitstreams/<board>),
@@ -42,9 +42,9 @@ set accel [create_bd_cell -type ip -vlnv hybridcim.org:hls:hybridcim_accel:1.0 h
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
     -config {Master "/ps7/M_AXI_GP0" Clk_master "Auto" Clk_slave "Auto" Clk_xbar "Auto" intc_ip "New AXI Interconnect"} \
     [get_bd_intf_pins $accel/s_axi_control]
-# data path: the four AXI masters share HP0 through one interconnect
+# data path: the five AXI masters share HP0 through one interconnect
 set first 1
-foreach m {m_axi_gmem0 m_axi_gmem1 m_axi_gmem2 m_axi_gmem3} {
+foreach m {m_axi_gmem0 m_axi_gmem1 m_axi_gmem2 m_axi_gmem3 m_axi_gmem4} {
     set intc [expr {$first ? "New AXI Interconnect" : "/axi_mem_intercon"}]
     apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
         -config [list Master "/hybridcim_accel_0/$m" Slave "/ps7/S_AXI_HP0" Clk_master "Auto" Clk_slave "Auto" \

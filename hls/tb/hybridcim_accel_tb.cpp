@@ -1,12 +1,14 @@
 // Testbench of the hybridcim accelerator (Vitis HLS csim/cosim, or g++: `make -C hls tb`).
 //
-//   hybridcim_accel_tb PROGRAM.cim IMAGES.u8 EXPECTED.i32
+//   hybridcim_accel_tb PROGRAM.cim IMAGES.u8 EXPECTED.i32 [COUNTERS.u64]
 //
 // PROGRAM.cim: the program image; IMAGES.u8: n uint8 NCHW images back to back (raw bytes);
-// EXPECTED.i32: n x (output size) little-endian int32 (the golden emulator's outputs).
-// Write the three with `python -m hybridcim.runtime.tb_files`. main returns 0 only when
-// every output equals the expectation exactly; 1 on any mismatch, 2 on a kernel error,
-// 3 on a file or size problem.
+// EXPECTED.i32: n x (output size) little-endian int32 (the golden emulator's outputs);
+// COUNTERS.u64 (optional): n_layers x HCIM_N_COUNTERS little-endian u64, the emulator's
+// activity counters of the n images (architecture.md §7).
+// Write them with `python -m hybridcim.runtime.tb_files`. main returns 0 only when every
+// output (and counter) equals the expectation exactly; 1 on any mismatch, 2 on a kernel
+// error, 3 on a file or size problem.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,9 +30,10 @@ int main(int argc, char **argv) {
     const char *pp = argc > 1 ? argv[1] : "tb/data/program.cim";
     const char *ip = argc > 2 ? argv[2] : "tb/data/images.u8";
     const char *ep = argc > 3 ? argv[3] : "tb/data/expected.i32";
-    std::vector<unsigned char> prog_b, img_b, exp_b;
-    if (!read_file(pp, prog_b) || !read_file(ip, img_b) || !read_file(ep, exp_b)) {
-        std::fprintf(stderr, "tb: cannot read %s / %s / %s\n", pp, ip, ep);
+    const char *cp = argc > 4 ? argv[4] : nullptr;
+    std::vector<unsigned char> prog_b, img_b, exp_b, cnt_b;
+    if (!read_file(pp, prog_b) || !read_file(ip, img_b) || !read_file(ep, exp_b) || (cp && !read_file(cp, cnt_b))) {
+        std::fprintf(stderr, "tb: cannot read %s / %s / %s%s%s\n", pp, ip, ep, cp ? " / " : "", cp ? cp : "");
         return 3;
     }
     if (prog_b.size() < 64 || prog_b.size() % 8) {
@@ -44,6 +47,7 @@ int main(int argc, char **argv) {
     const uint32_t n_t = (uint32_t)(prog[HCIM_H_N_TENSORS / 8] >> 32) & 0xFFFF;
     const uint32_t t_in = (uint32_t)prog[HCIM_H_INPUT_TENSOR / 8] & 0xFFFF;
     const uint32_t t_out = (uint32_t)(prog[HCIM_H_OUTPUT_TENSOR / 8] >> 16) & 0xFFFF;
+    const uint32_t n_l = (uint32_t)(prog[HCIM_H_N_LAYERS / 8] >> 48) & 0xFFFF;
     if (t_off + 16ull * n_t > prog_b.size() || t_in >= n_t || t_out >= n_t) {
         std::fprintf(stderr, "tb: malformed tensor table\n");
         return 3;
@@ -70,10 +74,18 @@ int main(int argc, char **argv) {
     const uint64_t img_words = (in_size + 7) / 8;
     std::vector<word_t> images(img_words * n, 0);
     for (uint32_t k = 0; k < n; k++) std::memcpy(&images[k * img_words], &img_b[k * in_size], in_size);
+    if (cp && cnt_b.size() != 8ull * n_l * HCIM_N_COUNTERS) {
+        std::fprintf(stderr, "tb: counters file has %zu bytes, want %llu (%u layers x %d u64)\n", cnt_b.size(),
+                     (unsigned long long)(8ull * n_l * HCIM_N_COUNTERS), n_l, HCIM_N_COUNTERS);
+        return 3;
+    }
     std::vector<acc_t> out(n * out_size, 0), expected(n * out_size), scratch(scratch_per_image, 0);
+    std::vector<cnt_t> counters((size_t)n_l * HCIM_N_COUNTERS, 0), expected_cnt(counters.size(), 0);
     std::memcpy(expected.data(), exp_b.data(), exp_b.size());
+    if (cp) std::memcpy(expected_cnt.data(), cnt_b.data(), cnt_b.size());
     const uint32_t rc = hybridcim_accel(prog.data(), (uint32_t)prog.size(), images.data(), (uint32_t)images.size(), n, out.data(),
-                                        (uint32_t)out.size(), scratch.data(), (uint32_t)scratch.size(), 0);
+                                        (uint32_t)out.size(), scratch.data(), (uint32_t)scratch.size(), HCIM_FLAG_COUNTERS,
+                                        counters.data(), (uint32_t)counters.size());
     if (rc != HCIM_OK) {
         std::fprintf(stderr, "tb: kernel returned error %u (detail %u)\n", rc & 0xFFFF, rc >> HCIM_DETAIL_SHIFT);
         return 2;
@@ -87,7 +99,16 @@ int main(int argc, char **argv) {
             bad++;
         }
     }
-    std::printf("tb: %u images, %llu outputs, %llu mismatches: %s\n", n, (unsigned long long)out.size(),
-                (unsigned long long)bad, bad ? "FAIL" : "PASS");
+    for (uint64_t k = 0; cp && k < counters.size(); k++) {
+        if (counters[k] != expected_cnt[k]) {
+            if (bad < 10)
+                std::fprintf(stderr, "tb: MISMATCH layer %llu counter %llu: expected %llu, got %llu\n",
+                             (unsigned long long)(k / HCIM_N_COUNTERS), (unsigned long long)(k % HCIM_N_COUNTERS),
+                             (unsigned long long)expected_cnt[k], (unsigned long long)counters[k]);
+            bad++;
+        }
+    }
+    std::printf("tb: %u images, %llu outputs, %s%llu mismatches: %s\n", n, (unsigned long long)out.size(),
+                cp ? "counters checked, " : "", (unsigned long long)bad, bad ? "FAIL" : "PASS");
     return bad ? 1 : 0;
 }

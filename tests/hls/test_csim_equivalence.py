@@ -1,4 +1,5 @@
-"""csim (the HLS kernel compiled with g++) == fast emulator, exactly: outputs and every tensor.
+"""csim (the HLS kernel compiled with g++) == fast emulator, exactly: outputs, every tensor and
+every activity counter of the kernel's counter block (architecture.md §7).
 
 Property tests (hypothesis, derandomized) over presets, conv shapes (k x k, stride, padding,
 channels past one 64-bit word), fc over a spatial input, residuals (unsigned and signed),
@@ -29,8 +30,19 @@ def assert_trace_equal(prog, dev, images):
         if not np.array_equal(want, have):
             idx = tuple(int(v) for v in np.argwhere(want != have)[0])
             pytest.fail(f"tensor {name!r} differs first at NHWC {idx}: expected {want[idx]}, got {have[idx]}")
-    assert np.array_equal(dev.run(images), ref.outputs)
-    assert dev.run(images).dtype == np.int64
+    dev.reset_counters()
+    out = dev.run(images)
+    assert np.array_equal(out, ref.outputs)
+    assert out.dtype == np.int64
+    assert_counters_equal(prog, dev.counters, ref.counters)
+
+
+def assert_counters_equal(prog, got, want):
+    """The kernel's counter block == the emulator's counters, layer by layer, field by field."""
+    assert [c.layer for c in got] == [l.name for l in prog.layers]
+    for g, w in zip(got, want):
+        diff = {k: (w.as_dict()[k], v) for k, v in g.as_dict().items() if v != w.as_dict()[k]}
+        assert not diff, f"layer {g.layer!r}: counters differ (expected, got): {diff}"
 
 
 def _filters(rng, preset, f, c, k, precisions, p_filter, p_unit, packing):
@@ -124,6 +136,59 @@ def test_random_resnet20(csim_lib, preset, wbits):
     dev = CSimDevice(preset)
     dev.load(prog)
     assert_trace_equal(prog, dev, random_images(prog, 2, seed=5))
+
+
+def test_counters_of_the_reference_emulator_equal_the_kernels(csim_lib):
+    """Three independent counts agree: the kernel's datapath, the literal reference loops, the static formulas."""
+    from hybridcim.emulator import ReferenceEmulator, static_counters
+    csim_lib("tiny-64")
+    for seed in (3, 4):
+        prog = random_program(seed, "tiny-64")
+        images = random_images(prog, 2, seed)
+        dev = CSimDevice("tiny-64")
+        dev.load(prog)
+        dev.run(images[:1])
+        dev.trace(images[1:])  # traced images are counted too
+        assert_counters_equal(prog, dev.counters, ReferenceEmulator(prog).run(images).counters)
+        assert_counters_equal(prog, dev.counters, [static_counters(l, prog, 2) for l in prog.layers])
+        dev.reset_counters()
+        assert all(c.images == 0 and c.cycles == 0 for c in dev.counters)
+
+
+def test_a_pruned_unit_is_neither_computed_nor_counted(csim_lib):
+    """Negative case: zeroing one (row block x group) unit drops it from the skip index, and the
+    kernel's counts move by exactly that unit's work."""
+    csim_lib("tiny-64")
+    preset = get_preset("tiny-64")
+    rng = np.random.default_rng(0)
+    # K = 144 rows: 9 row blocks of 16; 8 4-bit filters paired into 4 groups of 8 columns
+    w = rng.integers(-8, 8, size=(8, 16, 3, 3))
+
+    def program(weights):
+        b = ProgramBuilder(preset, name="one-conv")
+        x = b.input("image", 16, 5, 5, bits=4)
+        b.conv("conv", x, weights, np.full(8, 4), np.full(8, 6), bias=np.zeros(8, dtype=np.int64), pad=1, out_bits=4)
+        return b.build()
+
+    pruned = w.transpose(0, 2, 3, 1).reshape(8, 144).copy()
+    pruned[:, 16:32] = 0  # row block 1 of every group: 4 units
+    pruned = pruned.reshape(8, 3, 3, 16).transpose(0, 3, 1, 2)
+    counts = []
+    for weights in (w, pruned):
+        prog = program(weights)
+        images = random_images(prog, 2, seed=1)
+        dev = CSimDevice(preset)
+        dev.load(prog)
+        dev.run(images)
+        assert_counters_equal(prog, dev.counters, FastEmulator(prog).run(images).counters)
+        counts.append(dev.counters[0])
+    full, cut = counts
+    unit_work = 4 * 25 * 2  # input planes x output pixels x images
+    assert (full.units_present, cut.units_present) == (36, 32)
+    assert cut.unit_activations == full.unit_activations - 4 * unit_work
+    assert cut.units_skipped == full.units_skipped + 4 * unit_work
+    assert cut.digital_column_reads == full.digital_column_reads - 4 * 8 * unit_work  # 8 used columns a unit
+    assert cut.bit_ops == full.bit_ops - 4 * 8 * 16 * unit_work
 
 
 def test_batching_does_not_change_results(csim_lib):

@@ -146,6 +146,17 @@ def test_buffer_sizes_are_checked(dev, prog):
     assert dev.lib.run(words, images, 2, out[:-1].copy(), np.zeros(per_image, np.int32), 0) == 1  # ARGS (out)
     assert dev.lib.run(words, images[:-1].copy(), 2, out, np.zeros(per_image, np.int32), 0) == 1  # ARGS (images)
     assert dev.lib.run(words[:-1].copy(), images, 2, out, np.zeros(per_image, np.int32), 0) == 4  # SIZE
+    n_cnt = buffers.counters_words(prog)
+    cnt = np.full(n_cnt + 1, 7, np.uint64)
+    assert dev.lib.run(words, images, 2, out, np.zeros(per_image, np.int32), buffers.FLAG_COUNTERS, cnt) == 0
+    assert cnt[-1] == 7 and cnt[0] == 2  # n_layers x 11 words written, nothing past them; layer 0 saw 2 images
+    short = np.zeros(n_cnt - 1, np.uint64)
+    assert dev.lib.run(words, images, 2, out, np.zeros(per_image, np.int32), buffers.FLAG_COUNTERS, short) == 1
+    assert not short.any()  # ARGS (counters): refused before anything is written
+    assert dev.lib.run(words, images, 2, out, np.zeros(per_image, np.int32), buffers.FLAG_COUNTERS) == 1  # null
+    untouched = np.full(n_cnt, 7, np.uint64)
+    assert dev.lib.run(words, images, 2, out, np.zeros(per_image, np.int32), 0, untouched) == 0
+    assert (untouched == 7).all()  # without the flag the counters buffer is not written
 
 
 def test_out_of_range_pixel_is_an_input_error(dev):

@@ -6,6 +6,7 @@ wrong expected file), 2 on a kernel refusal, 3 on unreadable files.
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from hybridcim.emulator import FastEmulator
@@ -36,14 +37,25 @@ def files(tmp_path_factory):
 
 
 def run_tb(tb, paths):
-    return subprocess.run([str(tb), str(paths["program"]), str(paths["images"]), str(paths["expected"])],
-                          capture_output=True, text=True)
+    return subprocess.run([str(tb), str(paths["program"]), str(paths["images"]), str(paths["expected"]),
+                           str(paths["counters"])], capture_output=True, text=True)
 
 
 def test_tb_passes_on_the_emulator_outputs(tb, files):
     proc = run_tb(tb, files[2])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 mismatches: PASS" in proc.stdout
+    assert "counters checked, 0 mismatches: PASS" in proc.stdout
+
+
+def test_tb_fails_on_a_wrong_counter(tb, files, tmp_path):
+    prog, images, _ = files
+    from hybridcim.runtime.buffers import COUNTER_FIELDS
+    res = FastEmulator(prog).run(images)
+    cnt = np.array([[getattr(c, f) for f in COUNTER_FIELDS] for c in res.counters], dtype=np.uint64)
+    cnt[1, COUNTER_FIELDS.index("cycles")] += 1
+    proc = run_tb(tb, write_tb_files(prog, images, tmp_path, counters=cnt))
+    assert proc.returncode == 1
+    assert f"MISMATCH layer 1 counter {COUNTER_FIELDS.index('cycles')}" in proc.stderr and "FAIL" in proc.stdout
 
 
 def test_tb_fails_on_a_wrong_expected_file(tb, files, tmp_path):

@@ -110,6 +110,15 @@ def test_status_codes_and_flags():
     assert codes == {name: code for code, (name, _, _) in STATUS.items()}
     assert define("HCIM_FLAG_TRACE") == buffers.FLAG_TRACE
     assert define("HCIM_FLAG_VALIDATE_ONLY") == buffers.FLAG_VALIDATE_ONLY
+    assert define("HCIM_FLAG_COUNTERS") == buffers.FLAG_COUNTERS
+
+
+def test_counter_order_is_the_emulators():
+    from hybridcim.emulator.counters import PER_IMAGE
+    assert define("HCIM_N_COUNTERS") == len(PER_IMAGE) == len(buffers.COUNTER_FIELDS)
+    found = {k[len("HCIM_C_"):].lower(): define(k) for k in DEFINES if k.startswith("HCIM_C_")}
+    assert found == {name: i for i, name in enumerate(PER_IMAGE)}
+    assert re.search(r"typedef\s+uint64_t\s+cnt_t\s*;", HEADER)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -41,6 +41,10 @@ def test_device_interface(backend, csim_lib, tmp_path):
         tr = dev.trace(images)
         assert tr.keys() == ref.tensors.keys()
         assert all(np.array_equal(tr[k], ref.tensors[k]) for k in tr)
+        # counters: everything run or traced since load, the emulator's numbers
+        assert [c.as_dict() for c in dev.counters] == [(c + c).as_dict() for c in ref.counters]
+        dev.load(prog)
+        assert all(c.images == 0 and c.unit_activations == 0 for c in dev.counters)
         with pytest.raises(PresetMismatchError):
             dev.load(random_program(1, "sun-mars-256"))
     with pytest.raises(DeviceError, match="closed"):
@@ -100,6 +104,6 @@ def test_register_offsets_from_the_hls_driver_header():
                      [f"#define XHYBRIDCIM_ACCEL_CONTROL_ADDR_{n.upper()}_DATA 0x{REGISTERS[n]:02x}\n"
                       f"#define XHYBRIDCIM_ACCEL_CONTROL_BITS_{n.upper()}_DATA 32"
                       for n in ("prog", "prog_words", "images", "image_words", "n_images", "out", "out_words",
-                                "scratch", "scratch_words", "flags")])
+                                "scratch", "scratch_words", "flags", "counters", "counters_words")])
     found = offsets_from_driver_header(text)
     assert found == {k: v for k, v in REGISTERS.items() if k not in ("gie", "ier", "isr")}

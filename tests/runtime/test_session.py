@@ -43,8 +43,39 @@ def test_agreement_accuracy_and_throughput(csim_lib):
     expected_correct = int((ref.run(images).argmax(axis=1) == labels).sum())
     assert rep.correct == expected_correct and rep.accuracy == expected_correct / 10
     assert rep.images_per_s > 0
+    assert rep.counters_agree is True and rep.counter_mismatch is None
+    assert rep.cycles == 10 * sum(c.cycles for c in static_counters_of(prog)) > 0
     d = rep.as_dict()
-    assert {"images", "accuracy", "agree", "images_per_s", "backend", "model"} <= d.keys()
+    assert {"images", "accuracy", "agree", "images_per_s", "backend", "model", "cycles_per_image",
+            "counters_agree"} <= d.keys()
+
+
+def static_counters_of(prog):
+    from hybridcim.emulator import static_counters
+    return [static_counters(l, prog, 1) for l in prog.layers]
+
+
+class _MiscountingDevice(EmulatorDevice):
+    """Right outputs, but its counter block reports one cycle too many on the last layer."""
+
+    @property
+    def counters(self):
+        out = super().counters
+        out[-1] = copy.copy(out[-1])
+        out[-1].cycles += 1
+        return out
+
+
+def test_a_counter_mismatch_fails_the_session():
+    prog = random_program(21, "tiny-64")
+    ref, dev = EmulatorDevice(), _MiscountingDevice()
+    ref.load(prog)
+    dev.load(prog)
+    rep = Session(dev, ref, "emulator", show_progress=False).run([(random_images(prog, 3), None)])
+    assert rep.agree == 3 and rep.counters_agree is False and not rep.ok
+    assert rep.counter_mismatch == f"layer {prog.layers[-1].name!r} counter 'cycles': expected " \
+        f"{ref.counters[-1].cycles}, got {ref.counters[-1].cycles + 1}"
+    assert "COUNTER MISMATCH" in rep.summary()
 
 
 def test_mismatch_names_the_first_differing_layer():
@@ -97,7 +128,7 @@ def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
     """>= 200 real CIFAR-10 test images: every logit equal, and every tensor on a few of them."""
     prog, dev, ref = _resnet20_csim_and_emulator(csim_lib)
     rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root, limit=256, batch_size=128)
-    assert rep.images == 256 and rep.agree == 256, rep.summary()
+    assert rep.images == 256 and rep.agree == 256 and rep.counters_agree, rep.summary()
     images, _ = Cifar10(cifar10_root, "test").read(0, 4)
     got, want = dev.trace(images), ref.trace(images)
     assert first_mismatch(prog, want, got) is None
@@ -107,4 +138,4 @@ def test_resnet20_on_real_cifar10_csim_equals_emulator(csim_lib, cifar10_root):
 def test_resnet20_whole_cifar10_test_set(csim_lib, cifar10_root):
     _, dev, ref = _resnet20_csim_and_emulator(csim_lib)
     rep = Session(dev, ref, "emulator", show_progress=False).run_cifar10(cifar10_root)
-    assert rep.images == 10000 and rep.agree == 10000, rep.summary()
+    assert rep.images == 10000 and rep.agree == 10000 and rep.counters_agree, rep.summary()

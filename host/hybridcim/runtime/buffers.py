@@ -4,7 +4,9 @@
 - images: N uint8 NCHW images, each padded with zeros to ceil(C*H*W / 8) u64 words;
 - out: N x (output H*W*C) int32, NHWC per image;
 - scratch: int32 activation arena; tensor t of one image at offset sum_{t'<t} C*H*W (tensor
-  table order), S = sum of all; with the TRACE flag image n uses words [n*S, (n+1)*S).
+  table order), S = sum of all; with the TRACE flag image n uses words [n*S, (n+1)*S);
+- counters (with the COUNTERS flag): n_layers x len(COUNTER_FIELDS) u64, layer-major, the
+  activity counters of one call (architecture.md §7).
 
 >>> tensor_offsets([(3, 2, 2), (4, 1, 1)])
 [0, 12]
@@ -15,12 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..emulator.counters import PER_IMAGE, LayerCounters, static_counters
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
 from .errors import CapacityError
 
 FLAG_TRACE = 1
 FLAG_VALIDATE_ONLY = 2
+FLAG_COUNTERS = 4
+COUNTER_FIELDS = PER_IMAGE
+"""Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h)."""
 INFO_FIELDS = ("kernel_major", "kernel_minor", "fingerprint", "rows", "cols", "rows_active", "group_width",
                "n_macros", "acc_bits", "adc_bits", "precision_mask", "max_tensors", "max_layers", "max_filters",
                "max_groups", "max_rowblocks", "max_cwords", "max_pack_words")
@@ -102,6 +108,26 @@ def tensors_from_scratch(program: Program, scratch: np.ndarray, n: int) -> dict[
     s = np.asarray(scratch)[:n * per].reshape(n, per)
     return {t.name: s[:, o:o + t.channels * t.height * t.width].astype(np.int64).reshape(n, t.height, t.width, t.channels)
             for t, o in zip(program.tensors, offs)}
+
+
+def counters_words(program: Program) -> int:
+    """u64 words of the counters buffer of ``program``."""
+    return len(program.layers) * len(COUNTER_FIELDS)
+
+
+def counters_from_buffer(program: Program, buf: np.ndarray) -> list[LayerCounters]:
+    """The kernel's counters buffer -> one LayerCounters per layer (static fields from the program)."""
+    words = np.asarray(buf, dtype=np.uint64)
+    if words.size < counters_words(program):
+        raise ValueError(f"counters buffer of {words.size} words, program needs {counters_words(program)}")
+    rows = words[:counters_words(program)].reshape(len(program.layers), len(COUNTER_FIELDS))
+    out = []
+    for layer, row in zip(program.layers, rows):
+        c = static_counters(layer, program, 0)
+        for name, v in zip(COUNTER_FIELDS, row):
+            setattr(c, name, int(v))
+        out.append(c)
+    return out
 
 
 def check_capacity(program: Program, info: KernelInfo) -> None:

@@ -19,7 +19,7 @@ from ..emulator.result import final_output
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset, get_preset
 from . import buffers
-from .buffers import FLAG_TRACE, INFO_FIELDS, KernelInfo
+from .buffers import FLAG_COUNTERS, FLAG_TRACE, INFO_FIELDS, KernelInfo
 from .device import Device, as_program
 from .errors import DeviceError, kernel_error
 
@@ -44,7 +44,8 @@ class CSimLibrary:
         except OSError as e:
             raise DeviceError(f"cannot load the csim library {self.path}: {e}") from None
         lib.hcim_csim_run.argtypes = [_U64P, ctypes.c_uint32, _U64P, ctypes.c_uint32, ctypes.c_uint32, _I32P,
-                                      ctypes.c_uint32, _I32P, ctypes.c_uint32, ctypes.c_uint32]
+                                      ctypes.c_uint32, _I32P, ctypes.c_uint32, ctypes.c_uint32, _U64P,
+                                      ctypes.c_uint32]
         lib.hcim_csim_run.restype = ctypes.c_uint32
         lib.hcim_csim_layout.argtypes = [_U64P, ctypes.c_uint32, _U32P, _U32P]
         lib.hcim_csim_layout.restype = ctypes.c_uint32
@@ -69,15 +70,21 @@ class CSimLibrary:
         return int(rc), int(s[0]), int(o[0])
 
     def run(self, words: np.ndarray, images: np.ndarray, n: int, out: np.ndarray, scratch: np.ndarray,
-            flags: int = 0) -> int:
-        """One kernel call over the board-layout buffers; returns the status word."""
+            flags: int = 0, counters: np.ndarray | None = None) -> int:
+        """One kernel call over the board-layout buffers; returns the status word.
+
+        ``counters`` (u64) receives the activity counters when ``flags`` has FLAG_COUNTERS.
+        """
+        cnt = counters if counters is not None else np.zeros(0, dtype=np.uint64)
         for name, a, dt in (("program", words, np.uint64), ("images", images, np.uint64), ("out", out, np.int32),
-                            ("scratch", scratch, np.int32)):
+                            ("scratch", scratch, np.int32), ("counters", cnt, np.uint64)):
             if a.dtype != dt or not a.flags.c_contiguous:
                 raise DeviceError(f"{name} buffer must be C-contiguous {np.dtype(dt)}, got {a.dtype}")
+        cnt_ptr = _ptr(cnt, _U64P) if counters is not None else None
         with self.lock:
             return int(self.lib.hcim_csim_run(_ptr(words, _U64P), words.size, _ptr(images, _U64P), images.size, n,
-                                              _ptr(out, _I32P), out.size, _ptr(scratch, _I32P), scratch.size, flags))
+                                              _ptr(out, _I32P), out.size, _ptr(scratch, _I32P), scratch.size, flags,
+                                              cnt_ptr, cnt.size))
 
 
 def load_library(preset: "str | HardwarePreset" = "sun-mars-256", path: "str | os.PathLike | None" = None) -> CSimLibrary:
@@ -140,16 +147,18 @@ class CSimDevice(Device):
                 raise DeviceError(f"kernel and host disagree on the buffer layout: kernel S={per_image}, "
                                   f"out={out_words}; host S={host_per}, out={buffers.output_words(program)}")
         self._words, self._per_image, self._out_words = words, per_image, out_words
-        self._program = program
+        self._set_program(program)
 
     def _call(self, images: np.ndarray, trace: bool) -> tuple[np.ndarray, np.ndarray]:
         prog, packed = self._board_input(images)
         n = len(images)
         out = np.zeros(n * self._out_words, dtype=np.int32)
         scratch = np.zeros(self._per_image * (n if trace else 1), dtype=np.int32)
-        rc = self.lib.run(self._words, packed, n, out, scratch, FLAG_TRACE if trace else 0)
+        counters = np.zeros(buffers.counters_words(prog), dtype=np.uint64)
+        rc = self.lib.run(self._words, packed, n, out, scratch, FLAG_COUNTERS | (FLAG_TRACE if trace else 0), counters)
         if rc:
             raise kernel_error(rc, f"{self.name} kernel ({self._preset.name})", [l.name for l in prog.layers])
+        self._add_counters(buffers.counters_from_buffer(prog, counters))
         return out, scratch
 
     def run(self, images: np.ndarray) -> np.ndarray:

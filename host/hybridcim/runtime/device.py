@@ -3,7 +3,8 @@
 A device holds one loaded program. ``run(images)`` takes uint8 NCHW images and returns int64
 outputs, (N, classes) for a 1x1 output tensor, else (N, H, W, C) -- the emulators' layout.
 ``trace(images)`` returns every tensor of the program, name -> int64 NHWC (N, H, W, C), the
-input included, for locating a mismatch layer by layer.
+input included, for locating a mismatch layer by layer. ``counters`` holds the activity
+counters of everything run since the program was loaded.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..emulator.counters import LayerCounters
 from ..program.codec import decode, encode, read_program
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
@@ -42,6 +44,29 @@ class Device(abc.ABC):
     def __init__(self) -> None:
         self._program: Program | None = None
         self._closed = False
+        self._counters: list[LayerCounters] | None = None
+
+    def _set_program(self, program: Program | None) -> None:
+        """Make ``program`` the loaded one (counters start from zero)."""
+        self._program = program
+        self._counters = None
+
+    @property
+    def counters(self) -> list[LayerCounters]:
+        """Activity counters (architecture.md §7), one per layer, summed over every image run or
+        traced since ``load`` or ``reset_counters``: the emulator's, or the kernel's counter block."""
+        prog = self.program
+        if self._counters is None:
+            from ..emulator.counters import static_counters
+            return [static_counters(l, prog, 0) for l in prog.layers]
+        return list(self._counters)
+
+    def reset_counters(self) -> None:
+        self._counters = None
+
+    def _add_counters(self, counters: list[LayerCounters]) -> None:
+        self._counters = list(counters) if self._counters is None else \
+            [a + b for a, b in zip(self._counters, counters)]
 
     @property
     @abc.abstractmethod

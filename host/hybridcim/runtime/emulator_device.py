@@ -32,7 +32,7 @@ class EmulatorDevice(Device):
         self._check_open()
         prog, _ = as_program(program, self._preset)
         self._emu = FastEmulator(prog, backend=self.backend)
-        self._program = prog
+        self._set_program(prog)
 
     def _emulator(self) -> FastEmulator:
         self._check_open()
@@ -40,7 +40,11 @@ class EmulatorDevice(Device):
         return self._emu
 
     def run(self, images: np.ndarray) -> np.ndarray:
-        return self._emulator().run(images).outputs
+        res = self._emulator().run(images)
+        self._add_counters(res.counters)
+        return res.outputs
 
     def trace(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return self._emulator().run(images, trace=True).tensors
+        res = self._emulator().run(images, trace=True)
+        self._add_counters(res.counters)
+        return res.tensors

@@ -30,7 +30,8 @@ from .errors import DeviceError, DeviceNotAvailableError, kernel_error
 
 REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "ap_return": 0x10,
              "prog": 0x18, "prog_words": 0x20, "images": 0x28, "image_words": 0x30, "n_images": 0x38,
-             "out": 0x40, "out_words": 0x48, "scratch": 0x50, "scratch_words": 0x58, "flags": 0x60}
+             "out": 0x40, "out_words": 0x48, "scratch": 0x50, "scratch_words": 0x58, "flags": 0x60,
+             "counters": 0x68, "counters_words": 0x70}
 AP_START, AP_DONE = 0x1, 0x2
 
 
@@ -127,14 +128,19 @@ class PynqDevice(Device):
         self._prog_buf = buf
         _, self._per_image = buffers.scratch_layout(prog)
         self._out_words = buffers.output_words(prog)
-        self._program = prog
+        self._set_program(prog)
         try:
             self._start(0, None, None, None, buffers.FLAG_VALIDATE_ONLY)  # the kernel's own checks
         except Exception:
-            self._program = None
+            self._set_program(None)
             raise
 
-    def _start(self, n: int, images, out, scratch, flags: int) -> None:
+    @property
+    def has_counters(self) -> bool:
+        """Kernels from 1.1 on have the counter block (COUNTERS flag, counters buffer)."""
+        return (self.info.kernel_major, self.info.kernel_minor) >= (1, 1)
+
+    def _start(self, n: int, images, out, scratch, flags: int, counters=None) -> None:
         w = self.ip.write
         r = self.regs
         w(r["prog"], self._prog_buf.device_address)
@@ -151,6 +157,9 @@ class PynqDevice(Device):
         w(r["scratch"], scratch.device_address)
         w(r["scratch_words"], int(scratch.size))
         w(r["flags"], flags)
+        if self.has_counters:
+            w(r["counters"], counters.device_address if counters is not None else 0)
+            w(r["counters_words"], int(counters.size) if counters is not None else 0)
         w(r["ap_ctrl"], AP_START)
         t0 = time.monotonic()
         while not (self.ip.read(r["ap_ctrl"]) & AP_DONE):
@@ -170,15 +179,20 @@ class PynqDevice(Device):
         ib = alloc(shape=packed.shape, dtype=np.uint64)
         ob = alloc(shape=(n * self._out_words,), dtype=np.int32)
         sb = alloc(shape=(self._per_image * (n if trace else 1),), dtype=np.int32)
+        cb = alloc(shape=(buffers.counters_words(prog),), dtype=np.uint64) if self.has_counters else None
+        flags = (buffers.FLAG_TRACE if trace else 0) | (buffers.FLAG_COUNTERS if cb is not None else 0)
         try:
             ib[:] = packed
             ib.sync_to_device()
-            self._start(n, ib, ob, sb, buffers.FLAG_TRACE if trace else 0)
+            self._start(n, ib, ob, sb, flags, cb)
             ob.sync_from_device()
             sb.sync_from_device()
+            if cb is not None:
+                cb.sync_from_device()
+                self._add_counters(buffers.counters_from_buffer(prog, np.array(cb)))
             return np.array(ob), np.array(sb)
         finally:
-            for b in (ib, ob, sb):
+            for b in (ib, ob, sb) + ((cb,) if cb is not None else ()):
                 b.freebuffer()
 
     def run(self, images: np.ndarray) -> np.ndarray:

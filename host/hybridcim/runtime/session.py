@@ -1,8 +1,9 @@
 """Session: stream images through a device, compare every output with a reference executor.
 
 The report counts accuracy (argmax vs labels), agreement (images whose outputs equal the
-reference's exactly, integer for integer) and device throughput (images/s of ``device.run``
-alone). On the first disagreeing image both sides are traced and compared tensor by tensor
+reference's exactly, integer for integer), device throughput (images/s of ``device.run``
+alone) and the device's activity counters (architecture.md §7): emulated CIM cycles per
+image, and whether every counter equals the reference's when the reference is a Device. On the first disagreeing image both sides are traced and compared tensor by tensor
 in program order (:func:`first_mismatch`): the report names the first layer whose output
 differs, the NHWC index, the expected and the got value.
 """
@@ -52,6 +53,18 @@ def first_mismatch(program: Program, expected: dict[str, np.ndarray], got: dict[
     return None
 
 
+def first_counter_mismatch(expected, got) -> str | None:
+    """'layer L counter C: expected E, got G' for the first differing counter of two lists, or None."""
+    for e, g in zip(expected, got):
+        ed, gd = e.as_dict(), g.as_dict()
+        for k in ed:
+            if ed[k] != gd.get(k):
+                return f"layer {e.layer!r} counter {k!r}: expected {ed[k]}, got {gd.get(k)}"
+    if len(expected) != len(got):
+        return f"{len(expected)} layers of counters expected, got {len(got)}"
+    return None
+
+
 @dataclass
 class SessionReport:
     backend: str
@@ -63,6 +76,9 @@ class SessionReport:
     device_seconds: float = 0.0
     mismatches: list[int] = field(default_factory=list)  # image indices whose outputs differ (first 100)
     first_mismatch: Mismatch | None = None
+    cycles: int = 0  # emulated CIM cycles of all images (device counters)
+    counters_agree: bool | None = None  # every layer's counters == the reference device's (None: not compared)
+    counter_mismatch: str | None = None  # the first differing (layer, counter): expected vs got
 
     @property
     def accuracy(self) -> float | None:
@@ -73,14 +89,20 @@ class SessionReport:
         return self.images / self.device_seconds if self.device_seconds > 0 else 0.0
 
     @property
+    def cycles_per_image(self) -> float:
+        return self.cycles / self.images if self.images else 0.0
+
+    @property
     def ok(self) -> bool:
-        """True when every image agreed with the reference (or there was no reference)."""
-        return self.agree is None or self.agree == self.images
+        """True when every image and every counter agreed with the reference (or there was none)."""
+        return (self.agree is None or self.agree == self.images) and self.counters_agree is not False
 
     def as_dict(self) -> dict:
         return {"backend": self.backend, "model": self.model, "reference": self.reference, "images": self.images,
                 "accuracy": self.accuracy, "agree": self.agree, "images_per_s": round(self.images_per_s, 2),
-                "device_seconds": round(self.device_seconds, 4), "mismatched_images": self.mismatches[:100],
+                "device_seconds": round(self.device_seconds, 4), "cycles_per_image": self.cycles_per_image,
+                "counters_agree": self.counters_agree, "counter_mismatch": self.counter_mismatch,
+                "mismatched_images": self.mismatches[:100],
                 "first_mismatch": None if self.first_mismatch is None else {
                     "image": self.first_mismatch.image, "layer": self.first_mismatch.layer,
                     "tensor": self.first_mismatch.tensor, "index": list(self.first_mismatch.index),
@@ -90,6 +112,12 @@ class SessionReport:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.2%}"
         agree = "n/a (no reference)" if self.agree is None else f"{self.agree}/{self.images} agree with {self.reference}"
         line = f"{self.backend} {self.model}: {self.images} images, accuracy {acc}, {agree}, {self.images_per_s:.1f} images/s"
+        if self.images:
+            line += f", {self.cycles_per_image:,.0f} CIM cycles/image"
+        if self.counters_agree is not None:
+            line += ", counters " + ("agree" if self.counters_agree else "DIFFER")
+        if self.counter_mismatch:
+            line += f"\n  COUNTER MISMATCH {self.counter_mismatch}"
         if self.first_mismatch is not None:
             line += f"\n  MISMATCH {self.first_mismatch}"
         elif self.mismatches:
@@ -112,6 +140,10 @@ class Session:
         from ..cli.progress import progress
         rep = SessionReport(self.device.name, self.model, self.reference_name)
         rep.agree = 0 if self.reference is not None else None
+        ref_counts = isinstance(self.reference, Device)
+        self.device.reset_counters()
+        if ref_counts:
+            self.reference.reset_counters()
         bar = progress(total, f"{self.device.name}", disable=not self.show_progress)
         try:
             for images, labels in batches:
@@ -121,6 +153,11 @@ class Session:
                     bar.set_postfix_str(f"agree {rep.agree}/{rep.images}")
         finally:
             bar.close()
+        got = self.device.counters
+        rep.cycles = sum(c.cycles for c in got)
+        if ref_counts:
+            rep.counter_mismatch = first_counter_mismatch(self.reference.counters, got)
+            rep.counters_agree = rep.counter_mismatch is None
         return rep
 
     def run_cifar10(self, root, limit: int | None = None, batch_size: int = 256) -> SessionReport:

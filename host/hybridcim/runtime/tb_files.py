@@ -1,10 +1,12 @@
-"""Write the HLS testbench's input files: program image, images, expected outputs.
+"""Write the HLS testbench's input files: program image, images, expected outputs and counters.
 
     python -m hybridcim.runtime.tb_files --preset sun-mars-256 --out hls/tb/data/sun-mars-256 [--program X.cim] [-n 8]
 
 Files (read by hls/tb/hybridcim_accel_tb.cpp): ``program.cim`` (the image), ``images.u8``
-(n uint8 NCHW images back to back) and ``expected.i32`` (n x output-size little-endian int32
-from the golden fast emulator). Without ``--program`` the program is ``random_resnet20(preset)``.
+(n uint8 NCHW images back to back), ``expected.i32`` (n x output-size little-endian int32
+from the golden fast emulator) and ``counters.u64`` (the emulator's activity counters of the
+n images, n_layers x 11 little-endian u64 in the kernel's order). Without ``--program`` the
+program is ``random_resnet20(preset)``.
 """
 from __future__ import annotations
 
@@ -19,20 +21,26 @@ from ..program.codec import atomic_write_bytes, encode
 from ..program.model import Program
 
 
-def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path",
-                   expected: np.ndarray | None = None) -> dict[str, Path]:
-    """Write the three files; ``expected`` defaults to the fast emulator's outputs (int32 NHWC)."""
+def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path", expected: np.ndarray | None = None,
+                   counters: np.ndarray | None = None) -> dict[str, Path]:
+    """Write the four files; ``expected`` and ``counters`` (n_layers x 11) default to the fast emulator's."""
+    from .buffers import COUNTER_FIELDS
     out = Path(out_dir)
     images = np.ascontiguousarray(images, dtype=np.uint8)
+    res = FastEmulator(program).run(images) if expected is None or counters is None else None
     if expected is None:
-        expected = FastEmulator(program).run(images).outputs
+        expected = res.outputs
+    if counters is None:
+        counters = np.array([[getattr(c, f) for f in COUNTER_FIELDS] for c in res.counters], dtype=np.uint64)
     exp = np.asarray(expected, dtype=np.int64)
     if exp.min(initial=0) < -2**31 or exp.max(initial=0) > 2**31 - 1:
         raise ValueError("expected outputs do not fit int32")
-    paths = {"program": out / "program.cim", "images": out / "images.u8", "expected": out / "expected.i32"}
+    paths = {"program": out / "program.cim", "images": out / "images.u8", "expected": out / "expected.i32",
+             "counters": out / "counters.u64"}
     atomic_write_bytes(paths["program"], encode(program))
     atomic_write_bytes(paths["images"], images.tobytes())
     atomic_write_bytes(paths["expected"], exp.astype("<i4").tobytes())
+    atomic_write_bytes(paths["counters"], np.asarray(counters, dtype="<u8").tobytes())
     return paths
 
 
