@@ -48,6 +48,13 @@ def full_run(tmp_path_factory, cifar10_root):
     return out
 
 
+def test_one_log_line_per_epoch_without_progress_bar(tmp_path, cifar10_root, capsys):
+    Trainer(_cfg(cifar10_root, epochs=2), tmp_path, progress=False).run()
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("epoch ")]
+    assert [l.split(":")[0] for l in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "test " in lines[0] and "avg bits" in lines[0] and lines[-1].endswith("(about 0 s left)")
+
+
 def test_loss_falls_and_files_written(full_run):
     _, hist, epoch = _state(full_run / "checkpoint.safetensors")
     assert epoch == 4

@@ -4,7 +4,8 @@ Per epoch e (0-based): precision assignment at ``precision.assign_epoch``, a pru
 while the schedule ramps, BN freeze from ``optim.bn_freeze_epoch``, one pass over the
 shuffled, augmented training set, evaluation of the exact integer model on the test set,
 then an atomic checkpoint (``OUT/checkpoint.safetensors``) and the metrics CSV
-(``OUT/metrics.csv``, rewritten from the history stored in the checkpoint). Shuffling and
+(``OUT/metrics.csv``, rewritten from the history stored in the checkpoint), and one line
+on stderr (with or without the progress bar: a background run's log shows where it is). Shuffling and
 augmentation draw from generators seeded by (seed, epoch), so a run resumed after a kill
 (``resume=True``) continues exactly as the uninterrupted run would have. At the end the
 model is exported to ``OUT/model/`` (integer model + QONNX).
@@ -15,6 +16,7 @@ import csv
 import io
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +46,18 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]
     out = xp.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], rows, cols]  # (n, h, w, c)
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def format_duration(seconds: float) -> str:
+    """'3 h 05 min', '12 min', '40 s'.
+
+    >>> format_duration(11100), format_duration(725), format_duration(40)
+    ('3 h 05 min', '12 min', '40 s')
+    """
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min" if s >= 60 else f"{s} s"
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -180,6 +194,15 @@ class Trainer:
             for _, l in self.model.cim_layers():
                 l.bn_frozen.fill_(True)
 
+    def _log_epoch(self, row: dict) -> None:
+        """One line per epoch on stderr: metrics and the time left at the recent epochs' pace."""
+        recent = [r["seconds"] for r in self.history[-5:]]
+        left = (self.cfg.optim.epochs - row["epoch"]) * sum(recent) / len(recent)
+        print(f"epoch {row['epoch']}/{self.cfg.optim.epochs}: loss {row['train_loss']:.4f}, "
+              f"train {row['train_acc']:.2%}, test {row['test_acc']:.2%}, {row['avg_bits']:.2f} avg bits, "
+              f"{row['sparsity']:.1%} pruned, lr {row['lr']:.4g}, {row['seconds']:.0f} s "
+              f"(about {format_duration(left)} left)", file=sys.stderr, flush=True)
+
     def _write_metrics(self) -> None:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=METRICS)
@@ -253,6 +276,7 @@ class Trainer:
                 save_checkpoint(self.out / CHECKPOINT, self.model, self.opt,
                                 {"epoch": self.epoch, "history": self.history, "config": cfg.to_dict()})
                 self._write_metrics()
+                self._log_epoch(row)
         if self.epoch >= cfg.optim.epochs and self.rank == 0:
             from .export import export_model
             self.model.cpu()
