@@ -59,9 +59,10 @@ uint32_t hcim_check_header(const word_t *prog, uint32_t prog_words, uint32_t *im
 uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab);
 void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l);
 
-// hcim_layers.cpp: one layer on one image's scratch slice; a conv/fc layer adds its activity to
-// cnt[HCIM_N_COUNTERS] (the caller counts images).
-void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s, cnt_t *cnt);
+// hcim_layers.cpp: one layer on one image's scratch slice; a conv/fc layer writes its activity on
+// this image to cnt (every counter but images, which the caller counts; reserved ones untouched).
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s,
+                    cnt_t cnt[HCIM_N_COUNTERS]);
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
 void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
 

@@ -19,11 +19,11 @@
 // Accumulators add modulo 2^32 (as an adder tree does); the validator guarantees the true
 // value fits int32, so the result is exact.
 //
-// Activity counters (architecture.md §7) are counted where the work happens: the unit loop
-// counts unit activations, column reads and 1-bit operations per input plane it streams;
-// the round loader counts, per tile, the absent units the skip index lets it skip and the
-// row blocks it activates, which every pixel then pays per input plane on its macro; a
-// layer's cycles are the busiest macro's row-block activations.
+// Activity counters (architecture.md §7): the round loader counts what it schedules -- per
+// tile the absent units the skip index lets it skip and the row blocks it activates, per
+// scheduled unit its used columns and their real rows -- and every output pixel adds those
+// round totals once per input bit plane it streams (register counters outside the column
+// loop); a layer's cycles are its busiest macro's row-block activations.
 #include "hcim_internal.h"
 
 // The datapath as synthesized: adder-tree popcount, one shift-add unit for HCIM_MAX_IN_BITS
@@ -55,8 +55,9 @@ static int8_t g_shift[HCIM_MAX_FILTERS], g_rshift[HCIM_MAX_FILTERS];
 // schedule of the present units of the current round
 static uint16_t g_u_block[MAX_ROUND_UNITS], g_u_group[MAX_ROUND_UNITS], g_u_slot[MAX_ROUND_UNITS];
 static uint8_t g_u_macro[MAX_ROUND_UNITS];
-// counters of the current round: absent units of its tiles, activated row blocks per macro
-static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS];
+// events of the current round, per input plane and pixel: absent units of its tiles, activated
+// row blocks per macro, used columns of the scheduled units, and those columns x real rows
+static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops;
 
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
@@ -129,11 +130,11 @@ pack_pixels:
 }
 
 // Load the tiles of one round into the macros; returns the number of present units scheduled
-// and sets the round's counters (g_r_absent, g_r_blocks).
+// and sets the round's events (g_r_*).
 static uint32_t hcim_load_round(const word_t *prog, const hcim_layer *l, uint32_t round, uint32_t n_row_tiles,
                                 uint32_t n_tiles) {
     uint32_t nu = 0;
-    g_r_absent = 0;
+    g_r_absent = g_r_cols = g_r_bitops = 0;
 load_macros:
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
         g_r_blocks[m] = 0;
@@ -152,7 +153,10 @@ load_macros:
                     continue;
                 }
                 if (b >= b0) {
+                    const uint32_t rows = l->k - b * A_ROWS < A_ROWS ? l->k - b * A_ROWS : A_ROWS;  // real rows
                     active[b - b0] = true;
+                    g_r_cols += g_ncols[g];
+                    g_r_bitops += g_ncols[g] * rows;
                     uint32_t slot = (g - g0) * HCIM_BLOCKS_PER_MACRO + (b - b0);
                     for (uint32_t c = 0; c < G_W; c++) {
 #pragma HLS PIPELINE II = 1
@@ -217,19 +221,14 @@ window_rows:
 #endif
 }
 
-// Column results and shift-add of every scheduled unit for one output pixel (BITS input planes,
-// of which the first `bits` are the input's: the counters count those).
+// Column results and shift-add of every scheduled unit for one output pixel (BITS input planes).
 template <int BITS>
 static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units,
-                       uint32_t *acc, uint32_t bits, uint32_t k_rows, cnt_t *cnt) {
+                       uint32_t *acc) {
 units:
     for (uint32_t u = 0; u < n_units; u++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
         const uint32_t b = g_u_block[u], g = g_u_group[u];
-        const uint32_t rows = k_rows - b * A_ROWS < A_ROWS ? k_rows - b * A_ROWS : A_ROWS;  // real rows of the block
-        cnt[HCIM_C_UNIT_ACTIVATIONS] += bits;
-        cnt[HCIM_C_DIGITAL_COLUMN_READS] += (cnt_t)g_ncols[g] * bits;
-        cnt[HCIM_C_BIT_OPS] += (cnt_t)g_ncols[g] * rows * bits;
         word_t xs[BITS];
         for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
         const word_t *w = &g_macro[g_u_macro[u]][g_u_slot[u] * G_W];
@@ -248,7 +247,8 @@ units:
     }
 }
 
-void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s, cnt_t *cnt) {
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s,
+                    cnt_t cnt[HCIM_N_COUNTERS]) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const bool has_res = l->res != HCIM_NO_TENSOR;
     const uint32_t res_off = has_res ? tab->t[l->res].off : 0, y_off = to.off;
@@ -261,7 +261,9 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     static word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS];
     uint32_t acc[HCIM_MAX_FILTERS];
     cnt_t busy[HCIM_N_MACROS];  // row-block activations x input planes of each macro (its cycles)
+#pragma HLS ARRAY_PARTITION variable = busy complete
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) busy[m] = 0;
+    cnt_t macs = 0, unit_act = 0, skipped = 0, blocks = 0, col_reads = 0, bit_ops = 0;  // register counters
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
@@ -271,26 +273,30 @@ rounds:
         for (uint32_t p = 0; p < to.h * to.w; p++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             for (uint32_t f = 0; f < l->f; f++) acc[f] = first ? 0u : (uint32_t)s[y_off + p * l->f + f];
-            if (first) cnt[HCIM_C_MACS] += (cnt_t)l->f * l->k;
-            cnt[HCIM_C_UNITS_SKIPPED] += (cnt_t)g_r_absent * ti.bits;
+            if (first) macs += (cnt_t)l->f * l->k;
+            unit_act += (cnt_t)n_units * ti.bits;
+            skipped += (cnt_t)g_r_absent * ti.bits;
+            col_reads += (cnt_t)g_r_cols * ti.bits;
+            bit_ops += (cnt_t)g_r_bitops * ti.bits;
             for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
-                cnt[HCIM_C_ROWBLOCK_ACTIVATIONS] += (cnt_t)g_r_blocks[m] * ti.bits;
+#pragma HLS UNROLL
+                blocks += (cnt_t)g_r_blocks[m] * ti.bits;
                 busy[m] += (cnt_t)g_r_blocks[m] * ti.bits;
             }
             if (n_units) {
                 hcim_pack_window(ti, l, p / to.w, p % to.w, xw);
 #ifdef HCIM_HW_DATAPATH
-                hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc, ti.bits, l->k, cnt);  // planes >= bits_in are zero
+                hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc);  // planes >= bits_in are zero
 #else
                 switch (ti.bits) {  // csim: one unrolled instance per input width
-                    case 1: hcim_units<1>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 2: hcim_units<2>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 3: hcim_units<3>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 4: hcim_units<4>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 5: hcim_units<5>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 6: hcim_units<6>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    case 7: hcim_units<7>(xw, n_units, acc, ti.bits, l->k, cnt); break;
-                    default: hcim_units<8>(xw, n_units, acc, ti.bits, l->k, cnt); break;
+                    case 1: hcim_units<1>(xw, n_units, acc); break;
+                    case 2: hcim_units<2>(xw, n_units, acc); break;
+                    case 3: hcim_units<3>(xw, n_units, acc); break;
+                    case 4: hcim_units<4>(xw, n_units, acc); break;
+                    case 5: hcim_units<5>(xw, n_units, acc); break;
+                    case 6: hcim_units<6>(xw, n_units, acc); break;
+                    case 7: hcim_units<7>(xw, n_units, acc); break;
+                    default: hcim_units<8>(xw, n_units, acc); break;
                 }
 #endif
             }
@@ -309,7 +315,13 @@ rounds:
     }
     cnt_t cycles = 0;
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;
-    cnt[HCIM_C_CYCLES] += cycles;
+    cnt[HCIM_C_MACS] = macs;
+    cnt[HCIM_C_UNIT_ACTIVATIONS] = unit_act;
+    cnt[HCIM_C_UNITS_SKIPPED] = skipped;
+    cnt[HCIM_C_ROWBLOCK_ACTIVATIONS] = blocks;
+    cnt[HCIM_C_CYCLES] = cycles;
+    cnt[HCIM_C_BIT_OPS] = bit_ops;
+    cnt[HCIM_C_DIGITAL_COLUMN_READS] = col_reads;
 }
 
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {

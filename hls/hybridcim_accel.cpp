@@ -9,7 +9,7 @@
 #include "hcim_internal.h"
 
 static hcim_tables g_tab;
-static cnt_t g_cnt[HCIM_MAX_LAYERS][HCIM_N_COUNTERS];  // performance-counter block
+static cnt_t g_cnt[HCIM_MAX_LAYERS][HCIM_N_COUNTERS];  // performance-counter block (one row a layer)
 
 // Image n's pixels (NCHW bytes in u64 words) -> NHWC int32 input slot; checks the input bit width.
 static bool hcim_load_image(const word_t *img, const hcim_tensor &t, acc_t *x) {
@@ -34,6 +34,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem1 depth = 98304
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
 #pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
+    // counters: depth = HCIM_MAX_LAYERS * HCIM_N_COUNTERS (cosim buffer size)
 #pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 1408
 #pragma HLS INTERFACE s_axilite port = prog bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
@@ -48,6 +49,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE s_axilite port = counters bundle = control
 #pragma HLS INTERFACE s_axilite port = counters_words bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
+#pragma HLS ARRAY_PARTITION variable = g_cnt dim = 2 complete
     if (!prog || !images || !out || !scratch) return HCIM_ERR_ARGS;
     uint32_t image_bytes = 0;
     uint32_t rc = hcim_check_header(prog, prog_words, &image_bytes);
@@ -81,13 +83,20 @@ images_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
             hcim_layer l;
             hcim_read_layer(prog, &g_tab, i, &l);
-            g_cnt[i][HCIM_C_IMAGES]++;
+            cnt_t lc[HCIM_N_COUNTERS];  // this layer's activity on this image
+#pragma HLS ARRAY_PARTITION variable = lc complete
+            for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) lc[k] = 0;
+            lc[HCIM_C_IMAGES] = 1;
             if (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC) {
-                hcim_cim_layer(prog, &g_tab, &l, s, g_cnt[i]);
+                hcim_cim_layer(prog, &g_tab, &l, s, lc);
             } else if (l.op == HCIM_OP_MAXPOOL) {
                 hcim_maxpool_layer(&g_tab, &l, s);
             } else {
                 hcim_avgpool_layer(&g_tab, &l, s);
+            }
+            for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) {
+#pragma HLS UNROLL
+                g_cnt[i][k] += lc[k];
             }
         }
     write_out:

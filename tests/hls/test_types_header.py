@@ -119,6 +119,9 @@ def test_counter_order_is_the_emulators():
     found = {k[len("HCIM_C_"):].lower(): define(k) for k in DEFINES if k.startswith("HCIM_C_")}
     assert found == {name: i for i, name in enumerate(PER_IMAGE)}
     assert re.search(r"typedef\s+uint64_t\s+cnt_t\s*;", HEADER)
+    top = (HLS / "hybridcim_accel.cpp").read_text()
+    depth = int(re.search(r"port = counters .*depth = (\d+)", top).group(1))
+    assert all(kernel_info_from_headers(p).max_layers * len(PER_IMAGE) == depth for p in PRESETS)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

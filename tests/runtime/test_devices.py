@@ -107,3 +107,17 @@ def test_register_offsets_from_the_hls_driver_header():
                                 "scratch", "scratch_words", "flags", "counters", "counters_words")])
     found = offsets_from_driver_header(text)
     assert found == {k: v for k, v in REGISTERS.items() if k not in ("gie", "ier", "isr")}
+
+
+def test_register_offsets_are_the_documented_ones():
+    """REGISTERS == the control-register table of docs/program-format.md (an independent source)."""
+    import re
+    from pathlib import Path
+    from hybridcim.runtime.pynq_device import REGISTERS
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "program-format.md").read_text()
+    table = {}
+    for offs, names in re.findall(r"^\| (0x[0-9A-F]{2}(?: / 0x[0-9A-F]{2})*) \| ((?:`\w+`(?: / )?)+) \|", doc, re.M):
+        for off, name in zip(offs.split(" / "), re.findall(r"`(\w+)`", names)):
+            table[name.lower()] = int(off, 16)
+    assert table == REGISTERS
+    assert (table["counters"], table["counters_words"]) == (0x68, 0x70)

@@ -66,6 +66,22 @@ class _MiscountingDevice(EmulatorDevice):
         return out
 
 
+class _NoCounterBlock(EmulatorDevice):
+    """A device whose kernel predates the counter block (a kernel 1.0 bitstream)."""
+
+    reports_counters = False
+
+
+def test_a_device_without_counters_reports_none_and_still_passes():
+    prog = random_program(21, "tiny-64")
+    ref, dev = EmulatorDevice(), _NoCounterBlock()
+    ref.load(prog)
+    dev.load(prog)
+    rep = Session(dev, ref, "emulator", show_progress=False).run([(random_images(prog, 2), None)])
+    assert rep.ok and rep.agree == 2 and rep.counters_agree is None and rep.cycles is None
+    assert rep.as_dict()["cycles_per_image"] is None and "cycles" not in rep.summary()
+
+
 def test_a_counter_mismatch_fails_the_session():
     prog = random_program(21, "tiny-64")
     ref, dev = EmulatorDevice(), _MiscountingDevice()

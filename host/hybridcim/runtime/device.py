@@ -52,6 +52,11 @@ class Device(abc.ABC):
         self._counters = None
 
     @property
+    def reports_counters(self) -> bool:
+        """Whether ``counters`` is measured (False: a kernel without the counter block, all zeros)."""
+        return True
+
+    @property
     def counters(self) -> list[LayerCounters]:
         """Activity counters (architecture.md §7), one per layer, summed over every image run or
         traced since ``load`` or ``reset_counters``: the emulator's, or the kernel's counter block."""

@@ -140,6 +140,10 @@ class PynqDevice(Device):
         """Kernels from 1.1 on have the counter block (COUNTERS flag, counters buffer)."""
         return (self.info.kernel_major, self.info.kernel_minor) >= (1, 1)
 
+    @property
+    def reports_counters(self) -> bool:
+        return self.has_counters
+
     def _start(self, n: int, images, out, scratch, flags: int, counters=None) -> None:
         w = self.ip.write
         r = self.regs

@@ -3,7 +3,9 @@
 The report counts accuracy (argmax vs labels), agreement (images whose outputs equal the
 reference's exactly, integer for integer), device throughput (images/s of ``device.run``
 alone) and the device's activity counters (architecture.md §7): emulated CIM cycles per
-image, and whether every counter equals the reference's when the reference is a Device. On the first disagreeing image both sides are traced and compared tensor by tensor
+image, and whether every counter equals the reference's when the reference is a Device
+(``run`` resets both devices' counters first; a device whose kernel has no counter block
+reports neither). On the first disagreeing image both sides are traced and compared tensor by tensor
 in program order (:func:`first_mismatch`): the report names the first layer whose output
 differs, the NHWC index, the expected and the got value.
 """
@@ -76,7 +78,7 @@ class SessionReport:
     device_seconds: float = 0.0
     mismatches: list[int] = field(default_factory=list)  # image indices whose outputs differ (first 100)
     first_mismatch: Mismatch | None = None
-    cycles: int = 0  # emulated CIM cycles of all images (device counters)
+    cycles: int | None = 0  # emulated CIM cycles of all images (device counters; None: not reported)
     counters_agree: bool | None = None  # every layer's counters == the reference device's (None: not compared)
     counter_mismatch: str | None = None  # the first differing (layer, counter): expected vs got
 
@@ -89,8 +91,8 @@ class SessionReport:
         return self.images / self.device_seconds if self.device_seconds > 0 else 0.0
 
     @property
-    def cycles_per_image(self) -> float:
-        return self.cycles / self.images if self.images else 0.0
+    def cycles_per_image(self) -> float | None:
+        return None if self.cycles is None else (self.cycles / self.images if self.images else 0.0)
 
     @property
     def ok(self) -> bool:
@@ -112,7 +114,7 @@ class SessionReport:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.2%}"
         agree = "n/a (no reference)" if self.agree is None else f"{self.agree}/{self.images} agree with {self.reference}"
         line = f"{self.backend} {self.model}: {self.images} images, accuracy {acc}, {agree}, {self.images_per_s:.1f} images/s"
-        if self.images:
+        if self.images and self.cycles is not None:
             line += f", {self.cycles_per_image:,.0f} CIM cycles/image"
         if self.counters_agree is not None:
             line += ", counters " + ("agree" if self.counters_agree else "DIFFER")
@@ -140,7 +142,8 @@ class Session:
         from ..cli.progress import progress
         rep = SessionReport(self.device.name, self.model, self.reference_name)
         rep.agree = 0 if self.reference is not None else None
-        ref_counts = isinstance(self.reference, Device)
+        measured = self.device.reports_counters
+        ref_counts = measured and isinstance(self.reference, Device) and self.reference.reports_counters
         self.device.reset_counters()
         if ref_counts:
             self.reference.reset_counters()
@@ -154,7 +157,7 @@ class Session:
         finally:
             bar.close()
         got = self.device.counters
-        rep.cycles = sum(c.cycles for c in got)
+        rep.cycles = sum(c.cycles for c in got) if measured else None
         if ref_counts:
             rep.counter_mismatch = first_counter_mismatch(self.reference.counters, got)
             rep.counters_agree = rep.counter_mismatch is None
