@@ -153,17 +153,19 @@ class PynqDevice(Device):
         if images is None:  # validate-only call: any valid buffers satisfy the null checks
             dummy = self._pynq.allocate(shape=(max(self._per_image, self._out_words, 1),), dtype=np.int32)
             images, out, scratch = dummy, dummy, dummy
+        # sizes in the kernel's units (u64 images and counters, int32 out and scratch), from bytes:
+        # the validate-only call passes one int32 dummy for every buffer
         w(r["images"], images.device_address)
-        w(r["image_words"], int(images.size))
+        w(r["image_words"], int(images.nbytes) // 8)
         w(r["n_images"], n)
         w(r["out"], out.device_address)
-        w(r["out_words"], int(out.size))
+        w(r["out_words"], int(out.nbytes) // 4)
         w(r["scratch"], scratch.device_address)
-        w(r["scratch_words"], int(scratch.size))
+        w(r["scratch_words"], int(scratch.nbytes) // 4)
         w(r["flags"], flags)
         if self.has_counters:
             w(r["counters"], counters.device_address if counters is not None else 0)
-            w(r["counters_words"], int(counters.size) if counters is not None else 0)
+            w(r["counters_words"], int(counters.nbytes) // 8 if counters is not None else 0)
         w(r["ap_ctrl"], AP_START)
         t0 = time.monotonic()
         while not (self.ip.read(r["ap_ctrl"]) & AP_DONE):

@@ -1,0 +1,168 @@
+"""PynqDevice end to end against a fake ``pynq`` whose IP core runs the csim kernel.
+
+No board is needed: ``pynq.allocate`` hands out numpy buffers with fake physical addresses,
+and writing ap_start to the fake IP's control register runs the C-simulation library on the
+buffers the registers point at, reading each buffer as raw memory with the word count its
+register gives (as the m_axi masters do). This checks what PynqDevice does on a board short
+of the FPGA itself: the register protocol and offsets, buffer allocation, sizes and syncs,
+the validate-only load, kernel refusals, counters, and freeing every buffer.
+"""
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from hybridcim.emulator import FastEmulator
+from hybridcim.program import ChecksumError
+from hybridcim.runtime.bitstream import make_manifest
+from hybridcim.runtime.pynq_device import AP_DONE, AP_START, REGISTERS
+from hybridcim.zoo import random_images, random_program
+
+PRESET = "tiny-64"
+
+
+class FakeBuffer(np.ndarray):
+    """A pynq.allocate buffer: an ndarray with a physical address, syncs and freebuffer."""
+
+    def sync_to_device(self):
+        self.board.synced_to.add(self.device_address)
+
+    def sync_from_device(self):
+        self.board.synced_from.add(self.device_address)
+
+    def freebuffer(self):
+        self.board.memory.pop(self.device_address)
+
+
+class FakeIP:
+    """The hybridcim_accel IP: 32-bit control registers; ap_start runs the csim kernel."""
+
+    register_map = None
+
+    def __init__(self, board):
+        self.board, self.regs = board, {}
+
+    def write(self, offset, value):
+        self.regs[offset] = int(value) & 0xFFFFFFFF
+        if offset == REGISTERS["ap_ctrl"] and value & AP_START:
+            self.board.calls.append(dict(self.regs))
+            self.regs[REGISTERS["ap_return"]] = self.board.run_kernel(self.regs)
+            self.regs[offset] = AP_DONE
+
+    def read(self, offset):
+        return self.regs.get(offset, 0)
+
+
+class FakeBoard:
+    def __init__(self, lib):
+        self.lib, self.memory, self.next_address = lib, {}, 0x1000_0000
+        self.synced_to, self.synced_from, self.calls = set(), set(), []
+
+    def allocate(self, shape, dtype):
+        buf = np.zeros(shape, dtype=dtype).view(FakeBuffer)
+        buf.board, buf.device_address = self, self.next_address
+        self.memory[self.next_address] = buf
+        self.next_address += (buf.nbytes + 0xFFF) // 0x1000 * 0x1000 + 0x1000
+        return buf
+
+    def _memory(self, regs, name, words_name, dtype):
+        addr = regs.get(REGISTERS[name], 0)
+        if addr == 0:
+            return None
+        buf = self.memory[addr]  # KeyError: the kernel would read an address nobody allocated
+        raw = buf.view(np.ndarray).reshape(-1).view(np.uint8)
+        n = regs[REGISTERS[words_name]]
+        assert n * np.dtype(dtype).itemsize <= raw.size, f"{words_name}={n} overruns the {name} buffer"
+        return raw[:n * np.dtype(dtype).itemsize].view(dtype)
+
+    def run_kernel(self, regs):
+        m = lambda *a: self._memory(regs, *a)
+        prog = m("prog", "prog_words", np.uint64)
+        images, out = m("images", "image_words", np.uint64), m("out", "out_words", np.int32)
+        scratch = m("scratch", "scratch_words", np.int32)
+        counters = m("counters", "counters_words", np.uint64) if REGISTERS["counters"] in regs else None
+        return self.lib.run(prog, images, regs[REGISTERS["n_images"]], out, scratch, regs[REGISTERS["flags"]],
+                            counters)
+
+
+@pytest.fixture
+def board(csim_lib, monkeypatch, tmp_path):
+    lib = csim_lib(PRESET)
+    fake = FakeBoard(lib)
+    pynq = types.ModuleType("pynq")
+    pynq.Device = types.SimpleNamespace(devices=["fake-fpga"])
+    pynq.allocate = fake.allocate
+    pynq.Overlay = lambda path: types.SimpleNamespace(hybridcim_accel_0=FakeIP(fake), path=path)
+    monkeypatch.setitem(sys.modules, "pynq", pynq)
+
+    def bitstream_dir(kernel_version=None):
+        d = tmp_path / (kernel_version or "current") / "pynq-z2"
+        d.mkdir(parents=True)
+        (d / "hybridcim.bit").write_bytes(b"fake")
+        (d / "hybridcim.hwh").write_text("<xml/>")
+        man = make_manifest("pynq-z2", PRESET, "xc7z020clg400-1", "hybridcim.bit", "hybridcim.hwh")
+        if kernel_version:
+            man["kernel_version"] = kernel_version
+        (d / "manifest.json").write_text(json.dumps(man))
+        return d.parent
+
+    fake.bitstream_dir = bitstream_dir
+    return fake
+
+
+def test_run_trace_and_counters_equal_the_emulator(board):
+    from hybridcim.runtime.pynq_device import PynqDevice
+    prog = random_program(9, PRESET)
+    images = random_images(prog, 5, seed=2)
+    ref = FastEmulator(prog)
+    with PynqDevice(bitstream_dir=board.bitstream_dir(), batch_size=2) as dev:
+        dev.load(prog)
+        assert board.calls[-1][REGISTERS["flags"]] == 2  # load ran the kernel's VALIDATE_ONLY checks
+        out = dev.run(images)
+        assert np.array_equal(out, ref.run(images).outputs) and out.dtype == np.int64
+        assert len(board.calls) == 1 + 3  # batches of 2, 2, 1
+        assert all(c[REGISTERS["flags"]] == 4 for c in board.calls[1:])  # COUNTERS
+        tr = dev.trace(images[:2])
+        want = ref.run(images[:2], trace=True).tensors
+        assert tr.keys() == want.keys() and all(np.array_equal(tr[k], want[k]) for k in tr)
+        assert board.calls[-1][REGISTERS["flags"]] == 4 | 1  # COUNTERS | TRACE
+        expected = [(a + b).as_dict() for a, b in zip(ref.counters(5), ref.counters(2))]
+        assert [c.as_dict() for c in dev.counters] == expected
+        assert dev.reports_counters
+    assert set(board.memory) == set()  # every buffer freed, the program's on close
+    assert board.synced_from and board.synced_to
+
+
+def test_a_corrupt_image_is_refused_by_the_kernel_on_load(board):
+    from hybridcim.program import encode
+    from hybridcim.runtime import buffers
+    from hybridcim.runtime.pynq_device import PynqDevice
+    prog = random_program(9, PRESET)
+    dev = PynqDevice(bitstream_dir=board.bitstream_dir())
+    image = bytearray(encode(prog))
+    image[-9] ^= 1
+    # host checks first: a corrupt image never reaches the board through load()
+    with pytest.raises(ChecksumError):
+        dev.load(bytes(image))
+    assert board.calls == []
+    # the kernel's own check, as if the host were bypassed: the same error class
+    words = buffers.program_words(bytes(image))
+    buf = board.allocate(words.shape, np.uint64)
+    buf[:] = words
+    dev._prog_buf, dev._program = buf, prog
+    with pytest.raises(ChecksumError, match="CHECKSUM"):
+        dev._start(0, None, None, None, buffers.FLAG_VALIDATE_ONLY)
+
+
+def test_a_kernel_1_0_bitstream_runs_without_counters(board):
+    from hybridcim.runtime.pynq_device import PynqDevice
+    prog = random_program(9, PRESET)
+    images = random_images(prog, 2, seed=1)
+    with PynqDevice(bitstream_dir=board.bitstream_dir("1.0")) as dev:
+        dev.load(prog)
+        assert not dev.reports_counters
+        assert np.array_equal(dev.run(images), FastEmulator(prog).run(images).outputs)
+        assert all(REGISTERS["counters"] not in c and c[REGISTERS["flags"]] == 0 for c in board.calls[1:])
+        assert all(c.images == 0 for c in dev.counters)
