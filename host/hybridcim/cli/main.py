@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("info", "emulate", "zoo", "run", "train", "compile", "export")
+COMMANDS = ("info", "emulate", "zoo", "run", "train", "compile", "export", "ship")
 
 
 def build_parser() -> argparse.ArgumentParser:

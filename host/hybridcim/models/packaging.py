@@ -7,7 +7,7 @@ it), ``model.onnx`` (its QONNX export), ``config.yaml`` (the training config), `
 ``card.json``: the measured facts (accuracy through the emulator on the whole CIFAR-10
 test set, average bits, structural sparsity), which the tests check against the program.
 
-    python -c "from hybridcim.models.packaging import ship; ship('runs/r8', 'NAME', 'CONFIG.yaml', DATA)"
+    hybridcim ship runs/r8 --name NAME --config CONFIG.yaml --data DIR [--curve PNG]
 """
 from __future__ import annotations
 

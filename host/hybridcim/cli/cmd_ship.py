@@ -1,0 +1,38 @@
+"""``hybridcim ship RUN --name NAME --config CONFIG --data DIR``: a finished run becomes a shipped model.
+
+Compiles the run's exported integer model, measures its accuracy through the emulator on the
+whole CIFAR-10 test set, and writes ``models/<NAME>/`` atomically (program, integer model,
+QONNX, config, metrics, card.json; a folder of that name, training state included, is
+replaced). ``--curve PNG`` also plots the training curve (needs matplotlib). Numpy only.
+"""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ship", help="ship a finished training run as a package model (compile, measure, card)")
+    p.add_argument("run_dir", help="training run folder (holds model/integer_model.json and metrics.csv)")
+    p.add_argument("--name", required=True, help="model name, e.g. resnet20-w4a4-p50")
+    p.add_argument("--config", required=True, help="the run's training config (copied as config.yaml)")
+    p.add_argument("--data", help="CIFAR-10 folder (default $CIFAR10_DIR)")
+    p.add_argument("--models-dir", help="where model folders live (default: the package's models/)")
+    p.add_argument("--curve", help="also plot the training curve to this PNG")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    from ..models import MODELS_DIR
+    from ..models.packaging import plot_training_curve, ship
+    data = args.data or os.environ.get("CIFAR10_DIR")
+    if not data:
+        raise ValueError("no CIFAR-10 folder: pass --data DIR or set CIFAR10_DIR")
+    dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR)
+    card = json.loads((dest / "card.json").read_text())
+    if args.curve:
+        plot_training_curve(dest / "metrics.csv", args.curve, title=args.name)
+    acc = card["cifar10_test"]
+    print(f"shipped {args.name} to {dest}: {acc['accuracy']:.2%} on {acc['images']} CIFAR-10 test images "
+          f"(emulator), {card['avg_bits']:.2f} avg weight bits, {card['structural_sparsity']:.1%} pruned")
+    return 0
