@@ -13,6 +13,7 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hybridcim.emulator import FastEmulator
 from hybridcim.program import ChecksumError
@@ -89,7 +90,11 @@ class FakeBoard:
 
 @pytest.fixture
 def board(csim_lib, monkeypatch, tmp_path):
-    lib = csim_lib(PRESET)
+    return make_board(csim_lib, monkeypatch, tmp_path, PRESET)
+
+
+def make_board(csim_lib, monkeypatch, tmp_path, preset):
+    lib = csim_lib(preset)
     fake = FakeBoard(lib)
     pynq = types.ModuleType("pynq")
     pynq.Device = types.SimpleNamespace(devices=["fake-fpga"])
@@ -98,11 +103,11 @@ def board(csim_lib, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pynq", pynq)
 
     def bitstream_dir(kernel_version=None):
-        d = tmp_path / (kernel_version or "current") / "pynq-z2"
-        d.mkdir(parents=True)
+        d = tmp_path / preset / (kernel_version or "current") / "pynq-z2"
+        d.mkdir(parents=True, exist_ok=True)
         (d / "hybridcim.bit").write_bytes(b"fake")
         (d / "hybridcim.hwh").write_text("<xml/>")
-        man = make_manifest("pynq-z2", PRESET, "xc7z020clg400-1", "hybridcim.bit", "hybridcim.hwh")
+        man = make_manifest("pynq-z2", preset, "xc7z020clg400-1", "hybridcim.bit", "hybridcim.hwh")
         if kernel_version:
             man["kernel_version"] = kernel_version
         (d / "manifest.json").write_text(json.dumps(man))
@@ -166,3 +171,20 @@ def test_a_kernel_1_0_bitstream_runs_without_counters(board):
         assert np.array_equal(dev.run(images), FastEmulator(prog).run(images).outputs)
         assert all(REGISTERS["counters"] not in c and c[REGISTERS["flags"]] == 0 for c in board.calls[1:])
         assert all(c.images == 0 for c in dev.counters)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256"]),
+       n=st.integers(1, 5), batch=st.integers(1, 4))
+def test_pynq_transport_equals_the_emulator_on_fuzzed_programs(csim_lib, monkeypatch, tmp_path, seed, preset, n,
+                                                                 batch):
+    from hybridcim.runtime.pynq_device import PynqDevice
+    fake = make_board(csim_lib, monkeypatch, tmp_path, preset)
+    prog = random_program(seed, preset)
+    images = random_images(prog, n, seed)
+    with PynqDevice(bitstream_dir=fake.bitstream_dir(), batch_size=batch) as dev:
+        dev.load(prog)
+        ref = FastEmulator(prog).run(images)
+        assert np.array_equal(dev.run(images), ref.outputs)
+        assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in ref.counters]
+    assert not fake.memory
