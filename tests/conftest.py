@@ -7,7 +7,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
-    """The real CIFAR-10 (read-only): $CIFAR10_DIR, else <repo>/../shared/cifar10; skip if absent."""
+    """The real CIFAR-10 (read-only): $CIFAR10_DIR, else <repo>/../shared/cifar10; skip if absent
+    (a failure under CI)."""
     env = os.environ.get("CIFAR10_DIR")
     root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
     if not (root / "cifar-10-batches-bin").is_dir() and not (root / "cifar-10-batches-py").is_dir() \
@@ -34,6 +35,18 @@ def csim_lib():
                 raise
             pytest.skip(f"csim backend unavailable: {e}")
     return get
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI (CI=true, set by .ci/run) a skipped test fails: the README's install provides
+    everything (data, g++, hls4ml headers, torch, brevitas, qonnx), so a skip there hides a test."""
+    outcome = yield
+    rep = outcome.get_result()
+    if os.environ.get("CI") and rep.skipped and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under CI, where every test must run: {reason}"
 
 
 def _hypothesis_profiles() -> None:

@@ -25,6 +25,21 @@ def assert_same(ref, got, what):
         assert a.as_dict() == b.as_dict(), f"{what}: counters of {a.layer!r}"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_perturbed_layer_is_caught_and_named(backend):
+    """Negative case of fast vs reference: the fast emulator runs a program with one bias changed."""
+    import copy
+    from hybridcim.zoo import random_resnet20
+    prog = random_resnet20("tiny-64", seed=3)
+    bad = copy.deepcopy(prog)
+    layer = bad.layer_by_name("s3b1_conv2")
+    layer.bias = layer.bias + (1 << 10)
+    images = random_images(prog, 2, 0)
+    ref = ReferenceEmulator(prog).run(images, trace=True)
+    with pytest.raises(pytest.fail.Exception, match=f"tensor '{prog.tensors[layer.out_tensor].name}' differs"):
+        assert_same(ref, FastEmulator(bad, backend).run(images, trace=True), backend)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256", "wide-512"]),
        n=st.integers(1, 4))

@@ -40,7 +40,7 @@ def assert_trace_equal(prog, dev, images):
 def assert_counters_equal(prog, got, want):
     """The kernel's counter block == the emulator's counters, layer by layer, field by field."""
     assert [c.layer for c in got] == [l.name for l in prog.layers]
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         diff = {k: (w.as_dict()[k], v) for k, v in g.as_dict().items() if v != w.as_dict()[k]}
         assert not diff, f"layer {g.layer!r}: counters differ (expected, got): {diff}"
 
@@ -100,7 +100,7 @@ def programs(draw):
     t = b.tensors[y]
     if draw(st.booleans()):  # fc over the whole spatial input
         wf, pf, gf = _filters(rng, preset, 10, t.channels, 1, precisions, 0.0, 0.0, packing)
-        wf = rng.integers(-1, 1, size=(10, t.channels, t.height, t.width))
+        wf = rng.integers(-2, 2, size=(10, t.channels, t.height, t.width))  # the whole 2-bit range
         b.fc("logits", y, wf, np.full(10, 2), rng.integers(-2, 1, size=10), logits=True)
     else:
         g = b.avgpool("gap", y, shift=draw(st.integers(0, 6)), out_bits=draw(st.integers(1, 8)))
@@ -127,6 +127,24 @@ def test_csim_equals_emulator_on_zoo_fuzz_programs(csim_lib, seed, preset, n):
     dev = CSimDevice(preset)
     dev.load(prog)
     assert_trace_equal(prog, dev, random_images(prog, n, seed))
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(PRESETS), n=st.integers(1, 2))
+def test_csim_equals_the_reference_emulator_directly(csim_lib, seed, preset, n):
+    """The pair (reference, csim) without the fast emulator in between: every tensor and counter."""
+    from hybridcim.emulator import ReferenceEmulator
+    csim_lib(preset)
+    prog = random_program(seed, preset)
+    images = random_images(prog, n, seed)
+    ref = ReferenceEmulator(prog).run(images, trace=True)
+    dev = CSimDevice(preset)
+    dev.load(prog)
+    got = dev.trace(images)
+    assert got.keys() == ref.tensors.keys()
+    for name, want in ref.tensors.items():
+        assert np.array_equal(got[name], want), name
+    assert_counters_equal(prog, dev.counters, ref.counters)
 
 
 @pytest.mark.parametrize("preset, wbits", [("sun-mars-256", 4), ("tiny-64", 2), ("tiny-64", 8)])
@@ -189,6 +207,21 @@ def test_a_pruned_unit_is_neither_computed_nor_counted(csim_lib):
     assert cut.units_skipped == full.units_skipped + 4 * unit_work
     assert cut.digital_column_reads == full.digital_column_reads - 4 * 8 * unit_work  # 8 used columns a unit
     assert cut.bit_ops == full.bit_ops - 4 * 8 * 16 * unit_work
+
+
+def test_a_perturbed_layer_on_csim_is_caught_and_named(csim_lib):
+    """Negative case of csim vs emulator: the kernel runs a program with one layer's bias changed."""
+    import copy
+    csim_lib("tiny-64")
+    prog = random_resnet20("tiny-64", seed=3)
+    bad = copy.deepcopy(prog)
+    layer = bad.layer_by_name("s2b1_conv1")
+    layer.bias = layer.bias + (1 << 10)
+    dev = CSimDevice("tiny-64")
+    dev.load(bad)
+    dev._program = prog  # the device reports the original program: the comparison must catch the change
+    with pytest.raises(pytest.fail.Exception, match=f"tensor '{prog.tensors[layer.out_tensor].name}' differs"):
+        assert_trace_equal(prog, dev, random_images(prog, 2, seed=0))
 
 
 def test_batching_does_not_change_results(csim_lib):

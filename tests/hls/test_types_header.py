@@ -60,16 +60,18 @@ def typedef(name: str) -> str:
 
 @pytest.mark.parametrize("name, want", [("pixel_t", UINT8), ("logit_t", INT32), ("act4_t", IntFormat(4, False)),
                                         ("w2_t", IntFormat(2, True)), ("w4_t", IntFormat(4, True)),
-                                        ("w8_t", IntFormat(8, True)), ("rowword_t", IntFormat(32, False))])
+                                        ("w8_t", IntFormat(8, True))])
 def test_number_format_typedefs(name, want):
-    if name == "rowword_t":
-        assert typedef(name) == "ap_uint<64>"  # one row block (rows_active <= 64) per word
-        return
     assert typedef(name) == want.ap_type
 
 
+def test_row_word_holds_the_widest_row_block():
+    assert typedef("rowword_t") == "ap_uint<64>"
+    assert max(p.rows_active for p in PRESETS.values()) <= 64
+
+
 def test_native_containers_have_the_format_widths():
-    assert re.search(r"typedef\s+int32_t\s+acc_t\s*;", HEADER) and INT32.bits == 32
+    assert re.search(r"typedef\s+int32_t\s+acc_t\s*;", HEADER) and INT32 == IntFormat(32, True)
     assert re.search(r"typedef\s+uint64_t\s+word_t\s*;", HEADER)
 
 

@@ -5,14 +5,19 @@ from hybridcim.models import (DEFAULT_MODEL, MODELS_DIR, PREFERENCE, ModelNotFou
                               default_model, resolve_model)
 
 
-def test_default_model_name():
-    assert DEFAULT_MODEL == "resnet20-w4a4-p50"
-
-
-def test_default_model_is_the_best_shipped_one():
-    shipped = [m for m in PREFERENCE if m in available_models()]
-    assert default_model() == (shipped[0] if shipped else DEFAULT_MODEL)
-    assert resolve_model(default_model()).is_file() or not shipped
+def test_default_model_is_the_best_shipped_one(tmp_path, monkeypatch):
+    """The first of PREFERENCE that has a model.cim, judged on a models folder built here."""
+    import hybridcim.models as models
+    for name in ("resnet8-w4a4-p50-quick", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.cim").write_bytes(b"x")
+    (tmp_path / DEFAULT_MODEL / "training").mkdir(parents=True)  # training state only: not shipped
+    monkeypatch.setattr(models, "MODELS_DIR", tmp_path)
+    assert PREFERENCE[0] == DEFAULT_MODEL == "resnet20-w4a4-p50"
+    assert sorted(models.available_models()) == ["other", "resnet8-w4a4-p50-quick"]
+    assert models.default_model() == "resnet8-w4a4-p50-quick"
+    (tmp_path / DEFAULT_MODEL / "model.cim").write_bytes(b"x")
+    assert models.default_model() == DEFAULT_MODEL
 
 
 def test_paths_and_folders(tmp_path):
@@ -26,10 +31,7 @@ def test_paths_and_folders(tmp_path):
 
 
 def test_missing_model_is_named():
-    if (MODELS_DIR / DEFAULT_MODEL / "model.cim").is_file():
-        assert resolve_model(DEFAULT_MODEL).name == "model.cim"
-        return
-    with pytest.raises(ModelNotFoundError, match=f"model '{DEFAULT_MODEL}' not found.*shipped models"):
-        resolve_model(DEFAULT_MODEL)
+    with pytest.raises(ModelNotFoundError, match="model 'no-such-model' not found.*shipped models"):
+        resolve_model("no-such-model")
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         resolve_model("no-such-model")

@@ -78,14 +78,19 @@ class FakeBoard:
         assert n * np.dtype(dtype).itemsize <= raw.size, f"{words_name}={n} overruns the {name} buffer"
         return raw[:n * np.dtype(dtype).itemsize].view(dtype)
 
+    corrupt_out = False  # flip one bit of the first output word after each call (a faulty board)
+
     def run_kernel(self, regs):
         m = lambda *a: self._memory(regs, *a)
         prog = m("prog", "prog_words", np.uint64)
         images, out = m("images", "image_words", np.uint64), m("out", "out_words", np.int32)
         scratch = m("scratch", "scratch_words", np.int32)
         counters = m("counters", "counters_words", np.uint64) if REGISTERS["counters"] in regs else None
-        return self.lib.run(prog, images, regs[REGISTERS["n_images"]], out, scratch, regs[REGISTERS["flags"]],
-                            counters)
+        rc = self.lib.run(prog, images, regs[REGISTERS["n_images"]], out, scratch, regs[REGISTERS["flags"]],
+                          counters)
+        if self.corrupt_out and regs[REGISTERS["n_images"]]:
+            out[0] ^= 1
+        return rc
 
 
 @pytest.fixture
@@ -188,3 +193,20 @@ def test_pynq_transport_equals_the_emulator_on_fuzzed_programs(csim_lib, monkeyp
         assert np.array_equal(dev.run(images), ref.outputs)
         assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in ref.counters]
     assert not fake.memory
+
+
+def test_a_faulty_board_is_caught_by_the_session(board):
+    """Negative case of pynq vs emulator: one flipped output bit fails the session and is located."""
+    from hybridcim.runtime import EmulatorDevice, Session
+    from hybridcim.runtime.pynq_device import PynqDevice
+    prog = random_program(9, PRESET)
+    images = random_images(prog, 4, seed=3)
+    board.corrupt_out = True
+    with PynqDevice(bitstream_dir=board.bitstream_dir(), batch_size=2) as dev, EmulatorDevice() as ref:
+        dev.load(prog)
+        ref.load(prog)
+        rep = Session(dev, ref, "emulator", show_progress=False).run([(images, None)])
+    assert not rep.ok and rep.mismatches == [0, 2]  # the first image of each batch of 2
+    # the traced tensors (scratch) are intact, so the session says the fault is past the last layer
+    assert rep.first_mismatch is None and "image 0: every traced tensor agrees" in rep.mismatch_note
+    assert "output buffer or its transfer" in rep.summary()

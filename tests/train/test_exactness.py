@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from small_models import trained_small
 
@@ -26,6 +27,20 @@ def test_all_executors_agree(tmp_path, arch, preset):
     ref = load_brevitas_reference(tmp_path)
     t = ref.trace(_images())
     assert max(len(np.unique(v)) for k, v in t.items() if k != "input") > 4
+
+
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(arch=st.sampled_from(["resnet", "cnv"]), preset=st.sampled_from(["tiny-64", "sun-mars-256", "wide-512"]),
+       seed=st.integers(0, 1000), avg_bits=st.sampled_from([3.0, 4.0, 6.0]), target=st.sampled_from([0.0, 0.3, 0.6]))
+def test_brevitas_equals_emulator_on_drawn_models(tmp_path_factory, arch, preset, seed, avg_bits, target):
+    """Property test over architectures, presets, seeds, bit budgets and pruning targets: the trained
+    model, its Brevitas reference and the compiled program on the emulator agree per layer."""
+    m = trained_small(arch, preset, seed=seed, avg_bits=avg_bits, target=target)
+    out = tmp_path_factory.mktemp("drawn")
+    export_model(m, out, preset=preset, qonnx=False)
+    summary = verify_exact(out, _images(3, seed), trained=m)
+    assert summary["images"] == 3
 
 
 def test_real_images(tmp_path, cifar10_root):
@@ -65,6 +80,23 @@ def test_mismatch_names_first_layer(tmp_path):
     order = ["input"] + [l["name"] for l in im.layers]
     msg = first_mismatch(ref, emu.tensors, order)
     assert msg is not None and msg.startswith(f"layer {layer!r}")
+
+
+def test_a_tampered_qonnx_graph_is_caught(tmp_path):
+    """Negative case of QONNX vs the reference: the first conv's float bias changed in model.onnx."""
+    import onnx
+    from onnx import numpy_helper
+    m = trained_small("resnet", "tiny-64")
+    export_model(m, tmp_path, preset="tiny-64", qonnx=True)
+    g = onnx.load(tmp_path / "model.onnx")
+    init = next(t for t in g.graph.initializer if t.name.endswith("stem.bias"))  # input 0 of a bias Quant node
+    b = numpy_helper.to_array(init).copy()
+    b += 4.0  # every channel of the first layer saturates: the logits must move
+    init.CopyFrom(numpy_helper.from_array(b, init.name))
+    onnx.save(g, tmp_path / "model.onnx")
+    verify_exact(tmp_path, _images(), qonnx_images=0)  # everything but QONNX still agrees
+    with pytest.raises(MismatchError, match="QONNX execute_onnx vs Brevitas reference"):
+        verify_exact(tmp_path, _images(), qonnx_images=2)
 
 
 def test_verify_raises_on_corrupt_export(tmp_path):

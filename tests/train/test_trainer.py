@@ -53,6 +53,8 @@ def test_one_log_line_per_epoch_without_progress_bar(tmp_path, cifar10_root, cap
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("epoch ")]
     assert [l.split(":")[0] for l in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "test " in lines[0] and "avg bits" in lines[0] and lines[-1].endswith("(about 0 s left)")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curve, updated each epoch
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_loss_falls_and_files_written(full_run):

@@ -78,6 +78,7 @@ class SessionReport:
     device_seconds: float = 0.0
     mismatches: list[int] = field(default_factory=list)  # image indices whose outputs differ (first 100)
     first_mismatch: Mismatch | None = None
+    mismatch_note: str | None = None  # why the first mismatch could not be located in a layer
     cycles: int | None = 0  # emulated CIM cycles of all images (device counters; None: not reported)
     counters_agree: bool | None = None  # every layer's counters == the reference device's (None: not compared)
     counter_mismatch: str | None = None  # the first differing (layer, counter): expected vs got
@@ -108,7 +109,8 @@ class SessionReport:
                 "first_mismatch": None if self.first_mismatch is None else {
                     "image": self.first_mismatch.image, "layer": self.first_mismatch.layer,
                     "tensor": self.first_mismatch.tensor, "index": list(self.first_mismatch.index),
-                    "expected": self.first_mismatch.expected, "got": self.first_mismatch.got}}
+                    "expected": self.first_mismatch.expected, "got": self.first_mismatch.got},
+                "mismatch_note": self.mismatch_note}
 
     def summary(self) -> str:
         acc = "n/a" if self.accuracy is None else f"{self.accuracy:.2%}"
@@ -123,7 +125,7 @@ class SessionReport:
         if self.first_mismatch is not None:
             line += f"\n  MISMATCH {self.first_mismatch}"
         elif self.mismatches:
-            line += f"\n  MISMATCH outputs of images {self.mismatches[:10]} differ (reference has no per-layer trace)"
+            line += f"\n  MISMATCH outputs of images {self.mismatches[:10]} differ ({self.mismatch_note or 'reference has no per-layer trace'})"
         return line
 
 
@@ -184,8 +186,11 @@ class Session:
             rep.agree += int(same.sum())
             bad = np.nonzero(~same)[0]
             rep.mismatches.extend(int(rep.images + i) for i in bad[:max(0, 100 - len(rep.mismatches))])
-            if len(bad) and rep.first_mismatch is None and hasattr(self.reference, "trace"):
+            if len(bad) and rep.first_mismatch is None and rep.mismatch_note is None and hasattr(self.reference, "trace"):
                 one = images[bad[0]:bad[0] + 1]
                 rep.first_mismatch = first_mismatch(self.device.program, self.reference.trace(one),
                                                     self.device.trace(one), image=rep.images + int(bad[0]))
+                if rep.first_mismatch is None:
+                    rep.mismatch_note = (f"image {rep.images + int(bad[0])}: every traced tensor agrees, so the "
+                                         "difference arises after the last layer (output buffer or its transfer)")
         rep.images += len(images)

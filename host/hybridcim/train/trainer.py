@@ -4,8 +4,9 @@ Per epoch e (0-based): precision assignment at ``precision.assign_epoch``, a pru
 while the schedule ramps, BN freeze from ``optim.bn_freeze_epoch``, one pass over the
 shuffled, augmented training set, evaluation of the exact integer model on the test set,
 then an atomic checkpoint (``OUT/checkpoint.safetensors``) and the metrics CSV
-(``OUT/metrics.csv``, rewritten from the history stored in the checkpoint), and one line
-on stderr (with or without the progress bar: a background run's log shows where it is). Shuffling and
+(``OUT/metrics.csv``, rewritten from the history stored in the checkpoint), the training
+curve (``OUT/curve.png``, when matplotlib is installed) and one line on stderr (with or
+without the progress bar: a background run's log shows where it is). Shuffling and
 augmentation draw from generators seeded by (seed, epoch), so a run resumed after a kill
 (``resume=True``) continues exactly as the uninterrupted run would have. At the end the
 model is exported to ``OUT/model/`` (integer model + QONNX).
@@ -203,6 +204,14 @@ class Trainer:
               f"{row['sparsity']:.1%} pruned, lr {row['lr']:.4g}, {row['seconds']:.0f} s "
               f"(about {format_duration(left)} left)", file=sys.stderr, flush=True)
 
+    def _plot_curve(self) -> None:
+        try:
+            import matplotlib  # noqa: F401  (optional: the curve is a convenience)
+        except ImportError:
+            return
+        from ..models.packaging import plot_training_curve
+        plot_training_curve(self.out / "metrics.csv", self.out / "curve.png", title=self.cfg.name)
+
     def _write_metrics(self) -> None:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=METRICS)
@@ -276,6 +285,7 @@ class Trainer:
                 save_checkpoint(self.out / CHECKPOINT, self.model, self.opt,
                                 {"epoch": self.epoch, "history": self.history, "config": cfg.to_dict()})
                 self._write_metrics()
+                self._plot_curve()
                 self._log_epoch(row)
         if self.epoch >= cfg.optim.epochs and self.rank == 0:
             from .export import export_model
