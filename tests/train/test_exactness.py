@@ -55,9 +55,16 @@ def test_logits_are_integer_multiples(tmp_path):
     m = trained_small("resnet", "tiny-64")
     export_model(m, tmp_path, preset="tiny-64", qonnx=False)
     ref = load_brevitas_reference(tmp_path)
-    out = ref.run(_images())
+    out = ref.run(_images())  # to_int raises unless every logit is an exact multiple of 2^-e below 2^24
     assert out.dtype == np.int64 and out.shape == (6, 10)
     assert np.abs(out).max() < 2 ** 24
+    import torch
+    from hybridcim.train.reference import ExactnessError, to_int
+    assert to_int(torch.tensor([0.75, -1.25]), 2, "t").tolist() == [3, -5]
+    with pytest.raises(ExactnessError, match="tensor 't': .* not an exact integer multiple of 2\\^-2"):
+        to_int(torch.tensor([0.75, 0.3]), 2, "t")
+    with pytest.raises(ExactnessError, match="below 2\\^24"):
+        to_int(torch.tensor([2.0 ** 23]), 2, "t")
 
 
 def test_mismatch_names_first_layer(tmp_path):

@@ -171,6 +171,7 @@ def test_learns_on_a_subset(tmp_path, cifar10_root):
         "optim": {"epochs": 4, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0},
         "data": {"root": str(cifar10_root), "train_limit": 5000, "test_limit": 1000}})
     final = Trainer(cfg, tmp_path, progress=False).run()
+    # chance is 0.10; 4 epochs on 5,000 images reliably pass 0.25 (a broken gradient path stays near 0.10)
     assert final["test_acc"] > 0.25 and final["avg_bits"] <= 4.0 and final["sparsity"] >= 0.5
 
 
