@@ -74,8 +74,10 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
     return dest
 
 
-def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "") -> Path:
-    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib)."""
+def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
+                        target: float | None = None) -> Path:
+    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib);
+    ``target``: an accuracy goal drawn as a dashed line."""
     import csv
 
     import matplotlib
@@ -86,6 +88,8 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
     ax[0].plot(ep, [float(r["test_acc"]) for r in rows], "o-", label="test (exact integer model)")
     ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
+    if target is not None:
+        ax[0].axhline(target, color="k", ls=":", lw=1, label=f"target {target:.0%}")
     ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
     ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
     ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
