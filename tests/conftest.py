@@ -5,6 +5,11 @@ from pathlib import Path
 import pytest
 
 
+def in_ci() -> bool:
+    """CI=true (or 1/yes), as .ci/run and most CI services set it; CI=false/0/empty is not CI."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     """The real CIFAR-10 (read-only): $CIFAR10_DIR, else <repo>/../shared/cifar10; skip if absent
@@ -31,7 +36,7 @@ def csim_lib():
         try:
             return load_library(preset)
         except DeviceNotAvailableError as e:
-            if os.environ.get("CI"):
+            if in_ci():
                 raise
             pytest.skip(f"csim backend unavailable: {e}")
     return get
@@ -42,8 +47,18 @@ def pytest_runtest_makereport(item, call):
     """Under CI (CI=true, set by .ci/run) a skipped test fails: the README's install provides
     everything (data, g++, hls4ml headers, torch, brevitas, qonnx), so a skip there hides a test."""
     outcome = yield
-    rep = outcome.get_result()
-    if os.environ.get("CI") and rep.skipped and not hasattr(rep, "wasxfail"):
+    _fail_skip_under_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (a module-level importorskip)."""
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result())
+
+
+def _fail_skip_under_ci(rep) -> None:
+    if in_ci() and rep.skipped and not hasattr(rep, "wasxfail"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
         rep.outcome = "failed"
         rep.longrepr = f"skipped under CI, where every test must run: {reason}"
@@ -54,7 +69,7 @@ def _hypothesis_profiles() -> None:
     from hypothesis import settings
     settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
     settings.register_profile("dev", deadline=None)
-    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+    settings.load_profile("ci" if in_ci() else "dev")
 
 
 _hypothesis_profiles()

@@ -12,7 +12,8 @@ import pytest
 import hybridcim
 
 ROOT = Path(hybridcim.__file__).parent
-MODULES = sorted(".".join(("hybridcim",) + p.relative_to(ROOT).with_suffix("").parts)
+MODULES = sorted(".".join(("hybridcim",) + tuple(x for x in p.relative_to(ROOT).with_suffix("").parts
+                                                  if x != "__init__"))
                  for p in ROOT.rglob("*.py") if ">>>" in p.read_text())
 
 
@@ -24,6 +25,7 @@ def test_examples_are_found():
 def test_doctests(name):
     if name.startswith("hybridcim.train."):
         pytest.importorskip("torch")
+        pytest.importorskip("brevitas")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no doctest examples"
     assert result.failed == 0

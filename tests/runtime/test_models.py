@@ -8,7 +8,7 @@ from hybridcim.models import (DEFAULT_MODEL, MODELS_DIR, PREFERENCE, ModelNotFou
 def test_default_model_is_the_best_shipped_one(tmp_path, monkeypatch):
     """The first of PREFERENCE that has a model.cim, judged on a models folder built here."""
     import hybridcim.models as models
-    for name in ("resnet8-w4a4-p50-quick", "other"):
+    for name in ("resnet8-w4a4-p50-quick", "other", ".other.old", ".other.tmp123"):  # dot-folders: ship's own
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.cim").write_bytes(b"x")
     (tmp_path / DEFAULT_MODEL / "training").mkdir(parents=True)  # training state only: not shipped
@@ -35,3 +35,12 @@ def test_missing_model_is_named():
         resolve_model("no-such-model")
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         resolve_model("no-such-model")
+
+
+def test_ship_refuses_a_run_inside_the_folder_it_replaces(tmp_path):
+    from hybridcim.models.packaging import ship
+    run = tmp_path / "models" / "m" / "training"
+    run.mkdir(parents=True)
+    with pytest.raises(ValueError, match="inside .*which shipping replaces"):
+        ship(run, "m", tmp_path / "config.yaml", tmp_path, models_dir=tmp_path / "models")
+    assert run.is_dir()

@@ -25,13 +25,17 @@ PRESET = "tiny-64"
 
 
 class FakeBuffer(np.ndarray):
-    """A pynq.allocate buffer: an ndarray with a physical address, syncs and freebuffer."""
+    """A pynq.allocate buffer: the host's view (an ndarray) of DDR memory that only the syncs copy
+    to and from the board's side, as with a cached buffer; a physical address; freebuffer."""
+
+    def _bytes(self):
+        return self.view(np.ndarray).reshape(-1).view(np.uint8)
 
     def sync_to_device(self):
-        self.board.synced_to.add(self.device_address)
+        self.board.memory[self.device_address][:] = self._bytes()
 
     def sync_from_device(self):
-        self.board.synced_from.add(self.device_address)
+        self._bytes()[:] = self.board.memory[self.device_address]
 
     def freebuffer(self):
         self.board.memory.pop(self.device_address)
@@ -58,13 +62,13 @@ class FakeIP:
 
 class FakeBoard:
     def __init__(self, lib):
-        self.lib, self.memory, self.next_address = lib, {}, 0x1000_0000
-        self.synced_to, self.synced_from, self.calls = set(), set(), []
+        self.lib, self.memory, self.next_address = lib, {}, 0x1000_0000  # address -> the board's bytes
+        self.calls = []
 
     def allocate(self, shape, dtype):
         buf = np.zeros(shape, dtype=dtype).view(FakeBuffer)
         buf.board, buf.device_address = self, self.next_address
-        self.memory[self.next_address] = buf
+        self.memory[self.next_address] = np.zeros(buf.nbytes, dtype=np.uint8)
         self.next_address += (buf.nbytes + 0xFFF) // 0x1000 * 0x1000 + 0x1000
         return buf
 
@@ -72,8 +76,7 @@ class FakeBoard:
         addr = regs.get(REGISTERS[name], 0)
         if addr == 0:
             return None
-        buf = self.memory[addr]  # KeyError: the kernel would read an address nobody allocated
-        raw = buf.view(np.ndarray).reshape(-1).view(np.uint8)
+        raw = self.memory[addr]  # KeyError: the kernel would read an address nobody allocated
         n = regs[REGISTERS[words_name]]
         assert n * np.dtype(dtype).itemsize <= raw.size, f"{words_name}={n} overruns the {name} buffer"
         return raw[:n * np.dtype(dtype).itemsize].view(dtype)
@@ -142,7 +145,6 @@ def test_run_trace_and_counters_equal_the_emulator(board):
         assert [c.as_dict() for c in dev.counters] == expected
         assert dev.reports_counters
     assert set(board.memory) == set()  # every buffer freed, the program's on close
-    assert board.synced_from and board.synced_to
 
 
 def test_a_corrupt_image_is_refused_by_the_kernel_on_load(board):
@@ -161,6 +163,7 @@ def test_a_corrupt_image_is_refused_by_the_kernel_on_load(board):
     words = buffers.program_words(bytes(image))
     buf = board.allocate(words.shape, np.uint64)
     buf[:] = words
+    buf.sync_to_device()
     dev._prog_buf, dev._program = buf, prog
     with pytest.raises(ChecksumError, match="CHECKSUM"):
         dev._start(0, None, None, None, buffers.FLAG_VALIDATE_ONLY)
@@ -208,5 +211,18 @@ def test_a_faulty_board_is_caught_by_the_session(board):
         rep = Session(dev, ref, "emulator", show_progress=False).run([(images, None)])
     assert not rep.ok and rep.mismatches == [0, 2]  # the first image of each batch of 2
     # the traced tensors (scratch) are intact, so the session says the fault is past the last layer
-    assert rep.first_mismatch is None and "image 0: every traced tensor agrees" in rep.mismatch_note
+    assert rep.first_mismatch is None and "image 0: traced alone, every tensor agrees" in rep.mismatch_note
     assert "output buffer or its transfer" in rep.summary()
+
+
+def test_a_missing_sync_is_caught(board, monkeypatch):
+    """The fake keeps the board's memory apart from the host's view: without sync_to_device the
+    kernel reads zeros (the images never reached DDR) and the results differ."""
+    from hybridcim.runtime.pynq_device import PynqDevice
+    prog = random_program(9, PRESET)
+    images = random_images(prog, 2, seed=5)
+    with PynqDevice(bitstream_dir=board.bitstream_dir()) as dev:
+        dev.load(prog)
+        monkeypatch.setattr(FakeBuffer, "sync_to_device", lambda self: None)
+        out = dev.run(images)
+    assert not np.array_equal(out, FastEmulator(prog).run(images).outputs)

@@ -106,6 +106,8 @@ def test_mismatch_names_the_first_differing_layer():
     m = rep.first_mismatch
     assert isinstance(m, Mismatch) and m.layer == target and m.tensor == target
     assert m.image == rep.mismatches[0] and m.expected != m.got
+    # the image traced to locate the mismatch is counted, and cycles per image stay the program's
+    assert rep.counted_images == 4 and rep.cycles_per_image == sum(c.cycles for c in static_counters_of(prog))
     assert f"first differing layer '{target}'" in rep.summary()
 
 

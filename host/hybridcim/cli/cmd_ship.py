@@ -1,9 +1,9 @@
 """``hybridcim ship RUN --name NAME --config CONFIG --data DIR``: a finished run becomes a shipped model.
 
 Compiles the run's exported integer model, measures its accuracy through the emulator on the
-whole CIFAR-10 test set, and writes ``models/<NAME>/`` atomically (program, integer model,
-QONNX, config, metrics, card.json; a folder of that name, training state included, is
-replaced). ``--curve PNG`` also plots the training curve (needs matplotlib). Numpy only.
+whole CIFAR-10 test set, and writes ``models/<NAME>/`` (program, integer model, QONNX, config,
+metrics, card.json), built beside and swapped in for a folder of that name, training state
+included. ``--curve PNG`` also plots the training curve (needs matplotlib). Numpy only.
 """
 from __future__ import annotations
 
@@ -25,9 +25,16 @@ def run(args) -> int:
 
     from ..models import MODELS_DIR
     from ..models.packaging import plot_training_curve, ship
+    from pathlib import Path
     data = args.data or os.environ.get("CIFAR10_DIR")
     if not data:
         raise ValueError("no CIFAR-10 folder: pass --data DIR or set CIFAR10_DIR")
+    if args.curve:  # check before shipping, not after
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ValueError("--curve needs matplotlib (pip install matplotlib)")
+        if not (Path(args.run_dir) / "metrics.csv").is_file():
+            raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
     dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR)
     card = json.loads((dest / "card.json").read_text())
     if args.curve:

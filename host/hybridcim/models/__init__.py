@@ -20,7 +20,7 @@ class ModelNotFoundError(FileNotFoundError):
 
 def available_models() -> list[str]:
     """Names of the shipped models (folders holding model.cim)."""
-    return sorted(p.parent.name for p in MODELS_DIR.glob("*/model.cim"))
+    return sorted(p.parent.name for p in MODELS_DIR.glob("*/model.cim") if not p.parent.name.startswith("."))
 
 
 def default_model() -> str:

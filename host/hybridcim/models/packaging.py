@@ -42,12 +42,20 @@ def measure_accuracy(program_path: Path, data_root, batch_size: int = 250) -> di
 
 def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
          models_dir: str | Path = MODELS_DIR) -> Path:
-    """Compile the run's exported model into ``models_dir/name`` (replaced atomically) and write its card."""
+    """Compile the run's exported model into ``models_dir/name`` and write its card.
+
+    The folder is built beside the old one and swapped in by two renames; if the second fails the
+    old folder is put back. A run folder inside ``models_dir/name`` is refused (shipping would
+    delete the run it reads).
+    """
     models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    dest = models_dir / name
+    if Path(run_dir).resolve().is_relative_to(dest.resolve()):
+        raise ValueError(f"run folder {run_dir} is inside {dest}, which shipping replaces: move the run out first")
     src = find_model_files(run_dir)
     im = load_integer_model(src)
     prog = compile_model(im, preset)
-    dest = models_dir / name
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
     tmp.chmod(0o755)
     try:
@@ -64,9 +72,15 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
                 "cifar10_test": measure_accuracy(tmp / "model.cim", data_root), **program_compression(prog)}
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         old = dest.with_name(f".{name}.old")
+        shutil.rmtree(old, ignore_errors=True)  # a leftover of an interrupted ship
         if dest.exists():
             dest.rename(old)
-        tmp.rename(dest)
+        try:
+            tmp.rename(dest)
+        except BaseException:
+            if old.exists() and not dest.exists():
+                old.rename(dest)  # put the previous model back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -77,15 +91,18 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
 def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
                         target: float | None = None) -> Path:
     """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib);
-    ``target``: an accuracy goal drawn as a dashed line."""
+    ``target``: an accuracy goal drawn as a dotted line. Uses an Agg canvas of its own (the
+    process's matplotlib backend is left alone)."""
     import csv
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = list(csv.DictReader(open(metrics_csv)))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    with open(metrics_csv) as f:
+        rows = list(csv.DictReader(f))
     ep = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(1, 2)
     ax[0].plot(ep, [float(r["test_acc"]) for r in rows], "o-", label="test (exact integer model)")
     ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
     if target is not None:
@@ -102,7 +119,9 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)  # atomic: a reader never sees half a PNG
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out)  # atomic: a reader never sees half a PNG
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

@@ -79,7 +79,8 @@ class SessionReport:
     mismatches: list[int] = field(default_factory=list)  # image indices whose outputs differ (first 100)
     first_mismatch: Mismatch | None = None
     mismatch_note: str | None = None  # why the first mismatch could not be located in a layer
-    cycles: int | None = 0  # emulated CIM cycles of all images (device counters; None: not reported)
+    cycles: int | None = 0  # emulated CIM cycles of the counted images (device counters; None: not reported)
+    counted_images: int = 0  # images the counters cover: the run's, plus any traced to locate a mismatch
     counters_agree: bool | None = None  # every layer's counters == the reference device's (None: not compared)
     counter_mismatch: str | None = None  # the first differing (layer, counter): expected vs got
 
@@ -93,7 +94,7 @@ class SessionReport:
 
     @property
     def cycles_per_image(self) -> float | None:
-        return None if self.cycles is None else (self.cycles / self.images if self.images else 0.0)
+        return None if self.cycles is None else (self.cycles / self.counted_images if self.counted_images else 0.0)
 
     @property
     def ok(self) -> bool:
@@ -160,6 +161,7 @@ class Session:
             bar.close()
         got = self.device.counters
         rep.cycles = sum(c.cycles for c in got) if measured else None
+        rep.counted_images = got[0].images if got else 0
         if ref_counts:
             rep.counter_mismatch = first_counter_mismatch(self.reference.counters, got)
             rep.counters_agree = rep.counter_mismatch is None
@@ -191,6 +193,7 @@ class Session:
                 rep.first_mismatch = first_mismatch(self.device.program, self.reference.trace(one),
                                                     self.device.trace(one), image=rep.images + int(bad[0]))
                 if rep.first_mismatch is None:
-                    rep.mismatch_note = (f"image {rep.images + int(bad[0])}: every traced tensor agrees, so the "
-                                         "difference arises after the last layer (output buffer or its transfer)")
+                    rep.mismatch_note = (f"image {rep.images + int(bad[0])}: traced alone, every tensor agrees, so "
+                                         "the difference arises after the last layer (output buffer or its "
+                                         "transfer) or depends on the batch")
         rep.images += len(images)

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -205,12 +206,16 @@ class Trainer:
               f"(about {format_duration(left)} left)", file=sys.stderr, flush=True)
 
     def _plot_curve(self) -> None:
+        """OUT/curve.png; a convenience: a missing matplotlib or a failed plot never stops training."""
         try:
-            import matplotlib  # noqa: F401  (optional: the curve is a convenience)
+            import matplotlib  # noqa: F401
         except ImportError:
             return
         from ..models.packaging import plot_training_curve
-        plot_training_curve(self.out / "metrics.csv", self.out / "curve.png", title=self.cfg.name)
+        try:
+            plot_training_curve(self.out / "metrics.csv", self.out / "curve.png", title=self.cfg.name)
+        except Exception as e:  # noqa: BLE001  (disk full, broken fonts, ...): warn and train on
+            warnings.warn(f"training curve not written: {type(e).__name__}: {e}")
 
     def _write_metrics(self) -> None:
         buf = io.StringIO()
