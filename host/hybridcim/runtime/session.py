@@ -5,9 +5,9 @@ reference's exactly, integer for integer), device throughput (images/s of ``devi
 alone) and the device's activity counters (architecture.md §7): emulated CIM cycles per
 image, and whether every counter equals the reference's when the reference is a Device
 (``run`` resets both devices' counters first; a device whose kernel has no counter block
-reports neither). On the first disagreeing image both sides are traced and compared tensor by tensor
-in program order (:func:`first_mismatch`): the report names the first layer whose output
-differs, the NHWC index, the expected and the got value.
+reports neither). On the first disagreeing image both sides are traced and compared tensor
+by tensor in program order (:func:`first_mismatch`): the report names the first layer whose
+output differs, the NHWC index, the expected and the got value.
 """
 from __future__ import annotations
 
