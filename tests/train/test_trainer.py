@@ -217,7 +217,8 @@ def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar1
     models = tmp_path / "models"
     (models / "smoke-model" / "training").mkdir(parents=True)  # an earlier state of the run is replaced
     assert main(["ship", str(full_run), "--name", "smoke-model", "--config", str(config), "--data",
-                 str(cifar10_root), "--models-dir", str(models), "--curve", str(tmp_path / "curve.png")]) == 0
+                 str(cifar10_root), "--models-dir", str(models), "--curve", str(tmp_path / "curve.png"),
+                 "--verify"]) == 0
     dest = models / "smoke-model"
     assert sorted(p.name for p in models.iterdir()) == ["smoke-model"]  # no temporary or old folder left
     files = sorted(p.name for p in dest.iterdir())
@@ -229,4 +230,24 @@ def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar1
     images, labels = next(Cifar10(cifar10_root, "test").batches(10000))
     correct = int((FastEmulator(prog).run(images).outputs.argmax(1) == labels).sum())
     assert card["cifar10_test"] == {"images": 10000, "correct": correct, "accuracy": correct / 10000}
+    assert card["verified"] == {"emulator_vs_brevitas": {"images": 10000, "agree": 10000, "correct": correct},
+                                "csim_vs_emulator": {"images": 10000, "agree": 10000, "counters_agree": True}}
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_ship_verify_refuses_a_model_that_disagrees(full_run, tmp_path, cifar10_root, monkeypatch):
+    """Negative case: the Brevitas reference sees a different bias than the program -> nothing shipped."""
+    import hybridcim.train.reference as reference
+    from hybridcim.models.packaging import ShipVerificationError, ship
+    real = reference.load_brevitas_reference
+
+    def tampered(folder):
+        ref = real(folder)
+        first = ref.model.layers[0]["name"]
+        ref.model.arrays[f"{first}/bias"] = ref.model.arrays[f"{first}/bias"] + 4096
+        return reference.BrevitasReference(ref.model)
+    monkeypatch.setattr(reference, "load_brevitas_reference", tampered)
+    config = Path(hybridcim.train.__file__).parent / "configs" / "smoke.yaml"
+    with pytest.raises(ShipVerificationError, match="not shipped: .*agree with brevitas"):
+        ship(full_run, "bad", config, cifar10_root, models_dir=tmp_path, verify=True)
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,10 @@
 Compiles the run's exported integer model, measures its accuracy through the emulator on the
 whole CIFAR-10 test set, and writes ``models/<NAME>/`` (program, integer model, QONNX, config,
 metrics, card.json), built beside and swapped in for a folder of that name, training state
-included. ``--curve PNG`` also plots the training curve (needs matplotlib). Numpy only.
+included. ``--curve PNG`` also plots the training curve (needs matplotlib). ``--verify`` first
+checks, on the whole test set, emulator == Brevitas and csim == emulator (logits and counters),
+records it in the card and ships nothing on a disagreement (needs torch, brevitas, g++).
+Numpy only otherwise.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--data", help="CIFAR-10 folder (default $CIFAR10_DIR)")
     p.add_argument("--models-dir", help="where model folders live (default: the package's models/)")
     p.add_argument("--curve", help="also plot the training curve to this PNG")
+    p.add_argument("--verify", action="store_true",
+                   help="check emulator == Brevitas and csim == emulator on the whole test set first")
     p.set_defaults(func=run)
 
 
@@ -35,11 +40,15 @@ def run(args) -> int:
             raise ValueError("--curve needs matplotlib (pip install matplotlib)")
         if not (Path(args.run_dir) / "metrics.csv").is_file():
             raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
-    dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR)
+    import sys
+    dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR,
+                verify=args.verify, show_progress=sys.stderr.isatty())
     card = json.loads((dest / "card.json").read_text())
     if args.curve:
         plot_training_curve(dest / "metrics.csv", args.curve, title=args.name)
     acc = card["cifar10_test"]
     print(f"shipped {args.name} to {dest}: {acc['accuracy']:.2%} on {acc['images']} CIFAR-10 test images "
           f"(emulator), {card['avg_bits']:.2f} avg weight bits, {card['structural_sparsity']:.1%} pruned")
+    for check, r in card.get("verified", {}).items():
+        print(f"  verified {check.replace('_', ' ')}: {r['agree']}/{r['images']} images agree")
     return 0

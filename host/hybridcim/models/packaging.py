@@ -40,13 +40,53 @@ def measure_accuracy(program_path: Path, data_root, batch_size: int = 250) -> di
     return {"images": n, "correct": correct, "accuracy": correct / n if n else float("nan")}
 
 
+class ShipVerificationError(ValueError):
+    """An executor disagreed with its reference on the model being shipped; nothing was shipped."""
+
+
+def verify_executors(folder: Path, data_root, show_progress: bool = False) -> dict:
+    """Whole CIFAR-10 test set: emulator == Brevitas reference and csim == emulator, logits and counters.
+
+    Returns the card's ``verified`` entry; raises ShipVerificationError on any disagreement and
+    ValueError when torch/brevitas or the csim toolchain is missing.
+    """
+    from ..runtime import EmulatorDevice, Session
+    from ..runtime.csim_device import CSimDevice
+    from ..runtime.errors import DeviceError
+    try:
+        from ..train.reference import load_brevitas_reference
+    except ImportError as e:
+        raise ValueError(f"verification needs torch and brevitas (pip install -e '.[train]'): {e}") from None
+    prog = read_program(folder / "model.cim")
+    out = {}
+    with EmulatorDevice() as emu:
+        emu.load(prog)
+        rep = Session(emu, load_brevitas_reference(folder), "brevitas", show_progress=show_progress).run_cifar10(data_root)
+        out["emulator_vs_brevitas"] = {"images": rep.images, "agree": rep.agree, "correct": rep.correct}
+        reports = [rep]
+        try:
+            dev = CSimDevice(prog.preset)
+        except DeviceError as e:
+            raise ValueError(f"verification needs the csim backend (g++ and hls4ml): {e}") from None
+        with dev:
+            dev.load(prog)
+            rep = Session(dev, emu, "emulator", show_progress=show_progress).run_cifar10(data_root)
+        out["csim_vs_emulator"] = {"images": rep.images, "agree": rep.agree, "counters_agree": rep.counters_agree}
+        reports.append(rep)
+    bad = [r.summary() for r in reports if not r.ok]
+    if bad:
+        raise ShipVerificationError("not shipped: " + " | ".join(bad))
+    return out
+
+
 def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
-         models_dir: str | Path = MODELS_DIR) -> Path:
+         models_dir: str | Path = MODELS_DIR, verify: bool = False, show_progress: bool = False) -> Path:
     """Compile the run's exported model into ``models_dir/name`` and write its card.
 
     The folder is built beside the old one and swapped in by two renames; if the second fails the
     old folder is put back. A run folder inside ``models_dir/name`` is refused (shipping would
-    delete the run it reads).
+    delete the run it reads). ``verify``: first check every executor on the whole test set
+    (:func:`verify_executors`); the card records the result, and a disagreement ships nothing.
     """
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +110,10 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
                 "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                 "cifar10_test": measure_accuracy(tmp / "model.cim", data_root), **program_compression(prog)}
+        if verify:
+            card["verified"] = verify_executors(tmp, data_root, show_progress)
+            if card["verified"]["emulator_vs_brevitas"]["correct"] != card["cifar10_test"]["correct"]:
+                raise ShipVerificationError("not shipped: the emulator session and the accuracy pass disagree")
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         old = dest.with_name(f".{name}.old")
         shutil.rmtree(old, ignore_errors=True)  # a leftover of an interrupted ship
