@@ -72,22 +72,23 @@ class _NoCounterBlock(EmulatorDevice):
     reports_counters = False
 
 
-def test_a_device_without_counters_reports_none_and_still_passes():
+def _against_the_emulator(dev, n):
+    """(program, reference device, report) of n random images on ``dev`` against the emulator."""
     prog = random_program(21, "tiny-64")
-    ref, dev = EmulatorDevice(), _NoCounterBlock()
+    ref = EmulatorDevice()
     ref.load(prog)
     dev.load(prog)
-    rep = Session(dev, ref, "emulator", show_progress=False).run([(random_images(prog, 2), None)])
+    return prog, ref, Session(dev, ref, "emulator", show_progress=False).run([(random_images(prog, n), None)])
+
+
+def test_a_device_without_counters_reports_none_and_still_passes():
+    _, _, rep = _against_the_emulator(_NoCounterBlock(), 2)
     assert rep.ok and rep.agree == 2 and rep.counters_agree is None and rep.cycles is None
     assert rep.as_dict()["cycles_per_image"] is None and "cycles" not in rep.summary()
 
 
 def test_a_counter_mismatch_fails_the_session():
-    prog = random_program(21, "tiny-64")
-    ref, dev = EmulatorDevice(), _MiscountingDevice()
-    ref.load(prog)
-    dev.load(prog)
-    rep = Session(dev, ref, "emulator", show_progress=False).run([(random_images(prog, 3), None)])
+    prog, ref, rep = _against_the_emulator(_MiscountingDevice(), 3)
     assert rep.agree == 3 and rep.counters_agree is False and not rep.ok
     assert rep.counter_mismatch == f"layer {prog.layers[-1].name!r} counter 'cycles': expected " \
         f"{ref.counters[-1].cycles}, got {ref.counters[-1].cycles + 1}"
