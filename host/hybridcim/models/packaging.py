@@ -7,7 +7,7 @@ it), ``model.onnx`` (its QONNX export), ``config.yaml`` (the training config), `
 ``card.json``: the measured facts (accuracy through the emulator on the whole CIFAR-10
 test set, average bits, structural sparsity), which the tests check against the program.
 
-    hybridcim ship runs/r8 --name NAME --config CONFIG.yaml --data DIR [--curve PNG]
+    hybridcim ship runs/r8 --name NAME --config CONFIG.yaml --data DIR [--curve PNG] [--verify]
 """
 from __future__ import annotations
 
@@ -107,13 +107,18 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         metrics = Path(run_dir) / "metrics.csv"
         if metrics.is_file():
             shutil.copy2(metrics, tmp / "metrics.csv")
+        verified = verify_executors(tmp, data_root, show_progress) if verify else None
+        if verified is not None:  # its emulator session already scored the whole test set
+            r = verified["emulator_vs_brevitas"]
+            accuracy = {"images": r["images"], "correct": r["correct"],
+                        "accuracy": r["correct"] / r["images"] if r["images"] else float("nan")}
+        else:
+            accuracy = measure_accuracy(tmp / "model.cim", data_root)
         card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
                 "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-                "cifar10_test": measure_accuracy(tmp / "model.cim", data_root), **program_compression(prog)}
-        if verify:
-            card["verified"] = verify_executors(tmp, data_root, show_progress)
-            if card["verified"]["emulator_vs_brevitas"]["correct"] != card["cifar10_test"]["correct"]:
-                raise ShipVerificationError("not shipped: the emulator session and the accuracy pass disagree")
+                "cifar10_test": accuracy, **program_compression(prog)}
+        if verified is not None:
+            card["verified"] = verified
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         old = dest.with_name(f".{name}.old")
         shutil.rmtree(old, ignore_errors=True)  # a leftover of an interrupted ship

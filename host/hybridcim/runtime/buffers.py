@@ -115,12 +115,18 @@ def counters_words(program: Program) -> int:
     return len(program.layers) * len(COUNTER_FIELDS)
 
 
+def counters_to_words(counters: list[LayerCounters]) -> np.ndarray:
+    """LayerCounters -> the kernel's counters buffer layout: uint64 (n_layers, len(COUNTER_FIELDS))."""
+    return np.array([[getattr(c, f) for f in COUNTER_FIELDS] for c in counters], dtype=np.uint64)
+
+
 def counters_from_buffer(program: Program, buf: np.ndarray) -> list[LayerCounters]:
     """The kernel's counters buffer -> one LayerCounters per layer (static fields from the program)."""
     words = np.asarray(buf, dtype=np.uint64)
-    if words.size < counters_words(program):
-        raise ValueError(f"counters buffer of {words.size} words, program needs {counters_words(program)}")
-    rows = words[:counters_words(program)].reshape(len(program.layers), len(COUNTER_FIELDS))
+    need = counters_words(program)
+    if words.size < need:
+        raise ValueError(f"counters buffer of {words.size} words, program needs {need}")
+    rows = words[:need].reshape(len(program.layers), len(COUNTER_FIELDS))
     out = []
     for layer, row in zip(program.layers, rows):
         c = static_counters(layer, program, 0)

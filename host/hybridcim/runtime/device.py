@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..emulator.counters import LayerCounters
+from ..emulator.counters import LayerCounters, static_counters
 from ..program.codec import decode, encode, read_program
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
@@ -62,7 +62,6 @@ class Device(abc.ABC):
         traced since ``load`` or ``reset_counters``: the emulator's, or the kernel's counter block."""
         prog = self.program
         if self._counters is None:
-            from ..emulator.counters import static_counters
             return [static_counters(l, prog, 0) for l in prog.layers]
         return list(self._counters)
 

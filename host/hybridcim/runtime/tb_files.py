@@ -24,14 +24,14 @@ from ..program.model import Program
 def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path", expected: np.ndarray | None = None,
                    counters: np.ndarray | None = None) -> dict[str, Path]:
     """Write the four files; ``expected`` and ``counters`` (n_layers x 11) default to the fast emulator's."""
-    from .buffers import COUNTER_FIELDS
+    from .buffers import counters_to_words
     out = Path(out_dir)
     images = np.ascontiguousarray(images, dtype=np.uint8)
     res = FastEmulator(program).run(images) if expected is None or counters is None else None
     if expected is None:
         expected = res.outputs
     if counters is None:
-        counters = np.array([[getattr(c, f) for f in COUNTER_FIELDS] for c in res.counters], dtype=np.uint64)
+        counters = counters_to_words(res.counters)
     exp = np.asarray(expected, dtype=np.int64)
     if exp.min(initial=0) < -2**31 or exp.max(initial=0) > 2**31 - 1:
         raise ValueError("expected outputs do not fit int32")
