@@ -69,3 +69,19 @@ def test_pynq_backend_off_board(model, cifar10_root, capsys):
 def test_missing_model_is_named(cifar10_root, capsys):
     rc = main(["run", "--backend", "emulator", "--model", "no-such-model", "--data", str(cifar10_root)])
     assert rc == 2 and "no-such-model" in capsys.readouterr().err
+
+
+def test_zoo_model_runs_against_the_emulator(cifar10_root, capsys):
+    rc = main(["run", "--backend", "emulator", "--model", "zoo:resnet20-random", "--data", str(cifar10_root),
+               "--limit", "8", "--json"])
+    d = last_json(capsys.readouterr().out)
+    assert rc == 0 and d["reference"] == "emulator" and d["agree"] == 8 and d["model"] == "zoo:resnet20-random"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--model", "zoo:no-such-net"], "unknown zoo program 'no-such-net'"),
+    (["--model", "zoo:resnet20-random", "--reference", "brevitas"], "has no Brevitas model"),
+])
+def test_zoo_model_refusals(cifar10_root, capsys, argv, says):
+    rc = main(["run", "--backend", "emulator", "--data", str(cifar10_root), "--limit", "2", *argv])
+    assert rc == 2 and says in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """``hybridcim run``: run a model on CIFAR-10 on a backend, checked against a reference.
 
-    hybridcim run --backend emulator|csim|pynq [--model NAME_OR_PATH] --data DIR [--limit N]
+    hybridcim run --backend emulator|csim|pynq [--model NAME_OR_PATH|zoo:NAME] --data DIR [--limit N]
                   [--batch-size B] [--reference emulator|brevitas|none] [--json]
 
 Reports accuracy, agreement (images whose logits equal the reference's exactly) and images/s;
 on a disagreement, the first differing layer. The default reference is the fast emulator for
 csim and pynq, and the Brevitas model (needs torch + brevitas) for the emulator backend.
+``--model zoo:NAME`` runs a random-weight zoo network (a board or kernel smoke test: its
+accuracy is chance, its agreement is what counts); its reference is the emulator.
 Exit status 1 when some image disagrees; with --json the last stdout line is one JSON object.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a model on CIFAR-10 on a backend and check it against a reference")
     p.add_argument("--backend", choices=("emulator", "csim", "pynq"), default="emulator")
-    p.add_argument("--model", default=None, help="shipped model name, model folder or .cim path "
+    p.add_argument("--model", default=None, help="shipped model name, model folder, .cim path, or zoo:NAME "
                                                  "(default: the best shipped model, hybridcim.models.default_model())")
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
     p.add_argument("--limit", type=int, default=None, help="first N test images")
@@ -61,9 +63,22 @@ def run(args) -> int:
     from ..runtime import open_device
     from ..runtime.session import Session
     model = args.model or default_model()
-    path = resolve_model(model)
-    program = read_program(path)
-    kind = args.reference or ("brevitas" if args.backend == "emulator" else "emulator")
+    if str(model).startswith("zoo:"):  # random weights: no Brevitas model exists for it
+        from ..zoo import load_program
+        try:
+            program, path = load_program(str(model)), None
+        except ValueError as e:
+            print(f"hybridcim run: error: {e}", file=sys.stderr)
+            return 2
+        if args.reference == "brevitas":
+            print(f"hybridcim run: error: {model} has no Brevitas model (random weights); "
+                  "use --reference emulator or --reference none", file=sys.stderr)
+            return 2
+        kind = args.reference or "emulator"
+    else:
+        path = resolve_model(model)
+        program = read_program(path)
+        kind = args.reference or ("brevitas" if args.backend == "emulator" else "emulator")
     reference = _reference(kind, program, path)
     from ..runtime.errors import DeviceError
     kw = {"board": args.board} if args.backend == "pynq" else {}
