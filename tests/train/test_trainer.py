@@ -183,6 +183,42 @@ def test_resume_refuses_a_different_config(full_run, tmp_path, cifar10_root):
         Trainer(cfg, tmp_path, resume=True, progress=False)
 
 
+def _cim_buffers(tensors, name):
+    return {k: v for k, v in tensors.items() if k.startswith("model/cim.") and k.endswith("." + name)}
+
+
+def test_fine_tune_starts_from_the_source_model(full_run, tmp_path, cifar10_root, monkeypatch):
+    """init_from: the source's weights, precision and masks; fresh schedule; precision never re-assigned."""
+    src, _, _ = _state(full_run / "checkpoint.safetensors")
+    cfg = dataclasses.replace(_cfg(cifar10_root, epochs=2, lr=0.005), init_from=str(full_run))
+    called = []
+    monkeypatch.setattr(trainer_mod, "assign_precision", lambda *a, **k: called.append(1))
+    tr = Trainer(cfg, tmp_path, progress=False)
+    assert tr.precision_from_init and tr.epoch == 0
+    for k, v in tr.model.state_dict().items():  # the model before any step is the source's, bit for bit
+        assert torch.equal(v.cpu(), src["model/" + k]), k
+    final = tr.run()
+    out, hist, epoch = _state(tmp_path / "checkpoint.safetensors")
+    assert epoch == 2 and len(hist) == 2 and not called  # assign_epoch=1 fell inside the fine-tune: skipped
+    assert hist[0]["lr"] <= 0.005
+    for k, v in _cim_buffers(src, "precision").items():
+        assert torch.equal(out[k], v), k
+    for k, v in _cim_buffers(src, "mask").items():  # masks only grow
+        assert not (out[k].bool() & ~v.bool()).any(), k
+    assert final["sparsity"] >= 0.5 - 1e-9 and final["avg_bits"] <= 4.0 + 1e-9
+    assert not any(torch.equal(out[k], v) for k, v in _cim_buffers(src, "weight").items())  # it trained
+
+
+def test_fine_tune_refuses_a_different_model_or_a_missing_source(full_run, tmp_path, cifar10_root):
+    cfg = _cfg(cifar10_root)
+    other = dataclasses.replace(cfg, init_from=str(full_run / "checkpoint.safetensors"),
+                                model=dataclasses.replace(cfg.model, widths=(8, 16, 32)))
+    with pytest.raises(ValueError, match="init_from: .* model="):
+        Trainer(other, tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError, match="init_from: no checkpoint at"):
+        Trainer(dataclasses.replace(cfg, init_from=str(tmp_path / "nothing")), tmp_path, progress=False)
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path, cifar10_root):
     """DDP (gloo on CPU): two ranks train on their shards, rank 0 writes checkpoint and export."""

@@ -80,6 +80,8 @@ class TrainConfig:
     preset: str = "sun-mars-256"
     threads: Optional[int] = None       # torch.set_num_threads (None: torch's default)
     device: str = "auto"                # auto (cuda if available, per LOCAL_RANK) | cpu | cuda
+    init_from: Optional[str] = None     # fine-tune: start from this run's checkpoint.safetensors (its
+                                        # weights, scales, precision and masks; fresh optimizer and schedule)
     model: ModelConfig = field(default_factory=ModelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)

@@ -10,6 +10,12 @@ without the progress bar: a background run's log shows where it is). Shuffling a
 augmentation draw from generators seeded by (seed, epoch), so a run resumed after a kill
 (``resume=True``) continues exactly as the uninterrupted run would have. At the end the
 model is exported to ``OUT/model/`` (integer model + QONNX).
+
+Fine-tuning (``init_from``): a fresh run (epoch 0, new optimizer, its own LR schedule) whose
+model starts as the given checkpoint's: weights, BN statistics, activation scales
+(calibration done), per-filter precision and pruning masks. The precision assignment is
+kept when the source run had made it (masks only grow, so the pruning schedule can only
+add to the source's sparsity). The source must have the same model and preset.
 """
 from __future__ import annotations
 
@@ -96,6 +102,12 @@ def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
     return correct / max(len(x), 1)
 
 
+def _plain(x):
+    """A config value as JSON would give it back (tuples become lists)."""
+    import json
+    return json.loads(json.dumps(x))
+
+
 def _check_same_config(cfg: TrainConfig, saved: dict) -> None:
     """Refuse to resume a run under a different config (machine-local keys may change)."""
     import json
@@ -131,6 +143,9 @@ class Trainer:
             loaded = read_checkpoint(ckpt)
             _check_same_config(cfg, loaded[1].get("config", {}))
             load_model_state(self.model, loaded[0])
+        self.precision_from_init = False
+        if cfg.init_from and loaded is None:
+            self.precision_from_init = self._init_from(Path(cfg.init_from))
         self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if n.startswith("cim.") and n.endswith(".weight")]
         self.model.inp.requires_grad_(False)  # fixed 2^-8 input scale (a load may re-create the Parameter)
@@ -145,8 +160,25 @@ class Trainer:
             load_optimizer_state(self.opt, tensors, meta)
             torch.set_rng_state(tensors["rng/torch"])
             self.epoch, self.history = int(meta["epoch"]), list(meta.get("history", []))
+            self.precision_from_init = bool(meta.get("precision_from_init", False))
 
     # ---------------------------------------------------------------- helpers
+    def _init_from(self, path: Path) -> bool:
+        """Load the fine-tune source's model state; True when its precision was already assigned."""
+        if path.is_dir():
+            path = path / CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"init_from: no checkpoint at {path}")
+        tensors, meta = read_checkpoint(path)
+        src = meta.get("config", {})
+        mine = self.cfg.to_dict()
+        for key in ("model", "preset"):
+            if src.get(key) is not None and _plain(src[key]) != _plain(mine[key]):
+                raise ValueError(f"init_from: {path} was trained with {key}={src[key]!r}, this config has "
+                                 f"{mine[key]!r}; fine-tune needs the same {key}")
+        load_model_state(self.model, tensors)
+        return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
+
     def _device(self) -> torch.device:
         want = self.cfg.device
         if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
@@ -177,7 +209,7 @@ class Trainer:
 
     def _compression_step(self, e: int, xtr, ytr) -> None:
         cfg, pc = self.cfg, self.cfg.precision
-        if e == pc.assign_epoch:
+        if e == pc.assign_epoch and not self.precision_from_init:
             g = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
             idx = torch.randperm(len(xtr), generator=g)[:pc.sensitivity_batches * cfg.optim.batch_size]
             bs = cfg.optim.batch_size
@@ -288,7 +320,8 @@ class Trainer:
             self.epoch = e + 1
             if self.rank == 0:
                 save_checkpoint(self.out / CHECKPOINT, self.model, self.opt,
-                                {"epoch": self.epoch, "history": self.history, "config": cfg.to_dict()})
+                                {"epoch": self.epoch, "history": self.history, "config": cfg.to_dict(),
+                                 "precision_from_init": self.precision_from_init})
                 self._write_metrics()
                 self._plot_curve()
                 self._log_epoch(row)
