@@ -61,8 +61,8 @@ class CIMConv2d(nn.Module):
         if self.training and not bool(self.bn_frozen) and x is not None:
             with torch.set_grad_enabled(self.bn_stats_grad and torch.is_grad_enabled()):
                 z = F.conv2d(x, w, None, self.stride, self.pad)
-                mean = z.mean(dim=(0, 2, 3))
-                var = z.var(dim=(0, 2, 3), unbiased=False)
+                mean = z.mean(dim=(0, 2, 3))  # two-pass variance: torch's var over (0,2,3) is ~6x slower on CPU
+                var = (z - mean.view(1, -1, 1, 1)).square().mean(dim=(0, 2, 3))
             with torch.no_grad():
                 n = z.numel() / z.shape[1]
                 m = self.bn_momentum

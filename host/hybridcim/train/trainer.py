@@ -88,6 +88,13 @@ def load_data(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return t(xtr), t(ytr).long(), t(xte), t(yte).long()
 
 
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW images -> the model's float input (pixel / 256). On the CPU in channels-last
+    memory (oneDNN's convolutions run ~1.2x faster per training step; the values are the same)."""
+    x = x.float() / 256.0
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 accuracy of the exact integer model (eval mode) on uint8 images."""
     was = model.training
@@ -96,7 +103,7 @@ def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
     dev = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            logits = model(x[i:i + batch_size].to(dev).float() / 256.0)
+            logits = model(as_input(x[i:i + batch_size].to(dev)))
             correct += int((logits.argmax(1).cpu() == y[i:i + batch_size]).sum())
     model.train(was)
     return correct / max(len(x), 1)
@@ -214,7 +221,7 @@ class Trainer:
             idx = torch.randperm(len(xtr), generator=g)[:pc.sensitivity_batches * cfg.optim.batch_size]
             bs = cfg.optim.batch_size
             dev = self.device
-            batches = [(xtr[idx[i:i + bs]].to(dev).float() / 256.0, ytr[idx[i:i + bs]].to(dev))
+            batches = [(as_input(xtr[idx[i:i + bs]].to(dev)), ytr[idx[i:i + bs]].to(dev))
                        for i in range(0, len(idx), bs)]
             omega = sensitivity(self.model, fisher_diag(self.model, batches), pc.precisions)
             fixed = self._fixed_layers() if pc.fixed_first_last else set()
@@ -296,7 +303,7 @@ class Trainer:
                 lr = lr_at(cfg, e * steps + s, steps)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
-                logits = net(xb.float() / 256.0)
+                logits = net(as_input(xb))
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.optim.label_smoothing)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
