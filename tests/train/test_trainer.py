@@ -219,6 +219,45 @@ def test_fine_tune_refuses_a_different_model_or_a_missing_source(full_run, tmp_p
         Trainer(dataclasses.replace(cfg, init_from=str(tmp_path / "nothing")), tmp_path, progress=False)
 
 
+def test_distill_loss_is_the_hinton_formula():
+    from hybridcim.train.trainer import distill_loss
+    g = torch.Generator().manual_seed(0)
+    s, t, y = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g), torch.arange(6)
+    ce = torch.nn.functional.cross_entropy(s, y)
+    assert torch.equal(distill_loss(s, t, y, 0.0, 4.0), ce)
+    assert torch.allclose(distill_loss(s, s, y, 0.3, 4.0), 0.7 * ce)  # KL of a distribution with itself is 0
+    p_t, log_p_s = torch.softmax(t / 2, 1), torch.log_softmax(s / 2, 1)
+    kl = (p_t * (torch.log(p_t) - log_p_s)).sum(1).mean()
+    assert torch.allclose(distill_loss(s, t, y, 1.0, 2.0), 4 * kl)
+
+
+def test_distillation_from_a_trained_run(full_run, tmp_path, cifar10_root):
+    """The teacher shapes the loss, and stays frozen."""
+    base = _cfg(cifar10_root, epochs=1)
+    plain = Trainer(base, tmp_path / "plain", progress=False).run()
+    cfg = dataclasses.replace(base, distill=dataclasses.replace(base.distill, teacher=str(full_run), alpha=0.9))
+    tr = Trainer(cfg, tmp_path / "kd", progress=False)
+    before = {k: v.clone() for k, v in tr.teacher.state_dict().items()}
+    kd = tr.run()
+    assert not tr.teacher.training and all(torch.equal(v, before[k]) for k, v in tr.teacher.state_dict().items())
+    assert kd["train_loss"] != plain["train_loss"]
+    with pytest.raises(FileNotFoundError, match="distill.teacher: no checkpoint at"):
+        Trainer(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, teacher=str(tmp_path / "no"))),
+                tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="distill.alpha"):
+        config_from_dict({"distill": {"alpha": 1.5}})
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed():
+    from hybridcim.train.trainer import _check_same_config, _plain
+    cfg = config_from_dict({})
+    saved = _plain(cfg.to_dict())
+    del saved["distill"], saved["optim"]["label_smoothing"]  # keys added later, at their defaults
+    _check_same_config(cfg, saved)
+    with pytest.raises(ValueError, match="distill"):
+        _check_same_config(dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=0.1)), saved)
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path, cifar10_root):
     """DDP (gloo on CPU): two ranks train on their shards, rank 0 writes checkpoint and export."""

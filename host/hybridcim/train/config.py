@@ -74,6 +74,13 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    teacher: Optional[str] = None       # a run folder or checkpoint.safetensors (any arch); None: no distillation
+    alpha: float = 0.5                  # loss = (1 - alpha) * CE(labels) + alpha * T^2 * KL(teacher || student)
+    temperature: float = 4.0            # T, softens both distributions
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     name: str = "model"
     seed: int = 0
@@ -87,6 +94,7 @@ class TrainConfig:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +115,9 @@ class TrainConfig:
             raise ConfigError(f"model.act_bits={self.model.act_bits} must be in 1..8")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device={self.device!r} must be auto, cpu or cuda")
+        if not 0 <= self.distill.alpha <= 1 or self.distill.temperature <= 0:
+            raise ConfigError(f"distill.alpha={self.distill.alpha} must be in [0, 1] and "
+                              f"distill.temperature={self.distill.temperature} > 0")
         if self.optim.epochs < 1 or self.optim.batch_size < 1:
             raise ConfigError("optim.epochs and optim.batch_size must be >= 1")
         return self

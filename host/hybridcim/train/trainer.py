@@ -16,6 +16,11 @@ model starts as the given checkpoint's: weights, BN statistics, activation scale
 (calibration done), per-filter precision and pruning masks. The precision assignment is
 kept when the source run had made it (masks only grow, so the pruning schedule can only
 add to the source's sparsity). The source must have the same model and preset.
+
+Distillation (``distill.teacher``): a trained run of any architecture, loaded from its
+checkpoint (with the model config stored in it) and frozen in eval mode; the loss becomes
+``(1 - alpha) * CE + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T))`` (Hinton
+et al. 2015). The teacher's logits are computed on the same augmented batch.
 """
 from __future__ import annotations
 
@@ -109,17 +114,60 @@ def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
     return correct / max(len(x), 1)
 
 
+def run_checkpoint(path: Path) -> Path:
+    """A run folder's checkpoint, or the checkpoint file itself; names what is missing."""
+    p = path / CHECKPOINT if path.is_dir() else path
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}")
+    return p
+
+
+def load_teacher(path: Path, device: torch.device) -> CIMNet:
+    """The model of a trained run (rebuilt from the config in its checkpoint), frozen, in eval mode."""
+    from .config import config_from_dict
+    try:
+        tensors, meta = read_checkpoint(run_checkpoint(path))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"distill.teacher: {e}") from None
+    tcfg = config_from_dict(meta.get("config", {}))
+    teacher = build_model(tcfg.model.arch, **tcfg.model.kwargs())
+    load_model_state(teacher, tensors)
+    teacher.to(device).eval().requires_grad_(False)
+    return teacher
+
+
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, alpha: float,
+                 temperature: float, label_smoothing: float = 0.0) -> torch.Tensor:
+    """(1 - alpha) * CE(labels) + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)), batch mean."""
+    ce = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  reduction="batchmean", log_target=True)
+    return (1 - alpha) * ce + alpha * t * t * kl
+
+
 def _plain(x):
     """A config value as JSON would give it back (tuples become lists)."""
     import json
     return json.loads(json.dumps(x))
 
 
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    """``saved`` with every key it lacks (at any depth) taken from ``defaults``."""
+    out = dict(defaults)
+    for k, v in saved.items():
+        out[k] = _with_defaults(v, defaults[k]) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+    return out
+
+
 def _check_same_config(cfg: TrainConfig, saved: dict) -> None:
-    """Refuse to resume a run under a different config (machine-local keys may change)."""
-    import json
+    """Refuse to resume a run under a different config (machine-local keys may change).
+
+    A key the checkpoint lacks (written before the key existed) counts as its default value.
+    """
     local = {"threads", "device"}
-    now = json.loads(json.dumps(cfg.to_dict()))
+    now = _plain(cfg.to_dict())
+    saved = _with_defaults(saved, _plain(TrainConfig().to_dict()))
     diff = sorted(k for k in set(now) | set(saved) if k not in local and now.get(k) != saved.get(k)
                   and not (k == "data" and {**now[k], "root": None} == {**saved.get(k, {}), "root": None}))
     if diff:
@@ -154,6 +202,7 @@ class Trainer:
         if cfg.init_from and loaded is None:
             self.precision_from_init = self._init_from(Path(cfg.init_from))
         self.model.to(self.device)
+        self.teacher = load_teacher(Path(cfg.distill.teacher), self.device) if cfg.distill.teacher else None
         decay = [p for n, p in self.model.named_parameters() if n.startswith("cim.") and n.endswith(".weight")]
         self.model.inp.requires_grad_(False)  # fixed 2^-8 input scale (a load may re-create the Parameter)
         other = [p for n, p in self.model.named_parameters()
@@ -172,10 +221,10 @@ class Trainer:
     # ---------------------------------------------------------------- helpers
     def _init_from(self, path: Path) -> bool:
         """Load the fine-tune source's model state; True when its precision was already assigned."""
-        if path.is_dir():
-            path = path / CHECKPOINT
-        if not path.is_file():
-            raise FileNotFoundError(f"init_from: no checkpoint at {path}")
+        try:
+            path = run_checkpoint(path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"init_from: {e}") from None
         tensors, meta = read_checkpoint(path)
         src = meta.get("config", {})
         mine = self.cfg.to_dict()
@@ -303,8 +352,15 @@ class Trainer:
                 lr = lr_at(cfg, e * steps + s, steps)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
-                logits = net(as_input(xb))
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.optim.label_smoothing)
+                xf = as_input(xb)
+                logits = net(xf)
+                if self.teacher is None:
+                    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.optim.label_smoothing)
+                else:
+                    with torch.no_grad():
+                        t_logits = self.teacher(xf)
+                    loss = distill_loss(logits, t_logits, yb, cfg.distill.alpha, cfg.distill.temperature,
+                                        cfg.optim.label_smoothing)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
