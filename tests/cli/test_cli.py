@@ -73,3 +73,33 @@ def test_zoo_writes_program(tmp_path, capsys):
     out = tmp_path / "z.cim"
     assert main(["zoo", "resnet20-random", "-o", str(out), "--preset", "tiny-64"]) == 0
     assert out.exists() and (tmp_path / "z.cim.json").exists()
+
+
+def test_layer_report_figure_draws_the_report(r20):
+    """Each panel's bars are the report's numbers (stacked filters add up to the layer's filters)."""
+    import numpy as np
+    pytest.importorskip("matplotlib")
+    from hybridcim.compiler.report import layer_report
+    from hybridcim.plots import layer_report_figure
+    from hybridcim.program import read_program
+    rows = layer_report(read_program(r20))
+    ax = layer_report_figure(rows).axes
+    n = len(rows)
+    stacked = np.zeros(n)
+    for bar in ax[0].patches:
+        stacked[int(round(bar.get_x() + bar.get_width() / 2))] += bar.get_height()
+    assert stacked.tolist() == [r["filters"] for r in rows]
+    assert [b.get_height() for b in ax[1].patches] == [r["util_paired"] for r in rows]  # no naive rows here
+    assert [b.get_height() for b in ax[2].patches] == [r["unit_sparsity"] for r in rows]
+    assert [b.get_height() for b in ax[3].patches] == [r["cycles"] for r in rows]
+    assert [t.get_text() for t in ax[3].get_xticklabels()] == [r["layer"] for r in rows]
+
+
+def test_info_and_compile_plot(tmp_path, capsys, r20, monkeypatch):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "layers.png"
+    assert main(["info", str(r20), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob(".*tmp*"))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on a board without matplotlib
+    assert main(["info", str(r20), "--plot", str(tmp_path / "no.png")]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err and not (tmp_path / "no.png").exists()

@@ -148,7 +148,8 @@ def test_cli_train_export_compile(tmp_path, cifar10_root):
     assert main(["export", str(run), "--out", str(tmp_path / "exp"), "--no-qonnx"]) == 0
     _same_npz(tmp_path / "exp" / "integer_model.npz", run / "model" / "integer_model.npz")
     assert main(["compile", str(run / "checkpoint.safetensors"), "-o", str(tmp_path / "a.cim")]) == 0
-    assert main(["compile", str(run), "-o", str(tmp_path / "b.cim")]) == 0
+    assert main(["compile", str(run), "-o", str(tmp_path / "b.cim"), "--plot", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "a.cim").read_bytes() == (tmp_path / "b.cim").read_bytes()
     from hybridcim.data import load_cifar10
     from hybridcim.emulator import FastEmulator

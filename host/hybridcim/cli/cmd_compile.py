@@ -16,6 +16,7 @@ def register(sub) -> None:
     p.add_argument("--preset", help="hardware preset (default: the one the model was trained for)")
     p.add_argument("--packing", choices=("paired", "naive"), default="paired", help="column-group packing")
     p.add_argument("--report-json", help="also write the per-layer report as JSON here")
+    p.add_argument("--plot", metavar="PNG", help="also draw the per-layer report (needs matplotlib)")
     p.set_defaults(func=run)
 
 
@@ -44,5 +45,9 @@ def run(args) -> int:
     print(format_report(rows, sp))
     if args.report_json:
         Path(args.report_json).write_text(json.dumps({"layers": rows, "weight_sparsity": sp}, indent=1))
+    if args.plot:
+        from ._plot import plot_or_explain
+        if not plot_or_explain(rows, args.plot, f"{prog.name}: {Path(args.output).name}"):
+            return 2
     print(f"wrote {args.output}")
     return 0

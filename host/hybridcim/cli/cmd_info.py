@@ -8,6 +8,8 @@ def register(sub) -> None:
     p = sub.add_parser("info", help="list hardware presets, or summarize a program image")
     p.add_argument("program", nargs="?", help="program image (.cim)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--plot", metavar="PNG", help="draw the program's per-layer precision, utilization, "
+                                                 "pruned units and cycles (needs matplotlib)")
     p.set_defaults(func=run)
 
 
@@ -24,6 +26,11 @@ def run(args) -> int:
                 print(f"{p.name:<14s} {p.fingerprint:08x}  {p.canonical()}")
         return 0
     prog = read_program(args.program)
+    if args.plot:
+        from ..compiler.report import layer_report
+        from ._plot import plot_or_explain
+        if not plot_or_explain(layer_report(prog), args.plot, f"{prog.name}: {args.program}"):
+            return 2
     counters = [static_counters(l, prog, 1) for l in prog.layers]
     if args.json:
         m = manifest(prog, encode(prog))

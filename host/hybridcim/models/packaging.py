@@ -22,6 +22,7 @@ from ..compiler import compile_model, load_integer_model
 from ..compiler.integer_model import find_model_files
 from ..compiler.report import program_compression
 from ..program import read_program, write_program
+from ..plots import plot_training_curve  # noqa: F401  (part of this module's API: ship --curve)
 from . import MODELS_DIR
 
 
@@ -137,40 +138,3 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
     return dest
 
 
-def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
-                        target: float | None = None) -> Path:
-    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib);
-    ``target``: an accuracy goal drawn as a dotted line. Uses an Agg canvas of its own (the
-    process's matplotlib backend is left alone)."""
-    import csv
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    with open(metrics_csv) as f:
-        rows = list(csv.DictReader(f))
-    ep = [int(r["epoch"]) for r in rows]
-    fig = Figure(figsize=(10, 3.4))
-    FigureCanvasAgg(fig)
-    ax = fig.subplots(1, 2)
-    ax[0].plot(ep, [float(r["test_acc"]) for r in rows], "o-", label="test (exact integer model)")
-    ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
-    if target is not None:
-        ax[0].axhline(target, color="k", ls=":", lw=1, label=f"target {target:.0%}")
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
-    ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
-    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
-    twin = ax[1].twinx()
-    twin.plot(ep, [float(r["sparsity"]) for r in rows], "s-", color="C3", label="structurally pruned")
-    twin.set_ylabel("pruned fraction")
-    ax[1].legend(loc="upper right"); twin.legend(loc="center right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)  # atomic: a reader never sees half a PNG
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out

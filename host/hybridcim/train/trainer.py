@@ -299,7 +299,7 @@ class Trainer:
             import matplotlib  # noqa: F401
         except ImportError:
             return
-        from ..models.packaging import plot_training_curve
+        from ..plots import plot_training_curve
         try:
             plot_training_curve(self.out / "metrics.csv", self.out / "curve.png", title=self.cfg.name)
         except Exception as e:  # noqa: BLE001  (disk full, broken fonts, ...): warn and train on

@@ -1,0 +1,100 @@
+"""Figures (need matplotlib; everything else in the package runs without it).
+
+Each function draws on an Agg canvas of its own (the process's matplotlib backend is left
+alone) and writes its PNG atomically: a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def new_figure(width_in: float, height_in: float):
+    """A matplotlib Figure (size in inches) on its own Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width_in, height_in))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, out_png: str | Path, dpi: int = 110) -> Path:
+    """Lay out ``fig`` and write it to ``out_png`` (PNG) atomically; returns the path."""
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
+                        target: float | None = None) -> Path:
+    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib);
+    ``target``: an accuracy goal drawn as a dotted line. Uses an Agg canvas of its own (the
+    process's matplotlib backend is left alone)."""
+    import csv
+
+    with open(metrics_csv) as f:
+        rows = list(csv.DictReader(f))
+    ep = [int(r["epoch"]) for r in rows]
+    fig = new_figure(10, 3.4)
+    ax = fig.subplots(1, 2)
+    ax[0].plot(ep, [float(r["test_acc"]) for r in rows], "o-", label="test (exact integer model)")
+    ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
+    if target is not None:
+        ax[0].axhline(target, color="k", ls=":", lw=1, label=f"target {target:.0%}")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
+    ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
+    twin = ax[1].twinx()
+    twin.plot(ep, [float(r["sparsity"]) for r in rows], "s-", color="C3", label="structurally pruned")
+    twin.set_ylabel("pruned fraction")
+    ax[1].legend(loc="upper right"); twin.legend(loc="center right")
+    fig.suptitle(title)
+    return save_figure(fig, out_png)
+
+
+def plot_layer_report(rows: list[dict], out_png: str | Path, title: str = "") -> Path:
+    """PNG of :func:`layer_report_figure`."""
+    return save_figure(layer_report_figure(rows, title), out_png)
+
+
+def layer_report_figure(rows: list[dict], title: str = ""):
+    """Figure of a compile report (:func:`hybridcim.compiler.report.layer_report` rows), one bar
+    per CIM layer in four panels: filters by weight precision (stacked; 0 = pruned), macro
+    utilization naive vs paired packing, fraction of (row block x column group) units pruned,
+    CIM cycles per image (naive vs paired). Naive bars appear when the rows carry them."""
+    import numpy as np
+    names = [r["layer"] for r in rows]
+    x = np.arange(len(rows))
+    fig = new_figure(max(8.0, 0.42 * len(rows) + 3), 7.5)
+    ax = fig.subplots(4, 1, sharex=True)
+    bottom = np.zeros(len(rows))
+    precs = sorted({int(p) for r in rows for p in r["precision"]}, reverse=True)
+    for p in precs:
+        n = np.array([r["precision"].get(p, 0) for r in rows], dtype=float)
+        ax[0].bar(x, n, bottom=bottom, label="pruned" if p == 0 else f"{p}-bit",
+                  color="0.8" if p == 0 else None)
+        bottom += n
+    ax[0].set_ylabel("filters"); ax[0].legend(ncol=len(precs), fontsize=8)
+    w = 0.4
+    if all("util_naive" in r for r in rows):
+        ax[1].bar(x - w / 2, [r["util_naive"] for r in rows], w, label="naive (1 filter/group)", color="C7")
+    ax[1].bar(x + w / 2, [r["util_paired"] for r in rows], w, label="paired", color="C0")
+    ax[1].set_ylabel("macro util."); ax[1].set_ylim(0, 1); ax[1].legend(fontsize=8)
+    ax[2].bar(x, [r["unit_sparsity"] for r in rows], color="C3")
+    ax[2].set_ylabel("units pruned"); ax[2].set_ylim(0, 1)
+    if all("cycles_naive" in r for r in rows):
+        ax[3].bar(x - w / 2, [r["cycles_naive"] for r in rows], w, label="naive", color="C7")
+    ax[3].bar(x + w / 2, [r["cycles"] for r in rows], w, label="paired", color="C0")
+    ax[3].set_ylabel("cycles / image"); ax[3].legend(fontsize=8)
+    ax[3].set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    for a in ax:
+        a.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or f"{len(rows)} CIM layers")
+    return fig
