@@ -66,14 +66,15 @@ def plot_layer_report(rows: list[dict], out_png: str | Path, title: str = "") ->
 
 def layer_report_figure(rows: list[dict], title: str = ""):
     """Figure of a compile report (:func:`hybridcim.compiler.report.layer_report` rows), one bar
-    per CIM layer in four panels: filters by weight precision (stacked; 0 = pruned), macro
-    utilization naive vs paired packing, fraction of (row block x column group) units pruned,
-    CIM cycles per image (naive vs paired). Naive bars appear when the rows carry them."""
+    per CIM layer in five panels: filters by weight precision (stacked; 0 = pruned), macro
+    utilization, fraction of (row block x column group) units pruned, tiles of the macro map
+    (macro loads; more tiles than macros means weight reloads) and CIM cycles per image.
+    Naive packing (one filter per column group) is drawn beside paired when the rows carry it."""
     import numpy as np
     names = [r["layer"] for r in rows]
     x = np.arange(len(rows))
-    fig = new_figure(max(8.0, 0.42 * len(rows) + 3), 7.5)
-    ax = fig.subplots(4, 1, sharex=True)
+    fig = new_figure(max(8.0, 0.42 * len(rows) + 3), 9.0)
+    ax = fig.subplots(5, 1, sharex=True)
     bottom = np.zeros(len(rows))
     precs = sorted({int(p) for r in rows for p in r["precision"]}, reverse=True)
     for p in precs:
@@ -82,18 +83,24 @@ def layer_report_figure(rows: list[dict], title: str = ""):
                   color="0.8" if p == 0 else None)
         bottom += n
     ax[0].set_ylabel("filters"); ax[0].legend(ncol=len(precs), fontsize=8)
-    w = 0.4
-    if all("util_naive" in r for r in rows):
-        ax[1].bar(x - w / 2, [r["util_naive"] for r in rows], w, label="naive (1 filter/group)", color="C7")
-    ax[1].bar(x + w / 2, [r["util_paired"] for r in rows], w, label="paired", color="C0")
-    ax[1].set_ylabel("macro util."); ax[1].set_ylim(0, 1); ax[1].legend(fontsize=8)
+
+    def paired_vs_naive(a, key, naive_key, label):
+        w = 0.4
+        if all(naive_key in r for r in rows):
+            a.bar(x - w / 2, [r[naive_key] for r in rows], w, label="naive (1 filter/group)", color="C7")
+            a.bar(x + w / 2, [r[key] for r in rows], w, label="paired", color="C0")
+            a.legend(fontsize=8)
+        else:
+            a.bar(x, [r[key] for r in rows], color="C0")
+        a.set_ylabel(label)
+
+    paired_vs_naive(ax[1], "util_paired", "util_naive", "macro util.")
+    ax[1].set_ylim(0, 1)
     ax[2].bar(x, [r["unit_sparsity"] for r in rows], color="C3")
     ax[2].set_ylabel("units pruned"); ax[2].set_ylim(0, 1)
-    if all("cycles_naive" in r for r in rows):
-        ax[3].bar(x - w / 2, [r["cycles_naive"] for r in rows], w, label="naive", color="C7")
-    ax[3].bar(x + w / 2, [r["cycles"] for r in rows], w, label="paired", color="C0")
-    ax[3].set_ylabel("cycles / image"); ax[3].legend(fontsize=8)
-    ax[3].set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    paired_vs_naive(ax[3], "tiles", "tiles_naive", "tiles")
+    paired_vs_naive(ax[4], "cycles", "cycles_naive", "cycles / image")
+    ax[4].set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     for a in ax:
         a.grid(axis="y", alpha=0.3)
     fig.suptitle(title or f"{len(rows)} CIM layers")

@@ -91,8 +91,9 @@ def test_layer_report_figure_draws_the_report(r20):
     assert stacked.tolist() == [r["filters"] for r in rows]
     assert [b.get_height() for b in ax[1].patches] == [r["util_paired"] for r in rows]  # no naive rows here
     assert [b.get_height() for b in ax[2].patches] == [r["unit_sparsity"] for r in rows]
-    assert [b.get_height() for b in ax[3].patches] == [r["cycles"] for r in rows]
-    assert [t.get_text() for t in ax[3].get_xticklabels()] == [r["layer"] for r in rows]
+    assert [b.get_height() for b in ax[3].patches] == [r["tiles"] for r in rows]
+    assert [b.get_height() for b in ax[4].patches] == [r["cycles"] for r in rows]
+    assert [t.get_text() for t in ax[4].get_xticklabels()] == [r["layer"] for r in rows]
 
 
 def test_info_and_compile_plot(tmp_path, capsys, r20, monkeypatch):

@@ -29,7 +29,8 @@ def layer_report(program: Program, naive: Program | None = None) -> list[dict]:
                "util_paired": c.utilization, "cycles": c.cycles, "tiles": c.tiles}
         if naive is not None:
             cn = static_counters(naive.layers[i], naive, 1)
-            row.update(util_naive=cn.utilization, cycles_naive=cn.cycles, groups_naive=naive.layers[i].n_groups)
+            row.update(util_naive=cn.utilization, cycles_naive=cn.cycles, groups_naive=naive.layers[i].n_groups,
+                       tiles_naive=cn.tiles)
         rows.append(row)
     return rows
 
