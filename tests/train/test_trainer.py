@@ -130,21 +130,13 @@ def test_shipped_configs_build(name):
     m = build_model(cfg.model.arch, **cfg.model.kwargs())
     if name == "resnet20_w4a4_p50.yaml":  # the issue's targets
         assert cfg.precision.avg_bits <= 4 and cfg.pruning.target >= 0.5 and cfg.model.act_bits == 4
-    if name.startswith("resnet20"):
+    if name == "resnet20_float_teacher.yaml":  # the student's architecture, in float
+        convs = [c for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d) and "short" not in n]
+        assert len(convs) == 19 and sum(c.weight.numel() for c in convs) > 260_000
+    elif name.startswith("resnet20"):
         convs = [l for _, l in m.cim_layers()]
         assert len([n for n in m.nodes if n.op == "conv" and not n.name.endswith("short")]) == 19
         assert sum(l.weight.numel() for l in convs) > 270_000
-
-
-def test_teacher_config_trains_uncompressed(tmp_path, cifar10_root):
-    """The distillation teacher's knobs work together: all filters 8-bit, nothing pruned."""
-    cfg = load_config(CONFIGS / "resnet20_w8a8_teacher.yaml")
-    cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, widths=(8, 8, 16), calib_steps=2),
-        optim=dataclasses.replace(cfg.optim, epochs=1, batch_size=32, bn_freeze_epoch=None),
-        data=dataclasses.replace(cfg.data, root=str(cifar10_root), train_limit=128, test_limit=64)).validate()
-    final = Trainer(cfg, tmp_path, progress=False, stop_after_epochs=1).run()
-    assert final["avg_bits"] == 8.0 and final["sparsity"] == 0.0
 
 
 def test_cli_train_export_compile(tmp_path, cifar10_root):
@@ -259,6 +251,31 @@ def test_distillation_from_a_trained_run(full_run, tmp_path, cifar10_root):
                 tmp_path / "x", progress=False)
     with pytest.raises(ConfigError, match="distill.alpha"):
         config_from_dict({"distill": {"alpha": 1.5}})
+
+
+def test_float_teacher_trains_and_distills(tmp_path, cifar10_root, capsys):
+    """float_resnet20: trained by the same loop (no compression, no export), usable as distill.teacher,
+    refused by export with a clear message."""
+    from hybridcim.cli.main import main
+    from hybridcim.train.float_models import FloatResNet
+    base = _cfg(cifar10_root, epochs=2)
+    tcfg = dataclasses.replace(base, model=dataclasses.replace(base.model, arch="float_resnet"),
+                               pruning=dataclasses.replace(base.pruning, target=0.0)).validate()
+    tr = Trainer(tcfg, tmp_path / "t", progress=False)
+    assert isinstance(tr.model, FloatResNet) and len(tr.model.blocks) == 3  # the smoke config's blocks (1,1,1)
+    final = tr.run()
+    _, hist, _ = _state(tmp_path / "t" / "checkpoint.safetensors")
+    assert final["avg_bits"] == 32.0 and final["sparsity"] == 0.0 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert not (tmp_path / "t" / "model").exists()
+    assert main(["export", str(tmp_path / "t"), "--out", str(tmp_path / "e"), "--no-qonnx"]) == 2
+    assert "float model (a distillation teacher)" in capsys.readouterr().err
+    student = _cfg(cifar10_root, epochs=1)
+    student = dataclasses.replace(student, distill=dataclasses.replace(student.distill, teacher=str(tmp_path / "t")))
+    st = Trainer(student, tmp_path / "s", progress=False)
+    assert isinstance(st.teacher, FloatResNet) and not st.teacher.training
+    assert st.run()["epoch"] == 1
+    with pytest.raises(ConfigError, match="float teacher: pruning.target must be 0"):
+        config_from_dict({"model": {"arch": "float_resnet20"}, "pruning": {"target": 0.5}})
 
 
 def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed():

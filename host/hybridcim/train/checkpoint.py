@@ -15,6 +15,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 KEY = "hybridcim"
+CHECKPOINT = "checkpoint.safetensors"  # its name in a run folder
+
+
+def run_checkpoint(path: str | os.PathLike) -> Path:
+    """A run folder's checkpoint, or the checkpoint file itself; names what is missing."""
+    p = Path(path)
+    p = p / CHECKPOINT if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}")
+    return p
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

@@ -16,7 +16,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "resnet20"              # resnet20 | resnet | cnv
+    arch: str = "resnet20"              # resnet20 | resnet | cnv | float_resnet20 | float_resnet (teachers)
     act_bits: int = 4                   # activation bits (the input is always 8-bit pixels)
     widths: Optional[tuple] = None      # channel widths per stage (default: the arch's)
     blocks: Optional[tuple] = None      # resnet only: blocks per stage
@@ -27,7 +27,7 @@ class ModelConfig:
         kw: dict = {"act_bits": self.act_bits, "calib_steps": self.calib_steps}
         if self.widths is not None:
             kw["widths"] = tuple(self.widths)
-        if self.blocks is not None and self.arch == "resnet":
+        if self.blocks is not None and self.arch in ("resnet", "float_resnet"):
             kw["blocks"] = tuple(self.blocks)
         if self.arch == "cnv":
             kw["fc_width"] = self.fc_width
@@ -111,6 +111,8 @@ class TrainConfig:
             raise ConfigError(f"pruning.target={self.pruning.target} must be in [0, 1)")
         if self.pruning.target > 0 and self.pruning.start_epoch < self.precision.assign_epoch:
             raise ConfigError("pruning.start_epoch must be >= precision.assign_epoch (units follow the packing)")
+        if self.model.arch.startswith("float_") and self.pruning.target > 0:
+            raise ConfigError(f"model.arch={self.model.arch!r} is a float teacher: pruning.target must be 0")
         if not 1 <= self.model.act_bits <= 8:
             raise ConfigError(f"model.act_bits={self.model.act_bits} must be in 1..8")
         if self.device not in ("auto", "cpu", "cuda"):

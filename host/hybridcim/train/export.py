@@ -141,13 +141,10 @@ def export_model(model: CIMNet, out_dir: str | os.PathLike, preset: str = "sun-m
 
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[CIMNet, dict]:
     """(model, checkpoint metadata) rebuilt from the config stored in a training checkpoint."""
-    from .checkpoint import read_checkpoint
+    from .checkpoint import read_checkpoint, run_checkpoint
     from .config import config_from_dict
     from .models import build_model
-    p = Path(path)
-    if p.is_dir():
-        p = p / "checkpoint.safetensors"
-    tensors, meta = read_checkpoint(p)
+    tensors, meta = read_checkpoint(run_checkpoint(path))
     cfg = config_from_dict(meta["config"])
     model = build_model(cfg.model.arch, **cfg.model.kwargs())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, strict=True)
@@ -159,5 +156,8 @@ def export_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike, qonnx
     """Export a training checkpoint (file or run folder) to ``out_dir``."""
     model, meta = model_from_checkpoint(path)
     cfg = meta["config"]
+    if not isinstance(model, CIMNet):
+        raise ValueError(f"{path}: model.arch={cfg['model']['arch']!r} is a float model (a distillation teacher); "
+                         "it has no CIM integer form to export or compile")
     return export_model(model, out_dir, cfg["preset"], cfg["name"],
                         {"config": cfg, "epoch": meta["epoch"], "final": (meta.get("history") or [None])[-1]}, qonnx)

@@ -165,9 +165,15 @@ ARCHS = {"resnet20": resnet, "resnet": resnet, "cnv": cnv}
 
 
 def build_model(arch: str, **kw) -> CIMNet:
-    """Build ``arch`` (resnet20, resnet, cnv) with keyword options; asserts realized bit widths."""
+    """Build ``arch`` (resnet20, resnet, cnv) with keyword options; asserts realized bit widths.
+
+    ``float_resnet20`` / ``float_resnet`` build a float teacher (float_models.py) instead.
+    """
+    from .float_models import FLOAT_ARCHS, build_float_model
+    if arch in FLOAT_ARCHS:
+        return build_float_model(arch, **kw)
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; known: {sorted(ARCHS)}")
+        raise ValueError(f"unknown arch {arch!r}; known: {sorted(ARCHS) + list(FLOAT_ARCHS)}")
     if arch == "resnet20":
         kw = dict(kw, blocks=(3, 3, 3), widths=kw.get("widths", (16, 32, 64)))
     m = ARCHS[arch](arch=arch, **kw)

@@ -20,7 +20,9 @@ add to the source's sparsity). The source must have the same model and preset.
 Distillation (``distill.teacher``): a trained run of any architecture, loaded from its
 checkpoint (with the model config stored in it) and frozen in eval mode; the loss becomes
 ``(1 - alpha) * CE + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T))`` (Hinton
-et al. 2015). The teacher's logits are computed on the same augmented batch.
+et al. 2015). The teacher's logits are computed on the same augmented batch. A float
+teacher (``model.arch: float_resnet20``, float_models.py) trains with this same loop, without
+precision assignment, pruning or export (its metrics report 32 bits, 0 sparsity).
 """
 from __future__ import annotations
 
@@ -37,13 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from ..spec.hardware import get_preset
-from .checkpoint import load_model_state, load_optimizer_state, read_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT, load_model_state, load_optimizer_state, read_checkpoint, run_checkpoint,
+                         save_checkpoint)
 from .config import TrainConfig
 from .models import CIMNet, build_model
 from .precision import assign_precision, average_bits, fisher_diag, sensitivity
 from .pruning import prune_model, schedule, sparsity
 
-CHECKPOINT = "checkpoint.safetensors"
 METRICS = ("epoch", "lr", "train_loss", "train_acc", "test_acc", "avg_bits", "sparsity", "seconds")
 
 
@@ -114,26 +116,14 @@ def evaluate(model: CIMNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
     return correct / max(len(x), 1)
 
 
-def run_checkpoint(path: Path) -> Path:
-    """A run folder's checkpoint, or the checkpoint file itself; names what is missing."""
-    p = path / CHECKPOINT if path.is_dir() else path
-    if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p}")
-    return p
-
-
-def load_teacher(path: Path, device: torch.device) -> CIMNet:
+def load_teacher(path: Path, device: torch.device) -> torch.nn.Module:
     """The model of a trained run (rebuilt from the config in its checkpoint), frozen, in eval mode."""
-    from .config import config_from_dict
+    from .export import model_from_checkpoint
     try:
-        tensors, meta = read_checkpoint(run_checkpoint(path))
+        teacher, _ = model_from_checkpoint(path)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"distill.teacher: {e}") from None
-    tcfg = config_from_dict(meta.get("config", {}))
-    teacher = build_model(tcfg.model.arch, **tcfg.model.kwargs())
-    load_model_state(teacher, tensors)
-    teacher.to(device).eval().requires_grad_(False)
-    return teacher
+    return teacher.to(device).eval().requires_grad_(False)
 
 
 def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, alpha: float,
@@ -188,6 +178,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model.arch, **cfg.model.kwargs())
+        self.compressed = isinstance(self.model, CIMNet)  # else a float teacher: no compression, no export
         self.device = self._device()
         self.data = data
         self.epoch, self.history = 0, []
@@ -203,10 +194,14 @@ class Trainer:
             self.precision_from_init = self._init_from(Path(cfg.init_from))
         self.model.to(self.device)
         self.teacher = load_teacher(Path(cfg.distill.teacher), self.device) if cfg.distill.teacher else None
-        decay = [p for n, p in self.model.named_parameters() if n.startswith("cim.") and n.endswith(".weight")]
-        self.model.inp.requires_grad_(False)  # fixed 2^-8 input scale (a load may re-create the Parameter)
-        other = [p for n, p in self.model.named_parameters()
-                 if not n.startswith("inp.") and not (n.startswith("cim.") and n.endswith(".weight"))]
+        if self.compressed:
+            decay = [p for n, p in self.model.named_parameters() if n.startswith("cim.") and n.endswith(".weight")]
+            self.model.inp.requires_grad_(False)  # fixed 2^-8 input scale (a load may re-create the Parameter)
+            other = [p for n, p in self.model.named_parameters()
+                     if not n.startswith("inp.") and not (n.startswith("cim.") and n.endswith(".weight"))]
+        else:  # weight decay on conv and linear weights
+            decay = [p for p in self.model.parameters() if p.ndim > 1]
+            other = [p for p in self.model.parameters() if p.ndim <= 1]
         o = cfg.optim
         self.opt = torch.optim.SGD([{"params": decay, "weight_decay": o.weight_decay},
                                     {"params": other, "weight_decay": 0.0}],
@@ -264,6 +259,8 @@ class Trainer:
         return {names[0], names[-1]}
 
     def _compression_step(self, e: int, xtr, ytr) -> None:
+        if not self.compressed:
+            return
         cfg, pc = self.cfg, self.cfg.precision
         if e == pc.assign_epoch and not self.precision_from_init:
             g = torch.Generator().manual_seed(cfg.seed * 7919 + 17)
@@ -377,7 +374,8 @@ class Trainer:
                 bar.close()
             acc = evaluate(self.model, xte, yte, cfg.data.eval_batch_size) if len(xte) else float("nan")
             row = {"epoch": e + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "test_acc": acc, "avg_bits": average_bits(self.model), "sparsity": sparsity(self.model),
+                   "test_acc": acc, "avg_bits": average_bits(self.model) if self.compressed else 32.0,
+                   "sparsity": sparsity(self.model) if self.compressed else 0.0,
                    "seconds": round(time.time() - t0, 3)}
             self.history.append(row)
             self.epoch = e + 1
@@ -388,7 +386,7 @@ class Trainer:
                 self._write_metrics()
                 self._plot_curve()
                 self._log_epoch(row)
-        if self.epoch >= cfg.optim.epochs and self.rank == 0:
+        if self.epoch >= cfg.optim.epochs and self.rank == 0 and self.compressed:
             from .export import export_model
             self.model.cpu()
             export_model(self.model, self.out / "model", cfg.preset, cfg.name,
