@@ -148,7 +148,11 @@ def test_cli_train_export_compile(tmp_path, cifar10_root):
     cfg["data"]["test_limit"] = 64
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
-    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]) == 0
+    train = ["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]
+    assert main(train + ["--stop-after", "1"]) == 0  # one epoch, then a resumable stop
+    assert _state(run / "checkpoint.safetensors")[2] == 1 and not (run / "model").exists()
+    assert main(train + ["--resume"]) == 0
+    assert _state(run / "checkpoint.safetensors")[2] == 2
     assert main(["export", str(run), "--out", str(tmp_path / "exp"), "--no-qonnx"]) == 0
     _same_npz(tmp_path / "exp" / "integer_model.npz", run / "model" / "integer_model.npz")
     assert main(["compile", str(run / "checkpoint.safetensors"), "-o", str(tmp_path / "a.cim")]) == 0
