@@ -34,9 +34,8 @@ def save_figure(fig, out_png: str | Path, dpi: int = 110) -> Path:
 
 def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
                         target: float | None = None) -> Path:
-    """PNG of test accuracy, average weight bits and structural sparsity per epoch (needs matplotlib);
-    ``target``: an accuracy goal drawn as a dotted line. Uses an Agg canvas of its own (the
-    process's matplotlib backend is left alone)."""
+    """PNG of test and train accuracy, average weight bits and structural sparsity per epoch of a
+    trainer's metrics.csv; ``target``: an accuracy goal drawn as a dotted line."""
     import csv
 
     with open(metrics_csv) as f:

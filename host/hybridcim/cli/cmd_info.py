@@ -9,7 +9,7 @@ def register(sub) -> None:
     p.add_argument("program", nargs="?", help="program image (.cim)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--plot", metavar="PNG", help="draw the program's per-layer precision, utilization, "
-                                                 "pruned units and cycles (needs matplotlib)")
+                                                 "pruned units, tiles and cycles (needs matplotlib)")
     p.set_defaults(func=run)
 
 
