@@ -35,7 +35,8 @@ def save_figure(fig, out_png: str | Path, dpi: int = 110) -> Path:
 def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
                         target: float | None = None) -> Path:
     """PNG of test and train accuracy, average weight bits and structural sparsity per epoch of a
-    trainer's metrics.csv; ``target``: an accuracy goal drawn as a dotted line."""
+    trainer's metrics.csv; ``target``: an accuracy goal drawn as a dotted line; where the CSV has a
+    ``stage`` column, the start of each later stage as a dashed line."""
     import csv
 
     with open(metrics_csv) as f:
@@ -47,6 +48,10 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     ax[0].plot(ep, [float(r["train_acc"]) for r in rows], "s--", label="train")
     if target is not None:
         ax[0].axhline(target, color="k", ls=":", lw=1, label=f"target {target:.0%}")
+    starts = [e for e, r, prev in zip(ep[1:], rows[1:], rows) if r.get("stage") != prev.get("stage")]
+    for i, e in enumerate(starts):  # a model trained in stages (packaging.stage_history)
+        for a in ax:
+            a.axvline(e - 0.5, color="0.5", ls="--", lw=1, label="next stage" if i == 0 and a is ax[0] else None)
     ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
     ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
     ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)

@@ -344,6 +344,32 @@ def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar1
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
+def test_ship_a_model_trained_in_stages(full_run, tmp_path, cifar10_root):
+    """--earlier-stage: one history over all epochs (renumbered, stage column), every config shipped."""
+    import csv
+    from hybridcim.cli.main import main
+    configs = Path(hybridcim.train.__file__).parent / "configs"
+    models = tmp_path / "models"
+    assert main(["ship", str(full_run), "--name", "staged", "--config", str(configs / "smoke.yaml"), "--data",
+                 str(cifar10_root), "--models-dir", str(models), "--earlier-stage", str(configs / "cnv_w4a4_p50.yaml"),
+                 str(full_run / "metrics.csv"), "--curve", str(tmp_path / "c.png")]) == 0
+    dest = models / "staged"
+    rows = list(csv.DictReader(open(dest / "metrics.csv")))
+    one = list(csv.DictReader(open(full_run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 2 * len(one) + 1))
+    assert [r["stage"] for r in rows] == ["1"] * len(one) + ["2"] * len(one)
+    assert [r["test_acc"] for r in rows] == [r["test_acc"] for r in one] * 2
+    assert (dest / "config-stage1.yaml").read_bytes() == (configs / "cnv_w4a4_p50.yaml").read_bytes()
+    card = json.loads((dest / "card.json").read_text())
+    assert card["stages"] == [{"config": "config-stage1.yaml", "epochs": len(one)},
+                              {"config": "config.yaml", "epochs": len(one)}]
+    (tmp_path / "bad.csv").write_text("epoch,lr\n2,0.1\n")
+    assert main(["ship", str(full_run), "--name", "bad", "--config", str(configs / "smoke.yaml"), "--data",
+                 str(cifar10_root), "--models-dir", str(models), "--earlier-stage", str(configs / "smoke.yaml"),
+                 str(tmp_path / "bad.csv")]) == 2
+    assert sorted(p.name for p in models.iterdir()) == ["staged"]  # nothing half-shipped
+
+
 def test_ship_verify_refuses_a_model_that_disagrees(full_run, tmp_path, cifar10_root, monkeypatch):
     """Negative case: the Brevitas reference sees a different bias than the program -> nothing shipped."""
     import hybridcim.train.reference as reference

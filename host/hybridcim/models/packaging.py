@@ -80,9 +80,40 @@ def verify_executors(folder: Path, data_root, show_progress: bool = False) -> di
     return out
 
 
+def stage_history(earlier: list[tuple[str | Path, str | Path]], metrics: Path) -> tuple[str, list[dict]]:
+    """One metrics CSV over all stages of a model trained in stages (each a fine-tune of the one
+    before): ``earlier`` = [(config, metrics.csv)] in order, ``metrics`` = the final run's. Epochs
+    are renumbered continuously and a ``stage`` column (1, 2, ...) is added. Returns (CSV text,
+    [{"config": file name in the model folder, "epochs": n}] per stage)."""
+    import csv
+    import io
+    rows, stages = [], []
+    sources = [(Path(m), f"config-stage{i + 1}.yaml") for i, (_, m) in enumerate(earlier)]
+    for i, (path, config_name) in enumerate(sources + [(metrics, "config.yaml")]):
+        if not path.is_file():
+            raise FileNotFoundError(f"stage {i + 1}: metrics {path} not found")
+        with open(path) as f:
+            got = list(csv.DictReader(f))
+        if not got or "epoch" not in got[0] or [int(r["epoch"]) for r in got] != list(range(1, len(got) + 1)):
+            raise ValueError(f"stage {i + 1}: {path} is not a trainer's metrics.csv (epochs 1, 2, ... expected)")
+        offset = len(rows)
+        rows += [dict(r, epoch=int(r["epoch"]) + offset, stage=i + 1) for r in got]
+        stages.append({"config": config_name, "epochs": len(got)})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue(), stages
+
+
 def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
-         models_dir: str | Path = MODELS_DIR, verify: bool = False, show_progress: bool = False) -> Path:
+         models_dir: str | Path = MODELS_DIR, verify: bool = False, show_progress: bool = False,
+         earlier_stages: list[tuple[str | Path, str | Path]] = ()) -> Path:
     """Compile the run's exported model into ``models_dir/name`` and write its card.
+
+    ``earlier_stages``: [(config, metrics.csv)] of the stages this run fine-tuned from
+    (``init_from``), in order; their configs are shipped as ``config-stage<i>.yaml``, the
+    metrics become one history (:func:`stage_history`) and the card lists the stages.
 
     The folder is built beside the old one and swapped in by two renames; if the second fails the
     old folder is put back. A run folder inside ``models_dir/name`` is refused (shipping would
@@ -106,7 +137,13 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
                 shutil.copy2(f, tmp / f.name)
         shutil.copy2(config, tmp / "config.yaml")
         metrics = Path(run_dir) / "metrics.csv"
-        if metrics.is_file():
+        stages = None
+        if earlier_stages:
+            history, stages = stage_history(list(earlier_stages), metrics)
+            (tmp / "metrics.csv").write_text(history)
+            for i, (stage_config, _) in enumerate(earlier_stages):
+                shutil.copy2(stage_config, tmp / f"config-stage{i + 1}.yaml")
+        elif metrics.is_file():
             shutil.copy2(metrics, tmp / "metrics.csv")
         verified = verify_executors(tmp, data_root, show_progress) if verify else None
         if verified is not None:  # its emulator session already scored the whole test set
@@ -118,6 +155,8 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
                 "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                 "cifar10_test": accuracy, **program_compression(prog)}
+        if stages is not None:
+            card["stages"] = stages
         if verified is not None:
             card["verified"] = verified
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
