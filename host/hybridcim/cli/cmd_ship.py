@@ -34,7 +34,8 @@ def run(args) -> int:
     import os
 
     from ..models import MODELS_DIR
-    from ..models.packaging import plot_training_curve, ship
+    from ..models.packaging import ship
+    from ..plots import plot_training_curve
     from pathlib import Path
     data = args.data or os.environ.get("CIFAR10_DIR")
     if not data:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +21,6 @@ from ..compiler import compile_model, load_integer_model
 from ..compiler.integer_model import find_model_files
 from ..compiler.report import program_compression
 from ..program import read_program, write_program
-from ..plots import plot_training_curve  # noqa: F401  (part of this module's API: ship --curve)
 from . import MODELS_DIR
 
 

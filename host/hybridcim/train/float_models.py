@@ -1,7 +1,7 @@
 """Float (unquantized) CIFAR ResNets: distillation teachers, trained by the same trainer.
 
 ``FloatResNet`` is the ResNet of models.py (6n+2 layers, option-B 1x1 conv + BN
-shortcuts, same node names) in plain float32 ``nn.Conv2d`` + ``nn.BatchNorm2d`` + ReLU, with
+shortcuts, same layers and shapes) in plain float32 ``nn.Conv2d`` + ``nn.BatchNorm2d`` + ReLU, with
 the same input (pixel / 256, NCHW). It has no CIM semantics: it cannot be exported or
 compiled, and the trainer skips precision assignment and pruning for it. Its only use is
 ``distill.teacher`` for a compressed model: about 3x cheaper per step than the QAT model on
