@@ -5,8 +5,8 @@ channels-last, which is also faster for float PyTorch on CPUs: that figure is pr
 
 Program: ``hybridcim.zoo.random_resnet20`` (ResNet-20 shape, 4-bit weights and activations,
 50 % structured sparsity: 25 % of filters pruned whole, the rest in (row block x group)
-units; random weights). Reference: a float32 ``torch.nn`` ResNet-20 (conv-BN-ReLU, 1x1
-conv shortcuts) in eval mode under ``torch.inference_mode``, same batch size and threads.
+units; random weights). Reference: the float32 ``torch.nn`` ResNet-20 of
+``hybridcim.train.float_models`` (conv-BN-ReLU, 1x1 conv shortcuts) in eval mode under ``torch.inference_mode``, same batch size and threads.
 Both run ``--repeats`` timed passes over ``--images`` random uint8 images after one warm-up;
 the best pass counts. Last line: ``ratio_vs_torch=<emulator img/s / torch img/s>``.
 
@@ -19,31 +19,6 @@ import platform
 import time
 
 import numpy as np
-
-
-def torch_resnet20():
-    import torch.nn as nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                          if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x):
-            h = self.b1(self.c1(x)).relu()
-            return (self.b2(self.c2(h)) + self.short(x)).relu()
-
-    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    cin = 16
-    for stage, width in enumerate((16, 32, 64)):
-        for blk in range(3):
-            layers.append(Block(cin, width, 2 if stage and not blk else 1))
-            cin = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
-    return nn.Sequential(*layers).eval()
 
 
 def best_rates(fns, batches, repeats):
@@ -71,6 +46,7 @@ def main() -> None:
     import torch
 
     from hybridcim.emulator import FastEmulator
+    from hybridcim.train.float_models import FloatResNet
     from hybridcim.zoo import random_resnet20
 
     rng = np.random.default_rng(0)
@@ -78,13 +54,13 @@ def main() -> None:
     batches = [images[i:i + args.batch_size] for i in range(0, args.images, args.batch_size)]
     prog = random_resnet20()
     emu = FastEmulator(prog, args.backend)
-    model = torch_resnet20()
+    model = FloatResNet().eval()
 
     def torch_eval(b):
         with torch.inference_mode():
             return model(torch.from_numpy(b).float().div_(255.0))
 
-    model_cl = torch_resnet20().to(memory_format=torch.channels_last)
+    model_cl = FloatResNet().eval().to(memory_format=torch.channels_last)
 
     def torch_eval_cl(b):
         with torch.inference_mode():

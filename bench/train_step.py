@@ -8,7 +8,7 @@ images, as the trainer runs it (channels-last input on the CPU). Precision is as
 {2,4,8} mix first, as after the trainer's ``assign_epoch``.
 
 Reference, timed in the same run and interleaved step by step: the float32 ``torch.nn``
-ResNet-20 of ``bench/emulator_throughput.py`` (nn.Conv2d + BatchNorm2d), channels-last,
+ResNet-20 of ``hybridcim.train.float_models`` (the distillation teacher), channels-last,
 same batch and optimizer. Last lines: ``qat_s_per_step=<x>`` and
 ``ratio_vs_float_step=<QAT s/step / float s/step>`` (how many times slower QAT is).
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 
 
@@ -33,9 +32,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from emulator_throughput import torch_resnet20
-
+    from hybridcim.train.float_models import FloatResNet
     from hybridcim.train.models import build_model
     from hybridcim.train.trainer import as_input
 
@@ -47,7 +44,7 @@ def main() -> None:
     qat = build_model("resnet20", act_bits=4, calib_steps=1)
     for _, layer in list(qat.cim_layers())[1:-1]:  # a {2,4,8} mix, as after precision assignment
         layer.precision.copy_(torch.tensor([2, 4, 4, 8], dtype=torch.int64).repeat(layer.cout // 4 + 1)[:layer.cout])
-    flt = torch_resnet20().to(memory_format=torch.channels_last)
+    flt = FloatResNet().to(memory_format=torch.channels_last)
     models = {"qat": qat, "float": flt}
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True) for k, m in models.items()}
 
