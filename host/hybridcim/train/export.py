@@ -139,15 +139,16 @@ def export_model(model: CIMNet, out_dir: str | os.PathLike, preset: str = "sun-m
     return desc
 
 
-def model_from_checkpoint(path: str | os.PathLike) -> tuple[CIMNet, dict]:
-    """(model, checkpoint metadata) rebuilt from the config stored in a training checkpoint."""
-    from .checkpoint import read_checkpoint, run_checkpoint
+def model_from_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """(model, checkpoint metadata) rebuilt from the config stored in a training checkpoint: a CIMNet, or a
+    FloatResNet for a float teacher (eval mode either way)."""
+    from .checkpoint import load_model_state, read_checkpoint, run_checkpoint
     from .config import config_from_dict
     from .models import build_model
     tensors, meta = read_checkpoint(run_checkpoint(path))
     cfg = config_from_dict(meta["config"])
     model = build_model(cfg.model.arch, **cfg.model.kwargs())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, strict=True)
+    load_model_state(model, tensors)
     model.eval()
     return model, meta
 
