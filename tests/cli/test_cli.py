@@ -104,3 +104,7 @@ def test_info_and_compile_plot(tmp_path, capsys, r20, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on a board without matplotlib
     assert main(["info", str(r20), "--plot", str(tmp_path / "no.png")]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+    from hybridcim.models import MODELS_DIR  # compile refuses before it writes anything
+    assert main(["compile", str(MODELS_DIR / "resnet8-w4a4-p50-quick"), "-o", str(tmp_path / "m.cim"),
+                 "--plot", str(tmp_path / "no.png")]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err and not list(tmp_path.glob("m.cim*"))

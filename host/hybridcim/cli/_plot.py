@@ -1,17 +1,11 @@
-"""The ``--plot PNG`` option of ``compile`` and ``info``: draw a layer report, or say why not."""
+"""Options that draw a figure (``--plot``, ``--curve``): refuse them up front without matplotlib."""
 from __future__ import annotations
 
-import sys
+import importlib.util
 
 
-def plot_or_explain(rows: list[dict], png: str, title: str) -> bool:
-    """Write the layer-report figure to ``png``; False (after one line on stderr) without matplotlib."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("hybridcim: error: --plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
-        return False
-    from ..plots import plot_layer_report
-    plot_layer_report(rows, png, title)
-    print(f"wrote {png}", file=sys.stderr)
-    return True
+def require_matplotlib(option: str) -> None:
+    """ValueError (one line, exit 2 from the CLI) when ``option`` is asked for and matplotlib is missing;
+    called before any work, so a refused option leaves nothing half done."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(f"{option} needs matplotlib (pip install matplotlib)")

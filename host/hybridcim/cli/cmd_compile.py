@@ -6,6 +6,7 @@ or a ``checkpoint.safetensors`` (exported on the fly; needs torch).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -25,6 +26,9 @@ def run(args) -> int:
 
     from ..compiler import compile_model, format_report, layer_report, load_integer_model, weight_sparsity
     from ..program import write_program
+    if args.plot:
+        from ._plot import require_matplotlib
+        require_matplotlib("--plot")
     src = Path(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = src if src.suffix == ".safetensors" else None
@@ -46,8 +50,8 @@ def run(args) -> int:
     if args.report_json:
         Path(args.report_json).write_text(json.dumps({"layers": rows, "weight_sparsity": sp}, indent=1))
     if args.plot:
-        from ._plot import plot_or_explain
-        if not plot_or_explain(rows, args.plot, f"{prog.name}: {Path(args.output).name}"):
-            return 2
+        from ..plots import plot_layer_report
+        plot_layer_report(rows, args.plot, f"{prog.name}: {Path(args.output).name}")
+        print(f"wrote {args.plot}", file=sys.stderr)
     print(f"wrote {args.output}")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(sub) -> None:
@@ -25,12 +26,15 @@ def run(args) -> int:
             for p in PRESETS.values():
                 print(f"{p.name:<14s} {p.fingerprint:08x}  {p.canonical()}")
         return 0
+    if args.plot:
+        from ._plot import require_matplotlib
+        require_matplotlib("--plot")
     prog = read_program(args.program)
     if args.plot:
         from ..compiler.report import layer_report
-        from ._plot import plot_or_explain
-        if not plot_or_explain(layer_report(prog), args.plot, f"{prog.name}: {args.program}"):
-            return 2
+        from ..plots import plot_layer_report
+        plot_layer_report(layer_report(prog), args.plot, f"{prog.name}: {args.program}")
+        print(f"wrote {args.plot}", file=sys.stderr)
     counters = [static_counters(l, prog, 1) for l in prog.layers]
     if args.json:
         m = manifest(prog, encode(prog))

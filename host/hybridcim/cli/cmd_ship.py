@@ -3,12 +3,12 @@
 Compiles the run's exported integer model, measures its accuracy through the emulator on the
 whole CIFAR-10 test set, and writes ``models/<NAME>/`` (program, integer model, QONNX, config,
 metrics, card.json), built beside and swapped in for a folder of that name, training state
-included. ``--curve PNG`` also plots the training curve (needs matplotlib). A model trained in
-stages (a fine-tune with ``init_from``) names its earlier stages with ``--earlier-stage CONFIG
-METRICS`` (repeatable, oldest first): one history over all epochs, every config shipped. ``--verify`` first
-checks, on the whole test set, emulator == Brevitas and csim == emulator (logits and counters),
-records it in the card and ships nothing on a disagreement (needs torch, brevitas, g++).
-Numpy only otherwise.
+included. ``--curve PNG`` also plots the training curve (needs matplotlib). A model trained
+in stages (a fine-tune with ``init_from``) names its earlier stages with ``--earlier-stage
+CONFIG METRICS`` (repeatable, oldest first): one history over all epochs, every config
+shipped. ``--verify`` first checks, on the whole test set, emulator == Brevitas and csim ==
+emulator (logits and counters), records it in the card and ships nothing on a disagreement
+(needs torch, brevitas, g++). Numpy only otherwise.
 """
 from __future__ import annotations
 
@@ -41,9 +41,8 @@ def run(args) -> int:
     if not data:
         raise ValueError("no CIFAR-10 folder: pass --data DIR or set CIFAR10_DIR")
     if args.curve:  # check before shipping, not after
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise ValueError("--curve needs matplotlib (pip install matplotlib)")
+        from ._plot import require_matplotlib
+        require_matplotlib("--curve")
         if not (Path(args.run_dir) / "metrics.csv").is_file():
             raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
     import sys
