@@ -345,15 +345,26 @@ def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar1
 
 
 def test_ship_a_model_trained_in_stages(full_run, tmp_path, cifar10_root):
-    """--earlier-stage: one history over all epochs (renumbered, stage column), every config shipped."""
+    """--earlier-stage: one history over all epochs (renumbered, stage column), every config shipped;
+    --keep-training: recipe inputs kept in training/, also when read from the folder being replaced."""
     import csv
     from hybridcim.cli.main import main
     configs = Path(hybridcim.train.__file__).parent / "configs"
     models = tmp_path / "models"
+    dest = models / "staged"
+    (dest / "training").mkdir(parents=True)
+    start = dest / "training" / "stage1-start.safetensors"  # a stage's input, inside the folder shipping replaces
+    start.write_bytes(b"stage one state")
+    (dest / "training" / "checkpoint.safetensors").write_bytes(b"not kept")
     assert main(["ship", str(full_run), "--name", "staged", "--config", str(configs / "smoke.yaml"), "--data",
                  str(cifar10_root), "--models-dir", str(models), "--earlier-stage", str(configs / "cnv_w4a4_p50.yaml"),
-                 str(full_run / "metrics.csv"), "--curve", str(tmp_path / "c.png")]) == 0
-    dest = models / "staged"
+                 str(full_run / "metrics.csv"), "--curve", str(tmp_path / "c.png"),
+                 "--keep-training", str(start), "--keep-training", str(full_run / "checkpoint.safetensors")]) == 0
+    assert sorted(p.name for p in (dest / "training").iterdir()) == ["checkpoint.safetensors",
+                                                                      "stage1-start.safetensors"]
+    assert (dest / "training" / "stage1-start.safetensors").read_bytes() == b"stage one state"
+    assert (dest / "training" / "checkpoint.safetensors").read_bytes() == \
+        (full_run / "checkpoint.safetensors").read_bytes()
     rows = list(csv.DictReader(open(dest / "metrics.csv")))
     one = list(csv.DictReader(open(full_run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 2 * len(one) + 1))
@@ -363,6 +374,11 @@ def test_ship_a_model_trained_in_stages(full_run, tmp_path, cifar10_root):
     card = json.loads((dest / "card.json").read_text())
     assert card["stages"] == [{"config": "config-stage1.yaml", "epochs": len(one)},
                               {"config": "config.yaml", "epochs": len(one)}]
+    assert card["training_files"] == ["stage1-start.safetensors", "checkpoint.safetensors"]
+    for bad_keep in ([str(tmp_path / "missing.safetensors")], [str(start), str(start)]):
+        args = [a for f in bad_keep for a in ("--keep-training", f)]
+        assert main(["ship", str(full_run), "--name", "bad", "--config", str(configs / "smoke.yaml"), "--data",
+                     str(cifar10_root), "--models-dir", str(models)] + args) == 2
     (tmp_path / "bad.csv").write_text("epoch,lr\n2,0.1\n")
     assert main(["ship", str(full_run), "--name", "bad", "--config", str(configs / "smoke.yaml"), "--data",
                  str(cifar10_root), "--models-dir", str(models), "--earlier-stage", str(configs / "smoke.yaml"),

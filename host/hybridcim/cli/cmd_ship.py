@@ -1,14 +1,16 @@
 """``hybridcim ship RUN --name NAME --config CONFIG --data DIR``: a finished run becomes a shipped model.
 
 Compiles the run's exported integer model, measures its accuracy through the emulator on the
-whole CIFAR-10 test set, and writes ``models/<NAME>/`` (program, integer model, QONNX, config,
-metrics, card.json), built beside and swapped in for a folder of that name, training state
-included. ``--curve PNG`` also plots the training curve (needs matplotlib). A model trained
-in stages (a fine-tune with ``init_from``) names its earlier stages with ``--earlier-stage
-CONFIG METRICS`` (repeatable, oldest first): one history over all epochs, every config
-shipped. ``--verify`` first checks, on the whole test set, emulator == Brevitas and csim ==
-emulator (logits and counters), records it in the card and ships nothing on a disagreement
-(needs torch, brevitas, g++). Numpy only otherwise.
+whole CIFAR-10 test set, and writes ``models/<NAME>/`` (program, integer model, QONNX,
+config, metrics, card.json), built beside and swapped in for a folder of that name (its
+training/ state included). ``--curve PNG`` also plots the training curve (needs matplotlib).
+A model trained in stages (a fine-tune with ``init_from``) names its earlier stages with
+``--earlier-stage CONFIG METRICS`` (repeatable, oldest first): one history over all epochs,
+every config shipped; ``--keep-training FILE`` keeps a recipe input (a stage's starting
+checkpoint, a teacher) in the model's ``training/`` folder. ``--verify`` first checks, on
+the whole test set, emulator == Brevitas and csim == emulator (logits and counters), records
+it in the card and ships nothing on a disagreement (needs torch, brevitas, g++). Numpy only
+otherwise.
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--earlier-stage", nargs=2, action="append", metavar=("CONFIG", "METRICS"), default=[],
                    help="a stage this run fine-tuned from (init_from), oldest first: its config and metrics.csv "
                         "(shipped as config-stage<i>.yaml; the metrics become one history)")
+    p.add_argument("--keep-training", action="append", metavar="FILE", default=[],
+                   help="copy FILE into the model's training/ folder (a recipe input such as a stage's starting "
+                        "checkpoint or a distillation teacher; repeatable; not installed as package data)")
     p.add_argument("--verify", action="store_true",
                    help="check emulator == Brevitas and csim == emulator on the whole test set first")
     p.set_defaults(func=run)
@@ -47,7 +52,8 @@ def run(args) -> int:
             raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
     import sys
     dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR,
-                verify=args.verify, show_progress=sys.stderr.isatty(), earlier_stages=args.earlier_stage)
+                verify=args.verify, show_progress=sys.stderr.isatty(), earlier_stages=args.earlier_stage,
+                keep_training=args.keep_training)
     card = json.loads((dest / "card.json").read_text())
     if args.curve:
         plot_training_curve(dest / "metrics.csv", args.curve, title=args.name)

@@ -104,14 +104,33 @@ def stage_history(earlier: list[tuple[str | Path, str | Path]], metrics: Path) -
     return buf.getvalue(), stages
 
 
+def _keep_training_files(files: list[str | Path], folder: Path) -> list[str]:
+    """Copy ``files`` into ``folder`` (made if needed); returns their names. Two files of one name are refused."""
+    names: list[str] = []
+    for f in map(Path, files):
+        if not f.is_file():
+            raise ValueError(f"--keep-training: {f} is not a file")
+        if f.name in names:
+            raise ValueError(f"--keep-training: a second file named {f.name}")
+        folder.mkdir(exist_ok=True)
+        shutil.copy2(f, folder / f.name)
+        names.append(f.name)
+    return names
+
+
 def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
          models_dir: str | Path = MODELS_DIR, verify: bool = False, show_progress: bool = False,
-         earlier_stages: list[tuple[str | Path, str | Path]] = ()) -> Path:
+         earlier_stages: list[tuple[str | Path, str | Path]] = (),
+         keep_training: list[str | Path] = ()) -> Path:
     """Compile the run's exported model into ``models_dir/name`` and write its card.
 
     ``earlier_stages``: [(config, metrics.csv)] of the stages this run fine-tuned from
     (``init_from``), in order; their configs are shipped as ``config-stage<i>.yaml``, the
     metrics become one history (:func:`stage_history`) and the card lists the stages.
+    ``keep_training``: files copied into the model's ``training/`` folder (the recipe's inputs,
+    e.g. a stage's starting checkpoint or a distillation teacher, so the paths in the shipped
+    configs resolve; kept in the repository, not installed as package data). They may be read
+    from the folder being replaced.
 
     The folder is built beside the old one and swapped in by two renames; if the second fails the
     old folder is put back. A run folder inside ``models_dir/name`` is refused (shipping would
@@ -143,6 +162,7 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
                 shutil.copy2(stage_config, tmp / f"config-stage{i + 1}.yaml")
         elif metrics.is_file():
             shutil.copy2(metrics, tmp / "metrics.csv")
+        kept = _keep_training_files(keep_training, tmp / "training")
         verified = verify_executors(tmp, data_root, show_progress) if verify else None
         if verified is not None:  # its emulator session already scored the whole test set
             r = verified["emulator_vs_brevitas"]
@@ -155,6 +175,8 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
                 "cifar10_test": accuracy, **program_compression(prog)}
         if stages is not None:
             card["stages"] = stages
+        if kept:
+            card["training_files"] = kept
         if verified is not None:
             card["verified"] = verified
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
