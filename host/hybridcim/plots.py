@@ -51,14 +51,17 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     starts = [e for e, r, prev in zip(ep[1:], rows[1:], rows) if r.get("stage") != prev.get("stage")]
     for i, e in enumerate(starts):  # a model trained in stages (packaging.stage_history)
         for a in ax:
-            a.axvline(e - 0.5, color="0.5", ls="--", lw=1, label="next stage" if i == 0 and a is ax[0] else None)
+            a.axvline(e - 0.5, color="0.5", ls="--", lw=1, label="stage start" if i == 0 and a is ax[0] else None)
     ax[0].set_xlabel("epoch"); ax[0].set_ylabel("CIFAR-10 accuracy"); ax[0].legend(); ax[0].grid(alpha=0.3)
-    ax[1].plot(ep, [float(r["avg_bits"]) for r in rows], "o-", color="C2", label="avg weight bits")
+    bits = [float(r["avg_bits"]) for r in rows]
+    ax[1].plot(ep, bits, "o-", color="C2", label="avg weight bits")
     ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
+    ax[1].set_ylim(0, max(bits) + 0.5)
     twin = ax[1].twinx()
     twin.plot(ep, [float(r["sparsity"]) for r in rows], "s-", color="C3", label="structurally pruned")
-    twin.set_ylabel("pruned fraction")
-    ax[1].legend(loc="upper right"); twin.legend(loc="center right")
+    twin.set_ylabel("pruned fraction"); twin.set_ylim(0, 1)
+    handles = [h for a in (ax[1], twin) for h in a.get_legend_handles_labels()[0]]
+    twin.legend(handles, [h.get_label() for h in handles], loc="lower right")  # both lines sit mid-height
     fig.suptitle(title)
     return save_figure(fig, out_png)
 
