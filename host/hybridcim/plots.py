@@ -56,7 +56,7 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     bits = [float(r["avg_bits"]) for r in rows]
     ax[1].plot(ep, bits, "o-", color="C2", label="avg weight bits")
     ax[1].set_xlabel("epoch"); ax[1].set_ylabel("bits"); ax[1].grid(alpha=0.3)
-    ax[1].set_ylim(0, max(bits) + 0.5)
+    ax[1].set_ylim(0, max(bits, default=8.0) + 0.5)
     twin = ax[1].twinx()
     twin.plot(ep, [float(r["sparsity"]) for r in rows], "s-", color="C3", label="structurally pruned")
     twin.set_ylabel("pruned fraction"); twin.set_ylim(0, 1)
