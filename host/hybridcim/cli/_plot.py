@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 
 def require_matplotlib(option: str) -> None:
@@ -9,3 +10,10 @@ def require_matplotlib(option: str) -> None:
     called before any work, so a refused option leaves nothing half done."""
     if importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"{option} needs matplotlib (pip install matplotlib)")
+
+
+def write_layer_plot(rows: list[dict], png: str, title: str) -> None:
+    """``--plot PNG`` of ``compile`` and ``info``: the layer-report figure, and a line on stderr."""
+    from ..plots import plot_layer_report
+    plot_layer_report(rows, png, title)
+    print(f"wrote {png}", file=sys.stderr)

@@ -6,7 +6,6 @@ or a ``checkpoint.safetensors`` (exported on the fly; needs torch).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -50,8 +49,7 @@ def run(args) -> int:
     if args.report_json:
         Path(args.report_json).write_text(json.dumps({"layers": rows, "weight_sparsity": sp}, indent=1))
     if args.plot:
-        from ..plots import plot_layer_report
-        plot_layer_report(rows, args.plot, f"{prog.name}: {Path(args.output).name}")
-        print(f"wrote {args.plot}", file=sys.stderr)
+        from ._plot import write_layer_plot
+        write_layer_plot(rows, args.plot, f"{prog.name}: {Path(args.output).name}")
     print(f"wrote {args.output}")
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def register(sub) -> None:
@@ -32,9 +31,8 @@ def run(args) -> int:
     prog = read_program(args.program)
     if args.plot:
         from ..compiler.report import layer_report
-        from ..plots import plot_layer_report
-        plot_layer_report(layer_report(prog), args.plot, f"{prog.name}: {args.program}")
-        print(f"wrote {args.plot}", file=sys.stderr)
+        from ._plot import write_layer_plot
+        write_layer_plot(layer_report(prog), args.plot, f"{prog.name}: {args.program}")
     counters = [static_counters(l, prog, 1) for l in prog.layers]
     if args.json:
         m = manifest(prog, encode(prog))
