@@ -170,6 +170,32 @@ def test_cli_train_export_compile(tmp_path, cifar10_root):
         main(["train"])
 
 
+def test_cli_time_limit_stops_between_epochs_and_resume_finishes(tmp_path, cifar10_root, capsys):
+    import yaml
+    from hybridcim.cli.main import main
+    cfg = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
+    cfg["optim"]["epochs"] = 3
+    cfg["data"]["train_limit"] = 256
+    cfg["data"]["test_limit"] = 32
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    train = ["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]
+    assert main(train + ["--time-limit", "0.001s"]) == 0  # always one epoch; the second would pass the limit
+    assert _state(run / "checkpoint.safetensors")[2] == 1 and not (run / "model").exists()
+    assert "stopping after epoch 1: epoch 2 (about" in capsys.readouterr().err
+    assert main(train + ["--resume", "--time-limit", "1h"]) == 0  # ample: runs to the end and exports
+    assert _state(run / "checkpoint.safetensors")[2] == 3 and (run / "model").is_dir()
+    assert "stopping" not in capsys.readouterr().err
+    assert main(train + ["--time-limit", "soon"]) == 2  # a clear error, nothing trained
+    assert "not a duration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-5", "0", "1x", "30ms", "inf", "nan", "h"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        trainer_mod.parse_duration(text)
+
+
 @pytest.mark.slow
 def test_learns_on_a_subset(tmp_path, cifar10_root):
     """A small ResNet, 5000 images, 4 epochs with precision assignment and 50 % pruning: well above chance."""

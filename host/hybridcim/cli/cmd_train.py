@@ -1,4 +1,4 @@
-"""``hybridcim train CONFIG --out DIR [--resume]``: CIM-aware QAT (needs torch + brevitas)."""
+"""``hybridcim train CONFIG --out DIR [--resume] [--stop-after N] [--time-limit DURATION]``: CIM-aware QAT (needs torch + brevitas)."""
 from __future__ import annotations
 
 
@@ -11,6 +11,10 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="override optim.epochs")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="stop after N more epochs (the schedule is unchanged; --resume continues)")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="stop after the last epoch expected to end within DURATION of the start "
+                        "(3600, 90m, 2h, 1h30m; e.g. a batch job's wall time; at least one epoch runs; "
+                        "--resume continues)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -20,7 +24,7 @@ def run(args) -> int:
     import json
 
     from ..train.config import load_config
-    from ..train.trainer import Trainer
+    from ..train.trainer import Trainer, parse_duration
     cfg = load_config(args.config)
     if args.data:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=args.data))
@@ -28,7 +32,8 @@ def run(args) -> int:
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=args.epochs)).validate()
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after {args.stop_after}: must be >= 1")
+    limit = parse_duration(args.time_limit) if args.time_limit is not None else None
     final = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress,
-                    stop_after_epochs=args.stop_after).run()
+                    stop_after_epochs=args.stop_after, time_limit_s=limit).run()
     print(json.dumps(final))
     return 0

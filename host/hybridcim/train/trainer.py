@@ -75,6 +75,27 @@ def format_duration(seconds: float) -> str:
     return f"{s // 60} min" if s >= 60 else f"{s} s"
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in a duration: a number of seconds, or parts with units h, m(in), s.
+
+    >>> parse_duration("5400"), parse_duration("1h30m"), parse_duration("90m"), parse_duration("2.5h"), parse_duration("45 s")
+    (5400.0, 5400.0, 5400.0, 9000.0, 45.0)
+    """
+    import re
+    t = text.strip().lower().replace(" ", "")
+    try:
+        total = float(t)
+    except ValueError:
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s)?", t)
+        if not t or parts is None:
+            raise ValueError(f"{text!r} is not a duration (e.g. 3600, 90m, 2h, 1h30m, 45s)") from None
+        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+        total = 3600 * h + 60 * m + sec
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return total
+
+
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Linear warmup then cosine decay to 0, per step."""
     o = cfg.optim
@@ -168,9 +189,10 @@ class Trainer:
     """``Trainer(cfg, out_dir, resume).run()`` -> final metrics dict."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
-                 data=None, stop_after_epochs: int | None = None):
+                 data=None, stop_after_epochs: int | None = None, time_limit_s: float | None = None):
+        self.t_start = time.time()
         self.cfg, self.out, self.resume, self.show = cfg, Path(out_dir), resume, progress
-        self.stop_after = stop_after_epochs
+        self.stop_after, self.time_limit = stop_after_epochs, time_limit_s
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.preset = get_preset(cfg.preset)
@@ -281,6 +303,25 @@ class Trainer:
             for _, l in self.model.cim_layers():
                 l.bn_frozen.fill_(True)
 
+    def _out_of_time(self, durations: list[float], e: int) -> bool:
+        """True when epoch ``e`` (0-based), taking the mean of this process's last five epochs, would
+        end past the time limit (seconds since the Trainer was made). Rank 0 decides for all ranks."""
+        if self.time_limit is None:
+            return False
+        pace = sum(durations[-5:]) / len(durations[-5:])
+        elapsed = time.time() - self.t_start
+        stop = elapsed + pace > self.time_limit
+        if self.world > 1:
+            import torch.distributed as dist
+            flag = torch.tensor([int(stop)], device=self.device if self.device.type == "cuda" else "cpu")
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop and self.rank == 0:
+            print(f"stopping after epoch {e}: epoch {e + 1} (about {format_duration(pace)}) would end past the "
+                  f"time limit ({format_duration(self.time_limit)}, {format_duration(elapsed)} used); "
+                  "--resume continues", file=sys.stderr, flush=True)
+        return stop
+
     def _log_epoch(self, row: dict) -> None:
         """One line per epoch on stderr: metrics and the time left at the recent epochs' pace."""
         recent = [r["seconds"] for r in self.history[-5:]]
@@ -327,7 +368,10 @@ class Trainer:
             raise ValueError(f"model.calib_steps={cfg.model.calib_steps} must be < steps per epoch ({steps}) so that "
                              "every checkpoint is past activation-scale calibration (exact resume)")
         last = cfg.optim.epochs if self.stop_after is None else min(cfg.optim.epochs, self.epoch + self.stop_after)
+        durations: list[float] = []  # this process's epochs (a resumed history may come from another machine)
         for e in range(self.epoch, last):
+            if durations and self._out_of_time(durations, e):
+                break
             t0 = time.time()
             self._compression_step(e, xtr, ytr)
             self.model.train()
@@ -377,6 +421,7 @@ class Trainer:
                    "test_acc": acc, "avg_bits": average_bits(self.model) if self.compressed else 32.0,
                    "sparsity": sparsity(self.model) if self.compressed else 0.0,
                    "seconds": round(time.time() - t0, 3)}
+            durations.append(time.time() - t0)
             self.history.append(row)
             self.epoch = e + 1
             if self.rank == 0:
