@@ -193,6 +193,7 @@ class Trainer:
         self.t_start = time.time()
         self.cfg, self.out, self.resume, self.show = cfg, Path(out_dir), resume, progress
         self.stop_after, self.time_limit = stop_after_epochs, time_limit_s
+        self.epoch_seconds: list[float] = []  # wall time of each epoch run by this process
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.preset = get_preset(cfg.preset)
@@ -303,12 +304,18 @@ class Trainer:
             for _, l in self.model.cim_layers():
                 l.bn_frozen.fill_(True)
 
-    def _out_of_time(self, durations: list[float], e: int) -> bool:
-        """True when epoch ``e`` (0-based), taking the mean of this process's last five epochs, would
-        end past the time limit (seconds since the Trainer was made). Rank 0 decides for all ranks."""
+    def _pace(self) -> float:
+        """Seconds per epoch: the mean of this process's last five (a resumed run's history may come
+        from another machine)."""
+        recent = self.epoch_seconds[-5:]
+        return sum(recent) / len(recent)
+
+    def _out_of_time(self, e: int) -> bool:
+        """True when epoch ``e`` (0-based) would, at ``_pace()``, end past the time limit (seconds since
+        the Trainer was made). Rank 0 decides for all ranks."""
         if self.time_limit is None:
             return False
-        pace = sum(durations[-5:]) / len(durations[-5:])
+        pace = self._pace()
         elapsed = time.time() - self.t_start
         stop = elapsed + pace > self.time_limit
         if self.world > 1:
@@ -324,8 +331,7 @@ class Trainer:
 
     def _log_epoch(self, row: dict) -> None:
         """One line per epoch on stderr: metrics and the time left at the recent epochs' pace."""
-        recent = [r["seconds"] for r in self.history[-5:]]
-        left = (self.cfg.optim.epochs - row["epoch"]) * sum(recent) / len(recent)
+        left = (self.cfg.optim.epochs - row["epoch"]) * self._pace()
         print(f"epoch {row['epoch']}/{self.cfg.optim.epochs}: loss {row['train_loss']:.4f}, "
               f"train {row['train_acc']:.2%}, test {row['test_acc']:.2%}, {row['avg_bits']:.2f} avg bits, "
               f"{row['sparsity']:.1%} pruned, lr {row['lr']:.4g}, {row['seconds']:.0f} s "
@@ -368,9 +374,8 @@ class Trainer:
             raise ValueError(f"model.calib_steps={cfg.model.calib_steps} must be < steps per epoch ({steps}) so that "
                              "every checkpoint is past activation-scale calibration (exact resume)")
         last = cfg.optim.epochs if self.stop_after is None else min(cfg.optim.epochs, self.epoch + self.stop_after)
-        durations: list[float] = []  # this process's epochs (a resumed history may come from another machine)
         for e in range(self.epoch, last):
-            if durations and self._out_of_time(durations, e):
+            if self.epoch_seconds and self._out_of_time(e):
                 break
             t0 = time.time()
             self._compression_step(e, xtr, ytr)
@@ -421,7 +426,7 @@ class Trainer:
                    "test_acc": acc, "avg_bits": average_bits(self.model) if self.compressed else 32.0,
                    "sparsity": sparsity(self.model) if self.compressed else 0.0,
                    "seconds": round(time.time() - t0, 3)}
-            durations.append(time.time() - t0)
+            self.epoch_seconds.append(time.time() - t0)
             self.history.append(row)
             self.epoch = e + 1
             if self.rank == 0:
