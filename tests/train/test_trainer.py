@@ -139,16 +139,22 @@ def test_shipped_configs_build(name):
         assert sum(l.weight.numel() for l in convs) > 270_000
 
 
-def test_cli_train_export_compile(tmp_path, cifar10_root):
+def _cli_train(tmp_path, cifar10_root, epochs, test_limit):
+    """argv for ``hybridcim train`` of the smoke config (256 training images) into tmp_path/run."""
     import yaml
-    from hybridcim.cli.main import main
     cfg = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
-    cfg["optim"]["epochs"] = 2
+    cfg["optim"]["epochs"] = epochs
     cfg["data"]["train_limit"] = 256
-    cfg["data"]["test_limit"] = 64
+    cfg["data"]["test_limit"] = test_limit
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return ["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "--data", str(cifar10_root),
+            "--no-progress"]
+
+
+def test_cli_train_export_compile(tmp_path, cifar10_root):
+    from hybridcim.cli.main import main
     run = tmp_path / "run"
-    train = ["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]
+    train = _cli_train(tmp_path, cifar10_root, epochs=2, test_limit=64)
     assert main(train + ["--stop-after", "1"]) == 0  # one epoch, then a resumable stop
     assert _state(run / "checkpoint.safetensors")[2] == 1 and not (run / "model").exists()
     assert main(train + ["--resume"]) == 0
@@ -171,15 +177,9 @@ def test_cli_train_export_compile(tmp_path, cifar10_root):
 
 
 def test_cli_time_limit_stops_between_epochs_and_resume_finishes(tmp_path, cifar10_root, capsys):
-    import yaml
     from hybridcim.cli.main import main
-    cfg = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
-    cfg["optim"]["epochs"] = 3
-    cfg["data"]["train_limit"] = 256
-    cfg["data"]["test_limit"] = 32
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
-    train = ["train", str(tmp_path / "c.yaml"), "--out", str(run), "--data", str(cifar10_root), "--no-progress"]
+    train = _cli_train(tmp_path, cifar10_root, epochs=3, test_limit=32)
     assert main(train + ["--time-limit", "0.001s"]) == 0  # always one epoch; the second would pass the limit
     assert _state(run / "checkpoint.safetensors")[2] == 1 and not (run / "model").exists()
     assert "stopping after epoch 1: epoch 2 (about" in capsys.readouterr().err
