@@ -426,7 +426,7 @@ class Trainer:
                    "test_acc": acc, "avg_bits": average_bits(self.model) if self.compressed else 32.0,
                    "sparsity": sparsity(self.model) if self.compressed else 0.0,
                    "seconds": round(time.time() - t0, 3)}
-            self.epoch_seconds.append(time.time() - t0)
+            self.epoch_seconds.append(row["seconds"])
             self.history.append(row)
             self.epoch = e + 1
             if self.rank == 0:
