@@ -81,7 +81,24 @@ def test_zoo_model_runs_against_the_emulator(cifar10_root, capsys):
 @pytest.mark.parametrize("argv, says", [
     (["--model", "zoo:no-such-net"], "unknown zoo program 'no-such-net'"),
     (["--model", "zoo:resnet20-random", "--reference", "brevitas"], "has no Brevitas model"),
+    (["--model", "zoo:resnet20-random", "--reference", "qonnx"], "has no QONNX model"),
 ])
 def test_zoo_model_refusals(cifar10_root, capsys, argv, says):
     rc = main(["run", "--backend", "emulator", "--data", str(cifar10_root), "--limit", "2", *argv])
     assert rc == 2 and says in capsys.readouterr().err
+
+
+def test_qonnx_reference_needs_an_exported_model(model, cifar10_root, capsys):
+    rc = main(["run", "--backend", "emulator", "--model", str(model), "--data", str(cifar10_root), "--limit", "2",
+               "--reference", "qonnx"])
+    assert rc == 2 and "no exported QONNX model beside" in capsys.readouterr().err
+
+
+def test_qonnx_reference_on_a_shipped_model(cifar10_root, capsys):
+    pytest.importorskip("qonnx")
+    from hybridcim.models import PREFERENCE, available_models
+    name = next(n for n in reversed(PREFERENCE) if n in available_models())  # the smallest shipped model
+    rc = main(["run", "--backend", "emulator", "--model", name, "--data", str(cifar10_root), "--limit", "3",
+               "--reference", "qonnx", "--json"])
+    d = last_json(capsys.readouterr().out)
+    assert rc == 0 and d["reference"] == "qonnx" and d["images"] == d["agree"] == 3

@@ -1,11 +1,13 @@
 """``hybridcim run``: run a model on CIFAR-10 on a backend, checked against a reference.
 
     hybridcim run --backend emulator|csim|pynq [--model NAME_OR_PATH|zoo:NAME] --data DIR [--limit N]
-                  [--batch-size B] [--reference emulator|brevitas|none] [--json]
+                  [--batch-size B] [--reference emulator|brevitas|qonnx|none] [--json]
 
 Reports accuracy, agreement (images whose logits equal the reference's exactly) and images/s;
 on a disagreement, the first differing layer. The default reference is the fast emulator for
 csim and pynq, and the Brevitas model (needs torch + brevitas) for the emulator backend.
+``--reference qonnx`` runs the exported ``model.onnx`` beside the program through
+``qonnx.execute_onnx`` (one image per call: slow, a check of the export, not a benchmark).
 ``--model zoo:NAME`` runs a random-weight zoo network (a board or kernel smoke test: its
 accuracy is chance, its agreement is what counts); its reference is the emulator.
 Exit status 1 when some image disagrees; with --json the last stdout line is one JSON object.
@@ -24,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
     p.add_argument("--limit", type=int, default=None, help="first N test images")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--reference", choices=("emulator", "brevitas", "none"), default=None,
+    p.add_argument("--reference", choices=("emulator", "brevitas", "qonnx", "none"), default=None,
                    help="reference executor (default: brevitas for --backend emulator, else emulator)")
     p.add_argument("--board", default="pynq-z2", help="bitstreams/<board> for --backend pynq")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
@@ -39,6 +41,8 @@ def _reference(kind: str, program, model_path):
         dev = EmulatorDevice()
         dev.load(program)
         return dev
+    if kind == "qonnx":
+        return _qonnx_reference(program, model_path)
     try:
         from ..train.reference import load_brevitas_reference
     except ImportError as e:
@@ -51,6 +55,21 @@ def _reference(kind: str, program, model_path):
     except FileNotFoundError as e:
         raise ReferenceUnavailable(f"no exported Brevitas model beside {model_path} ({e}); "
                                    "pass --reference emulator or --reference none") from None
+
+
+def _qonnx_reference(program, model_path):
+    onnx_path = model_path.parent / "model.onnx"
+    if not onnx_path.is_file():
+        raise ReferenceUnavailable(f"no exported QONNX model beside {model_path} (want {onnx_path}); "
+                                   "export it with hybridcim export, or pass another --reference")
+    try:
+        from ..train.qonnx_export import QonnxReference
+    except ImportError as e:
+        raise ReferenceUnavailable(f"the qonnx reference needs torch and qonnx ({e}); install them "
+                                   "(pip install -e '.[train]'), or pass another --reference") from None
+    if "logit_exponent" not in program.metadata:
+        raise ReferenceUnavailable(f"{model_path} records no logit_exponent (not compiled from a trained model)")
+    return QonnxReference(onnx_path, program.metadata["logit_exponent"])
 
 
 class ReferenceUnavailable(ValueError):
@@ -70,8 +89,9 @@ def run(args) -> int:
         except ValueError as e:
             print(f"hybridcim run: error: {e}", file=sys.stderr)
             return 2
-        if args.reference == "brevitas":
-            print(f"hybridcim run: error: {model} has no Brevitas model (random weights); "
+        if args.reference in ("brevitas", "qonnx"):
+            what = {"brevitas": "Brevitas", "qonnx": "QONNX"}[args.reference]
+            print(f"hybridcim run: error: {model} has no {what} model (random weights); "
                   "use --reference emulator or --reference none", file=sys.stderr)
             return 2
         kind = args.reference or "emulator"

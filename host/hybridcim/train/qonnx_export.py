@@ -35,18 +35,35 @@ def export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLik
     return out
 
 
+class QonnxReference:
+    """``run(images uint8 NCHW) -> int64 logits (N, classes)`` of ``qonnx.execute_onnx`` on an
+    exported ``model.onnx``, at the program's logit scale (``logit_exponent``: logits are
+    value * 2^exponent). Input: pixel/256 in float32, one image per call (the export has
+    batch 1), so it is slow: about 5 images/s for ResNet-20 on one CPU core."""
+
+    def __init__(self, onnx_path: str | os.PathLike, logit_exponent: int):
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.transformation.infer_shapes import InferShapes
+        self.model = ModelWrapper(str(onnx_path)).transform(InferShapes())
+        self.logit_exponent = int(logit_exponent)
+        self.iname, self.oname = self.model.graph.input[0].name, self.model.graph.output[0].name
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        from qonnx.core.onnx_exec import execute_onnx
+        images = np.asarray(images)
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 NCHW, got {images.dtype} {images.shape}")
+        outs = []
+        for img in images:
+            x = img[None].astype(np.float32) / np.float32(256.0)
+            y = execute_onnx(self.model, {self.iname: x})[self.oname].astype(np.float64).reshape(1, -1)
+            y = y * np.ldexp(1.0, self.logit_exponent)
+            if not np.array_equal(y, np.round(y)):
+                raise AssertionError("QONNX logits are not exact multiples of the logit scale")
+            outs.append(np.round(y).astype(np.int64))
+        return np.concatenate(outs)
+
+
 def run_qonnx(onnx_path: str | os.PathLike, images: np.ndarray, logit_exponent: int) -> np.ndarray:
-    """int64 logits of qonnx.execute_onnx on uint8 NCHW images, one image per call."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.infer_shapes import InferShapes
-    m = ModelWrapper(str(onnx_path)).transform(InferShapes())
-    iname, oname = m.graph.input[0].name, m.graph.output[0].name
-    outs = []
-    for img in np.asarray(images):
-        x = (img[None].astype(np.float32) / np.float32(256.0))
-        y = execute_onnx(m, {iname: x})[oname].astype(np.float64).reshape(1, -1) * np.ldexp(1.0, logit_exponent)
-        if not np.array_equal(y, np.round(y)):
-            raise AssertionError("QONNX logits are not exact multiples of the logit scale")
-        outs.append(np.round(y).astype(np.int64))
-    return np.concatenate(outs)
+    """int64 logits of qonnx.execute_onnx on uint8 NCHW images (see ``QonnxReference``)."""
+    return QonnxReference(onnx_path, logit_exponent).run(images)
