@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..compiler.integer_model import load_integer_model
-from .reference import DeployNet
+from .reference import DeployNet, uint8_nchw
 
 
 def export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLike) -> Path:
@@ -50,11 +50,8 @@ class QonnxReference:
 
     def run(self, images: np.ndarray) -> np.ndarray:
         from qonnx.core.onnx_exec import execute_onnx
-        images = np.asarray(images)
-        if images.ndim != 4 or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 NCHW, got {images.dtype} {images.shape}")
         outs = []
-        for img in images:
+        for img in uint8_nchw(images):
             x = img[None].astype(np.float32) / np.float32(256.0)
             y = execute_onnx(self.model, {self.iname: x})[self.oname].astype(np.float64).reshape(1, -1)
             y = y * np.ldexp(1.0, self.logit_exponent)

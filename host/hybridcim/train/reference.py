@@ -91,6 +91,14 @@ def to_int(value: torch.Tensor, exponent: int, name: str) -> np.ndarray:
     return r.astype(np.int64)
 
 
+def uint8_nchw(images) -> np.ndarray:
+    """``images`` as an array; ValueError unless it is uint8 with 4 dimensions (N, C, H, W)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 NCHW, got {images.dtype} {images.shape}")
+    return images
+
+
 class BrevitasReference:
     """``run(images uint8 NCHW) -> int64 logits (N, classes)`` at the program's logit scale."""
 
@@ -114,9 +122,7 @@ class BrevitasReference:
         return to_int(y, self.logit_exponent, self.model.desc["output"]), ints
 
     def run(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        images = np.asarray(images)
-        if images.ndim != 4 or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 NCHW, got {images.dtype} {images.shape}")
+        images = uint8_nchw(images)
         outs = [self._forward(images[i:i + batch_size], False)[0] for i in range(0, len(images), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.model.desc["classes"]), np.int64)
 
