@@ -34,7 +34,7 @@ def run(args) -> int:
     from ..data import Cifar10
     from ..emulator import FastEmulator, ReferenceEmulator
     from ..zoo import load_program
-    from .progress import progress
+    from ..progress import progress
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         raise ValueError("--batch-size must be >= 1 and --limit >= 0")
     prog = load_program(args.program)
@@ -44,7 +44,7 @@ def run(args) -> int:
     n_out = prog.output.channels
     correct = seen = 0
     counters = None
-    bar = progress(total, f"emulate {prog.name}", disable=args.json and not sys.stderr.isatty())
+    bar = progress(total, f"emulate {prog.name}")
     t0 = time.perf_counter()
     for images, labels in data.batches(args.batch_size, limit=total):
         res = emu.run(images)

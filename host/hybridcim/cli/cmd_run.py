@@ -105,8 +105,7 @@ def run(args) -> int:
     try:
         with open_device(args.backend, program.preset, **kw) as dev:
             dev.load(program)
-            session = Session(dev, reference, kind, model=str(model),
-                              show_progress=sys.stderr.isatty())
+            session = Session(dev, reference, kind, model=str(model), show_progress=True)
             rep = session.run_cifar10(args.data, args.limit, args.batch_size)
     except DeviceError as e:  # no board, no compiler, a kernel refusal: one line, no traceback
         print(f"hybridcim run: error: {e}", file=sys.stderr)

@@ -50,9 +50,8 @@ def run(args) -> int:
         require_matplotlib("--curve")
         if not (Path(args.run_dir) / "metrics.csv").is_file():
             raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
-    import sys
     dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR,
-                verify=args.verify, show_progress=sys.stderr.isatty(), earlier_stages=args.earlier_stage,
+                verify=args.verify, show_progress=True, earlier_stages=args.earlier_stage,
                 keep_training=args.keep_training)
     card = json.loads((dest / "card.json").read_text())
     if args.curve:

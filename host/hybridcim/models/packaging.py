@@ -24,18 +24,22 @@ from ..program import read_program, write_program
 from . import MODELS_DIR
 
 
-def measure_accuracy(program_path: Path, data_root, batch_size: int = 250) -> dict:
+def measure_accuracy(program_path: Path, data_root, batch_size: int = 250, show_progress: bool = False) -> dict:
     """Top-1 accuracy of the program on the CIFAR-10 test set through the fast emulator."""
     import numpy as np
 
     from ..data import Cifar10
     from ..emulator import FastEmulator
+    from ..progress import progress
     prog = read_program(program_path)
     emu = FastEmulator(prog)
     correct = n = 0
-    for images, labels in Cifar10(data_root, "test").batches(batch_size):
-        correct += int((emu.run(images).outputs.argmax(axis=1) == labels).sum())
-        n += len(images)
+    data = Cifar10(data_root, "test")
+    with progress(len(data), f"accuracy of {prog.name}", disable=not show_progress) as bar:
+        for images, labels in data.batches(batch_size):
+            correct += int((emu.run(images).outputs.argmax(axis=1) == labels).sum())
+            n += len(images)
+            bar.update(len(images))
     return {"images": n, "correct": correct, "accuracy": correct / n if n else float("nan")}
 
 
@@ -169,7 +173,7 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
             accuracy = {"images": r["images"], "correct": r["correct"],
                         "accuracy": r["correct"] / r["images"] if r["images"] else float("nan")}
         else:
-            accuracy = measure_accuracy(tmp / "model.cim", data_root)
+            accuracy = measure_accuracy(tmp / "model.cim", data_root, show_progress=show_progress)
         card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
                 "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                 "cifar10_test": accuracy, **program_compression(prog)}

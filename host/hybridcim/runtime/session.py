@@ -142,7 +142,7 @@ class Session:
         self.show_progress = show_progress
 
     def run(self, batches: Iterable[tuple[np.ndarray, np.ndarray | None]], total: int | None = None) -> SessionReport:
-        from ..cli.progress import progress
+        from ..progress import progress
         rep = SessionReport(self.device.name, self.model, self.reference_name)
         rep.agree = 0 if self.reference is not None else None
         measured = self.device.reports_counters

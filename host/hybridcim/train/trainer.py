@@ -384,7 +384,7 @@ class Trainer:
             perm = torch.randperm(len(xtr), generator=g)
             bar = None
             if self.show and self.rank == 0:
-                from ..cli.progress import progress
+                from ..progress import progress
                 bar = progress(steps * bs, f"epoch {e + 1}/{cfg.optim.epochs}")
             loss_sum, correct, seen = 0.0, 0, 0
             for s in range(steps):
