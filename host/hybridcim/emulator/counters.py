@@ -1,8 +1,10 @@
 """Activity counters per layer (architecture.md §7).
 
-``static_counters`` computes them from the program alone (digital mode is data
-independent); the reference emulator counts them literally while it runs and the tests
-check both agree.
+``static_counters`` computes every data-independent counter from the program alone; the
+one data-dependent counter, ``input_ones`` (1 bits on the word lines), comes from the
+layer's input activations (:class:`InputOnesCounter`, vectorized: the fast emulator calls
+it on every CIM layer's input). The reference emulator counts everything literally while it
+runs and the tests check that all three agree (and the HLS kernel's counter block).
 """
 from __future__ import annotations
 
@@ -11,12 +13,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..program.format import Op
 from ..program.model import Layer, Program
 
 
 PER_IMAGE = ("images", "macs", "unit_activations", "units_skipped", "rowblock_activations", "cycles", "bit_ops",
-             "digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes")
-"""Counters that grow with the number of images; the others describe the layer's mapping."""
+             "digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes",
+             "weight_load_bits", "dram_bytes", "act_buffer_bits", "requant_ops", "input_ones")
+"""Counters that grow with the number of images (summed over images and batches), in the order of
+the kernel's counter block (HCIM_C_*; append-only); the others describe the layer's mapping."""
+
+DATA_DEPENDENT = ("input_ones",)
+"""Counters that depend on the input data: ``static_counters`` leaves them 0."""
+
+POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+"""Number of 1 bits of every byte value."""
 
 
 @dataclass
@@ -41,6 +52,11 @@ class LayerCounters:
     analog_column_reads: int = 0
     adc_conversions: int = 0
     skipped_bitplanes: int = 0
+    weight_load_bits: int = 0
+    dram_bytes: int = 0
+    act_buffer_bits: int = 0
+    requant_ops: int = 0
+    input_ones: int = 0
 
     @property
     def utilization(self) -> float:
@@ -53,7 +69,10 @@ class LayerCounters:
         return d
 
     def times(self, images: int) -> "LayerCounters":
-        """These per-image counters scaled to ``images`` images (static fields unchanged)."""
+        """These per-image counters scaled to ``images`` images (static fields unchanged).
+
+        Exact for the data-independent counters; a data-dependent one (``input_ones``) is scaled
+        too, which is only right when every image has the same data: sum runs with ``+`` instead."""
         out = dataclasses.replace(self)
         for name in PER_IMAGE:
             setattr(out, name, getattr(self, name) * images)
@@ -84,27 +103,60 @@ def tile_of_units(layer: Layer, program: Program) -> tuple[np.ndarray, np.ndarra
     return tile, np.arange(n_tiles) % pr.n_macros, n_tiles
 
 
+def tensor_bytes(t, images: int = 1) -> int:
+    """Bytes of ``images`` copies of tensor ``t`` packed at its bit width (each image rounded up to a byte)."""
+    return -(-t.channels * t.height * t.width * t.bits // 8) * images
+
+
+def table_bytes(layer: Layer, program: Program) -> int:
+    """Bytes of a conv/fc layer's control tables as the image stores them (program-format.md):
+    precision u8, bias i32, shift i8, res_shift i8 per filter, column map u32 per column, skip
+    index bits (unpadded)."""
+    ng, r = layer.present.shape
+    return 7 * layer.n_filters + 4 * ng * program.preset.group_width + -(-ng * r // 8)
+
+
+def activated_blocks(layer: Layer, program: Program) -> np.ndarray:
+    """int64 (R,): in how many tiles each row block is activated (some group of the tile present there)."""
+    tile, _, n_tiles = tile_of_units(layer, program)
+    ng, r = layer.present.shape
+    mult = np.zeros(r, dtype=np.int64)
+    for t in range(n_tiles):
+        mult += (layer.present & (tile == t)).any(axis=0)
+    return mult
+
+
+def real_rows(layer: Layer, program: Program) -> np.ndarray:
+    """int64 (R,): rows of each row block inside K (A, the last one K - (R-1)*A)."""
+    a = program.preset.rows_active
+    return np.minimum(a, layer.k_rows - np.arange(layer.n_rowblocks) * a).astype(np.int64)
+
+
 def static_counters(layer: Layer, program: Program, images: int) -> LayerCounters:
-    """Counters of ``layer`` for ``images`` images computed from the program alone."""
-    out_t = program.tensors[layer.out_tensor]
+    """Counters of ``layer`` for ``images`` images computed from the program alone.
+
+    The data-dependent counters (:data:`DATA_DEPENDENT`) are 0 here."""
+    t_in, out_t = program.tensors[layer.in_tensor], program.tensors[layer.out_tensor]
     pixels = out_t.height * out_t.width
     c = LayerCounters(layer.name, images=images, pixels=pixels)
     if not layer.op.is_cim:
+        c.dram_bytes = tensor_bytes(t_in, images) + tensor_bytes(out_t, images)
+        c.requant_ops = out_t.channels * images if layer.op == Op.AVGPOOL else 0
         return c
     pr = program.preset
     a = pr.rows_active
-    bits_in = program.tensors[layer.in_tensor].bits
+    bits_in = t_in.bits
     n = pixels * images * bits_in
     present = layer.present
     ng, r = present.shape
-    rows_real = np.minimum(a, layer.k_rows - np.arange(r) * a)  # (R,)
+    rows = real_rows(layer, program)  # (R,)
     used_cols = (layer.col_filter >= 0).sum(axis=1)  # (NG,)
     c.macs = layer.n_filters * layer.k_rows * pixels * images
     c.units_total = ng * r
     c.units_present = int(present.sum())
     c.unit_activations = c.units_present * n
     c.units_skipped = (c.units_total - c.units_present) * n
-    c.weight_bits = int((present * used_cols[:, None] * rows_real[None, :]).sum())
+    c.weight_bits = int((present * used_cols[:, None] * rows[None, :]).sum())
     c.cells_allocated = c.units_present * pr.group_width * a
     c.bit_ops = c.weight_bits * n
     c.digital_column_reads = int((present * used_cols[:, None]).sum()) * n
@@ -118,4 +170,56 @@ def static_counters(layer: Layer, program: Program, images: int) -> LayerCounter
         per_macro[macro_of_tile[t]] += blocks
     c.rowblock_activations = activations * n
     c.cycles = int(per_macro.max(initial=0)) * n
+    c.weight_load_bits = c.cells_allocated * images
+    c.requant_ops = layer.n_filters * pixels * images
+    n_rounds = max(1, -(-n_tiles // pr.n_macros))
+    res_t = program.tensors[layer.res_tensor] if layer.res_tensor is not None else None
+    c.dram_bytes = (table_bytes(layer, program) * images + c.weight_load_bits // 8 + tensor_bytes(t_in, images)
+                    + tensor_bytes(out_t, images) + (tensor_bytes(res_t, images) if res_t is not None else 0)
+                    + 2 * (n_rounds - 1) * pixels * layer.n_filters * (pr.acc_bits // 8) * images)
+    streamed_rows = int((activated_blocks(layer, program) * rows).sum())
+    c.act_buffer_bits = (t_in.channels * t_in.height * t_in.width + pixels * streamed_rows) * bits_in * images
     return c
+
+
+class InputOnesCounter:
+    """``input_ones`` of one conv/fc layer from its input activations, vectorized (architecture.md §7).
+
+    ``input_ones`` = Σ over tiles, over the row blocks the tile activates, over output pixels
+    and input bit planes, of the 1 bits of that plane in the block's rows of the zero-padded
+    input window = Σ_k mult[k // A] · Σ_{images, pixels} popcount(x_window[k]), with mult the
+    tiles that activate each row block. Computed as: per (y, x, c) the popcount of the input
+    summed over the images, then per kernel offset (ky, kx) a strided window sum; memory is one
+    byte per input value.
+    """
+
+    def __init__(self, layer: Layer, program: Program):
+        if not layer.op.is_cim:
+            raise ValueError(f"layer {layer.name!r} is not a conv/fc layer")
+        self.layer, self.t_in = layer, program.tensors[layer.in_tensor]
+        a, c = program.preset.rows_active, self.t_in.channels
+        per_row = np.repeat(activated_blocks(layer, program), a)[:layer.k_rows]  # (K,)
+        self.row_mult = per_row.reshape(layer.kh, layer.kw, c)
+        out = program.tensors[layer.out_tensor]
+        self.ho, self.wo = out.height, out.width
+
+    def __call__(self, x: np.ndarray, channels: np.ndarray | None = None) -> int:
+        """``x``: NHWC input values (exact integers 0…255, any numeric dtype) of the stored channels
+        ``channels`` (indices into the tensor's channels; None: all); missing channels are 0."""
+        l, t = self.layer, self.t_in
+        x = np.asarray(x)
+        ones = np.zeros((t.height, t.width, t.channels), dtype=np.int64)
+        if x.size:
+            per_pos = POPCOUNT8[x.astype(np.uint8)].sum(axis=0, dtype=np.int64)  # (H, W, C')
+            if channels is None:
+                ones[...] = per_pos
+            else:
+                ones[..., channels] = per_pos
+        p, s = l.pad, l.stride
+        ones = np.pad(ones, ((p, p), (p, p), (0, 0)))
+        total = 0
+        for ky in range(l.kh):
+            for kx in range(l.kw):
+                win = ones[ky:ky + s * (self.ho - 1) + 1:s, kx:kx + s * (self.wo - 1) + 1:s, :].sum(axis=(0, 1))
+                total += int(win @ self.row_mult[ky, kx])
+        return total

@@ -4,7 +4,8 @@ The work is planned once per program (plan.py: decoded weights of computed filte
 provably-zero channels dropped, float32/float64 chosen so every partial sum is exact) and
 run by a backend: ``torch`` (channels-last conv2d; used when importable) or ``numpy``
 (im2col + BLAS matmul in bounded-memory chunks; the PYNQ board path). Counters come from
-:func:`counters.static_counters` (digital mode is data independent).
+:func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
+which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import importlib.util
 
 import numpy as np
 
-from .counters import LayerCounters, static_counters
+from .counters import InputOnesCounter, LayerCounters, static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
 from .result import ExecutionResult, check_images, final_output
@@ -36,22 +37,28 @@ class FastEmulator:
         self.program, self.backend = program, backend
         self.plan = ExecPlan(program)
         self._per_image = [static_counters(l, program, 1) for l in program.layers]
+        self._ones = {i: InputOnesCounter(l, program) for i, l in enumerate(program.layers) if l.op.is_cim}
         self._torch = None
 
     def run(self, images: np.ndarray, trace: bool = False) -> ExecutionResult:
         """Run the program on uint8 NCHW images; see ExecutionResult for the layout."""
         p = self.program
         x0 = check_images(p, images)
+        counters = self.counters(x0.shape[0])
+
+        def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
+            counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
+
         if self.backend == "torch":
             if self._torch is None:
                 from .torch_backend import TorchPlan
                 self._torch = TorchPlan(self.plan)
-            env = self._torch.run(x0, keep_all=trace)
+            env = self._torch.run(x0, keep_all=trace, observe=observe)
         else:
-            env = run_numpy(self.plan, x0, keep_all=trace)
+            env = run_numpy(self.plan, x0, keep_all=trace, observe=observe)
         tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None
-        return ExecutionResult(final_output(p, env[p.output_tensor]), self.counters(x0.shape[0]), tensors)
+        return ExecutionResult(final_output(p, env[p.output_tensor]), counters, tensors)
 
     def counters(self, images: int) -> list[LayerCounters]:
-        """Per-layer counters for ``images`` images (static in digital mode)."""
+        """Per-layer data-independent counters for ``images`` images (``input_ones`` is 0: ``run`` counts it)."""
         return [c.times(images) for c in self._per_image]

@@ -43,13 +43,16 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
     return out
 
 
-def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool) -> dict[int, np.ndarray]:
-    """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (every tensor if keep_all)."""
+def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
+    """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (every tensor if keep_all).
+    ``observe(i, x)``, if given, sees CIM layer i's stored NHWC input before the layer runs."""
     p = plan.program
     env = {p.input_tensor: x0.astype(np.float32)}
     for i, layer in enumerate(p.layers):
         x = env[layer.in_tensor]
         if layer.op.is_cim:
+            if observe is not None:
+                observe(i, x)
             y = _cim(plan, i, layer, x, env)
         elif layer.op == Op.MAXPOOL:
             y = maxpool(x, layer)

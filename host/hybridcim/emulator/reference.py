@@ -5,6 +5,12 @@ row block by row block, takes per-column popcounts, shift-adds them with the two
 complement signs, and counts activity as it goes (tile -> row block -> input bit -> group
 -> column, the hardware's loop order). Use it on small layers; the fast emulator must match
 it bit for bit.
+
+Memory traffic is counted as the datapath does it (architecture.md §7): per image the
+layer's tables, its input (written into the activation buffer as bit planes), residual and
+output; per round of n_macros tiles its present units (loaded into the macros) and, between
+rounds, the partial sums; per activated (tile, row block, input plane) the row block's
+real rows read from the activation buffer and their 1 bits.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from ..cim.popcount import popcount64
 from ..cim.requant import requantize
 from ..program.format import Op
 from ..program.model import Layer, Program
-from .counters import LayerCounters, tile_of_units
+from .counters import LayerCounters, table_bytes, tensor_bytes, tile_of_units
 from .ops import avgpool, im2col, maxpool
 from .result import ExecutionResult, check_images, final_output
 
@@ -43,7 +49,13 @@ class ReferenceEmulator:
         xw = np.stack([pack_rows(((xpad >> i) & 1).reshape(m, r, a)) for i in range(bits_in)])
         acc = np.zeros((m, layer.n_filters), dtype=np.int64)
         c = LayerCounters(layer.name, images=n, pixels=ho * wo)
+        t_in, t_out = self.program.tensors[layer.in_tensor], self.program.tensors[layer.out_tensor]
         c.macs = layer.n_filters * k * m
+        # per image: tables in, input in (and into the activation buffer as bit planes), output out
+        c.dram_bytes += table_bytes(layer, self.program) * n + tensor_bytes(t_in, n) + tensor_bytes(t_out, n)
+        c.act_buffer_bits += int(np.prod(x.shape)) * bits_in
+        if layer.res_tensor is not None:
+            c.dram_bytes += tensor_bytes(self.program.tensors[layer.res_tensor], n)
         c.units_total, c.units_present = layer.present.size, int(layer.present.sum())
         c.weight_bits = 0
         unit_index = np.full(layer.present.shape, -1, dtype=np.int64)
@@ -52,6 +64,9 @@ class ReferenceEmulator:
         c.tiles = n_tiles
         macro_cycles = np.zeros(pr.n_macros, dtype=np.int64)
         prec = layer.precision.astype(np.int64)
+        n_rounds = max(1, -(-n_tiles // pr.n_macros))
+        # partial sums of every output pixel and filter leave after each round but the last and come back
+        c.dram_bytes += 2 * (n_rounds - 1) * m * layer.n_filters * (pr.acc_bits // 8)
         for t in range(n_tiles):
             for b in range(r):
                 groups = [g for g in range(layer.n_groups) if tile[g, b] == t and layer.present[g, b]]
@@ -60,9 +75,14 @@ class ReferenceEmulator:
                     continue
                 rows_real = min(a, k - b * a)
                 c.units_skipped += int(((tile[:, b] == t) & ~layer.present[:, b]).sum()) * bits_in * m
+                for g in groups:  # the round loads the unit into its macro once per image: G columns x A rows
+                    c.weight_load_bits += gw * a * n
+                    c.dram_bytes += gw * a // 8 * n
                 for i in range(bits_in):
                     c.rowblock_activations += m
                     macro_cycles[macro_of_tile[t]] += m
+                    c.act_buffer_bits += rows_real * m
+                    c.input_ones += int(popcount64(xw[i, :, b]).sum())
                     for g in groups:
                         words = layer.words[unit_index[g, b]]
                         c.unit_activations += m
@@ -81,6 +101,7 @@ class ReferenceEmulator:
         c.cells_allocated = c.units_present * gw * a
         c.cycles = int(macro_cycles.max(initial=0))
         acc = acc.reshape(n, ho, wo, layer.n_filters)
+        c.requant_ops = acc.size
         y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
                        layer.res_shift if res is not None else None)
         return y, c
@@ -98,6 +119,9 @@ class ReferenceEmulator:
             else:
                 y = maxpool(x, layer) if layer.op == Op.MAXPOOL else avgpool(x, layer)
                 c = LayerCounters(layer.name, images=x.shape[0], pixels=y.shape[1] * y.shape[2])
+                c.dram_bytes = tensor_bytes(p.tensors[layer.in_tensor], x.shape[0]) + \
+                    tensor_bytes(p.tensors[layer.out_tensor], x.shape[0])
+                c.requant_ops = y.size if layer.op == Op.AVGPOOL else 0
             env[layer.out_tensor] = y
             counters.append(c)
         tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None

@@ -68,14 +68,17 @@ class TorchPlan:
         out[:, torch.from_numpy(chans)] = x
         return out
 
-    def run(self, x0: np.ndarray, keep_all: bool) -> dict[int, np.ndarray]:
-        """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (all tensors if keep_all)."""
+    def run(self, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
+        """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (all tensors if keep_all).
+        ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs."""
         p = self.program
         env = {p.input_tensor: torch.from_numpy(x0.astype(np.float32)).permute(0, 3, 1, 2)}
         with torch.inference_mode():
             for i, layer in enumerate(p.layers):
                 x = env[layer.in_tensor]
                 if layer.op.is_cim:
+                    if observe is not None:
+                        observe(i, x.permute(0, 2, 3, 1).numpy())
                     y = self._cim(i, layer, x, env)
                 elif layer.op == Op.MAXPOOL:
                     t_out = p.tensors[layer.out_tensor]
