@@ -1,0 +1,353 @@
+"""Event-based cost model: per-layer activity counters × per-event energies (docs/cost-model.md).
+
+Units: energy pJ, time ns, area mm², memory bits. Everything here is linear in the
+per-image counters (images, cycles, activations, ...), so a cost is additive over layers
+and over batches of images. The latency is the **CIM chip latency** of the emulated
+SRAM-CIM accelerator (macro cycles at the preset clock, weight loads, DRAM transfers),
+not the FPGA overlay's throughput.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..emulator.counters import LayerCounters, tile_of_units
+from ..program.model import Layer, Program
+from .preset import CostPreset, load_cost_preset
+
+EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "requant", "weight_load",
+               "act_buffer", "dram", "analog_column_read", "adc_conversion", "skipped_bitplane", "macro2",
+               "edram_refresh", "leakage")
+"""Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events")."""
+
+NEW_COUNTERS = ("weight_load_bits", "dram_bytes", "act_buffer_bits", "requant_ops", "input_ones")
+"""Counters (architecture.md §7) the model needs beyond the mapping counters."""
+
+REQUANT_ENTRY_BITS = {"bias": 32, "shift": 6, "res_shift": 5}
+"""Bits per kept filter of the requant table (bias int32, shift −31…31, res_shift 0…31 if the layer has a residual)."""
+CLAMP_BITS = 64
+"""Per conv/fc/avgpool layer: clamp lo and hi (2 × 32 bits)."""
+
+LATENCY_KIND = "CIM chip latency"
+
+
+class CostError(ValueError):
+    """Counters and program that cannot be costed (missing counter, mismatched layers, event without a price)."""
+
+
+@dataclass
+class LayerCost:
+    """Cost of one layer over ``images`` images.
+
+    energy_pj: pJ by event kind (EVENT_KINDS). compute_cycles: macro cycles (counters.cycles);
+    load_cycles: cycles spent writing weights into the macros (weight_load_bits over the
+    macros' write bandwidth); cycles = compute_cycles + load_cycles. dram_ns: DRAM transfer
+    time (not overlapped). latency_ns: CIM chip latency = cycles / clock + dram_ns.
+    bound: which of compute / weight_load / dram dominates. ops: dense ops (2 × macs).
+    memory_bits: weights / index / requant bits this layer stores (independent of images).
+    input_ones_fraction: measured 1-bit density on the driven word lines (None if no slots).
+    """
+
+    layer: str
+    op: str
+    images: int
+    energy_pj: dict
+    compute_cycles: float
+    load_cycles: float
+    dram_ns: float
+    latency_ns: float
+    bound: str
+    ops: int
+    memory_bits: dict
+    input_ones_fraction: float | None = None
+
+    @property
+    def cycles(self) -> float:
+        """Macro cycles including weight loads."""
+        return self.compute_cycles + self.load_cycles
+
+    @property
+    def energy_total_pj(self) -> float:
+        return float(sum(self.energy_pj.values()))
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["cycles"] = self.cycles
+        d["energy_total_pj"] = self.energy_total_pj
+        return d
+
+
+@dataclass
+class Cost:
+    """Cost of a program run: per-layer costs plus chip-level area and memory.
+
+    area_mm2: {"macros", "periphery"}; memory_bits: {"weights", "index", "requant"} summed
+    over layers. Layers run one after another, so latency_ns sums the layers'.
+    """
+
+    program: str
+    hardware_preset: str
+    cost_preset: str
+    cost_preset_version: int
+    images: int
+    layers: list[LayerCost]
+    area_mm2: dict
+    memory_bits: dict
+    latency_kind: str = LATENCY_KIND
+    assumptions: list = field(default_factory=list)
+
+    @property
+    def energy_pj(self) -> float:
+        """Total energy (pJ) over all layers and images."""
+        return float(sum(l.energy_total_pj for l in self.layers))
+
+    @property
+    def energy_by_kind(self) -> dict:
+        """pJ per event kind, summed over layers."""
+        return {k: float(sum(l.energy_pj.get(k, 0.0) for l in self.layers)) for k in EVENT_KINDS}
+
+    @property
+    def latency_ns(self) -> float:
+        """CIM chip latency (ns) of all images, layers in sequence."""
+        return float(sum(l.latency_ns for l in self.layers))
+
+    @property
+    def cycles(self) -> float:
+        return float(sum(l.cycles for l in self.layers))
+
+    @property
+    def ops(self) -> int:
+        """Dense-equivalent operations (2 per multiply-accumulate)."""
+        return int(sum(l.ops for l in self.layers))
+
+    @property
+    def area_total_mm2(self) -> float:
+        return float(sum(self.area_mm2.values()))
+
+    @property
+    def memory_total_bits(self) -> int:
+        return int(sum(self.memory_bits.values()))
+
+    @property
+    def energy_uj_per_image(self) -> float:
+        return self.energy_pj / self.images / 1e6 if self.images else 0.0
+
+    @property
+    def latency_us_per_image(self) -> float:
+        """CIM chip latency per image in µs (images run one after another)."""
+        return self.latency_ns / self.images / 1e3 if self.images else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.latency_ns * 1e9 if self.latency_ns else 0.0
+
+    @property
+    def gops(self) -> float:
+        """Dense-equivalent throughput in GOPS (ops per ns)."""
+        return self.ops / self.latency_ns if self.latency_ns else 0.0
+
+    @property
+    def tops_per_w(self) -> float:
+        """Dense-equivalent energy efficiency (ops per pJ = TOPS/W)."""
+        return self.ops / self.energy_pj if self.energy_pj else 0.0
+
+    @property
+    def tops_per_mm2(self) -> float:
+        """Dense-equivalent area efficiency: TOPS over total chip area."""
+        return self.gops / 1e3 / self.area_total_mm2 if self.area_total_mm2 else 0.0
+
+    def summary(self) -> str:
+        """One line: energy and CIM chip latency per image, efficiency, area, memory."""
+        return (f"{self.program}: {self.energy_uj_per_image:.3f} uJ/image, {self.latency_kind} "
+                f"{self.latency_us_per_image:.2f} us/image, {self.tops_per_w:.1f} TOPS/W, "
+                f"{self.gops:.1f} GOPS, {self.area_total_mm2:.3f} mm2, "
+                f"{self.memory_total_bits / 8192:.1f} KiB stored (cost preset {self.cost_preset})")
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict: totals, per-image figures, breakdowns and every layer."""
+        return {
+            "program": self.program, "hardware_preset": self.hardware_preset, "cost_preset": self.cost_preset,
+            "cost_preset_version": self.cost_preset_version, "images": self.images,
+            "latency_kind": self.latency_kind,
+            "energy_pj": self.energy_pj, "energy_by_kind_pj": self.energy_by_kind,
+            "latency_ns": self.latency_ns, "cycles": self.cycles, "ops": self.ops,
+            "energy_uj_per_image": self.energy_uj_per_image, "latency_us_per_image": self.latency_us_per_image,
+            "images_per_s": self.images_per_s, "gops": self.gops, "tops_per_w": self.tops_per_w,
+            "tops_per_mm2": self.tops_per_mm2,
+            "area_mm2": dict(self.area_mm2), "area_total_mm2": self.area_total_mm2,
+            "memory_bits": dict(self.memory_bits), "memory_total_bits": self.memory_total_bits,
+            "assumptions": list(self.assumptions),
+            "layers": [l.as_dict() for l in self.layers],
+        }
+
+
+# ---------------------------------------------------------------- static structure of a layer
+
+
+def _bits_in(layer: Layer, program: Program) -> int:
+    return program.tensors[layer.in_tensor].bits
+
+
+def wordline_slots(layer: Layer, program: Program) -> int:
+    """Word lines driven per input bit plane and output pixel: Σ over tiles of the real rows
+    (≤ rows_active) of each activated row block. input_ones / (slots × bits_in × pixels × images)
+    is the measured 1-bit density (ZigZag assumes 0.5)."""
+    if not layer.op.is_cim:
+        return 0
+    pr = program.preset
+    a = pr.rows_active
+    r = layer.present.shape[1]
+    rows_real = np.minimum(a, layer.k_rows - np.arange(r) * a)
+    tile, _, n_tiles = tile_of_units(layer, program)
+    total = 0
+    for t in range(n_tiles):
+        blocks = np.unique(np.nonzero(layer.present & (tile == t))[1])
+        total += int(rows_real[blocks].sum())
+    return total
+
+
+def accumulator_updates_per_step(layer: Layer) -> int:
+    """Accumulator updates per input bit plane and output pixel: Σ over present units of the
+    number of filters stored in the unit's group (each filter's partial sum is updated once)."""
+    if not layer.op.is_cim:
+        return 0
+    filters_per_group = np.array([np.unique(row[row >= 0]).size for row in layer.col_filter], dtype=np.int64)
+    return int((layer.present.sum(axis=1) * filters_per_group).sum())
+
+
+def layer_memory_bits(layer: Layer, program: Program) -> dict:
+    """Bits this layer stores on chip: weights (present units × G × rows_active cells),
+    index (skip bitmap + column map + precision codes) and requant table (kept filters)."""
+    out = {"weights": 0, "index": 0, "requant": 0}
+    if layer.op.name == "AVGPOOL":
+        out["requant"] = CLAMP_BITS + 8
+    if not layer.op.is_cim:
+        return out
+    pr = program.preset
+    ng, r = layer.present.shape
+    f = layer.n_filters
+    kept = int((layer.precision > 0).sum())
+    out["weights"] = int(layer.present.sum()) * pr.group_width * pr.rows_active
+    filt_bits = max(1, math.ceil(math.log2(max(f, 2))))
+    plane_bits = max(1, math.ceil(math.log2(max(pr.precisions))))
+    prec_bits = max(1, math.ceil(math.log2(len(pr.precisions) + 1)))
+    out["index"] = ng * r + ng * pr.group_width * (filt_bits + plane_bits + 1) + f * prec_bits
+    per_filter = REQUANT_ENTRY_BITS["bias"] + REQUANT_ENTRY_BITS["shift"]
+    if layer.res_tensor is not None:
+        per_filter += REQUANT_ENTRY_BITS["res_shift"]
+    out["requant"] = kept * per_filter + CLAMP_BITS
+    return out
+
+
+def program_memory_bits(program: Program) -> dict:
+    """Stored bits of the whole program by kind (weights, index, requant)."""
+    tot = {"weights": 0, "index": 0, "requant": 0}
+    for layer in program.layers:
+        for k, v in layer_memory_bits(layer, program).items():
+            tot[k] += v
+    return tot
+
+
+def chip_area_mm2(program: Program, preset: CostPreset) -> dict:
+    """Area: n_macros macros of rows × cols bit cells at macro_area_mm2_per_kb, plus periphery."""
+    hw = program.preset
+    return {"macros": hw.n_macros * hw.rows * hw.cols / 1024 * preset["macro_area_mm2_per_kb"],
+            "periphery": preset["periphery_area_mm2"]}
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _counter(c: LayerCounters, name: str) -> int:
+    v = getattr(c, name, None)
+    if v is None:
+        raise CostError(f"counters of layer {c.layer!r} have no {name!r}: the cost model needs the counters "
+                        f"{list(NEW_COUNTERS)} (architecture.md §7); rerun with an executor that reports them")
+    return v
+
+
+def _priced(preset: CostPreset, param: str, count: float, layer: str, counter: str) -> float:
+    p = preset[param]
+    if p is None:
+        if count:
+            raise CostError(f"layer {layer!r} has {counter}={count} but cost preset {preset.name!r} has no price for "
+                            f"{param} (not in this preset): use a preset with that event")
+        return 0.0
+    return float(count) * p
+
+
+def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPreset) -> LayerCost:
+    """Cost of one layer from its counters (see module doc and docs/cost-model.md)."""
+    if c.layer != layer.name:
+        raise CostError(f"counters are for layer {c.layer!r}, program layer is {layer.name!r}")
+    hw = program.preset
+    vals = {n: _counter(c, n) for n in NEW_COUNTERS}
+    e = dict.fromkeys(EVENT_KINDS, 0.0)
+    steps = 0  # output pixels × images × input bit planes
+    if layer.op.is_cim:
+        steps = c.pixels * c.images * _bits_in(layer, program)
+    e["rowblock"] = c.rowblock_activations * preset["rowblock_activation_pj"]
+    e["input_lines"] = vals["input_ones"] * hw.cols * preset["input_one_pj_per_col"]
+    e["adder_tree"] = c.digital_column_reads * hw.rows_active * preset["adder_tree_pj_per_input"]
+    e["shift_add"] = c.digital_column_reads * preset["shift_add_pj"]
+    e["accumulate"] = accumulator_updates_per_step(layer) * steps * preset["accumulate_pj"]
+    e["requant"] = vals["requant_ops"] * preset["requant_pj"]
+    e["weight_load"] = vals["weight_load_bits"] * preset["weight_write_pj_per_bit"]
+    e["act_buffer"] = vals["act_buffer_bits"] * preset["act_buffer_pj_per_bit"]
+    e["dram"] = vals["dram_bytes"] * preset["dram_pj_per_byte"]
+    e["analog_column_read"] = _priced(preset, "analog_column_read_pj", c.analog_column_reads, c.layer,
+                                      "analog_column_reads")
+    e["adc_conversion"] = _priced(preset, "adc_conversion_pj", c.adc_conversions, c.layer, "adc_conversions")
+    e["skipped_bitplane"] = _priced(preset, "skipped_bitplane_pj", c.skipped_bitplanes, c.layer, "skipped_bitplanes")
+    e["macro2"] = _priced(preset, "macro2_bit_op_pj", getattr(c, "macro2_bit_ops", 0), c.layer, "macro2_bit_ops")
+
+    writers = max(1, min(hw.n_macros, c.tiles))
+    load_cycles = vals["weight_load_bits"] / (preset["macro_write_bits_per_cycle"] * writers)
+    compute_ns = c.cycles * 1e3 / preset["clock_mhz"]
+    load_ns = load_cycles * 1e3 / preset["clock_mhz"]
+    dram_ns = vals["dram_bytes"] / preset["dram_gbytes_per_s"]  # 1 GB/s = 1 byte/ns
+    latency = compute_ns + load_ns + dram_ns
+    bound = max((("compute", compute_ns), ("weight_load", load_ns), ("dram", dram_ns)), key=lambda t: t[1])[0]
+    edram_kb = getattr(c, "edram_bits", 0) / 1024
+    e["edram_refresh"] = _priced(preset, "edram_refresh_uw_per_kb", edram_kb * latency, c.layer, "edram_bits") * 1e-3
+    static_uw = hw.n_macros * preset["leakage_uw_per_macro"] + preset["leakage_uw_periphery"]
+    e["leakage"] = static_uw * latency * 1e-3  # µW × ns = fJ
+    slots = wordline_slots(layer, program) * steps
+    return LayerCost(layer=layer.name, op=layer.op.name.lower(), images=c.images, energy_pj=e,
+                     compute_cycles=float(c.cycles), load_cycles=float(load_cycles), dram_ns=float(dram_ns),
+                     latency_ns=float(latency), bound=bound if latency else "none", ops=2 * int(c.macs),
+                     memory_bits=layer_memory_bits(layer, program),
+                     input_ones_fraction=vals["input_ones"] / slots if slots else None)
+
+
+def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset | str" = "dcim-28nm") -> Cost:
+    """Cost of running ``program`` as recorded by ``counters`` (one LayerCounters per layer, in
+    program order, e.g. ExecutionResult.counters) under a cost preset (name, path or CostPreset)."""
+    preset = load_cost_preset(preset)
+    if len(counters) != len(program.layers):
+        raise CostError(f"{len(counters)} counter records for {len(program.layers)} layers of program {program.name!r}")
+    layers = [layer_cost(l, c, program, preset) for l, c in zip(program.layers, counters)]
+    images = max((c.images for c in counters), default=0)
+    return Cost(program=program.name, hardware_preset=program.preset.name, cost_preset=preset.name,
+                cost_preset_version=preset.version, images=images, layers=layers,
+                area_mm2=chip_area_mm2(program, preset), memory_bits=program_memory_bits(program),
+                assumptions=[f"{LATENCY_KIND}: layers run in sequence; weight loads and DRAM transfers are not "
+                             "overlapped with compute; pools cost buffer/requant energy but no cycles",
+                             "ops are dense-equivalent (2 per multiply-accumulate of the unpruned network)"])
+
+
+def assume_input_ones(program: Program, counters: "list[LayerCounters]", fraction: float = 0.5) -> list:
+    """Copies of ``counters`` whose input_ones is ``fraction`` of the driven word-line slots
+    (ZigZag's 50 % assumption by default), for comparing against a measured density."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    out = []
+    for layer, c in zip(program.layers, counters):
+        d = dataclasses.replace(c)
+        steps = c.pixels * c.images * _bits_in(layer, program) if layer.op.is_cim else 0
+        d.input_ones = int(round(fraction * wordline_slots(layer, program) * steps))
+        out.append(d)
+    return out
