@@ -19,6 +19,7 @@ struct hcim_layer {
     uint32_t f, k, ng, r;
     int32_t lo, hi, pool_shift;
     uint32_t off_prec, off_bias, off_shift, off_rshift, off_colmap, off_skip, off_weights, n_words;
+    bool reserved_ok;  // reserved bytes 33..35 and 68..95 of the record are 0
 };
 
 struct hcim_tables {

@@ -1,10 +1,13 @@
 // Program image checks of the kernel (docs/program-format.md "Reader checks").
 //
-// The kernel trusts nothing: after these checks every index and section the datapath
-// touches is inside the image and inside the on-chip buffers, so a corrupt or hostile image
-// yields an error code, never an out-of-bounds access. The host validator
-// (hybridcim.program.validate) additionally checks the semantic rules (packing, overflow
-// bounds); the kernel checks what memory safety and the datapath need.
+// The kernel trusts nothing it needs for memory safety or for its datapath: after these
+// checks every index and section the datapath touches is inside the image and inside the
+// on-chip buffers, so a corrupt or hostile image yields an error code, never an
+// out-of-bounds access. The checks run in the order of the reader-check table, which the host
+// decoder (hybridcim.program.codec.decode) follows too, so an image with several defects gets
+// the same status class from both. The rules the kernel leaves to the host (column-map
+// packing, padding rows, the overflow bound, clamp ranges, the manifest) are listed in
+// program-format.md; no executor runs an image the host refuses.
 #include "hcim_internal.h"
 
 #define HCIM_FAIL(code, detail) return (uint32_t)(code) | ((uint32_t)(detail) << HCIM_DETAIL_SHIFT)
@@ -57,6 +60,17 @@ static bool hcim_section_ok(uint32_t off, uint64_t bytes, uint32_t image_bytes) 
     return off >= HCIM_HEADER_BYTES && (off & 7u) == 0 && (uint64_t)off + bytes <= image_bytes;
 }
 
+// Bytes [off, off + n) of the image are all zero (reserved fields; callers keep them in bounds).
+static bool hcim_zero_bytes(const word_t *prog, uint32_t off, uint32_t n) {
+    uint32_t any = 0;
+zero_bytes:
+    for (uint32_t i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 3 max = 28
+        any |= hcim_rd8(prog, off + i);
+    }
+    return any == 0;
+}
+
 void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l) {
     uint32_t b = hcim_rd32(prog, HCIM_H_LAYER_TABLE) + index * HCIM_LAYER_BYTES;
     l->op = hcim_rd8(prog, b + HCIM_L_OP);
@@ -84,6 +98,8 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
     l->off_skip = hcim_rd32(prog, b + HCIM_L_OFF_SKIP);
     l->off_weights = hcim_rd32(prog, b + HCIM_L_OFF_WEIGHTS);
     l->n_words = hcim_rd32(prog, b + HCIM_L_N_WEIGHT_WORDS);
+    l->reserved_ok = hcim_zero_bytes(prog, b + HCIM_L_RESERVED0, HCIM_L_RESERVED0_BYTES) &&
+                     hcim_zero_bytes(prog, b + HCIM_L_RESERVED1, HCIM_L_RESERVED1_BYTES);
     (void)tab;
 }
 
@@ -91,8 +107,18 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
 static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->mode != 0 || l->flags != 0) return HCIM_ERR_LAYER;
-    if (l->op != HCIM_OP_CONV && l->op != HCIM_OP_FC && (ti.sgn || to.sgn)) return HCIM_ERR_LAYER;
-    if (l->op == HCIM_OP_MAXPOOL && (l->kh != l->kw || l->pad != 0)) return HCIM_ERR_LAYER;
+    if (!l->reserved_ok) return HCIM_ERR_LAYER;
+    const bool pool = l->op == HCIM_OP_MAXPOOL || l->op == HCIM_OP_AVGPOOL;
+    if (pool) {
+        if (ti.sgn || to.sgn) return HCIM_ERR_LAYER;
+        // pool records: no filters, rows, groups, row blocks, weights or sections; no residual
+        if (l->f || l->k || l->ng || l->r || l->n_words || l->off_prec || l->off_bias || l->off_shift ||
+            l->off_rshift || l->off_colmap || l->off_skip || l->off_weights || l->res != HCIM_NO_TENSOR)
+            return HCIM_ERR_LAYER;
+    }
+    if (l->op == HCIM_OP_MAXPOOL &&
+        (l->kh != l->kw || l->pad != 0 || l->lo != 0 || l->hi != 0 || l->pool_shift != 0))
+        return HCIM_ERR_LAYER;
     if (l->op == HCIM_OP_AVGPOOL) {
         if (l->kh != ti.h || l->kw != ti.w || to.h != 1 || to.w != 1 || to.c != ti.c) return HCIM_ERR_LAYER;
         if (l->stride != 1 || l->pad != 0 || l->lo > 0 || l->hi < 0) return HCIM_ERR_LAYER;
@@ -108,7 +134,7 @@ static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
         return HCIM_OK;
     }
     // conv / fc
-    if (ti.sgn || ti.bits > HCIM_MAX_IN_BITS || to.c != l->f || l->f < 1) return HCIM_ERR_LAYER;
+    if (ti.sgn || ti.bits > HCIM_MAX_IN_BITS || to.c != l->f || l->f < 1 || l->pool_shift != 0) return HCIM_ERR_LAYER;
     if (l->op == HCIM_OP_FC && (l->kh != ti.h || l->kw != ti.w || l->stride != 1 || l->pad != 0)) return HCIM_ERR_LAYER;
     if (l->k != l->kh * l->kw * ti.c || l->r != (l->k + HCIM_ROWS_ACTIVE - 1) / HCIM_ROWS_ACTIVE) return HCIM_ERR_LAYER;
     if (l->res != HCIM_NO_TENSOR) {
@@ -142,7 +168,11 @@ check_colmap:
     for (uint32_t e = 0; e < l->ng * G; e++) {
 #pragma HLS LOOP_TRIPCOUNT min = 8 max = 4096
         uint32_t cm = hcim_rd32(prog, l->off_colmap + 4 * e);
-        if (!((cm >> HCIM_CM_USED_SHIFT) & 1u)) continue;
+        if (cm >> (HCIM_CM_USED_SHIFT + 1)) return HCIM_ERR_LAYER;  // bits 25..31 are 0
+        if (!((cm >> HCIM_CM_USED_SHIFT) & 1u)) {
+            if (cm != 0) return HCIM_ERR_LAYER;  // an unused column's entry is 0
+            continue;
+        }
         uint32_t f = cm & 0xFFFFu, j = (cm >> HCIM_CM_PLANE_SHIFT) & 0xFFu;
         if (f >= l->f || j >= hcim_rd8(prog, l->off_prec + f)) return HCIM_ERR_LAYER;
     }
@@ -153,6 +183,16 @@ check_skip:
         present += (hcim_rd8(prog, l->off_skip + (u >> 3)) >> (u & 7u)) & 1u;
     }
     if ((uint64_t)present * G != l->n_words) return HCIM_ERR_LAYER;
+#if HCIM_ROWS_ACTIVE < 64
+    word_t high = 0;
+check_word_bits:
+    for (uint32_t w = 0; w < l->n_words; w++) {  // bits above rows_active are 0
+#pragma HLS LOOP_TRIPCOUNT min = 8 max = 65536
+#pragma HLS PIPELINE II = 1
+        high |= prog[(l->off_weights >> 3) + w] >> HCIM_ROWS_ACTIVE;
+    }
+    if (high) return HCIM_ERR_LAYER;
+#endif
     return HCIM_OK;
 }
 
@@ -163,6 +203,7 @@ uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab) {
     tab->n_layers = hcim_rd16(prog, HCIM_H_N_LAYERS);
     tab->input = hcim_rd16(prog, HCIM_H_INPUT_TENSOR);
     tab->output = hcim_rd16(prog, HCIM_H_OUTPUT_TENSOR);
+    if (!hcim_zero_bytes(prog, HCIM_H_RESERVED, HCIM_H_RESERVED_BYTES)) HCIM_FAIL(HCIM_ERR_LAYER, 0xFFFF);
     if (tab->n_tensors > HCIM_MAX_TENSORS || tab->n_layers > HCIM_MAX_LAYERS) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);
     uint32_t toff = hcim_rd32(prog, HCIM_H_TENSOR_TABLE), loff = hcim_rd32(prog, HCIM_H_LAYER_TABLE);
     if (tab->n_tensors < 2 || tab->n_layers < 1 || !hcim_section_ok(toff, 16ull * tab->n_tensors, nbytes))
@@ -179,7 +220,10 @@ read_tensors:
         t.w = hcim_rd16(prog, b + HCIM_T_WIDTH);
         t.bits = hcim_rd8(prog, b + HCIM_T_BITS);
         t.sgn = hcim_rd8(prog, b + HCIM_T_SIGNED);
-        if (!t.c || !t.h || !t.w || t.bits < 1 || t.bits > 32 || t.sgn > 1) HCIM_FAIL(HCIM_ERR_TENSOR, i);
+        // shape >= 1, signed byte 0/1, 1..32 bits signed and 1..31 unsigned (int32 datapath), reserved 0
+        if (!t.c || !t.h || !t.w || t.bits < 1 || t.sgn > 1 || t.bits > (t.sgn ? 32u : 31u) ||
+            !hcim_zero_bytes(prog, b + HCIM_T_RESERVED, HCIM_T_RESERVED_BYTES))
+            HCIM_FAIL(HCIM_ERR_TENSOR, i);
         uint64_t size = (uint64_t)t.c * t.h * t.w;
         offset += size;
         if (offset > 0x7FFFFFFFull) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);

@@ -69,6 +69,8 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_H_MANIFEST_OFFSET 52
 #define HCIM_H_MANIFEST_BYTES 56
 #define HCIM_H_PRECISION_MASK 60
+#define HCIM_H_RESERVED 61        // u8[3], 0
+#define HCIM_H_RESERVED_BYTES 3
 // tensor record field byte offsets
 #define HCIM_T_CHANNELS 0
 #define HCIM_T_HEIGHT 2
@@ -76,6 +78,8 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_T_BITS 6
 #define HCIM_T_SIGNED 7
 #define HCIM_T_EXPONENT 8
+#define HCIM_T_RESERVED 9         // u8[7], 0
+#define HCIM_T_RESERVED_BYTES 7
 // layer record field byte offsets
 #define HCIM_L_OP 0
 #define HCIM_L_MODE 1
@@ -102,6 +106,10 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_L_OFF_SKIP 56
 #define HCIM_L_OFF_WEIGHTS 60
 #define HCIM_L_N_WEIGHT_WORDS 64
+#define HCIM_L_RESERVED0 33       // u8[3], 0
+#define HCIM_L_RESERVED0_BYTES 3
+#define HCIM_L_RESERVED1 68       // u8[28], 0
+#define HCIM_L_RESERVED1_BYTES 28
 // op codes (architecture.md §3; hybridcim.program.format.Op)
 #define HCIM_OP_CONV 1
 #define HCIM_OP_FC 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -16,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..spec.hardware import HardwarePreset, PresetError, preset_by_fingerprint
-from .errors import (BadMagicError, ChecksumError, PresetMismatchError, ProgramError,
-                     TruncatedError, VersionError)
-from .format import HEADER, LAYER, MAGIC, NO_TENSOR, TENSOR, VERSION_MAJOR, VERSION_MINOR, Op, align
+from .errors import (BadMagicError, CapacityError, ChecksumError, InvalidProgramError, ManifestError,
+                     PresetMismatchError, ProgramError, SectionError, TruncatedError, VersionError)
+from .format import (ALIGN, CM_PLANE_SHIFT, CM_USED_SHIFT, HEADER, HEADER_RESERVED, LAYER, LAYER_RESERVED, MAGIC,
+                     MANIFEST_MAX_DEPTH, NO_TENSOR, TENSOR, TENSOR_RESERVED, VERSION_MAJOR, VERSION_MINOR, Op, align)
+from ..fileio import atomic_write_bytes  # noqa: F401  (re-exported: older imports keep working)
 from .model import Layer, Program, TensorSpec
-from .validate import validate
+from .validate import check_manifest, validate
 
 _CIM_ARRAYS = (("precision", np.uint8), ("bias", np.int32), ("shift", np.int8), ("res_shift", np.int8))
 
@@ -81,10 +84,20 @@ def image_crc(image: bytes | bytearray) -> int:
     return zlib.crc32(bytes(image[20:]), crc) & 0xFFFFFFFF
 
 
+def _section_ok(off: int, nbytes: int, total: int) -> bool:
+    """A section [off, off + nbytes) starts past the header on an 8-byte boundary and ends inside the image.
+
+    An empty section (nbytes = 0) obeys the same rule; sections may overlap each other, the
+    tables and the manifest.
+    """
+    return off >= HEADER.size and off % ALIGN == 0 and off + nbytes <= total
+
+
 def _section(buf: bytes, off: int, count: int, dtype: str, what: str) -> np.ndarray:
     n = count * np.dtype(dtype).itemsize
-    if off < HEADER.size or off % 8 or off + n > len(buf):
-        raise TruncatedError(f"{what}: section [{off}, {off + n}) lies outside the {len(buf)}-byte image or is misaligned")
+    if not _section_ok(off, n, len(buf)):
+        raise SectionError(f"{what}: section [{off}, {off + n}) lies outside the {len(buf)}-byte image, "
+                           f"overlaps the header or is misaligned")
     return np.frombuffer(buf, dtype=dtype, count=count, offset=off).copy()
 
 
@@ -105,8 +118,189 @@ def _preset_from_header(h: tuple, expected: HardwarePreset | None) -> HardwarePr
     return preset
 
 
-def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program:
-    """Parse and validate an image; raises a ProgramError subclass naming what is wrong."""
+def _reserved_zero(buf: bytes, base: int, ranges) -> bool:
+    return all(not any(buf[base + o:base + o + n]) for o, n in ranges)
+
+
+class _Names:
+    """Best-effort names from the manifest for messages while the structure is checked."""
+
+    def __init__(self, buf: bytes, off: int, n: int):
+        self.tensors: list = []
+        self.layers: list = []
+        if _section_ok(off, n, len(buf)) and _json_depth_ok(buf[off:off + n]):
+            try:
+                meta = json.loads(buf[off:off + n].decode("utf-8"))
+                self.tensors, self.layers = list(meta.get("tensors", [])), list(meta.get("layers", []))
+            except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
+                pass
+
+    def layer(self, i: int) -> str:
+        n = self.layers[i] if i < len(self.layers) else None
+        return f"layer {i} ({n!r})" if isinstance(n, str) else f"layer {i}"
+
+    def tensor(self, i: int) -> str:
+        n = self.tensors[i] if i < len(self.tensors) else None
+        return f"tensor {i} ({n!r})" if isinstance(n, str) else f"tensor {i}"
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def _json_depth_ok(raw: bytes) -> bool:
+    """True if the JSON text nests arrays/objects at most MANIFEST_MAX_DEPTH deep (checked before parsing)."""
+    s = np.frombuffer(_STRINGS.sub(b'""', bytes(raw)), dtype=np.uint8)
+    step = (np.isin(s, (ord("["), ord("{"))).astype(np.int64) - np.isin(s, (ord("]"), ord("}"))))
+    return not len(step) or int(np.cumsum(step).max()) <= MANIFEST_MAX_DEPTH
+
+
+def _check_structure(buf: bytes, h: tuple, limits, names: _Names) -> list[tuple]:
+    """The kernel's table checks (hls/hcim_program.cpp ``hcim_load_tables``), in its order.
+
+    Raises InvalidProgramError (kernel status LAYER / TENSOR), SectionError (the same, for a
+    section) or, with ``limits``, CapacityError (LIMIT) at the point the kernel does. Touches
+    only sizes bounded by the image's length. Returns the raw tensor records.
+    """
+    total = len(buf)
+    n_t, n_l, t_in, t_out, toff, loff = h[13:19]
+    if not _reserved_zero(buf, 0, HEADER_RESERVED):
+        raise InvalidProgramError("header reserved bytes 61..63 must be 0")
+    if limits is not None and (n_t > limits.max_tensors or n_l > limits.max_layers):
+        raise CapacityError(f"{n_t} tensors / {n_l} layers exceed the kernel's tables "
+                            f"({limits.max_tensors} / {limits.max_layers})")
+    if n_t < 2 or n_l < 1:
+        raise InvalidProgramError(f"a program has >= 2 tensors and >= 1 layer, got {n_t} and {n_l}")
+    if not _section_ok(toff, TENSOR.size * n_t, total):
+        raise SectionError(f"tensor table [{toff}, {toff + TENSOR.size * n_t}) lies outside the {total}-byte image, "
+                           "overlaps the header or is misaligned")
+    if not _section_ok(loff, LAYER.size * n_l, total):
+        raise SectionError(f"layer table [{loff}, {loff + LAYER.size * n_l}) lies outside the {total}-byte image, "
+                           "overlaps the header or is misaligned")
+    trec, scratch = [], 0
+    for i in range(n_t):
+        c, hh, w, bits, sgn, exp = rec = TENSOR.unpack_from(buf, toff + TENSOR.size * i)
+        if not (c and hh and w) or not 1 <= bits <= (32 if sgn else 31) or sgn > 1 or \
+                not _reserved_zero(buf, toff + TENSOR.size * i, TENSOR_RESERVED):
+            raise InvalidProgramError(f"{names.tensor(i)}: shape {c}x{hh}x{w}, bits {bits}, signed byte {sgn} or "
+                                      "reserved bytes invalid (shape >= 1, signed 0/1, 1..32 bits signed, "
+                                      "1..31 unsigned, reserved 0)")
+        scratch += c * hh * w
+        if limits is not None and scratch > 0x7FFFFFFF:
+            raise CapacityError(f"scratch of the tensors up to {names.tensor(i)} exceeds 2^31 - 1 int32 words")
+        trec.append(rec)
+    if not (t_in < n_t and t_out < n_t and t_in != t_out):
+        raise InvalidProgramError(f"input/output tensor ({t_in}, {t_out}) out of range or equal ({n_t} tensors)")
+    if trec[t_in][4] or trec[t_in][3] > 8:
+        raise InvalidProgramError(f"program input {names.tensor(t_in)} must be unsigned with <= 8 bits")
+    g, a = h[9], h[8]
+    produced = [False] * n_t
+    produced[t_in] = True
+    for i in range(n_l):
+        base = loff + LAYER.size * i
+        (op, mode, kh, kw, stride, pad, flags, lin, lout, lres, f, k, ng, nrb, lo, hi, pshift, *offs) = \
+            LAYER.unpack_from(buf, base)
+        where = names.layer(i)
+
+        def bad(msg: str) -> None:
+            raise InvalidProgramError(f"{where}: {msg}")
+        if op not in (1, 2, 3, 4):
+            bad(f"unknown op code {op}")
+        if lin >= n_t or not produced[lin] or lout >= n_t or produced[lout]:
+            bad(f"input tensor {lin} must be the program input or an earlier output and output tensor {lout} new")
+        if lres != NO_TENSOR and (lres >= n_t or not produced[lres]):
+            bad(f"residual tensor {lres} is not the program input or an earlier layer's output")
+        ti, to = trec[lin], trec[lout]  # (c, h, w, bits, signed, exponent)
+        if kh < 1 or kw < 1 or stride < 1 or mode != 0 or flags != 0:
+            bad(f"kernel {kh}x{kw} stride {stride} (>= 1), mode {mode} and flags {flags:#x} (0 in spec 1.0)")
+        if not _reserved_zero(buf, base, LAYER_RESERVED):
+            bad("reserved bytes 33..35 and 68..95 of the layer record must be 0")
+        if op in (3, 4):
+            if ti[4] or to[4]:
+                bad("pools take and give unsigned tensors")
+            if f or k or ng or nrb or any(offs):
+                bad("pool records hold n_filters = k_rows = n_groups = n_rowblocks = n_weight_words = 0 and "
+                    "all section offsets 0")
+            if lres != NO_TENSOR:
+                bad("pools take no residual")
+        if op == 3 and (kh != kw or pad != 0 or lo != 0 or hi != 0 or pshift != 0):
+            bad("maxpool window must be square with pad 0, clamp [0, 0] and pool_shift 0")
+        if op == 4:
+            if (kh, kw, to[1], to[2], to[0]) != (ti[1], ti[2], 1, 1, ti[0]) or stride != 1 or pad != 0:
+                bad(f"global avgpool window must be {ti[1]}x{ti[2]}, stride 1, pad 0, output 1x1x{ti[0]}")
+            if lo > 0 or hi < 0 or not -31 <= pshift <= 31:
+                bad(f"avgpool clamp [{lo}, {hi}] must contain 0 and pool_shift {pshift} lie in -31..31")
+            produced[lout] = True
+            continue
+        p = 0 if op == 3 else pad
+        if ti[1] + 2 * p < kh or ti[2] + 2 * p < kw or \
+                (to[1], to[2]) != ((ti[1] + 2 * p - kh) // stride + 1, (ti[2] + 2 * p - kw) // stride + 1):
+            bad(f"output {to[1]}x{to[2]} != computed from input {ti[1]}x{ti[2]}, kernel {kh}x{kw}, stride {stride}, "
+                f"pad {p}")
+        if op == 3:
+            if to[0] != ti[0]:
+                bad("maxpool output channels must equal its input's")
+            produced[lout] = True
+            continue
+        if ti[4] or ti[3] > 8 or to[0] != f or f < 1 or pshift != 0:
+            bad(f"conv/fc input must be unsigned <= 8 bits, n_filters {f} = output channels {to[0]} >= 1, "
+                f"pool_shift {pshift} = 0")
+        if op == 2 and (kh, kw, stride, pad) != (ti[1], ti[2], 1, 0):
+            bad(f"fc kernel must cover the input ({ti[1]}x{ti[2]}, stride 1, pad 0)")
+        if k != kh * kw * ti[0] or nrb != -(-k // a):
+            bad(f"K = {k} must be kh*kw*C = {kh * kw * ti[0]} and n_rowblocks {nrb} = ceil(K / {a})")
+        if lres != NO_TENSOR and trec[lres][:3] != to[:3]:
+            bad(f"residual tensor {lres} must have the output's shape")
+        if limits is not None:
+            cw = -(-ti[0] // 64)
+            for what, got, lim in (("filters", f, limits.max_filters), ("column groups", ng, limits.max_groups),
+                                   ("row blocks", nrb, limits.max_rowblocks),
+                                   ("input plane words per pixel (ceil(C/64))", cw, limits.max_cwords),
+                                   ("packed input words (H*W*bits*ceil(C/64))", ti[1] * ti[2] * ti[3] * cw,
+                                    limits.max_pack_words)):
+                if got > lim:
+                    raise CapacityError(f"{where}: {what} = {got} > {lim}")
+        n_words = offs[7]
+        for what, off, nbytes in (("precision", offs[0], f), ("bias", offs[1], 4 * f), ("shift", offs[2], f),
+                                  ("res_shift", offs[3], f), ("column map", offs[4], 4 * ng * g),
+                                  ("skip index", offs[5], (ng * nrb + 7) // 8), ("weights", offs[6], 8 * n_words)):
+            if not _section_ok(off, nbytes, total):
+                raise SectionError(f"{where} {what}: section [{off}, {off + nbytes}) lies outside the {total}-byte "
+                                   "image, overlaps the header or is misaligned")
+        prec = np.frombuffer(buf, np.uint8, f, offs[0]).astype(np.int64)
+        shift = np.frombuffer(buf, np.int8, f, offs[2])
+        rshift = np.frombuffer(buf, np.int8, f, offs[3])
+        mask = h[-1]
+        allowed = np.array([p == 0 or (p <= 8 and mask >> (p - 1) & 1) for p in range(256)])
+        if not allowed[prec].all() or shift.min() < -31 or shift.max() > 31 or rshift.min() < 0 or rshift.max() > 31:
+            bad("precisions must be 0 or in the preset's set, shifts in -31..31, res_shifts in 0..31")
+        cm = np.frombuffer(buf, "<u4", ng * g, offs[4]).astype(np.int64)
+        used = (cm >> CM_USED_SHIFT) & 1
+        cf, cj = cm & 0xFFFF, (cm >> CM_PLANE_SHIFT) & 0xFF
+        if np.any(cm >> (CM_USED_SHIFT + 1)) or np.any((used == 0) & (cm != 0)) or \
+                np.any((used == 1) & ((cf >= f) | (cj >= prec[np.minimum(cf, max(f - 1, 0))]))):
+            bad("column map entries must be 0 (unused) or filter < F | plane < precision << 16 | 1 << 24, "
+                "bits 25..31 zero")
+        skip = np.unpackbits(np.frombuffer(buf, np.uint8, (ng * nrb + 7) // 8, offs[5]), bitorder="little")
+        if int(skip[:ng * nrb].sum()) * g != n_words:
+            bad(f"{n_words} weight words != present units x group_width")
+        if a < 64 and n_words and np.any(np.frombuffer(buf, "<u8", n_words, offs[6]) >> np.uint64(a)):
+            bad(f"weight words hold bits above rows_active ({a}): bits {a}..63 must be 0")
+        produced[lout] = True
+    if not produced[t_out]:
+        raise InvalidProgramError(f"output {names.tensor(t_out)} is never produced")
+    return trec
+
+
+def decode(buf: bytes, expected_preset: HardwarePreset | None = None, limits=None) -> Program:
+    """Parse and validate an image; raises a ProgramError subclass naming what is wrong.
+
+    The checks run in the order of program-format.md "Reader checks": the header, then the
+    kernel's table checks (with ``limits``, an object with the kernel's ``max_*`` capacities such
+    as :class:`hybridcim.runtime.KernelInfo`, also its LIMIT checks at the kernel's points), then
+    the embedded manifest and the host-only rules of :mod:`.validate` (errors marked
+    ``host_only``). Nothing is allocated before the sizes it depends on are checked against the
+    image's length.
+    """
     buf = bytes(buf)
     if len(buf) < HEADER.size:
         raise TruncatedError(f"image is {len(buf)} bytes, shorter than the {HEADER.size}-byte header")
@@ -120,37 +314,42 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
         raise TruncatedError(f"image is truncated: header declares {total} bytes, got {len(buf)}")
     if len(buf) > total:
         raise TruncatedError(f"image has {len(buf) - total} trailing bytes past the declared {total}")
-    if total % 8:
-        raise ProgramError(f"image size {total} is not a multiple of 8 bytes")
+    if total % ALIGN:
+        raise TruncatedError(f"image size {total} is not a multiple of {ALIGN} bytes")
     got = image_crc(buf)
     if got != crc:
         raise ChecksumError(f"CRC-32 mismatch: header says {crc:08x}, image gives {got:08x} (corrupt image)")
     preset = _preset_from_header(h, expected_preset)
-    n_t, n_l, t_in, t_out, tensor_off, layer_off, meta_off, meta_len = h[13:21]
+    meta_off, meta_len = h[19:21]
+    trec = _check_structure(buf, h, limits, _Names(buf, meta_off, meta_len))
     try:
-        meta = json.loads(bytes(_section(buf, meta_off, meta_len, "u1", "manifest")).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProgramError(f"embedded manifest is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or not all(isinstance(meta.get(k, []), list) for k in ("tensors", "layers")):
-        raise ProgramError("embedded manifest must be a JSON object with 'tensors' and 'layers' name lists")
-    t_names = meta.get("tensors", [])
-    l_names = meta.get("layers", [])
-    tbytes = bytes(_section(buf, tensor_off, n_t * TENSOR.size, "u1", "tensor table"))
-    tensors = [TensorSpec(t_names[i] if i < len(t_names) else f"t{i}", *rec[:4], bool(rec[4]), rec[5])
-               for i, rec in enumerate(TENSOR.iter_unpack(tbytes))]
-    lbytes = bytes(_section(buf, layer_off, n_l * LAYER.size, "u1", "layer table"))
+        return _decode_checked(buf, h, preset, trec)
+    except ProgramError as e:
+        e.host_only = True  # the kernel leaves these rules to the host
+        raise
+
+
+def _decode_checked(buf: bytes, h: tuple, preset: HardwarePreset, trec: list[tuple]) -> Program:
+    """Manifest and host-only rules of an image that passed the kernel's checks."""
+    n_t, n_l, t_in, t_out, tensor_off, layer_off, meta_off, meta_len = h[13:21]
+    raw = bytes(_section(buf, meta_off, meta_len, "u1", "manifest"))
+    if not _json_depth_ok(raw):
+        raise ManifestError(f"embedded manifest nests deeper than {MANIFEST_MAX_DEPTH} levels")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ManifestError(f"embedded manifest is not valid UTF-8 JSON: {e}") from None
+    check_manifest(meta, n_t, n_l)
+    tensors = [TensorSpec(meta["tensors"][i], c, hh, w, bits, bool(sgn), exp)
+               for i, (c, hh, w, bits, sgn, exp) in enumerate(trec)]
     layers = []
-    for i, rec in enumerate(LAYER.iter_unpack(lbytes)):
+    for i, rec in enumerate(LAYER.iter_unpack(buf[layer_off:layer_off + LAYER.size * n_l])):
         (op, mode, kh, kw, stride, pad, flags, lin, lout, lres, f, k, ng, nrb, lo, hi, pshift, *offs) = rec
-        name = l_names[i] if i < len(l_names) else f"L{i}"
-        try:
-            op = Op(op)
-        except ValueError:
-            raise ProgramError(f"layer {i} ({name!r}): unknown op code {op}") from None
-        layer = Layer(name, op, lin, lout, None if lres == NO_TENSOR else lres, kh, kw, stride, pad, mode, flags, lo,
-                      hi, pshift, f, k)
+        op = Op(op)
+        layer = Layer(meta["layers"][i], op, lin, lout, None if lres == NO_TENSOR else lres, kh, kw, stride, pad, mode,
+                      flags, lo, hi, pshift, f, k)
         if op.is_cim:
-            where = f"layer {i} ({name!r})"
+            where = f"layer {i} ({layer.name!r})"
             for (attr, dt), off in zip(_CIM_ARRAYS, offs[:4]):
                 setattr(layer, attr, _section(buf, off, f, "<" + np.dtype(dt).str[1:], f"{where} {attr}").astype(dt))
             cm = _section(buf, offs[4], ng * preset.group_width, "<u4", f"{where} column map").reshape(ng, preset.group_width)
@@ -160,31 +359,10 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None) -> Program
             bits = _section(buf, offs[5], (ng * nrb + 7) // 8, "u1", f"{where} skip index")
             layer.present = np.unpackbits(bits, bitorder="little")[:ng * nrb].reshape(ng, nrb).astype(bool)
             layer.words = _section(buf, offs[6], offs[7], "<u8", f"{where} weights").astype(np.uint64)
-            if offs[7] % preset.group_width:
-                raise ProgramError(f"{where}: {offs[7]} weight words is not a multiple of group_width")
             layer.words = layer.words.reshape(-1, preset.group_width)
         layers.append(layer)
-    program = Program(preset, tensors, layers, t_in, t_out, meta.get("name", "program"), meta.get("metadata", {}))
+    program = Program(preset, tensors, layers, t_in, t_out, meta["name"], meta["metadata"])
     return validate(program)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def manifest(program: Program, image: bytes) -> dict:
@@ -204,23 +382,62 @@ def manifest(program: Program, image: bytes) -> dict:
     }
 
 
+def max_image_bytes(preset: HardwarePreset | None = None) -> int:
+    """Largest program file accepted (bytes): a program that fills the kernel of ``preset`` to
+    every capacity limit (hls/presets/*.h, :mod:`hybridcim.spec.capacity`: max_tensors tensors,
+    max_layers CIM layers each of max_filters filters, max_groups column groups and max_rowblocks
+    row blocks, every unit present) plus MANIFEST_ALLOWANCE bytes of embedded manifest. Without a
+    preset (or for an unnamed geometry): the largest over the named presets. Used by
+    :func:`read_program` (before reading a byte past the header) and :func:`write_program`."""
+    from ..spec.capacity import KERNEL_LIMITS
+    from ..spec.hardware import PRESETS
+    if preset is None or preset.name not in KERNEL_LIMITS or preset_by_fingerprint(preset.fingerprint) is None:
+        return max(max_image_bytes(p) for p in PRESETS.values())
+    lim, gw = KERNEL_LIMITS[preset.name], preset.group_width
+    units = lim.max_groups * lim.max_rowblocks
+    f = lim.max_filters
+    per_layer = (align(f) + align(4 * f) + align(f) + align(f) + align(4 * lim.max_groups * gw)
+                 + align(-(-units // 8)) + align(8 * units * gw))
+    return (HEADER.size + align(TENSOR.size * lim.max_tensors) + align(LAYER.size * lim.max_layers)
+            + lim.max_layers * per_layer + MANIFEST_ALLOWANCE)
+
+
+MANIFEST_ALLOWANCE = 1 << 20
+"""Bytes of embedded manifest counted in :func:`max_image_bytes` (1 MiB; a compiled ResNet-20's is 2 KB)."""
+
+
+def _image_limit(head: bytes) -> int:
+    """:func:`max_image_bytes` for the preset whose fingerprint the header holds (else the largest)."""
+    preset = None
+    if len(head) >= HEADER.size and head[:len(MAGIC)] == MAGIC:
+        preset = preset_by_fingerprint(HEADER.unpack_from(head, 0)[5])
+    return max_image_bytes(preset)
+
+
 def write_program(program: Program, path: str | os.PathLike) -> Path:
-    """Atomically write ``path`` (the image) and ``path + '.json'`` (the manifest)."""
+    """Write ``path`` (the image) and ``path + '.json'`` (the manifest) atomically, as a pair:
+    both files are replaced or neither (:func:`hybridcim.fileio.atomic_write_files`); an image
+    over :func:`max_image_bytes` is refused (read_program would refuse it)."""
+    from ..fileio import atomic_write_files
     path = Path(path)
     image = encode(program)
-    atomic_write_bytes(path, image)
-    atomic_write_bytes(path.with_name(path.name + ".json"),
-                       (json.dumps(manifest(program, image), indent=2) + "\n").encode("utf-8"))
+    cap = max_image_bytes(program.preset)
+    if len(image) > cap:
+        from .errors import InvalidProgramError
+        raise InvalidProgramError(f"program {program.name!r} encodes to {len(image):,} bytes, over the "
+                            f"{cap:,}-byte limit of preset {program.preset.name!r}")
+    atomic_write_files([(path, image), (path.with_name(path.name + ".json"),
+                        (json.dumps(manifest(program, image), indent=2) + "\n").encode("utf-8"))], "program image")
     return path
 
 
 def read_program(path: str | os.PathLike, expected_preset: HardwarePreset | None = None) -> Program:
-    """Read and validate an image file; errors name the file."""
+    """Read and validate an image file; errors name the file. Only a regular file (symlinks
+    followed) of at most :func:`max_image_bytes` for the preset its header names is read: a
+    device, FIFO or folder is refused before any byte is read (FileError, a ValueError)."""
+    from ..fileio import read_regular_file
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"program image {str(path)!r} does not exist") from None
+    data = read_regular_file(path, _image_limit, "program image")
     try:
         return decode(data, expected_preset)
     except ProgramError as e:

@@ -1,8 +1,17 @@
-"""Typed errors of the program image; each message names the problem and where it is."""
+"""Typed errors of the program image; each message names the problem and where it is.
+
+The classes follow the reader checks of docs/program-format.md, which every reader (host
+decoder, HLS kernel) applies in the same order, so an image with several defects gets the
+same class from every reader. ``host_only`` is True on an error raised by a rule the HLS
+kernel deliberately leaves to the host (packing, overflow bound, manifest, ...): the kernel
+may accept such an image, and no executor ever runs it.
+"""
 
 
 class ProgramError(ValueError):
     """Base class: the program image or its content is unusable."""
+
+    host_only: bool = False
 
 
 class BadMagicError(ProgramError):
@@ -14,7 +23,7 @@ class VersionError(ProgramError):
 
 
 class TruncatedError(ProgramError):
-    """The image is shorter than its header says (or than a section needs)."""
+    """The image is shorter than its header says (or than a section needs), or not a multiple of 8 bytes."""
 
 
 class ChecksumError(ProgramError):
@@ -27,3 +36,20 @@ class PresetMismatchError(ProgramError):
 
 class InvalidProgramError(ProgramError):
     """The image decodes but breaks a rule of the spec (shape, range, packing, overflow)."""
+
+
+class SectionError(InvalidProgramError, TruncatedError):
+    """A table or section lies outside the image, overlaps the header or is misaligned.
+
+    A malformed record (the kernel's LAYER / TENSOR status) that also reads as truncation.
+    """
+
+
+class ManifestError(ProgramError):
+    """The embedded manifest JSON breaks its schema (program-format.md "Embedded manifest")."""
+
+    host_only = True
+
+
+class CapacityError(ProgramError):
+    """The program is valid but exceeds the kernel's on-chip capacity (hls/presets/*.h limits)."""

@@ -46,3 +46,17 @@ def colmap_entry(filter_index: int, plane: int) -> int:
 def align(n: int) -> int:
     """Round n up to the section alignment."""
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# reserved byte ranges (offset, length) of each record; all must be 0 in format 1.0
+HEADER_RESERVED = ((61, 3),)
+TENSOR_RESERVED = ((9, 7),)
+LAYER_RESERVED = ((33, 3), (68, 28))
+
+# embedded manifest schema limits (program-format.md "Embedded manifest")
+MANIFEST_MAX_DEPTH = 32      # nesting of JSON arrays/objects, the top-level object counting 1
+MANIFEST_MAX_NAME = 256      # characters of a program, tensor or layer name
+
+# column map entry: filter | plane << 16 | used << 24; bits 25..31 are 0
+CM_PLANE_SHIFT = 16
+CM_USED_SHIFT = 24

@@ -4,13 +4,18 @@ Every rule raises InvalidProgramError naming the layer (index and name) and the 
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..spec.numformat import INT32
-from .errors import InvalidProgramError
-from .format import Op
+from .errors import InvalidProgramError, ManifestError
+from .format import MANIFEST_MAX_DEPTH, MANIFEST_MAX_NAME, Op
 from .model import Layer, Program
-from .weights import decode_weight_matrix
+from ..cim.bitplanes import unpack_rows
+
+
+_CIM_FIELDS = ("precision", "bias", "shift", "res_shift", "col_filter", "col_plane", "present", "words")
 
 
 def _fail(i: int, layer: Layer, msg: str) -> None:
@@ -22,15 +27,59 @@ def conv_out_hw(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tupl
     return (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
 
 
-def accumulator_bound(layer: Layer, program: Program, w: np.ndarray) -> int:
-    """Worst-case |bias + acc + res<<res_shift| before the shift, over all filters (§4)."""
+def filter_abs_sums(layer: Layer, rows_active: int, chunk_units: int = 2048) -> np.ndarray:
+    """Σ_k |W[f, k]| of every filter (int64, (F,)), straight from the stored units.
+
+    Works unit by unit (chunks of ``chunk_units``), never building the dense F×K matrix, so
+    memory stays proportional to the stored weight words. Needs a valid column map (each
+    filter in adjacent columns with planes 0..P-1): the start column of a filter is c - plane.
+    """
+    f = layer.n_filters
+    sums = np.zeros(f, dtype=np.int64)
+    cf, cp = layer.col_filter.astype(np.int64), layer.col_plane.astype(np.int64)
+    gw = cf.shape[1]
+    gs, _ = np.nonzero(layer.present)
+    prec = layer.precision.astype(np.int64)
+    start = np.where(cf >= 0, np.arange(gw)[None, :] - cp, -1)
+    for lo in range(0, len(gs), chunk_units):
+        g = gs[lo:lo + chunk_units]
+        n = len(g)
+        bits = unpack_rows(layer.words[lo:lo + chunk_units], rows_active).astype(np.int64)  # (n, G, A)
+        wblk = np.zeros((n, gw, rows_active), dtype=np.int64)  # row values, indexed by start column
+        for c in range(gw):
+            fc = cf[g, c]
+            used = np.nonzero(fc >= 0)[0]
+            if not len(used):
+                continue
+            j = cp[g[used], c]
+            sign = np.where(j == prec[fc[used]] - 1, -1, 1) << j
+            wblk[used, start[g[used], c]] += sign[:, None] * bits[used, c, :]
+        per_start = np.abs(wblk).sum(axis=2)  # (n, G)
+        for s in range(gw):
+            owner = np.where(cp[g, s] == 0, cf[g, s], -1)
+            ok = owner >= 0
+            np.add.at(sums, owner[ok], per_start[ok, s])
+    return sums
+
+
+def accumulator_bound(layer: Layer, program: Program, w: np.ndarray | None = None) -> int:
+    """Exact worst case of |v| of §4 over all filters, as a Python int (never wraps).
+
+    Per filter: (Σ_k |W[f,k]|·xmax + |bias[f]| + [residual layer] rmax·2^res_shift[f])
+    · 2^max(0, −shift[f]); a pruned filter counts through its bias (and residual). ``w``:
+    the dense (F, K) weight matrix if the caller has it, else the sums come from the units.
+    """
     xmax = program.tensors[layer.in_tensor].fmt.max
-    bound = np.abs(w).sum(axis=1) * xmax + np.abs(layer.bias.astype(np.int64))
+    sabs = (np.abs(w).sum(axis=1) if w is not None else filter_abs_sums(layer, program.preset.rows_active)).tolist()
+    rmax = 0
     if layer.res_tensor is not None:
         rf = program.tensors[layer.res_tensor].fmt
-        bound = bound + (max(abs(rf.min), abs(rf.max)) << layer.res_shift.astype(np.int64))
-    left = np.maximum(-layer.shift.astype(np.int64), 0)
-    return int((bound << left).max()) if len(bound) else 0
+        rmax = max(abs(rf.min), abs(rf.max))
+    best = 0
+    for s, b, sh, rs in zip(sabs, layer.bias.tolist(), layer.shift.tolist(), layer.res_shift.tolist()):
+        v = int(s) * xmax + abs(int(b)) + (rmax << int(rs) if rmax else 0)
+        best = max(best, v << max(0, -int(sh)))
+    return best
 
 
 def _check_cim(i: int, layer: Layer, program: Program) -> None:
@@ -88,10 +137,17 @@ def _check_cim(i: int, layer: Layer, program: Program) -> None:
     missing = [fi for fi in range(f) if layer.precision[fi] > 0 and not seen[fi]]
     if missing:
         _fail(i, layer, f"filters {missing[:8]} have precision > 0 but no columns")
-    w = decode_weight_matrix(layer.precision, cf, cp, layer.present, layer.words, r_blocks * a, a)
-    if np.any(w[:, layer.k_rows:]):
-        _fail(i, layer, "padding rows past K hold non-zero weight bits")
-    bound = accumulator_bound(layer, program, w[:, :layer.k_rows])
+    if a < 64 and np.any(layer.words >> np.uint64(a)):
+        _fail(i, layer, f"weight words hold bits above rows_active ({a}): bits {a}..63 must be 0")
+    tail = layer.k_rows - (r_blocks - 1) * a  # real rows of the last row block
+    if tail < a and layer.present[:, -1].any():
+        pad_mask = np.uint64(((1 << a) - 1) & ~((1 << tail) - 1))
+        unit_of = np.cumsum(layer.present.reshape(-1)).reshape(layer.present.shape) - 1
+        last = unit_of[layer.present[:, -1], -1]
+        used = cf[layer.present[:, -1]] >= 0
+        if np.any(((layer.words[last] & pad_mask) != 0) & used):
+            _fail(i, layer, "padding rows past K hold non-zero weight bits")
+    bound = accumulator_bound(layer, program)
     if bound > INT32.max:
         _fail(i, layer, f"worst-case accumulator {bound} exceeds the {preset.acc_bits}-bit datapath (2^31-1)")
 
@@ -102,6 +158,15 @@ def _check_shapes(i: int, layer: Layer, program: Program) -> None:
         _fail(i, layer, f"kernel {layer.kh}x{layer.kw}, stride {layer.stride}, pad {layer.pad} invalid")
     if not layer.op.is_cim and (t_in.signed or t_out.signed):
         _fail(i, layer, "pools take and give unsigned tensors")
+    if not layer.op.is_cim:
+        if layer.n_filters or layer.k_rows or any(getattr(layer, n) is not None for n in _CIM_FIELDS):
+            _fail(i, layer, "pool records hold n_filters = k_rows = n_groups = n_rowblocks = n_weight_words = 0 "
+                            "and all section offsets 0")
+        if layer.op == Op.MAXPOOL and (layer.clamp_lo, layer.clamp_hi, layer.pool_shift) != (0, 0, 0):
+            _fail(i, layer, f"maxpool clamp [{layer.clamp_lo}, {layer.clamp_hi}] and pool_shift {layer.pool_shift} "
+                            "must be 0 (a maxpool does not requantize)")
+    elif layer.pool_shift != 0:
+        _fail(i, layer, f"pool_shift {layer.pool_shift} must be 0 outside avgpool")
     if layer.op == Op.AVGPOOL:
         want = (1, 1, t_in.channels)
         if (layer.kh, layer.kw, layer.stride, layer.pad) != (t_in.height, t_in.width, 1, 0):
@@ -124,14 +189,17 @@ def _check_shapes(i: int, layer: Layer, program: Program) -> None:
     if layer.op == Op.AVGPOOL:
         if not -31 <= layer.pool_shift <= 31:
             _fail(i, layer, f"pool_shift {layer.pool_shift} outside -31..31")
-        if t_in.height * t_in.width * max(abs(t_in.fmt.min), t_in.fmt.max) << max(-layer.pool_shift, 0) > INT32.max:
-            _fail(i, layer, "global sum exceeds int32")
+        worst = t_in.height * t_in.width * t_in.fmt.max << max(-layer.pool_shift, 0)
+        if worst > INT32.max:
+            _fail(i, layer, f"worst-case global sum H*W*xmax*2^max(0,-pool_shift) = {worst} exceeds int32 (2^31-1)")
 
 
 def validate(program: Program) -> Program:
     """Check every spec rule; returns the program unchanged or raises InvalidProgramError."""
     nt = len(program.tensors)
     for t in program.tensors:
+        if not isinstance(t.signed, (bool, np.bool_)):
+            raise InvalidProgramError(f"tensor {t.name!r}: signed must be a bool (byte 0 or 1), got {t.signed!r}")
         if min(t.channels, t.height, t.width) < 1 or not 1 <= t.bits <= (32 if t.signed else 31):
             raise InvalidProgramError(f"tensor {t.name!r}: bad shape {t.shape_hwc} or bits {t.bits} "
                                       f"(1..32 signed, 1..31 unsigned: values must fit the int32 datapath)")
@@ -159,4 +227,61 @@ def validate(program: Program) -> Program:
         produced.add(layer.out_tensor)
     if program.output_tensor not in produced or program.output_tensor == program.input_tensor:
         raise InvalidProgramError(f"output tensor {program.output_tensor} is never produced")
+    check_manifest(manifest_of(program))
     return program
+
+
+def manifest_of(program: Program) -> dict:
+    """The embedded manifest object of ``program`` (program-format.md "Embedded manifest")."""
+    return {"name": program.name, "tensors": [t.name for t in program.tensors],
+            "layers": [l.name for l in program.layers], "metadata": program.metadata}
+
+
+def _depth(obj, limit: int) -> int:
+    """Nesting depth of lists/dicts (a scalar is 0), stopping past ``limit`` (no deep recursion)."""
+    depth, level = 0, [obj]
+    while level:
+        nxt = []
+        for o in level:
+            if isinstance(o, dict):
+                nxt.extend(o.values())
+            elif isinstance(o, (list, tuple)):
+                nxt.extend(o)
+        if not any(isinstance(o, (dict, list, tuple)) for o in level):
+            break
+        depth += 1
+        if depth > limit:
+            break
+        level = nxt
+    return depth
+
+
+def check_manifest(meta, n_tensors: int | None = None, n_layers: int | None = None) -> None:
+    """Schema of the embedded manifest; raises ManifestError naming the field.
+
+    ``{"name": str, "tensors": [str] * n_tensors, "layers": [str] * n_layers, "metadata": object}``,
+    names of 1..MANIFEST_MAX_NAME characters, nesting depth <= MANIFEST_MAX_DEPTH, no other keys.
+    """
+    if not isinstance(meta, dict):
+        raise ManifestError(f"embedded manifest must be a JSON object, got {type(meta).__name__}")
+    if set(meta) != {"name", "tensors", "layers", "metadata"}:
+        raise ManifestError(f"embedded manifest keys must be name, tensors, layers, metadata; got {sorted(map(str, meta))}")
+    if _depth(meta, MANIFEST_MAX_DEPTH) > MANIFEST_MAX_DEPTH:
+        raise ManifestError(f"embedded manifest nests deeper than {MANIFEST_MAX_DEPTH} levels")
+    if not isinstance(meta["metadata"], dict):
+        raise ManifestError(f"manifest 'metadata' must be an object, got {type(meta['metadata']).__name__}")
+    for key, want in (("tensors", n_tensors), ("layers", n_layers)):
+        names = meta[key]
+        if not isinstance(names, list):
+            raise ManifestError(f"manifest {key!r} must be a list of names, got {type(names).__name__}")
+        if want is not None and len(names) != want:
+            raise ManifestError(f"manifest {key!r} has {len(names)} names, the image has {want} {key}")
+    for what, name in [("program name", meta["name"])] + [(f"{k[:-1]} {i} name", n) for k in ("tensors", "layers")
+                                                          for i, n in enumerate(meta[k])]:
+        if not isinstance(name, str) or not 1 <= len(name) <= MANIFEST_MAX_NAME:
+            raise ManifestError(f"manifest {what} must be a string of 1..{MANIFEST_MAX_NAME} characters, "
+                                f"got {type(name).__name__} {str(name)[:40]!r}")
+    try:
+        json.dumps(meta["metadata"], allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ManifestError(f"manifest 'metadata' is not plain JSON: {e}") from None

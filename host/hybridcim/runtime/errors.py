@@ -7,8 +7,8 @@ kernel's verdict alike.
 """
 from __future__ import annotations
 
-from ..program.errors import (BadMagicError, ChecksumError, InvalidProgramError, PresetMismatchError,
-                              ProgramError, TruncatedError, VersionError)
+from ..program.errors import (BadMagicError, CapacityError, ChecksumError, InvalidProgramError,  # noqa: F401
+                              PresetMismatchError, ProgramError, TruncatedError, VersionError)
 
 
 class DeviceError(RuntimeError):
@@ -21,10 +21,6 @@ class DeviceNotAvailableError(DeviceError):
 
 class CSimBuildError(DeviceError):
     """g++ failed to build the csim library; the message holds g++'s own stderr."""
-
-
-class CapacityError(ProgramError):
-    """The program is valid but exceeds the kernel's on-chip capacity (hls/presets/*.h limits)."""
 
 
 class KernelError(DeviceError):
