@@ -13,17 +13,22 @@ from setuptools.command.build_py import build_py
 HLS_SOURCES = ["*.h", "*.cpp", "presets/*.h", "tb/*.cpp", "Makefile", "run_hls.tcl", "hls_config.cfg"]
 
 
+BITSTREAM_FILES = ["*/manifest.json", "*/*.bit", "*/*.hwh", "*/*.h"]
+
+
 class BuildPyWithHls(build_py):
-    """Copy the repository's hls/ sources into the wheel as hybridcim/hls/ (the csim builder finds them there)."""
+    """Copy the repository's hls/ sources into the wheel as hybridcim/hls/ (the csim builder finds them
+    there) and its built bitstreams/<board>/ folders as hybridcim/bitstreams/ (runtime/bitstream_path.py)."""
 
     def run(self):
         super().run()
-        src = Path(__file__).resolve().parent / "hls"
-        dst = Path(self.build_lib) / "hybridcim" / "hls"
-        for pattern in HLS_SOURCES:
-            for f in src.glob(pattern):
-                (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, dst / f.relative_to(src))
+        root = Path(__file__).resolve().parent
+        for sub, patterns in (("hls", HLS_SOURCES), ("bitstreams", BITSTREAM_FILES)):
+            src, dst = root / sub, Path(self.build_lib) / "hybridcim" / sub
+            for pattern in patterns:
+                for f in src.glob(pattern):
+                    (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, dst / f.relative_to(src))
 
 TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1.0.0",
          "onnxruntime", "pyyaml", "safetensors"]

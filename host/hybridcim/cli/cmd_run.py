@@ -28,7 +28,10 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--reference", choices=("emulator", "brevitas", "qonnx", "none"), default=None,
                    help="reference executor (default: brevitas for --backend emulator, else emulator)")
-    p.add_argument("--board", default="pynq-z2", help="bitstreams/<board> for --backend pynq")
+    p.add_argument("--board", default="pynq-z2",
+                   help="--backend pynq: a board name, looked up as <board>/ in $HYBRIDCIM_BITSTREAMS, the "
+                        "checkout's bitstreams/, then the installed package's bitstreams/; or a folder holding "
+                        "manifest.json, the .bit and the .hwh (a path with a '/', e.g. ./my-board)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.set_defaults(func=run)
 

@@ -1,7 +1,8 @@
 """PynqDevice: the overlay on a PYNQ board (pynq.Overlay + pynq.allocate), same buffers as csim.
 
 Setup on the board: ``bitstreams/<board>/{hybridcim.bit, hybridcim.hwh, manifest.json}`` from
-``overlay/build.sh``. ``load`` checks the manifest (kernel major version, preset fingerprint,
+``overlay/build.sh``, found as :mod:`.bitstream_path` says (a folder, or a board name searched in
+``$HYBRIDCIM_BITSTREAMS``, the checkout's ``bitstreams/``, the installed package's data). ``load`` checks the manifest (kernel major version, preset fingerprint,
 capacity) against the program before anything touches the FPGA; the kernel checks the image
 again (CRC, preset) and a refusal is raised as the matching error.
 
@@ -25,6 +26,7 @@ from ..program.model import Program
 from ..spec.hardware import HardwarePreset, get_preset
 from . import buffers
 from .bitstream import load_manifest, manifest_kernel_info
+from .bitstream_path import find_board_dir
 from .device import Device, as_program
 from .errors import DeviceError, DeviceNotAvailableError, kernel_error
 
@@ -52,12 +54,6 @@ def offsets_from_driver_header(text: str) -> dict[str, int]:
     return out
 
 
-def default_bitstream_dir() -> Path:
-    """$HYBRIDCIM_BITSTREAMS, else the repository's bitstreams/ folder."""
-    env = os.environ.get("HYBRIDCIM_BITSTREAMS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "bitstreams"
-
-
 def _import_pynq():
     try:
         import pynq  # noqa: F401  (heavy; only on the board path)
@@ -75,7 +71,7 @@ class PynqDevice(Device):
     def __init__(self, board: str = "pynq-z2", bitstream_dir: "str | os.PathLike | None" = None,
                  preset: "str | HardwarePreset | None" = None, batch_size: int = 64, timeout_s: float = 60.0):
         super().__init__()
-        self.board_dir = Path(bitstream_dir or default_bitstream_dir()) / board
+        self.board_dir = find_board_dir(board, bitstream_dir)  # bitstream_path.py: search order
         self.manifest = load_manifest(self.board_dir)
         self.info = manifest_kernel_info(self.manifest)
         self._preset = HardwarePreset.from_dict(self.manifest["preset"])
