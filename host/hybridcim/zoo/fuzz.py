@@ -90,3 +90,71 @@ def random_images(program: Program, n: int, seed: int = 0) -> np.ndarray:
     """Random images in the program input's range, uint8 NCHW."""
     t = program.input
     return np.random.default_rng(seed).integers(0, t.fmt.max + 1, size=(n, t.channels, t.height, t.width)).astype(np.uint8)
+
+
+# ---- image-level mutation helpers (structure-aware fuzzing of readers and executors) ----
+
+def reseal(image: "bytes | bytearray") -> bytes:
+    """The image with its header CRC-32 recomputed, so only the structural/semantic checks can refuse it."""
+    from ..program.codec import image_crc
+    buf = bytearray(image)
+    buf[16:20] = image_crc(buf).to_bytes(4, "little")
+    return bytes(buf)
+
+
+def image_fields(image: bytes) -> list[tuple[str, int, str]]:
+    """Every numeric field of an image's header, tensor and layer records as (name, byte offset, struct code).
+
+    Names: ``header.<field>``, ``tensor<i>.<field>``, ``layer<i>.<field>``; the reserved bytes are
+    listed one by one (``...reserved<k>``, code ``B``). Offsets are absolute; codes are ``struct``
+    little-endian item codes (B/b/H/h/I/i). The field's whole legal range is that of its code.
+    """
+    from ..program.format import HEADER, LAYER, TENSOR
+    header = [("magic", 0, "Q"), ("version_major", 8, "H"), ("version_minor", 10, "H"), ("image_bytes", 12, "I"),
+              ("preset_fingerprint", 20, "I"), ("rows", 24, "H"), ("cols", 26, "H"), ("rows_active", 28, "H"),
+              ("group_width", 30, "H"), ("n_macros", 32, "H"), ("acc_bits", 34, "B"), ("adc_bits", 35, "B"),
+              ("n_tensors", 36, "H"), ("n_layers", 38, "H"), ("input_tensor", 40, "H"), ("output_tensor", 42, "H"),
+              ("tensor_table_offset", 44, "I"), ("layer_table_offset", 48, "I"), ("manifest_offset", 52, "I"),
+              ("manifest_bytes", 56, "I"), ("precision_mask", 60, "B")] + [(f"reserved{k}", 61 + k, "B") for k in range(3)]
+    tensor = [("channels", 0, "H"), ("height", 2, "H"), ("width", 4, "H"), ("bits", 6, "B"), ("signed", 7, "B"),
+              ("exponent", 8, "b")] + [(f"reserved{k}", 9 + k, "B") for k in range(7)]
+    layer = [("op", 0, "B"), ("mode", 1, "B"), ("kh", 2, "B"), ("kw", 3, "B"), ("stride", 4, "B"), ("pad", 5, "B"),
+             ("flags", 6, "H"), ("in_tensor", 8, "H"), ("out_tensor", 10, "H"), ("res_tensor", 12, "H"),
+             ("n_filters", 14, "H"), ("k_rows", 16, "I"), ("n_groups", 20, "H"), ("n_rowblocks", 22, "H"),
+             ("clamp_lo", 24, "i"), ("clamp_hi", 28, "i"), ("pool_shift", 32, "b"), ("off_precision", 36, "I"),
+             ("off_bias", 40, "I"), ("off_shift", 44, "I"), ("off_res_shift", 48, "I"), ("off_colmap", 52, "I"),
+             ("off_skip", 56, "I"), ("off_weights", 60, "I"), ("n_weight_words", 64, "I")] + \
+        [(f"reserved{k}", o, "B") for k, o in enumerate(list(range(33, 36)) + list(range(68, 96)))]
+    h = HEADER.unpack_from(image, 0)
+    n_t, n_l, toff, loff = h[13], h[14], h[17], h[18]
+    out = [(f"header.{n}", o, c) for n, o, c in header]
+    if toff + TENSOR.size * n_t <= len(image):
+        out += [(f"tensor{i}.{n}", toff + TENSOR.size * i + o, c) for i in range(n_t) for n, o, c in tensor]
+    if loff + LAYER.size * n_l <= len(image):
+        out += [(f"layer{i}.{n}", loff + LAYER.size * i + o, c) for i in range(n_l) for n, o, c in layer]
+    return out
+
+
+def set_field(image: bytes, offset: int, code: str, value: int) -> bytes:
+    """The image with one little-endian field (struct code) overwritten; the CRC is not touched."""
+    import struct
+    buf = bytearray(image)
+    struct.pack_into("<" + code, buf, offset, value)
+    return bytes(buf)
+
+
+def field_range(code: str) -> tuple[int, int]:
+    """Whole range of a struct item code: B 0..255, b -128..127, H, h, I, i, Q likewise."""
+    bits = {"B": 8, "b": 8, "H": 16, "h": 16, "I": 32, "i": 32, "Q": 64}[code]
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else (0, (1 << bits) - 1)
+
+
+def with_manifest(image: bytes, manifest: bytes) -> bytes:
+    """The image with its embedded manifest (the last section) replaced by ``manifest``, resealed."""
+    from ..program.format import HEADER, align
+    h = HEADER.unpack_from(image, 0)
+    off = h[19]
+    body = bytearray(image[:off]) + manifest + b"\0" * (align(len(manifest)) - len(manifest))
+    body[12:16] = len(body).to_bytes(4, "little")
+    body[56:60] = len(manifest).to_bytes(4, "little")
+    return reseal(body)
