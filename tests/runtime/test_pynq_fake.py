@@ -47,14 +47,14 @@ class FakeIP:
     register_map = None
 
     def __init__(self, board):
-        self.board, self.regs = board, {}
+        self.board, self.regs = board, {REGISTERS["ap_ctrl"]: 0x4}  # ap_idle
 
     def write(self, offset, value):
         self.regs[offset] = int(value) & 0xFFFFFFFF
         if offset == REGISTERS["ap_ctrl"] and value & AP_START:
             self.board.calls.append(dict(self.regs))
             self.regs[REGISTERS["ap_return"]] = self.board.run_kernel(self.regs)
-            self.regs[offset] = AP_DONE
+            self.regs[offset] = AP_DONE | 0x4  # done and idle again
 
     def read(self, offset):
         return self.regs.get(offset, 0)

@@ -6,11 +6,17 @@ Setup on the board: ``bitstreams/<board>/{hybridcim.bit, hybridcim.hwh, manifest
 capacity) against the program before anything touches the FPGA; the kernel checks the image
 again (CRC, preset) and a refusal is raised as the matching error.
 
-Control registers (s_axilite "control"): offsets come from the HLS-generated driver header
-``xhybridcim_accel_hw.h`` when the manifest names one, else from the .hwh register map pynq
-parses, else from :data:`REGISTERS` (what Vitis HLS generates for this prototype with 32-bit
-m_axi addresses; docs/program-format.md "Runtime buffers"). This module cannot be exercised without a board;
-off-board it fails with DeviceNotAvailableError, never an ImportError traceback.
+Control registers (s_axilite "control"): offsets and the pointer width (32 or 64 bits) come
+from the HLS-generated driver header ``xhybridcim_accel_hw.h`` when the manifest names one, else
+from the .hwh register map pynq parses (``Overlay.ip_dict``), else from :data:`REGISTERS` /
+:data:`REGISTERS_64` (docs/program-format.md "Control registers"; ``runtime.regmap`` derives the
+same map from the prototype). A call checks ap_idle, flushes its inputs, cleans its outputs,
+starts, polls ap_done with a backing-off sleep, then invalidates its outputs; a call that
+never finishes leaves its buffers allocated (the IP may still write them) and the device
+refuses further calls. Uses only pynq APIs present in pynq 3.0.1 (the PYNQ-Z2 v3.0.1 image):
+``Overlay``, ``Overlay.ip_dict``, ``DefaultIP.read/write``, ``allocate``, ``PynqBuffer.sync_to_device /
+sync_from_device / freebuffer / device_address``. Off-board it fails with
+DeviceNotAvailableError, never an ImportError traceback.
 """
 from __future__ import annotations
 
@@ -34,7 +40,21 @@ REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "ap_return"
              "prog": 0x18, "prog_words": 0x20, "images": 0x28, "image_words": 0x30, "n_images": 0x38,
              "out": 0x40, "out_words": 0x48, "scratch": 0x50, "scratch_words": 0x58, "flags": 0x60,
              "counters": 0x68, "counters_words": 0x70}
-AP_START, AP_DONE = 0x1, 0x2
+"""Offsets with 32-bit m_axi addresses (Zynq-7000, ``m_axi_addr64=false``): one word per pointer."""
+REGISTERS_64 = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "ap_return": 0x10,
+                "prog": 0x18, "prog_words": 0x24, "images": 0x2C, "image_words": 0x38, "n_images": 0x40,
+                "out": 0x48, "out_words": 0x54, "scratch": 0x5C, "scratch_words": 0x68, "flags": 0x70,
+                "counters": 0x78, "counters_words": 0x84}
+"""Offsets with 64-bit m_axi addresses (Zynq UltraScale+): pointer = low word, high word, reserved."""
+POINTERS = ("prog", "images", "out", "scratch", "counters")
+AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+POLL_FIRST_S, POLL_MAX_S = 20e-6, 5e-3
+"""The poll loop sleeps 20 us after the first unfinished read, doubling up to 5 ms."""
+IP_VLNV_PREFIX = "hybridcim.org:hls:hybridcim_accel:"
+_QUARANTINE: list = []
+"""Buffers handed to an IP that never reported ap_done: the IP may still write them, so they are
+kept referenced (never freed, never garbage-collected) for the life of the process."""
+_sleep = time.sleep
 
 
 def offsets_from_driver_header(text: str) -> dict[str, int]:
@@ -59,7 +79,7 @@ def _import_pynq():
         import pynq  # noqa: F401  (heavy; only on the board path)
     except Exception as e:  # pynq raises more than ImportError off-board
         raise DeviceNotAvailableError(f"pynq is not importable here ({type(e).__name__}: {e}); the pynq backend "
-                                      "runs on a PYNQ board image with pynq==4.0.0 (pip install -e '.[board]')") from None
+                                      "runs on a PYNQ board image (pynq 3.0.1 or later, as the board's image ships it)") from None
     return pynq
 
 
@@ -86,26 +106,67 @@ class PynqDevice(Device):
             raise DeviceNotAvailableError("pynq found no FPGA device: PynqDevice runs on a PYNQ board")
         self._pynq = pynq
         self.overlay = pynq.Overlay(str(self.board_dir / self.manifest["bitstream"]))
-        self.ip = getattr(self.overlay, self.manifest.get("ip_name", "hybridcim_accel_0"))
-        self.regs = self._register_offsets()
+        self.ip_name = self.manifest.get("ip_name", "hybridcim_accel_0")
+        self.ip = self._find_ip()
+        self.regs, self.addr_bits = self._register_map()
         self.batch_size, self.timeout_s = batch_size, timeout_s
         self._prog_buf = None
+        self._wedged: str | None = None  # why the IP must not be started again (it may still be running)
         self._per_image = self._out_words = 0
 
-    def _register_offsets(self) -> dict[str, int]:
-        regs = dict(REGISTERS)
+    def _find_ip(self):
+        """The accelerator's IP object; a bitstream without it (or with another IP there) is refused."""
+        ip_dict = getattr(self.overlay, "ip_dict", None)
+        if ip_dict is None:  # not a pynq.Overlay (every pynq Overlay has ip_dict): nothing to check
+            return getattr(self.overlay, self.ip_name)
+        if self.ip_name not in ip_dict:
+            raise DeviceError(f"{self.board_dir / self.manifest['bitstream']}: the overlay has no IP "
+                              f"{self.ip_name!r} (it has {sorted(ip_dict)[:8]}): wrong bitstream or .hwh")
+        vlnv = str(ip_dict[self.ip_name].get("type", ""))
+        if not vlnv.startswith(IP_VLNV_PREFIX):
+            raise DeviceError(f"{self.board_dir.name}: IP {self.ip_name!r} is {vlnv!r}, not {IP_VLNV_PREFIX}*: "
+                              "wrong bitstream")
+        return getattr(self.overlay, self.ip_name)
+
+    def _addr_bits_from_manifest(self) -> int:
+        """m_axi address width: ``m_axi_addr_bits`` in the manifest, else 64 on a Zynq UltraScale+
+        part (xczu*, xck26, xck24) and 32 on a Zynq-7000 one (the overlay builds' settings)."""
+        bits = self.manifest.get("m_axi_addr_bits")
+        if bits in (32, 64):
+            return bits
+        part = str(self.manifest.get("part", "")).lower()
+        return 64 if part.startswith(("xczu", "xck26", "xck24")) else 32
+
+    def _register_map(self) -> tuple[dict[str, int], int]:
+        """Control-register offsets and the pointer width, from (in order) the HLS driver header
+        the manifest names, the .hwh register map pynq parsed, or REGISTERS / REGISTERS_64."""
+        from . import regmap
+        found: dict[str, tuple[int, int]] = {}
         header = self.manifest.get("driver_header")
         if header and (self.board_dir / header).is_file():
-            found = offsets_from_driver_header((self.board_dir / header).read_text())
-            regs.update({k: v for k, v in found.items() if k in regs})
-            return regs
-        rmap = getattr(self.ip, "register_map", None)
-        for name in list(regs):
-            reg = getattr(rmap, name, None) if rmap is not None else None
-            addr = getattr(reg, "address", None)
-            if addr is not None:
-                regs[name] = int(addr)
-        return regs
+            found = regmap.offsets_from_hw_header((self.board_dir / header).read_text(), "XHYBRIDCIM_ACCEL_CONTROL")
+            source = header
+        else:
+            hwh_regs = (getattr(self.overlay, "ip_dict", {}).get(self.ip_name) or {}).get("registers") or {}
+            if hwh_regs:
+                try:
+                    found = regmap.from_hwh_registers(hwh_regs)
+                except regmap.RegmapError as e:
+                    raise DeviceError(f"{self.board_dir / self.manifest['hwh']}: {e}") from None
+                source = self.manifest["hwh"]
+        if not found:
+            bits = self._addr_bits_from_manifest()
+            return dict(REGISTERS if bits == 32 else REGISTERS_64), bits
+        need = [k for k in REGISTERS if self.has_counters or not k.startswith("counters")]
+        missing = [k for k in need if k not in found]
+        if missing:
+            raise DeviceError(f"{self.board_dir / source}: no control register {', '.join(missing)} "
+                              "(not a hybridcim_accel control map: wrong bitstream, .hwh or header)")
+        widths = {found[k][1] for k in POINTERS if k in found}
+        if len(widths) != 1 or not widths <= {32, 64}:
+            raise DeviceError(f"{self.board_dir / source}: pointer registers have widths {sorted(widths)}, "
+                              "want all 32 or all 64 bits")
+        return {k: found[k][0] for k in need + [k for k in ("gie", "ier", "isr") if k in found]}, widths.pop()
 
     @property
     def preset(self) -> HardwarePreset:
@@ -113,14 +174,15 @@ class PynqDevice(Device):
 
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         self._check_open()
+        self._check_not_wedged()
         prog, image = as_program(program, self._preset)
         buffers.check_capacity(prog, self.info)
         words = buffers.program_words(image)
         buf = self._pynq.allocate(shape=words.shape, dtype=np.uint64)
         buf[:] = words
-        buf.sync_to_device()
+        buf.sync_to_device()  # flush: the IP reads DDR, not the CPU's cache
         if self._prog_buf is not None:
-            self._prog_buf.freebuffer()
+            self._prog_buf.freebuffer()  # the IP is idle here (no call in flight)
         self._prog_buf = buf
         _, self._per_image = buffers.scratch_layout(prog)
         self._out_words = buffers.output_words(prog)
@@ -131,50 +193,108 @@ class PynqDevice(Device):
             self._set_program(None)
             raise
 
+    def _start(self, n: int, images, out, scratch, flags: int, counters=None) -> None:
+        """One kernel call on the given buffers, raising the kernel's status. ``images=None``: a
+        validate-only call, where one int32 dummy (freed after) stands for images, out and scratch
+        (any valid buffers satisfy the kernel's null checks; sized for the word counts written)."""
+        if images is None:
+            dummy = self._pynq.allocate(shape=(max(self._per_image, self._out_words, 1),), dtype=np.int32)
+            try:
+                status = self._execute(n, dummy, dummy, dummy, None, flags, [dummy])
+            finally:
+                self._release([dummy])
+        else:
+            outs = [out, scratch] + ([counters] if counters is not None else [])
+            status = self._execute(n, images, out, scratch, counters, flags, outs)
+        self._raise_status(status)
+
     @property
     def has_counters(self) -> bool:
-        """Kernels from 1.1 on have the counter block (COUNTERS flag, counters buffer)."""
-        return (self.info.kernel_major, self.info.kernel_minor) >= (1, 1)
+        """Kernels from 1.2 on have the counter block this package reads (COUNTERS flag, counters buffer
+        with a header word). A 1.1 kernel's block has no header and lacks counters: it runs without."""
+        return (self.info.kernel_major, self.info.kernel_minor) >= (1, 2)
 
     @property
     def reports_counters(self) -> bool:
         return self.has_counters
 
-    def _start(self, n: int, images, out, scratch, flags: int, counters=None) -> None:
-        w = self.ip.write
-        r = self.regs
-        w(r["prog"], self._prog_buf.device_address)
-        w(r["prog_words"], int(self._prog_buf.shape[0]))
-        dummy = None
-        if images is None:  # validate-only call: any valid buffers satisfy the null checks
-            dummy = self._pynq.allocate(shape=(max(self._per_image, self._out_words, 1),), dtype=np.int32)
-            images, out, scratch = dummy, dummy, dummy
-        # sizes in the kernel's units (u64 images and counters, int32 out and scratch), from bytes:
-        # the validate-only call passes one int32 dummy for every buffer
-        w(r["images"], images.device_address)
-        w(r["image_words"], int(images.nbytes) // 8)
-        w(r["n_images"], n)
-        w(r["out"], out.device_address)
-        w(r["out_words"], int(out.nbytes) // 4)
-        w(r["scratch"], scratch.device_address)
-        w(r["scratch_words"], int(scratch.nbytes) // 4)
-        w(r["flags"], flags)
+    def _check_not_wedged(self) -> None:
+        if self._wedged:
+            raise DeviceError(f"pynq: {self._wedged}; the IP may still be writing its buffers, which are kept "
+                              "allocated: reload the overlay (a new PynqDevice) or reboot the board")
+
+    def _release(self, bufs) -> None:
+        """Free ``bufs`` unless the IP may still use them (then they stay in the quarantine)."""
+        if self._wedged:
+            return
+        for b in bufs:
+            b.freebuffer()
+
+    def _write_pointer(self, name: str, buf) -> None:
+        addr = 0 if buf is None else int(buf.device_address)
+        off = self.regs[name]
+        self.ip.write(off, addr & 0xFFFFFFFF)
+        if self.addr_bits == 64:
+            self.ip.write(off + 4, addr >> 32)
+        elif addr >> 32:
+            raise DeviceError(f"pynq: buffer {name} at 0x{addr:x} is above 4 GiB, but the IP has 32-bit addresses")
+
+    def _execute(self, n: int, images, out, scratch, counters, flags: int, outputs) -> int:
+        """One kernel call on allocated buffers; returns ap_return. Inputs must be flushed already;
+        ``outputs`` are cleaned before the start and invalidated after ap_done. Frees nothing; if
+        the call was started and did not report ap_done, every buffer it was given goes to the
+        quarantine and the device refuses further calls."""
+        self._check_not_wedged()
+        r, ip = self.regs, self.ip
+        ctrl = int(ip.read(r["ap_ctrl"]))
+        if not ctrl & AP_IDLE:
+            raise DeviceError(f"pynq: the IP is not idle before a start (AP_CTRL = 0x{ctrl:x}): another call "
+                              "is running or a previous one never finished; reload the overlay")
+        for b in outputs:  # clean the CPU's dirty lines now: a later eviction would overwrite what the IP writes
+            b.sync_to_device()
+        # sizes in the kernel's units (u64 images and counters, int32 out and scratch), from bytes
+        self._write_pointer("prog", self._prog_buf)
+        ip.write(r["prog_words"], int(self._prog_buf.shape[0]))
+        self._write_pointer("images", images)
+        ip.write(r["image_words"], int(images.nbytes) // 8)
+        ip.write(r["n_images"], int(n))
+        self._write_pointer("out", out)
+        ip.write(r["out_words"], int(out.nbytes) // 4)
+        self._write_pointer("scratch", scratch)
+        ip.write(r["scratch_words"], int(scratch.nbytes) // 4)
+        ip.write(r["flags"], int(flags))
         if self.has_counters:
-            w(r["counters"], counters.device_address if counters is not None else 0)
-            w(r["counters_words"], int(counters.nbytes) // 8 if counters is not None else 0)
-        w(r["ap_ctrl"], AP_START)
-        t0 = time.monotonic()
-        while not (self.ip.read(r["ap_ctrl"]) & AP_DONE):
-            if time.monotonic() - t0 > self.timeout_s:
-                raise DeviceError(f"pynq: kernel did not finish within {self.timeout_s} s")
-        status = int(self.ip.read(r["ap_return"]))
-        if dummy is not None:
-            dummy.freebuffer()
+            self._write_pointer("counters", counters)
+            ip.write(r["counters_words"], int(counters.nbytes) // 8 if counters is not None else 0)
+        done = False
+        try:
+            ip.write(r["ap_ctrl"], AP_START)  # auto_restart (bit 7) stays 0: one run per start
+            deadline, delay = time.monotonic() + self.timeout_s, POLL_FIRST_S
+            while not int(ip.read(r["ap_ctrl"])) & AP_DONE:  # ap_done clears on this read
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"pynq: kernel did not finish within {self.timeout_s} s; its buffers "
+                                      "stay allocated (the IP may still write them)")
+                _sleep(delay)
+                delay = min(2 * delay, POLL_MAX_S)
+            done = True
+        finally:
+            if not done:  # timed out or interrupted while the IP runs
+                held = [self._prog_buf, images, out, scratch, counters]
+                _QUARANTINE.extend(b for b in held if b is not None)
+                self._prog_buf = None
+                self._wedged = "a kernel call did not report ap_done"
+        status = int(ip.read(r["ap_return"]))
+        for b in outputs:
+            b.sync_from_device()  # invalidate: read what the IP wrote, not stale cache lines
+        return status
+
+    def _raise_status(self, status: int) -> None:
         if status:
             raise kernel_error(status, f"pynq kernel ({self.board_dir.name})",
                                [l.name for l in self._program.layers] if self._program else None)
 
     def _call(self, images: np.ndarray, trace: bool) -> tuple[np.ndarray, np.ndarray]:
+        self._check_not_wedged()
         prog, packed = self._board_input(images)
         n = len(images)
         alloc = self._pynq.allocate
@@ -183,19 +303,16 @@ class PynqDevice(Device):
         sb = alloc(shape=(self._per_image * (n if trace else 1),), dtype=np.int32)
         cb = alloc(shape=(buffers.counters_words(prog),), dtype=np.uint64) if self.has_counters else None
         flags = (buffers.FLAG_TRACE if trace else 0) | (buffers.FLAG_COUNTERS if cb is not None else 0)
+        outs = [ob, sb] + ([cb] if cb is not None else [])
         try:
             ib[:] = packed
-            ib.sync_to_device()
+            ib.sync_to_device()  # flush the images before the start
             self._start(n, ib, ob, sb, flags, cb)
-            ob.sync_from_device()
-            sb.sync_from_device()
             if cb is not None:
-                cb.sync_from_device()
                 self._add_counters(buffers.counters_from_buffer(prog, np.array(cb)))
             return np.array(ob), np.array(sb)
         finally:
-            for b in (ib, ob, sb) + ((cb,) if cb is not None else ()):
-                b.freebuffer()
+            self._release([ib] + outs)
 
     def run(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -210,7 +327,7 @@ class PynqDevice(Device):
         return buffers.tensors_from_scratch(self.program, scratch, len(images))
 
     def close(self) -> None:
-        if self._prog_buf is not None:
+        if self._prog_buf is not None and not self._wedged:
             self._prog_buf.freebuffer()
-            self._prog_buf = None
+        self._prog_buf = None
         super().close()
