@@ -168,3 +168,41 @@ def test_out_of_range_pixel_is_an_input_error(dev):
     rc = dev.lib.run(words, buffers.pack_images(images).reshape(-1), 2, np.zeros(2 * out_words, np.int32),
                      np.zeros(per_image, np.int32), 0)
     assert rc == 10 | (1 << 16)  # INPUT, image 1
+
+
+def _field_tampers(prog, image):
+    """(what, tampered image) pairs that break one record rule each (program-format.md reader checks)."""
+    import struct
+    from hybridcim.program.codec import decode
+    from hybridcim.zoo.fuzz import image_fields, set_field
+    fields = {n: (o, c) for n, o, c in image_fields(image)}
+    cim = next(k for k, l in enumerate(prog.layers) if l.op.is_cim and l.words.size)
+    pool = next(k for k, l in enumerate(prog.layers) if not l.op.is_cim)
+    out = [(f, v) for f, v in (("tensor0.signed", 2), ("tensor0.signed", 255), ("tensor1.bits", 32),
+                               ("tensor1.reserved6", 1), ("header.reserved2", 9), (f"layer{cim}.reserved0", 1),
+                               (f"layer{cim}.reserved27", 1), (f"layer{cim}.pool_shift", -1),
+                               (f"layer{pool}.n_filters", 1), (f"layer{pool}.n_groups", 1),
+                               (f"layer{pool}.off_skip", 64), (f"layer{pool}.n_weight_words", 8))]
+    tampered = [(f"{f}={v}", resign(bytearray(set_field(image, *fields[f], v)))) for f, v in out]
+    colmap = struct.unpack_from("<I", image, fields[f"layer{cim}.off_colmap"][0])[0]
+    words = struct.unpack_from("<I", image, fields[f"layer{cim}.off_weights"][0])[0]
+    e = struct.unpack_from("<I", image, colmap)[0]
+    tampered.append(("colmap bit 25", resign(bytearray(set_field(image, colmap, "I", e | 1 << 25)))))
+    w = struct.unpack_from("<Q", image, words)[0]
+    tampered.append(("weight bit 16", resign(bytearray(set_field(image, words, "Q", w | 1 << 16)))))
+    assert decode(image)
+    return tampered
+
+
+def test_host_and_kernel_refuse_the_same_record_fields(dev, prog):
+    """Same bytes, same verdict: each tamper is refused by the host and by the kernel with one class."""
+    from hybridcim.program import decode
+    from hybridcim.runtime.errors import STATUS
+    image = encode(prog)
+    for what, bad in _field_tampers(prog, image):
+        with pytest.raises(KernelError) as kernel:
+            dev.load_image(bad)
+        with pytest.raises(InvalidProgramError) as host:
+            decode(bad, limits=dev.info)
+        assert not host.value.host_only, what
+        assert isinstance(host.value, STATUS[kernel.value.code][2]), (what, kernel.value, host.value)
