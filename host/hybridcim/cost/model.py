@@ -23,6 +23,9 @@ EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate
                "edram_refresh", "leakage")
 """Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events")."""
 
+MACRO_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate")
+"""Event kinds inside the CIM datapath (macro + accumulators): what a macro-level TOPS/W counts."""
+
 NEW_COUNTERS = ("weight_load_bits", "dram_bytes", "act_buffer_bits", "requant_ops", "input_ones")
 """Counters (architecture.md §7) the model needs beyond the mapping counters."""
 
@@ -73,10 +76,16 @@ class LayerCost:
     def energy_total_pj(self) -> float:
         return float(sum(self.energy_pj.values()))
 
+    @property
+    def energy_macro_pj(self) -> float:
+        """Energy of the CIM datapath only (MACRO_KINDS), pJ."""
+        return float(sum(self.energy_pj[k] for k in MACRO_KINDS))
+
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["cycles"] = self.cycles
         d["energy_total_pj"] = self.energy_total_pj
+        d["energy_macro_pj"] = self.energy_macro_pj
         return d
 
 
@@ -108,6 +117,11 @@ class Cost:
     def energy_by_kind(self) -> dict:
         """pJ per event kind, summed over layers."""
         return {k: float(sum(l.energy_pj.get(k, 0.0) for l in self.layers)) for k in EVENT_KINDS}
+
+    @property
+    def energy_macro_pj(self) -> float:
+        """Energy of the CIM datapath only (MACRO_KINDS: macros and accumulators), pJ."""
+        return float(sum(l.energy_macro_pj for l in self.layers))
 
     @property
     def latency_ns(self) -> float:
@@ -155,6 +169,11 @@ class Cost:
         return self.ops / self.energy_pj if self.energy_pj else 0.0
 
     @property
+    def tops_per_w_macro(self) -> float:
+        """Dense-equivalent ops per pJ of the CIM datapath alone (no buffers, DRAM, requant, leakage)."""
+        return self.ops / self.energy_macro_pj if self.energy_macro_pj else 0.0
+
+    @property
     def tops_per_mm2(self) -> float:
         """Dense-equivalent area efficiency: TOPS over total chip area."""
         return self.gops / 1e3 / self.area_total_mm2 if self.area_total_mm2 else 0.0
@@ -176,6 +195,7 @@ class Cost:
             "latency_ns": self.latency_ns, "cycles": self.cycles, "ops": self.ops,
             "energy_uj_per_image": self.energy_uj_per_image, "latency_us_per_image": self.latency_us_per_image,
             "images_per_s": self.images_per_s, "gops": self.gops, "tops_per_w": self.tops_per_w,
+            "energy_macro_pj": self.energy_macro_pj, "tops_per_w_macro": self.tops_per_w_macro,
             "tops_per_mm2": self.tops_per_mm2,
             "area_mm2": dict(self.area_mm2), "area_total_mm2": self.area_total_mm2,
             "memory_bits": dict(self.memory_bits), "memory_total_bits": self.memory_total_bits,
