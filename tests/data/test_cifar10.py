@@ -357,3 +357,99 @@ def test_download_errors(tmp_path: Path) -> None:
     with pytest.raises(CorruptDatasetError, match="cifar-10-batches-bin"):
         install_archive(archive, tmp_path / "b", "binary")
     assert list((tmp_path / "b").iterdir()) == []
+
+
+# ---------------------------------------------------------------- hostile python-layout pickles
+def _shared_reference_labels_pickle(n: int = 10_000, width: int = 2_000) -> bytes:
+    """A small pickle whose labels are ``n`` references to one ``width`` x ``width`` nested list:
+    np.asarray would walk n * width**2 elements (minutes); the file is a few KB."""
+    row = [0] * width
+    big = [row] * width
+    return pickle.dumps({b"data": np.zeros((n, 3072), np.uint8), b"labels": [big] * n}, protocol=2)
+
+
+def test_shared_reference_labels_are_refused_fast(tmp_path: Path) -> None:
+    import time
+    (tmp_path / PY_DIR).mkdir()
+    payload = _shared_reference_labels_pickle()
+    assert len(payload) < 31_000_000 + 100_000
+    (tmp_path / PY_DIR / "test_batch").write_bytes(payload)
+    t0 = time.monotonic()
+    with pytest.raises(CorruptDatasetError, match=r"'labels' must be 10000 integers; entry 0 is a list"):
+        Cifar10(tmp_path, "test").labels
+    assert time.monotonic() - t0 < 5.0
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([[0, 1], [2]], "entry 0 is a list"),                       # ragged: numpy's own ValueError before
+    ([0, [1, 2]], "entry 1 is a list"),
+    ([0, 1.0], "entry 1 is a float"),
+    ([True, 0], "entry 0 is a bool"),
+    ([0, b"1"], "entry 1 is a bytes"),
+    ([0, -1], "record 1 has label -1"),
+    ([0, 10 ** 40], "record 1 has label of over 9 digits"),
+    ({0: 0, 1: 1}, "got dict"),
+    (np.zeros((2, 1), np.int64), "shape"),
+    (np.zeros(2, np.float32), "float32"),
+    (np.array([0, 1], np.uint16), None),                       # an integer array is fine
+])
+def test_label_types_are_checked(tmp_path: Path, labels: object, match: str | None) -> None:
+    (tmp_path / PY_DIR).mkdir()
+    (tmp_path / PY_DIR / "test_batch").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}, protocol=2))
+    if match is None:
+        assert Cifar10(tmp_path, "test").labels.tolist() == [0, 1]
+    else:
+        with pytest.raises(CorruptDatasetError, match=match):
+            Cifar10(tmp_path, "test").labels
+
+
+def test_hostile_meta_names_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / PY_DIR
+    folder.mkdir()
+    write_py_batch(folder / "test_batch", np.zeros((1, 3072), np.uint8), [0])
+    big = [[0] * 1000] * 1000
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [big] * 10}, protocol=2))
+    with pytest.raises(CorruptDatasetError, match="label_names"):
+        Cifar10(tmp_path, "test").classes
+
+
+def test_oversized_or_special_python_files_are_refused(tmp_path: Path) -> None:
+    from hybridcim.data.cifar10 import PY_FILE_MAX_BYTES
+    folder = tmp_path / PY_DIR
+    folder.mkdir()
+    with open(folder / "test_batch", "wb") as f:
+        f.truncate(PY_FILE_MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(CorruptDatasetError, match="more than a CIFAR-10 python batch"):
+        Cifar10(tmp_path, "test").labels
+    (folder / "test_batch").unlink()
+    os.mkfifo(folder / "test_batch")  # a FIFO is not a regular file: refused, never opened (no hang)
+    with pytest.raises(CorruptDatasetError, match="not a regular file"):
+        Cifar10(tmp_path, "test").labels
+
+
+class _EvilPopen:
+    def __reduce__(self) -> tuple:
+        import subprocess
+        return (subprocess.Popen, (["touch", "pwned"],))
+
+
+@pytest.mark.parametrize("payload", [
+    b"cos\nsystem\n(S'touch pwned'\ntR.",                            # protocol 0 GLOBAL + REDUCE
+    b"(S'touch pwned'\nios\nsystem\n.",                              # INST opcode
+    b"cposix\nsystem\n(S'touch pwned'\ntR.",
+    b"c__builtin__\neval\n(S'__import__(\"os\").system(\"touch pwned\")'\ntR.",
+    b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR(S'touch pwned'\ntR.",
+    b"ccopyreg\n_reconstructor\n(cos\nsystem\nc__builtin__\nstr\nS'touch pwned'\ntR.",
+    pickle.dumps(_EvilPopen(), protocol=4),                           # STACK_GLOBAL (protocol 4)
+    pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [_Evil()]}, protocol=5),
+    b"\x80\x02cnumpy\nfrombuffer\nC\x01\x00\x85R.",                   # numpy, but not an allowed name
+])
+def test_more_code_execution_payloads_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  payload: bytes) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / PY_DIR).mkdir()
+    (tmp_path / PY_DIR / "test_batch").write_bytes(payload)
+    with pytest.raises(CorruptDatasetError, match="refusing to load it"):
+        Cifar10(tmp_path, "test").labels
+    assert not (tmp_path / "pwned").exists()

@@ -10,7 +10,12 @@ or that folder itself. Two official layouts are read:
 * python (``cifar-10-python.tar.gz``): pickles ``data_batch_1`` .. ``data_batch_5`` and
   ``test_batch`` (dict: ``b"data"`` uint8 (N, 3072) in the same pixel order, ``b"labels"``
   list of int) and ``batches.meta`` (``b"label_names"``). They are read only through a
-  restricted unpickler that refuses every global a CIFAR-10 batch does not need.
+  restricted unpickler that refuses every global a CIFAR-10 batch does not need, from regular
+  files of at most :data:`PY_FILE_MAX_BYTES`; every field's type, length and element types
+  are checked before any numpy conversion, so a hostile pickle (shared references to one huge
+  nested list, ragged or non-integer labels) costs time linear in the file's size and the
+  number of records, never a walk of the shared structure, and is refused with
+  :class:`CorruptDatasetError`.
 
 Everything returned is images uint8 NCHW (B, 3, 32, 32) C-contiguous, labels uint8 (B,).
 """
@@ -35,6 +40,8 @@ PIXEL_BYTES = 3072
 RECORD_BYTES = 1 + PIXEL_BYTES
 RECORDS_PER_FILE = 10_000
 FILE_BYTES = RECORD_BYTES * RECORDS_PER_FILE  # 30,730,000
+PY_FILE_MAX_BYTES = 64 << 20
+"""Largest python-layout file read (the official batches are about 31 MB)."""
 BIN_DIR, PY_DIR = "cifar-10-batches-bin", "cifar-10-batches-py"
 SPLITS = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 _HOW = ("Pass --data DIR (root=DIR), set CIFAR10_DIR=DIR, or fetch it once with "
@@ -130,7 +137,13 @@ def load_pickle(path: PathLike) -> Any:
     """Read one python-layout file safely (``encoding="bytes"``, as the official files need)."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise CorruptDatasetError(f"{path}: not a regular file")
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > PY_FILE_MAX_BYTES:
+                raise CorruptDatasetError(f"{path}: {size} bytes, more than a CIFAR-10 python batch "
+                                          f"(at most {PY_FILE_MAX_BYTES})")
             return RestrictedUnpickler(f, str(path), encoding="bytes").load()
     except FileNotFoundError as e:
         raise DatasetNotFoundError(f"{path.name} is missing from {path.parent}. {_HOW}") from e
@@ -139,7 +152,7 @@ def load_pickle(path: PathLike) -> Any:
             raise
         raise CorruptDatasetError(f"{path}: {e}") from e
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, LookupError, OverflowError, MemoryError) as e:
+            KeyError, LookupError, OverflowError, MemoryError, RecursionError) as e:
         raise CorruptDatasetError(f"{path}: not a readable CIFAR-10 pickle ({type(e).__name__}: {e})") from e
 
 
@@ -159,11 +172,33 @@ def _read_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             and data.shape[1] == PIXEL_BYTES):
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise CorruptDatasetError(f"{path}: 'data' must be uint8 (N, {PIXEL_BYTES}), got {got}")
-    lab = np.asarray(labels)
-    if lab.shape != (len(data),) or (lab.size and lab.dtype.kind not in "iu"):
-        raise CorruptDatasetError(f"{path}: 'labels' must be {len(data)} ints, got {lab.dtype} {lab.shape}")
+    lab = _label_array(labels, len(data), path)
     _check_labels(lab, path, 0)
     return np.ascontiguousarray(data), lab.astype(np.uint8)
+
+
+def _label_array(labels: Any, n: int, path: Path) -> np.ndarray:
+    """``labels`` (a list/tuple of ``n`` ints, or a 1-D integer array) as int64 (n,).
+
+    Type, length and each element's type are checked first (O(n), no recursion), so shared
+    references to a large nested list or ragged rows never reach ``np.asarray``.
+    """
+    want = f"'labels' must be {n} integers"
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != n:
+            raise CorruptDatasetError(f"{path}: {want}, got a {labels.dtype} array of shape {labels.shape}")
+        return labels.astype(np.int64)
+    if not isinstance(labels, (list, tuple)):
+        raise CorruptDatasetError(f"{path}: {want}, got {type(labels).__name__}")
+    if len(labels) != n:
+        raise CorruptDatasetError(f"{path}: {want}, got {len(labels)} entries")
+    for i, x in enumerate(labels):
+        if type(x) is not int and not isinstance(x, np.integer):
+            raise CorruptDatasetError(f"{path}: {want}; entry {i} is a {type(x).__name__}")
+        if not 0 <= x <= 9:
+            raise CorruptDatasetError(f"{path}: record {i} has label {x if abs(x) < 10**9 else 'of over 9 digits'} "
+                                      "(not 0..9)")
+    return np.fromiter(labels, np.int64, n)
 
 
 def _check_labels(labels: np.ndarray, path: Path, first: int) -> None:
@@ -190,6 +225,8 @@ class Cifar10:
         ext = ".bin" if self.layout == "binary" else ""
         self.files = [self.dir / (n + ext) for n in SPLITS[split]]
         for path in self.files:
+            if path.exists() and not path.is_file():
+                raise CorruptDatasetError(f"{path}: not a regular file (a folder, FIFO or device)")
             if not path.is_file():
                 raise DatasetNotFoundError(f"{path.name} is missing from {self.dir} (the {split} split needs "
                                            f"{', '.join(p.name for p in self.files)}). {_HOW}")
@@ -253,9 +290,14 @@ class Cifar10:
                 text = (self.dir / "batches.meta.txt").read_text(encoding="utf-8", errors="replace")
                 names = [line.strip() for line in text.splitlines() if line.strip()]
             elif self.layout == "python" and (self.dir / "batches.meta").is_file():
-                meta = load_pickle(self.dir / "batches.meta")
-                raw = _field(meta, "label_names", self.dir / "batches.meta") if isinstance(meta, dict) else None
-                names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in (raw or [])]
+                meta_path = self.dir / "batches.meta"
+                meta = load_pickle(meta_path)
+                raw = _field(meta, "label_names", meta_path) if isinstance(meta, dict) else None
+                if (not isinstance(raw, (list, tuple)) or len(raw) != 10
+                        or not all(isinstance(n, (bytes, str)) and len(n) <= 100 for n in raw)):
+                    raise CorruptDatasetError(f"{meta_path}: 'label_names' must be 10 names (bytes or str of "
+                                              "at most 100 characters)")
+                names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in raw]
             if len(names) != 10:
                 raise CorruptDatasetError(f"{self.dir}: expected 10 class names in the meta file, got {len(names)}")
             self._classes = names
