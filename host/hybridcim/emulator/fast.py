@@ -2,8 +2,10 @@
 
 The work is planned once per program (plan.py: decoded weights of computed filters only,
 provably-zero channels dropped, float32/float64 chosen so every partial sum is exact) and
-run by a backend: ``torch`` (channels-last conv2d; used when importable) or ``numpy``
-(im2col + BLAS matmul in bounded-memory chunks; the PYNQ board path). Counters come from
+run by a backend: ``torch`` (used when importable; channels-last convolutions by the
+*int8* engine, oneDNN int8 x int8 -> int32, wherever it is available and provably exact,
+else the *float* engine, exact float32/float64 conv2d) or ``numpy`` (im2col + BLAS float
+matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 :func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
 which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs.
 """
@@ -25,16 +27,21 @@ def available_backends() -> list[str]:
 
 
 class FastEmulator:
-    """Vectorized exact executor; ``backend`` is 'auto', 'torch' or 'numpy'."""
+    """Vectorized exact executor; ``backend`` is 'auto', 'torch' or 'numpy'; ``engine`` (torch
+    backend) is 'auto', 'int8' or 'float' (torch_backend.py); the numpy backend is float only."""
 
     name = "fast"
 
-    def __init__(self, program, backend: str = "auto"):
+    def __init__(self, program, backend: str = "auto", engine: str = "auto"):
         if backend == "auto":
             backend = available_backends()[0]
         if backend not in available_backends():
             raise ValueError(f"backend {backend!r} not available here; available: {available_backends()}")
-        self.program, self.backend = program, backend
+        if engine not in ("auto", "int8", "float"):
+            raise ValueError(f"engine {engine!r} unknown; choose 'auto', 'int8' or 'float'")
+        if backend == "numpy" and engine == "int8":
+            raise ValueError("engine 'int8' needs the torch backend (the numpy backend computes in float)")
+        self.program, self.backend, self.engine = program, backend, engine
         self.plan = ExecPlan(program)
         self._per_image = [static_counters(l, program, 1) for l in program.layers]
         self._ones = {i: InputOnesCounter(l, program) for i, l in enumerate(program.layers) if l.op.is_cim}
@@ -52,12 +59,23 @@ class FastEmulator:
         if self.backend == "torch":
             if self._torch is None:
                 from .torch_backend import TorchPlan
-                self._torch = TorchPlan(self.plan)
+                self._torch = TorchPlan(self.plan, self.engine)
             env = self._torch.run(x0, keep_all=trace, observe=observe)
         else:
             env = run_numpy(self.plan, x0, keep_all=trace, observe=observe)
         tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None
         return ExecutionResult(final_output(p, env[p.output_tensor]), counters, tensors)
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """Engine of every CIM layer by name: 'int8', 'int8-split' (8-bit input as two int8
+        convolutions) or 'float' (decided when the torch plan is built; numpy: all 'float')."""
+        if self.backend == "torch":
+            if self._torch is None:
+                from .torch_backend import TorchPlan
+                self._torch = TorchPlan(self.plan, self.engine)
+            return dict(self._torch.engines)
+        return {l.name: "float" for l in self.program.layers if l.op.is_cim}
 
     def counters(self, images: int) -> list[LayerCounters]:
         """Per-layer data-independent counters for ``images`` images (``input_ones`` is 0: ``run`` counts it)."""

@@ -2,10 +2,12 @@
 
 Built once per program: per CIM layer, the decoded weights restricted to computed filters
 (precision > 0, not all zero) and to input channels that can be non-zero, scaled by the
-power of two 2^-shift[f]; the float type that keeps every partial sum exact (float32 when
-the validator's worst-case bound is < 2^24, else float64); and the channel bookkeeping of
-*compact* tensors, whose missing channels are provably 0 (outputs of pruned filters
-without residual whose requant(bias) is 0).
+power of two 2^-shift[f]; the float type that keeps every value exact (float32 when the
+validator's worst-case bound of |v| and both clamp bounds are < 2^24, else float64: every
+requant output lies in [lo, hi] or is the exact rounded v, so a clamp bound such as
+2^24 + 1 must be representable too); and the channel bookkeeping of *compact* tensors,
+whose missing channels are provably 0 (outputs of pruned filters without residual whose
+requant(bias) is 0).
 
 Exactness: scaling by a power of two changes no mantissa, so
 ``conv(x, w * 2^-s) + bias * 2^-s + res * 2^(res_shift - s)`` equals v / 2^s exactly, and
@@ -39,6 +41,9 @@ class CimStep:
     bias_full: np.ndarray | None   # (F,) residual layers: scaled bias of all filters
     res_scale: np.ndarray | None   # (F,) residual layers: 2^(res_shift - shift)
     dtype: type                    # np.float32 or np.float64
+    w_int: np.ndarray              # (F', C', kh, kw) int64 unscaled weights of the computed filters
+    shift: np.ndarray              # (F',) int64 shift of the computed filters
+    bound: int                     # exact worst case of |v| (validator's accumulator bound), Python int
 
 
 def dead_channels(layer: Layer) -> np.ndarray:
@@ -83,7 +88,8 @@ class ExecPlan:
         if stored_in is not None and not np.array_equal(stored_in[pos], live_c):
             raise AssertionError(f"layer {layer.name!r}: a live input channel is not stored")
         n_in = c_in if stored_in is None else len(stored_in)
-        dtype = np.float32 if accumulator_bound(layer, p, w) < F32_EXACT else np.float64
+        bound = accumulator_bound(layer, p, w)
+        dtype = np.float32 if max(bound, -layer.clamp_lo, layer.clamp_hi) < F32_EXACT else np.float64
         s = layer.shift.astype(np.int64)
         scale = np.ldexp(1.0, -s)
         sub = w4[live][:, :, :, live_c] * scale[live, None, None, None]  # (F', kh, kw, C')
@@ -102,7 +108,8 @@ class ExecPlan:
             w_oihw=np.ascontiguousarray(sub.transpose(0, 3, 1, 2)).astype(dtype),
             w_hwc=np.ascontiguousarray(sub.reshape(len(live), layer.kh * layer.kw * len(live_c)).T).astype(dtype),
             bias=(layer.bias[live] * scale[live]).astype(dtype), live_f=live, compact_out=compact, const=const,
-            bias_full=bias_full, res_scale=res_scale, dtype=dtype)
+            bias_full=bias_full, res_scale=res_scale, dtype=dtype,
+            w_int=np.ascontiguousarray(w4[live][:, :, :, live_c].transpose(0, 3, 1, 2)), shift=s[live], bound=bound)
 
     def releasable(self, i: int, layer: Layer) -> list[int]:
         """Tensors whose last reader is layer ``i`` (free them after it when not tracing)."""
