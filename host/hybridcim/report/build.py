@@ -92,8 +92,8 @@ def program_document(program: Program, workload: Workload, preset="dcim-28nm", s
                      "-" if lc.input_ones_fraction is None else f"{lc.input_ones_fraction:.1%}"])
     doc.sections.append(Section(
         "Energy and latency per layer",
-        [f"Per image: {c.energy_uj_per_image * 1e3:.4g} nJ in total by event kind (" + ", ".join(
-            f"{k} {v * per / 1e3:.3g} nJ" for k, v in c.energy_by_kind.items() if v) + ")."],
+        [f"Per image: {c.energy_uj_per_image:.4g} µJ in total; by event kind: " + ", ".join(
+            f"{k} {_f(v * per / 1e3)} nJ" for k, v in c.energy_by_kind.items() if v) + "."],
         [Figure("breakdown", figures.breakdown_png(names, energy, lat, f"{program.name}: per-layer energy and latency"),
                 "Per-layer energy per image by event kind (nJ, stacked) and CIM chip latency per image by component "
                 "(µs, stacked).")],

@@ -60,8 +60,7 @@ def tile_heatmap_png(util: np.ndarray, spans: list[tuple[str, int, int]], title:
     m, s = util.shape
     fig = _figure(max(8.0, min(18.0, 0.12 * s + 3)), 1.2 + 0.45 * m + 1.4)
     ax = fig.subplots()
-    cmap = _cmap("viridis")
-    cmap.set_bad("0.92")
+    cmap = _cmap("viridis").with_extremes(bad="0.92")
     im = ax.imshow(np.ma.masked_invalid(util), aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(m), [f"macro {i}" for i in range(m)], fontsize=8)
     ax.set_xlabel("tile load (schedule order)")
@@ -91,8 +90,7 @@ def precision_map_png(layers: list[str], precision: list[np.ndarray], unit_densi
         coded[grid == v] = i
     from matplotlib.colors import ListedColormap
     colors = ["#d9d9d9", "#fdae61", "#66c2a5", "#3288bd", "#5e4fa2", "#9e0142"][:len(levels)]
-    cmap = ListedColormap(colors)
-    cmap.set_bad("white")
+    cmap = ListedColormap(colors).with_extremes(bad="white")
     fig = _figure(11.0, 1.4 + 0.26 * len(layers))
     ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1]}, sharey=True)
     ax[0].imshow(np.ma.masked_invalid(coded), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(levels) - 0.5,

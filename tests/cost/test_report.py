@@ -1,0 +1,147 @@
+"""``hybridcim report``: the self-contained HTML page, its Markdown twin, and the cost fields of
+``run --json`` / ``emulate --json``."""
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from hybridcim.cli.main import main
+from hybridcim.models import MODELS_DIR
+
+pytest.importorskip("matplotlib")
+
+SHIPPED = sorted(p.parent.name for p in MODELS_DIR.glob("*/model.cim"))
+FIGURES = ("breakdown", "macro-tiles", "precision-map", "roofline")
+PNG_RE = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import matplotlib.image as mpimg
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(io.BytesIO(data), format="png")
+
+
+def assert_not_blank(img: np.ndarray, min_w: int = 300, min_h: int = 200) -> None:
+    h, w = img.shape[:2]
+    assert w >= min_w and h >= min_h, (w, h)
+    rgb = img[..., :3].astype(np.float64)
+    assert rgb.std() > 0.02, "the image is (nearly) one colour"
+    assert (rgb.reshape(-1, 3) < 0.9).any(axis=1).mean() > 0.005, "almost nothing is drawn"
+
+
+@pytest.fixture(scope="module", params=[*SHIPPED, "zoo:resnet20-random"])
+def page(request, tmp_path_factory):
+    """A report of every shipped model (50 % ones assumed) and of a zoo program."""
+    tmp = tmp_path_factory.mktemp("report")
+    out = tmp / "report.html"
+    assert main(["report", request.param, "-o", str(out), "--limit", "0"]) == 0
+    return request.param, out
+
+
+def test_page_embeds_four_non_blank_figures(page):
+    _, out = page
+    html = out.read_text(encoding="utf-8")
+    blobs = PNG_RE.findall(html)
+    assert len(blobs) == len(FIGURES)
+    for b in blobs:
+        assert_not_blank(decode_png(base64.b64decode(b)))
+    # self-contained: no external resource
+    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert "<script" not in html
+
+
+def test_page_has_the_sections_and_tables(page):
+    program, out = page
+    html = out.read_text(encoding="utf-8")
+    for title in ("Energy and latency per layer", "Macro utilization", "Pruning and precision map",
+                  "Roofline-style bound per layer", "The seeds&#x27; headline comparisons", "Cost preset constants"):
+        assert title in html, title
+    assert "50% of the driven word-line bits" in html  # --limit 0: the assumption is stated
+    assert "µJ" in html and "<table>" in html
+
+
+def test_markdown_twin_beside_the_page(page):
+    _, out = page
+    md = out.with_suffix(".md")
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("# hybridcim report")
+    assert "| layer | op | energy nJ/image |" in text
+    assert "| seed | comparison | paper | hybridcim | ratio |" in text
+    assert "| SUN |" in text and "| MARS |" in text
+    html_pngs = [base64.b64decode(b) for b in PNG_RE.findall(out.read_text(encoding="utf-8"))]
+    for name, png in zip(FIGURES, html_pngs):
+        assert f"](report_files/{name}.png)" in text
+        assert (out.parent / "report_files" / f"{name}.png").read_bytes() == png
+    leftovers = [p.name for p in out.parent.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert leftovers == []  # atomic writes leave no temporary file
+
+
+def test_report_measured_on_cifar10(tmp_path, cifar10_root, capsys):
+    quick = str(MODELS_DIR / "resnet8-w4a4-p50-quick" / "model.cim")
+    out = tmp_path / "r.html"
+    assert main(["report", quick, "-o", str(out), "--data", str(cifar10_root), "--limit", "4", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("resnet8") and "uJ/image" in lines[0]
+    assert "open it in a browser" in lines[1]
+    summary = json.loads(lines[-1])
+    assert summary["counters"] == "measured" and summary["images"] == 4
+    assert summary["energy_uj_per_image"] > 0 and summary["latency_us_per_image"] > 0
+    assert "measured by the fast emulator on 4 CIFAR-10 test images" in out.read_text(encoding="utf-8")
+
+
+def test_seeds_table_printed(capsys):
+    assert main(["report", "--seeds", "--limit", "0", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "| SUN | throughput on CIFAR-10 (GOPS) | 792.2 GOPS |" in out
+    assert "| MARS | energy efficiency (TOPS/W) |" in out
+    rows = json.loads(out.strip().splitlines()[-1])["seeds"]
+    assert {r["seed"] for r in rows} == {"SUN", "MARS"}
+    for r in rows:
+        assert isinstance(r["hybridcim"], float) and np.isfinite(r["hybridcim"]) and r["hybridcim"] > 0
+        assert (r["ratio"] is None) == (r["paper"] is None)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["report"], "give a PROGRAM"),
+    (["report", "zoo:resnet20-random", "-o", "page.pdf"], "must name an .html file"),
+    (["report", "zoo:nope", "--limit", "0"], "unknown zoo program"),
+    (["report", "zoo:resnet20-random", "--cost-preset", "nope", "--limit", "0"], "unknown cost preset"),
+    (["report", "zoo:resnet20-random", "--limit", "-1"], "--limit must be >= 0"),
+])
+def test_bad_input_one_line_exit_2(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+
+
+def test_page_without_matplotlib_is_refused_clearly(capsys, tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "zoo:resnet20-random", "--limit", "0"]) == 2
+    assert "needs matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_page_renders_in_headless_chromium(tmp_path):
+    """Open the page in Debian's chromium (headless) and screenshot it: the screenshot is not blank."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    out = tmp_path / "report.html"
+    assert main(["report", "zoo:resnet20-random", "-o", str(out), "--limit", "0"]) == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400",
+                    f"--screenshot={shot}", out.as_uri()], check=True, capture_output=True, timeout=120)
+    img = decode_png(shot.read_bytes())
+    assert img.shape[1] == 1280
+    assert_not_blank(img, 1280, 1000)
