@@ -145,3 +145,36 @@ def test_page_renders_in_headless_chromium(tmp_path):
     img = decode_png(shot.read_bytes())
     assert img.shape[1] == 1280
     assert_not_blank(img, 1280, 1000)
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _assert_cost_fields(d: dict, preset: str = "dcim-28nm") -> None:
+    assert d["cost_preset"] == preset
+    for k in ("energy_uj_per_image", "latency_us_per_image"):
+        assert isinstance(d[k], float) and np.isfinite(d[k]) and d[k] > 0, (k, d[k])
+
+
+def test_emulate_json_has_cost_fields(cifar10_root, capsys):
+    assert main(["emulate", "zoo:resnet20-random", "--data", str(cifar10_root), "--limit", "4",
+                 "--backend", "numpy", "--json"]) == 0
+    _assert_cost_fields(_last_json(capsys.readouterr().out))
+    assert main(["emulate", "zoo:resnet20-random", "--data", str(cifar10_root), "--limit", "4",
+                 "--backend", "numpy", "--json", "--cost-preset", "dcim-65nm"]) == 0
+    _assert_cost_fields(_last_json(capsys.readouterr().out), "dcim-65nm")
+
+
+def test_run_json_has_cost_fields(cifar10_root, capsys):
+    assert main(["run", "--model", "zoo:resnet20-random", "--data", str(cifar10_root), "--limit", "4",
+                 "--reference", "none", "--json"]) == 0
+    d = _last_json(capsys.readouterr().out)
+    _assert_cost_fields(d)
+    assert d["images"] == 4
+
+
+@pytest.mark.parametrize("cmd", [["emulate", "zoo:resnet20-random"], ["run", "--model", "zoo:resnet20-random"]])
+def test_bad_cost_preset_refused_before_running(cmd, cifar10_root, capsys):
+    assert main([*cmd, "--data", str(cifar10_root), "--limit", "1", "--json", "--cost-preset", "nope"]) == 2
+    assert "unknown cost preset 'nope'" in capsys.readouterr().err

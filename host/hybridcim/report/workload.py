@@ -49,3 +49,16 @@ def measure(program: Program, images: np.ndarray | None = None, batch_size: int 
         got = emu.run(images[i:i + batch_size]).counters
         total = got if total is None else [a + b for a, b in zip(total, got)]
     return Workload(total, len(images), f"counters measured by the fast emulator on {len(images)} {what}", True)
+
+
+def cost_fields(program: Program, counters: "list[LayerCounters] | None", preset) -> dict:
+    """The cost fields ``run --json`` and ``emulate --json`` add: ``energy_uj_per_image`` (µJ) and
+    ``latency_us_per_image`` (µs, CIM chip latency) from ``counters`` (None or no image: both None),
+    and ``cost_preset`` (the preset's name)."""
+    from ..cost import cost, load_cost_preset
+    preset = load_cost_preset(preset)
+    out = {"energy_uj_per_image": None, "latency_us_per_image": None, "cost_preset": preset.name}
+    if counters and max(c.images for c in counters) > 0:
+        c = cost(program, counters, preset)
+        out.update(energy_uj_per_image=c.energy_uj_per_image, latency_us_per_image=c.latency_us_per_image)
+    return out
