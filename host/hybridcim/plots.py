@@ -5,7 +5,6 @@ alone) and writes its PNG atomically: a reader never sees half a file.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
@@ -20,16 +19,14 @@ def new_figure(width_in: float, height_in: float):
 
 def save_figure(fig, out_png: str | Path, dpi: int = 110) -> Path:
     """Lay out ``fig`` and write it to ``out_png`` (PNG) atomically; returns the path."""
+    import io
+
+    from .fileio import atomic_write_bytes, check_output
     fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    out = check_output(out_png, "figure")  # a folder or a path under a file: refused before drawing
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return atomic_write_bytes(out, buf.getvalue(), "figure")
 
 
 def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "",
@@ -66,6 +63,11 @@ def plot_training_curve(metrics_csv: str | Path, out_png: str | Path, title: str
     return save_figure(fig, out_png)
 
 
+def headroom(top: float, frac: float = 0.25) -> float:
+    """Upper axis limit leaving ``frac`` of the tallest bar free above it (for the legend)."""
+    return top * (1 + frac) if top > 0 else 1.0
+
+
 def plot_layer_report(rows: list[dict], out_png: str | Path, title: str = "") -> Path:
     """PNG of :func:`layer_report_figure`."""
     return save_figure(layer_report_figure(rows, title), out_png)
@@ -74,7 +76,8 @@ def plot_layer_report(rows: list[dict], out_png: str | Path, title: str = "") ->
 def layer_report_figure(rows: list[dict], title: str = ""):
     """Figure of a compile report (:func:`hybridcim.compiler.report.layer_report` rows), one bar
     per CIM layer in five panels: filters by weight precision (stacked; 0 = pruned), macro
-    utilization, fraction of (row block x column group) units pruned, tiles of the macro map
+    utilization, fraction of the layer's weights pruned (stacked: by whole filters, then by
+    absent row block x column group units of the stored filters), tiles of the macro map
     (macro loads; more tiles than macros means weight reloads) and CIM cycles per image.
     Naive packing (one filter per column group) is drawn beside paired when the rows carry it."""
     import numpy as np
@@ -89,7 +92,8 @@ def layer_report_figure(rows: list[dict], title: str = ""):
         ax[0].bar(x, n, bottom=bottom, label="pruned" if p == 0 else f"{p}-bit",
                   color="0.8" if p == 0 else None)
         bottom += n
-    ax[0].set_ylabel("filters"); ax[0].legend(ncol=len(precs), fontsize=8)
+    ax[0].set_ylabel("filters"); ax[0].legend(ncol=len(precs), fontsize=8, loc="upper left")
+    ax[0].set_ylim(0, headroom(max((r["filters"] for r in rows), default=1)))
 
     def paired_vs_naive(a, key, naive_key, label):
         w = 0.4
@@ -100,11 +104,20 @@ def layer_report_figure(rows: list[dict], title: str = ""):
         else:
             a.bar(x, [r[key] for r in rows], color="C0")
         a.set_ylabel(label)
+        a.set_ylim(0, headroom(max((max(r[key], r.get(naive_key, 0)) for r in rows), default=1)))
 
     paired_vs_naive(ax[1], "util_paired", "util_naive", "macro util.")
-    ax[1].set_ylim(0, 1)
-    ax[2].bar(x, [r["unit_sparsity"] for r in rows], color="C3")
-    ax[2].set_ylabel("units pruned"); ax[2].set_ylim(0, 1)
+    ax[1].set_ylim(0, 1.25)
+    if all("weights_pruned" in r and "filters_pruned" in r for r in rows):
+        whole = np.array([r["filters_pruned"] / r["filters"] if r["filters"] else 0.0 for r in rows])
+        ax[2].bar(x, whole, color="0.6", label="whole filters")
+        ax[2].bar(x, np.array([r["weights_pruned"] for r in rows]) - whole, bottom=whole, color="C3",
+                  label="units (row block x group)")
+        ax[2].set_ylabel("weights pruned"); ax[2].legend(ncol=2, fontsize=8, loc="upper left")
+        ax[2].set_ylim(0, 1.25)
+    else:  # a report written before whole-filter pruning was counted: units of stored filters only
+        ax[2].bar(x, [r["unit_sparsity"] for r in rows], color="C3")
+        ax[2].set_ylabel("units pruned"); ax[2].set_ylim(0, 1)
     paired_vs_naive(ax[3], "tiles", "tiles_naive", "tiles")
     paired_vs_naive(ax[4], "cycles", "cycles_naive", "cycles / image")
     ax[4].set_xticks(x, names, rotation=60, ha="right", fontsize=8)

@@ -90,7 +90,11 @@ def test_layer_report_figure_draws_the_report(r20):
         stacked[int(round(bar.get_x() + bar.get_width() / 2))] += bar.get_height()
     assert stacked.tolist() == [r["filters"] for r in rows]
     assert [b.get_height() for b in ax[1].patches] == [r["util_paired"] for r in rows]  # no naive rows here
-    assert [b.get_height() for b in ax[2].patches] == [r["unit_sparsity"] for r in rows]
+    pruned = np.zeros(n)  # stacked: whole filters, then units; the total is the weights pruned
+    for bar in ax[2].patches:
+        pruned[int(round(bar.get_x() + bar.get_width() / 2))] += bar.get_height()
+    assert np.allclose(pruned, [r["weights_pruned"] for r in rows], rtol=0, atol=1e-12)
+    assert [b.get_height() for b in ax[2].patches[:n]] == [r["filters_pruned"] / r["filters"] for r in rows]
     assert [b.get_height() for b in ax[3].patches] == [r["tiles"] for r in rows]
     assert [b.get_height() for b in ax[4].patches] == [r["cycles"] for r in rows]
     assert [t.get_text() for t in ax[4].get_xticklabels()] == [r["layer"] for r in rows]

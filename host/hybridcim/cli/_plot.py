@@ -12,6 +12,14 @@ def require_matplotlib(option: str) -> None:
         raise ValueError(f"{option} needs matplotlib (pip install matplotlib)")
 
 
+def check_plot_output(png: str, option: str) -> None:
+    """Before any work: matplotlib is there and ``png`` can be written (not a folder, not under a
+    regular file); ValueError (one line, exit 2) otherwise."""
+    from ..fileio import check_output
+    require_matplotlib(option)
+    check_output(png, option, make_parents=False)
+
+
 def write_layer_plot(rows: list[dict], png: str, title: str) -> None:
     """``--plot PNG`` of ``compile`` and ``info``: the layer-report figure, and a line on stderr."""
     from ..plots import plot_layer_report

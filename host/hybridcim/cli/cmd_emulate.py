@@ -2,7 +2,8 @@
 
 Streams the data in batches (memory stays bounded), shows a progress bar on stderr, and
 prints accuracy (when the program has as many outputs as there are classes), images/s,
-cycles per image and peak RSS. With ``--json`` the last stdout line is one JSON object.
+cycles per image and peak RSS. With ``--json`` the last stdout line is one JSON object, which also
+gives energy_uj_per_image and latency_us_per_image (the CIM chip's, under ``--cost-preset``, default dcim-28nm).
 """
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ import time
 
 def register(sub) -> None:
     p = sub.add_parser("emulate", help="run a program image through the bit-exact emulator on CIFAR-10")
-    p.add_argument("program", help="program image (.cim) or zoo:NAME")
-    p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
-    p.add_argument("--split", default="test", choices=["test", "train"])
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--emulator", default="fast", choices=["fast", "reference"])
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"], help="fast emulator backend")
+    from .options import add_batch_options, add_data_options
+    p.add_argument("program", help="program image (.cim) or zoo:NAME (a random-weight network, see hybridcim zoo)")
+    add_data_options(p, split=True)
+    add_batch_options(p, 250, "images of the split")
+    p.add_argument("--emulator", default="fast", choices=["fast", "reference"],
+                   help="fast: vectorized, bit-exact (default); reference: the literal row-block by column-group "
+                        "loop of architecture.md, slow, for checking")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"],
+                   help="array library of the fast emulator (default auto: torch when installed, else numpy; "
+                        "both give the same integers)")
+    p.add_argument("--cost-preset", default="dcim-28nm", metavar="P",
+                   help="cost preset (name or .json) of energy_uj_per_image and latency_us_per_image (default: dcim-28nm)")
     p.add_argument("--json", action="store_true", help="last stdout line: a JSON summary")
     p.set_defaults(func=run)
 
@@ -35,8 +41,8 @@ def run(args) -> int:
     from ..emulator import FastEmulator, ReferenceEmulator
     from ..zoo import load_program
     from ..progress import progress
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
-        raise ValueError("--batch-size must be >= 1 and --limit >= 0")
+    from ..cost import load_cost_preset
+    cost_preset = load_cost_preset(args.cost_preset)  # a bad preset fails before any work
     prog = load_program(args.program)
     data = Cifar10(args.data, args.split)
     emu = ReferenceEmulator(prog) if args.emulator == "reference" else FastEmulator(prog, args.backend)
@@ -64,6 +70,8 @@ def run(args) -> int:
         "cycles_per_image": sum(c.cycles for c in counters) // max(seen, 1) if counters else 0,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+    from ..report.workload import cost_fields
+    summary.update(cost_fields(prog, counters, cost_preset))
     if not args.json:
         acc = "n/a" if summary["accuracy"] is None else f"{summary['accuracy']:.2%}"
         print(f"{seen} images  accuracy {acc}  {summary['images_per_s']:.1f} images/s  "

@@ -26,23 +26,62 @@ def run(args) -> int:
                 print(f"{p.name:<14s} {p.fingerprint:08x}  {p.canonical()}")
         return 0
     if args.plot:
-        from ._plot import require_matplotlib
-        require_matplotlib("--plot")
+        from ._plot import check_plot_output
+        check_plot_output(args.plot, "--plot")
     prog = read_program(args.program)
     if args.plot:
         from ..compiler.report import layer_report
         from ._plot import write_layer_plot
-        write_layer_plot(layer_report(prog), args.plot, f"{prog.name}: {args.program}")
+        write_layer_plot(layer_report(prog), args.plot, model_name(prog, args.program))
     counters = [static_counters(l, prog, 1) for l in prog.layers]
     if args.json:
         m = manifest(prog, encode(prog))
         m["counters_per_image"] = [c.as_dict() for c in counters]
         print(json.dumps(m))
         return 0
-    print(prog.summary())
-    print(f"  {'layer':<20s} {'cycles/img':>11s} {'util':>6s} {'units':>11s} {'tiles':>5s}")
-    for c in counters:
-        if c.units_total:
-            print(f"  {c.layer:<20s} {c.cycles:>11d} {c.utilization:>6.1%} {c.units_present:>5d}/{c.units_total:<5d} {c.tiles:>5d}")
+    print(layer_table(prog, counters))
     print(f"  total cycles/image: {sum(c.cycles for c in counters)}")
     return 0
+
+
+def model_name(prog, path) -> str:
+    """The name a user knows the program by: a shipped model's (``card.json`` beside the image,
+    e.g. resnet20-w4a4-p50), else the name embedded in the image (its training config's)."""
+    import json
+    from pathlib import Path
+
+    from ..fileio import read_regular_file
+    card = Path(path).with_name("card.json")
+    try:
+        c = json.loads(read_regular_file(card, 1 << 20, "model card"))
+    except (OSError, ValueError, RecursionError):  # no card, or not one: the embedded name
+        return prog.name
+    if isinstance(c, dict) and isinstance(c.get("name"), str) and c.get("program") == Path(path).name:
+        return c["name"]
+    return prog.name
+
+
+def layer_table(prog, counters) -> str:
+    """The program's title line and one row per layer: output tensor (HxWxC, u/i bits), kernel,
+    stored/all filters, average stored weight bits, present/all units, residual input, CIM
+    cycles per image, macro utilization and tiles (architecture.md §7)."""
+    from ..table import format_table
+    rows = []
+    for i, (l, c) in enumerate(zip(prog.layers, counters)):
+        o = prog.tensors[l.out_tensor]
+        row = [i, l.name, l.op.name.lower(), f"{o.height}x{o.width}x{o.channels}", f"{'i' if o.signed else 'u'}{o.bits}"]
+        if l.op.is_cim:
+            p = l.precision
+            kept = int((p > 0).sum())
+            row += [f"k{l.kh}x{l.kw}/s{l.stride}", f"{kept}/{l.n_filters}", f"{p[p > 0].mean() if kept else 0:.2f}",
+                    f"{int(l.present.sum())}/{l.present.size}"]
+        else:
+            row += [f"k{l.kh}x{l.kw}/s{l.stride}" if l.kh else "", "", "", ""]
+        row += ["" if l.res_tensor is None else prog.tensors[l.res_tensor].name, c.cycles,
+                f"{c.utilization:.1%}" if c.units_total else "", c.tiles if c.units_total else ""]
+        rows.append(row)
+    title = (f"program {prog.name!r} for preset {prog.preset.name!r} (fingerprint {prog.preset.fingerprint:08x}), "
+             f"{len(prog.layers)} layers")
+    table = format_table(["#", "layer", "op", "output", "fmt", "kernel", "filters", "avg bits", "units", "+res",
+                          "cycles/img", "util", "tiles"], rows, "><<<<<>>><>>>", indent="  ")
+    return title + "\n" + table

@@ -1,7 +1,7 @@
 """``hybridcim run``: run a model on CIFAR-10 on a backend, checked against a reference.
 
     hybridcim run --backend emulator|csim|pynq [--model NAME_OR_PATH|zoo:NAME] --data DIR [--limit N]
-                  [--batch-size B] [--reference emulator|brevitas|qonnx|none] [--json]
+                  [--batch-size B] [--reference emulator|brevitas|qonnx|none] [--cost-preset P] [--json]
 
 Reports accuracy, agreement (images whose logits equal the reference's exactly) and images/s;
 on a disagreement, the first differing layer. The default reference is the fast emulator for
@@ -11,6 +11,8 @@ csim and pynq, and the Brevitas model (needs torch + brevitas) for the emulator 
 ``--model zoo:NAME`` runs a random-weight zoo network (a board or kernel smoke test: its
 accuracy is chance, its agreement is what counts); its reference is the emulator.
 Exit status 1 when some image disagrees; with --json the last stdout line is one JSON object.
+The JSON object also gives energy_uj_per_image and latency_us_per_image (the CIM chip's, from the
+device's activity counters under --cost-preset, default dcim-28nm; null where the device reports none).
 """
 from __future__ import annotations
 
@@ -20,18 +22,22 @@ import sys
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a model on CIFAR-10 on a backend and check it against a reference")
-    p.add_argument("--backend", choices=("emulator", "csim", "pynq"), default="emulator")
+    from .options import add_batch_options, add_data_options
+    p.add_argument("--backend", choices=("emulator", "csim", "pynq"), default="emulator",
+                   help="where the program runs: emulator (the fast bit-exact emulator, default), csim (the HLS "
+                        "kernel compiled for this CPU; needs g++) or pynq (the FPGA overlay; on the board)")
     p.add_argument("--model", default=None, help="shipped model name, model folder, .cim path, or zoo:NAME "
                                                  "(default: the best shipped model, hybridcim.models.default_model())")
-    p.add_argument("--data", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
-    p.add_argument("--limit", type=int, default=None, help="first N test images")
-    p.add_argument("--batch-size", type=int, default=256)
+    add_data_options(p)
+    add_batch_options(p, 256)
     p.add_argument("--reference", choices=("emulator", "brevitas", "qonnx", "none"), default=None,
                    help="reference executor (default: brevitas for --backend emulator, else emulator)")
     p.add_argument("--board", default="pynq-z2",
                    help="--backend pynq: a board name, looked up as <board>/ in $HYBRIDCIM_BITSTREAMS, the "
                         "checkout's bitstreams/, then the installed package's bitstreams/; or a folder holding "
                         "manifest.json, the .bit and the .hwh (a path with a '/', e.g. ./my-board)")
+    p.add_argument("--cost-preset", default="dcim-28nm", metavar="P",
+                   help="cost preset (name or .json) of energy_uj_per_image and latency_us_per_image (default: dcim-28nm)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.set_defaults(func=run)
 
@@ -84,6 +90,8 @@ def run(args) -> int:
     from ..program import read_program
     from ..runtime import open_device
     from ..runtime.session import Session
+    from ..cost import load_cost_preset
+    cost_preset = load_cost_preset(args.cost_preset)  # a bad preset fails before any work
     model = args.model or default_model()
     if str(model).startswith("zoo:"):  # random weights: no Brevitas model exists for it
         from ..zoo import load_program
@@ -110,11 +118,13 @@ def run(args) -> int:
             dev.load(program)
             session = Session(dev, reference, kind, model=str(model), show_progress=True)
             rep = session.run_cifar10(args.data, args.limit, args.batch_size)
+            from ..report.workload import cost_fields
+            costed = cost_fields(program, dev.counters if dev.reports_counters else None, cost_preset)
     except DeviceError as e:  # no board, no compiler, a kernel refusal: one line, no traceback
         print(f"hybridcim run: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(rep.as_dict()))
+        print(json.dumps({**rep.as_dict(), **costed}))
     else:
         print(rep.summary())
     return 0 if rep.ok else 1

@@ -13,7 +13,10 @@ from ..program import Program
 
 
 def layer_report(program: Program, naive: Program | None = None) -> list[dict]:
-    """One dict per CIM layer (and pools with cycles 0) for one image."""
+    """One dict per CIM layer for one image. ``unit_sparsity``: fraction of the layer's (row block x
+    column group) units absent (units of stored filters only: a whole-pruned filter has no group);
+    ``filters_pruned``: filters of precision 0; ``weights_pruned``: fraction of the F * K weights
+    removed by whole-filter and unit pruning together (:func:`kept_weights`)."""
     rows = []
     for i, l in enumerate(program.layers):
         c = static_counters(l, program, 1)
@@ -26,6 +29,9 @@ def layer_report(program: Program, naive: Program | None = None) -> list[dict]:
                "groups_paired": l.n_groups, "groups_naive": int((prec > 0).sum()),
                "units_present": c.units_present, "units_total": c.units_total,
                "unit_sparsity": 1 - c.units_present / c.units_total if c.units_total else 0.0,
+               "filters_pruned": hist.get(0, 0),
+               "weights_pruned": 1 - kept_weights(l, program.preset) / (l.n_filters * l.k_rows)
+               if l.n_filters * l.k_rows else 0.0,
                "util_paired": c.utilization, "cycles": c.cycles, "tiles": c.tiles}
         if naive is not None:
             cn = static_counters(naive.layers[i], naive, 1)
@@ -49,24 +55,34 @@ def weight_sparsity(model) -> dict[str, float]:
 
 
 def format_report(rows: list[dict], sparsity: dict | None = None) -> str:
-    """A text table of :func:`layer_report` rows."""
-    hdr = (f"{'layer':<14s} {'F':>4s} {'K':>5s} {'bits(8/4/2/0)':>14s} {'groups n/p':>11s} {'util n/p':>13s} "
-           f"{'units':>11s} {'w-sparse':>8s} {'cycles/img':>11s}")
-    out = [hdr]
+    """A text table of :func:`layer_report` rows (column widths from the cells)."""
+    from ..table import format_table
+    body = []
     for r in rows:
         h = r["precision"]
-        bits = "/".join(str(h.get(p, 0)) for p in (8, 4, 2, 0))
-        un = r.get("util_naive", float("nan"))
-        sp = sparsity.get(r["layer"], float("nan")) if sparsity else float("nan")
-        out.append(f"{r['layer']:<14s} {r['filters']:>4d} {r['k_rows']:>5d} {bits:>14s} "
-                   f"{r['groups_naive']:>5d}/{r['groups_paired']:<5d} {un:>6.1%}/{r['util_paired']:<6.1%} "
-                   f"{r['units_present']:>5d}/{r['units_total']:<5d} {sp:>8.1%} {r['cycles']:>11d}")
+        un = r.get("util_naive")
+        sp = sparsity.get(r["layer"]) if sparsity else None
+        body.append([r["layer"], r["filters"], r["k_rows"], "/".join(str(h.get(p, 0)) for p in (8, 4, 2, 0)),
+                     f"{r['groups_naive']}/{r['groups_paired']}",
+                     f"{'-' if un is None else format(un, '.1%')}/{r['util_paired']:.1%}",
+                     f"{r['units_present']}/{r['units_total']}", "-" if sp is None else f"{sp:.1%}", r["cycles"]])
+    out = [format_table(["layer", "F", "K", "bits(8/4/2/0)", "groups n/p", "util n/p", "units", "w-sparse",
+                         "cycles/img"], body)]
     tot_c = sum(r["cycles"] for r in rows)
     tot_n = sum(r.get("cycles_naive", 0) for r in rows)
     out.append(f"total cycles/image: {tot_c} (naive packing: {tot_n})")
     if sparsity:
         out.append(f"weight sparsity (zero integer weights): {sparsity['total']:.1%}")
     return "\n".join(out)
+
+
+def kept_weights(layer, preset) -> int:
+    """Weights (filter x row pairs) of a CIM layer inside present (row block x group) units of
+    stored filters; F * K minus this is what whole-filter and unit pruning removed."""
+    a = preset.rows_active
+    rows_real = np.minimum(a, layer.k_rows - np.arange(layer.n_rowblocks) * a)
+    filters_in_group = np.array([len(set(int(f) for f in row if f >= 0)) for row in layer.col_filter], dtype=np.int64)
+    return int((layer.present * filters_in_group[:, None] * rows_real[None, :]).sum())
 
 
 def program_compression(program: Program) -> dict:
@@ -85,9 +101,6 @@ def program_compression(program: Program) -> dict:
         bits += int(prec.sum()) * l.k_rows
         stored_k += int((prec > 0).sum()) * l.k_rows
         total += l.n_filters * l.k_rows
-        a = program.preset.rows_active
-        rows_real = np.minimum(a, l.k_rows - np.arange(l.n_rowblocks) * a)
-        filters_in_group = np.array([len(set(int(f) for f in row if f >= 0)) for row in l.col_filter], dtype=np.int64)
-        kept += int((l.present * filters_in_group[:, None] * rows_real[None, :]).sum())
+        kept += kept_weights(l, program.preset)
     return {"avg_bits": bits / stored_k if stored_k else 0.0,
             "structural_sparsity": 1 - kept / total if total else 0.0, "weights": total}

@@ -1,0 +1,53 @@
+"""Argument types and options shared by several subcommands (argparse ``type=`` functions).
+
+A bad value is an argparse error naming the flag (usage line, then
+``hybridcim CMD: error: argument --limit: must be >= 1, got 0``; exit 2).
+"""
+from __future__ import annotations
+
+import argparse
+
+MAX_BATCH_SIZE = 4096
+"""Largest ``--batch-size`` (images). Memory grows linearly with the batch: the fast emulator
+holds a whole batch's activations, about 0.6 MB per image for ResNet-20 on CIFAR-10 (peak RSS
+261 MiB at 32 images, 539 MiB at 512, torch backend), so 4096 images peak near 2.5 GB, and
+throughput has stopped growing long before (16 images/s at a batch of 32, 20 at 512). A larger
+batch only risks running out of memory."""
+
+
+def int_range(lo: int, hi: int | None = None, why: str = ""):
+    """argparse type: an int in [lo, hi] (hi None: no upper bound); ``why`` is added to the message."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi}{why}, got {v}")
+        return v
+    parse.__name__ = "int"  # argparse names the type in its fallback message
+    return parse
+
+
+positive_int = int_range(1)
+non_negative_int = int_range(0)
+batch_size = int_range(1, MAX_BATCH_SIZE, " images (memory grows with the batch; larger batches are not faster)")
+
+
+def add_data_options(p, split: bool = False) -> None:
+    """--data (and --split) of the commands that read CIFAR-10."""
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="CIFAR-10 folder (the python or binary layout; default: $CIFAR10_DIR)")
+    if split:
+        p.add_argument("--split", default="test", choices=["test", "train"],
+                       help="which CIFAR-10 split to read: the 10,000 test or 50,000 training images (default: test)")
+
+
+def add_batch_options(p, default_batch: int, what: str = "test images") -> None:
+    """--limit and --batch-size."""
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help=f"only the first N {what} (N >= 1; default: all)")
+    p.add_argument("--batch-size", type=batch_size, default=default_batch, metavar="B",
+                   help=f"images per batch, 1..{MAX_BATCH_SIZE} (memory grows with B; default: {default_batch})")
