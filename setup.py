@@ -34,7 +34,7 @@ TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1
          "onnxruntime", "pyyaml", "safetensors"]
 CSIM = ["hls4ml==1.3.0"]
 TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel", "matplotlib"]
-BOARD = ["pynq==4.0.0"]
+BOARD = ["pynq>=3.0.1,<5"]  # 3.0.1 ships on the PYNQ-Z2 v3.0.1 image; pynq 4 dropped the Zynq-7000 boards
 
 setup(
     name="hybridcim",
