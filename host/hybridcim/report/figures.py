@@ -12,9 +12,13 @@ import numpy as np
 DPI = 100
 
 
-def png_bytes(fig, dpi: int = DPI) -> bytes:
-    """Lay out ``fig`` and return it encoded as PNG."""
-    fig.tight_layout()
+def png_bytes(fig, dpi: int = DPI, **margins) -> bytes:
+    """``fig`` encoded as PNG; ``margins`` (left, right, bottom, top, hspace, wspace as figure
+    fractions) place the axes directly, which is much cheaper than a tight layout (an extra draw)."""
+    if margins:
+        fig.subplots_adjust(**margins)
+    else:
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -27,12 +31,15 @@ def _figure(w: float, h: float):
 
 def _stacked(ax, x, parts: dict[str, np.ndarray], ylabel: str) -> None:
     bottom = np.zeros(len(x))
+    colors = _cmap("tab20")
     for i, (name, v) in enumerate(parts.items()):
         v = np.asarray(v, dtype=float)
         if not v.any():
             continue
-        ax.bar(x, v, bottom=bottom, label=name, color=f"C{i % 10}")
+        ax.bar(x, v, bottom=bottom, label=name, color=colors((2 * i) % 20 + (i // 10) % 2))  # dark hues first
         bottom += v
+    if bottom.any():
+        ax.set_ylim(0, bottom.max() * 1.3)  # room for the legend
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -50,7 +57,8 @@ def breakdown_png(layers: list[str], energy_pj: dict[str, np.ndarray], latency_u
     _stacked(ax[1], x, latency_us, "latency / image (µs)")
     ax[1].set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
     fig.suptitle(title or "per-layer energy and latency")
-    return png_bytes(fig)
+    w = fig.get_figwidth()
+    return png_bytes(fig, left=0.8 / w, right=1 - 0.2 / w, bottom=0.16, top=0.93, hspace=0.06)
 
 
 def tile_heatmap_png(util: np.ndarray, spans: list[tuple[str, int, int]], title: str = "") -> bytes:
