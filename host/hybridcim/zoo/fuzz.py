@@ -158,3 +158,57 @@ def with_manifest(image: bytes, manifest: bytes) -> bytes:
     body[12:16] = len(body).to_bytes(4, "little")
     body[56:60] = len(manifest).to_bytes(4, "little")
     return reseal(body)
+
+
+def section_fields(image: bytes) -> list[tuple[str, int, str]]:
+    """Every element of every conv/fc layer's sections as (name, byte offset, struct code).
+
+    ``layer<i>.precision[f]`` (B), ``.bias[f]`` (i), ``.shift[f]`` / ``.res_shift[f]`` (b),
+    ``.colmap[e]`` (I), ``.skip[byte]`` (B), ``.weights[w]`` (Q). Read from the records of a
+    structurally valid image (sections inside the image).
+    """
+    from ..program.format import HEADER, LAYER
+    h = HEADER.unpack_from(image, 0)
+    gw, n_l, loff = h[9], h[14], h[18]
+    out = []
+    for i in range(n_l):
+        (op, *_, f, _k, ng, nrb, _lo, _hi, _ps, o_p, o_b, o_s, o_r, o_c, o_k, o_w, n_w) = LAYER.unpack_from(
+            image, loff + LAYER.size * i)
+        if op not in (1, 2):
+            continue
+        for name, off, n, size, code in (("precision", o_p, f, 1, "B"), ("bias", o_b, f, 4, "i"),
+                                         ("shift", o_s, f, 1, "b"), ("res_shift", o_r, f, 1, "b"),
+                                         ("colmap", o_c, ng * gw, 4, "I"), ("skip", o_k, (ng * nrb + 7) // 8, 1, "B"),
+                                         ("weights", o_w, n_w, 8, "Q")):
+            if off + n * size <= len(image):
+                out += [(f"layer{i}.{name}[{e}]", off + e * size, code) for e in range(n)]
+    return out
+
+
+def mutate_image(image: bytes, choose, integer, max_mutations: int = 3) -> tuple[bytes, list[str]]:
+    """Structure-aware mutation: 1..max_mutations fields of the header, a tensor or layer record
+    or a section set to a value over the field's whole range (or a nearby edge value), resealed.
+
+    ``choose(seq)`` picks an element and ``integer(lo, hi)`` an integer (inclusive): a
+    hypothesis ``data.draw`` adapter or a numpy Generator adapter. Returns (image, what changed).
+    """
+    import struct
+    cats = {"header": [], "tensor": [], "layer": []}
+    for f in image_fields(image):
+        cats[f[0].split(".")[0].rstrip("0123456789")].append(f)
+    cats["section"] = section_fields(image)
+    done = []
+    for _ in range(integer(1, max_mutations)):
+        fields = cats[choose([c for c in ("header", "tensor", "layer", "layer", "section", "section", "section")
+                              if cats[c]])]
+        name, off, code = choose(fields)
+        lo, hi = field_range(code)
+        cur = struct.unpack_from("<" + code, image, off)[0]
+        bits = struct.calcsize(code) * 8
+        near = [lo, hi, 0, 1, cur - 1, cur + 1, cur ^ (1 << integer(0, bits - 1))]
+        value = integer(lo, hi) if integer(0, 1) else choose([v for v in near if lo <= v <= hi] or [0])
+        if code.islower() and value > hi:
+            value -= 1 << bits
+        image = set_field(image, off, code, value)
+        done.append(f"{name}={value}")
+    return reseal(image), done
