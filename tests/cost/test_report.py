@@ -178,3 +178,10 @@ def test_run_json_has_cost_fields(cifar10_root, capsys):
 def test_bad_cost_preset_refused_before_running(cmd, cifar10_root, capsys):
     assert main([*cmd, "--data", str(cifar10_root), "--limit", "1", "--json", "--cost-preset", "nope"]) == 2
     assert "unknown cost preset 'nope'" in capsys.readouterr().err
+
+
+def test_page_path_checked_before_work(tmp_path, capsys):
+    (tmp_path / "page.html").mkdir()
+    assert main(["report", "zoo:resnet20-random", "-o", str(tmp_path / "page.html"), "--limit", "0"]) == 2
+    assert "report page" in capsys.readouterr().err
+    assert not (tmp_path / "page.md").exists()

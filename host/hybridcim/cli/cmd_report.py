@@ -81,6 +81,8 @@ def run(args) -> int:
         require_matplotlib("hybridcim report (the HTML page)")
         if not str(page).lower().endswith((".html", ".htm")):
             raise ValueError(f"-o must name an .html file, got {page!r}")
+        from ..fileio import check_output
+        check_output(page, "report page", make_parents=False)  # a bad path fails before any work
     preset = load_cost_preset(args.cost_preset)
     program, label = _load(args.program)
     images, why = _images(program, args)

@@ -1,6 +1,6 @@
 """Render a :class:`~hybridcim.report.document.Document` as one self-contained HTML page (figures
 embedded as base64 PNG ``data:`` URIs, no external resource) and as its Markdown twin (figures
-written as PNG files into ``<stem>_files/`` beside it). Every file is written atomically.
+written as PNG files into ``<stem>_files/`` beside it). The files are written atomically, all or none.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import html
 import re
 from pathlib import Path
 
-from ..program.codec import atomic_write_bytes
+from ..fileio import atomic_write_files
 from .document import Document, Table
 
 _CSS = """
@@ -91,16 +91,18 @@ def to_markdown(doc: Document, figure_dir: str) -> str:
 
 def write(doc: Document, out_html: str | Path) -> tuple[Path, Path]:
     """Write ``out_html`` and its Markdown twin ``<stem>.md`` (figures in ``<stem>_files/``)
-    atomically; returns (html path, markdown path)."""
+    atomically, all or none; returns (html path, markdown path)."""
     out_html = Path(out_html)
     if out_html.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"the report page must end in .html, got {out_html.name!r}")
     md = out_html.with_suffix(".md")
     fig_dir = out_html.parent / f"{out_html.stem}_files"
+    files = []
     for f in doc.figures():
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", f.name):
             raise ValueError(f"figure name {f.name!r} is not a plain file stem")
-        atomic_write_bytes(fig_dir / f"{f.name}.png", f.png)
-    atomic_write_bytes(md, to_markdown(doc, fig_dir.name).encode("utf-8"))
-    atomic_write_bytes(out_html, to_html(doc).encode("utf-8"))
+        files.append((fig_dir / f"{f.name}.png", f.png))
+    files.append((md, to_markdown(doc, fig_dir.name).encode("utf-8")))
+    files.append((out_html, to_html(doc).encode("utf-8")))
+    atomic_write_files(files, "report")
     return out_html, md
