@@ -98,7 +98,7 @@ def test_seeds_table_printed(capsys):
     assert main(["report", "--seeds", "--limit", "0", "--json"]) == 0
     out = capsys.readouterr().out
     assert "| SUN | throughput on CIFAR-10 (GOPS) | 792.2 GOPS |" in out
-    assert "| MARS | energy efficiency (TOPS/W) |" in out
+    assert "| MARS | energy efficiency (on chip) (TOPS/W) |" in out
     rows = json.loads(out.strip().splitlines()[-1])["seeds"]
     assert {r["seed"] for r in rows} == {"SUN", "MARS"}
     for r in rows:
