@@ -88,7 +88,7 @@ def run(args) -> int:
     images, why = _images(program, args)
     workload = measure(program, images, what="CIFAR-10 test images")
     if not workload.measured and why:
-        workload.source += f" [{why}]"
+        workload.source += f" [why: {why}]"
     seeds = seed_comparisons(program, preset, images, workload=workload)
     c = cost(program, workload.counters, preset)
     summary = {"program": label, "cost_preset": preset.name, "images": workload.images,

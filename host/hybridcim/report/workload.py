@@ -41,7 +41,7 @@ def measure(program: Program, images: np.ndarray | None = None, batch_size: int 
         static = [static_counters(l, program, 1) for l in program.layers]
         return Workload(assume_input_ones(program, static, ASSUMED_ONES), 1,
                         f"input_ones assumed: {ASSUMED_ONES:.0%} of the driven word-line bits are 1 "
-                        "(no images given; ZigZag's assumption); every other counter exact", False)
+                        "(ZigZag's assumption; no images were run); every other counter exact", False)
     from ..emulator import FastEmulator
     emu = FastEmulator(program)
     total = None
