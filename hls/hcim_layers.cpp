@@ -23,7 +23,13 @@
 // tile the absent units the skip index lets it skip and the row blocks it activates, per
 // scheduled unit its used columns and their real rows -- and every output pixel adds those
 // round totals once per input bit plane it streams (register counters outside the column
-// loop); a layer's cycles are its busiest macro's row-block activations.
+// loop); a layer's cycles are its busiest macro's row-block activations. Memory traffic is
+// counted where it happens, in the emulated chip's native widths (not the prototype's int32
+// scratch words): per image the layer's tables, input, residual and output tensors (packed at
+// their bit widths), the input written into the bit-plane buffer; per round the units loaded
+// into the macros (G x A cells each) and the partial sums that leave and come back between
+// rounds (acc_bits each); per pixel and input plane the real rows of every activated row block
+// of every tile read from the buffer, and their 1 bits (input_ones).
 #include "hcim_internal.h"
 
 // The datapath as synthesized: adder-tree popcount, one shift-add unit for HCIM_MAX_IN_BITS
@@ -58,6 +64,9 @@ static uint8_t g_u_macro[MAX_ROUND_UNITS];
 // events of the current round, per input plane and pixel: absent units of its tiles, activated
 // row blocks per macro, used columns of the scheduled units, and those columns x real rows
 static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops;
+// per row block: in how many of the round's tiles it is activated; real rows of those activations
+static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];
+static uint32_t g_r_rows;
 
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
@@ -134,7 +143,12 @@ pack_pixels:
 static uint32_t hcim_load_round(const word_t *prog, const hcim_layer *l, uint32_t round, uint32_t n_row_tiles,
                                 uint32_t n_tiles) {
     uint32_t nu = 0;
-    g_r_absent = g_r_cols = g_r_bitops = 0;
+    g_r_absent = g_r_cols = g_r_bitops = g_r_rows = 0;
+clear_mult:
+    for (uint32_t b = 0; b < l->r; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
+        g_r_mult[b] = 0;
+    }
 load_macros:
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
         g_r_blocks[m] = 0;
@@ -171,7 +185,13 @@ load_macros:
                 unit++;
             }
         }
-        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) g_r_blocks[m] += active[k];
+        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) {
+            if (!active[k]) continue;
+            const uint32_t b = b0 + k, rows = l->k - b * A_ROWS < A_ROWS ? l->k - b * A_ROWS : A_ROWS;
+            g_r_blocks[m]++;
+            g_r_mult[b]++;
+            g_r_rows += rows;
+        }
     }
     return nu;
 }
@@ -264,11 +284,21 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
 #pragma HLS ARRAY_PARTITION variable = busy complete
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) busy[m] = 0;
     cnt_t macs = 0, unit_act = 0, skipped = 0, blocks = 0, col_reads = 0, bit_ops = 0;  // register counters
+    cnt_t wload = 0, ones = 0, requants = 0;
+    const uint32_t pixels = to.h * to.w;
+    // per image: tables (precision u8, bias i32, shift i8, res_shift i8 per filter; u32 column map;
+    // skip bits), input, residual and output tensors at their bit widths; the input into the bit-plane buffer
+    cnt_t dram = 7ull * l->f + 4ull * l->ng * G_W + ((cnt_t)l->ng * l->r + 7) / 8 +
+                 hcim_packed_bytes(ti.size, ti.bits) + hcim_packed_bytes(to.size, to.bits);
+    if (has_res) dram += hcim_packed_bytes(tab->t[l->res].size, tab->t[l->res].bits);
+    cnt_t act_buf = (cnt_t)ti.size * ti.bits;
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
         const uint32_t n_units = hcim_load_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
         const bool first = round == 0, last = round + 1 == n_rounds;
+        wload += (cnt_t)n_units * G_W * A_ROWS;
+        if (!first) dram += (cnt_t)pixels * l->f * (HCIM_ACC_BITS / 8) * 2;  // partial sums out, then back in
     pixels:
         for (uint32_t p = 0; p < to.h * to.w; p++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
@@ -278,6 +308,8 @@ rounds:
             skipped += (cnt_t)g_r_absent * ti.bits;
             col_reads += (cnt_t)g_r_cols * ti.bits;
             bit_ops += (cnt_t)g_r_bitops * ti.bits;
+            act_buf += (cnt_t)g_r_rows * ti.bits;
+            if (last) requants += l->f;
             for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
 #pragma HLS UNROLL
                 blocks += (cnt_t)g_r_blocks[m] * ti.bits;
@@ -285,6 +317,14 @@ rounds:
             }
             if (n_units) {
                 hcim_pack_window(ti, l, p / to.w, p % to.w, xw);
+            count_ones:  // 1 bits on the word lines: every activated row block of every tile, every plane
+                for (uint32_t b = 0; b < l->r; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
+                    if (!g_r_mult[b]) continue;
+                    uint32_t n1 = 0;
+                    for (uint32_t i = 0; i < ti.bits; i++) n1 += hcim_popcount(xw[i][b]);
+                    ones += (cnt_t)g_r_mult[b] * n1;
+                }
 #ifdef HCIM_HW_DATAPATH
                 hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc);  // planes >= bits_in are zero
 #else
@@ -322,6 +362,11 @@ rounds:
     cnt[HCIM_C_CYCLES] = cycles;
     cnt[HCIM_C_BIT_OPS] = bit_ops;
     cnt[HCIM_C_DIGITAL_COLUMN_READS] = col_reads;
+    cnt[HCIM_C_WEIGHT_LOAD_BITS] = wload;
+    cnt[HCIM_C_DRAM_BYTES] = dram + wload / 8;
+    cnt[HCIM_C_ACT_BUFFER_BITS] = act_buf;
+    cnt[HCIM_C_REQUANT_OPS] = requants;
+    cnt[HCIM_C_INPUT_ONES] = ones;
 }
 
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {

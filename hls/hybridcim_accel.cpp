@@ -34,8 +34,8 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem1 depth = 98304
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
 #pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
-    // counters: depth = HCIM_MAX_LAYERS * HCIM_N_COUNTERS (cosim buffer size)
-#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 1408
+    // counters: depth = HCIM_CNT_HEADER_WORDS + HCIM_MAX_LAYERS * HCIM_N_COUNTERS (cosim buffer size)
+#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 2049
 #pragma HLS INTERFACE s_axilite port = prog bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = out bundle = control
@@ -64,7 +64,8 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
     if ((uint64_t)out_words < (uint64_t)tout.size * n_images) return HCIM_ERR_ARGS;
     if ((uint64_t)image_words < (uint64_t)img_words * n_images) return HCIM_ERR_ARGS;
     const bool count = (flags & HCIM_FLAG_COUNTERS) != 0;
-    if (count && (!counters || (uint64_t)counters_words < (uint64_t)g_tab.n_layers * HCIM_N_COUNTERS))
+    if (count && (!counters || (uint64_t)counters_words <
+                                   HCIM_CNT_HEADER_WORDS + (uint64_t)g_tab.n_layers * HCIM_N_COUNTERS))
         return HCIM_ERR_ARGS;
     if (flags & HCIM_FLAG_VALIDATE_ONLY) return HCIM_OK;
 clear_counters:
@@ -89,10 +90,15 @@ images_loop:
             lc[HCIM_C_IMAGES] = 1;
             if (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC) {
                 hcim_cim_layer(prog, &g_tab, &l, s, lc);
-            } else if (l.op == HCIM_OP_MAXPOOL) {
-                hcim_maxpool_layer(&g_tab, &l, s);
-            } else {
-                hcim_avgpool_layer(&g_tab, &l, s);
+            } else {  // pools: input in, output out (packed at their bit widths); avgpool requantizes each channel
+                const hcim_tensor &pi = g_tab.t[l.in], &po = g_tab.t[l.out];
+                if (l.op == HCIM_OP_MAXPOOL) {
+                    hcim_maxpool_layer(&g_tab, &l, s);
+                } else {
+                    hcim_avgpool_layer(&g_tab, &l, s);
+                    lc[HCIM_C_REQUANT_OPS] = po.c;
+                }
+                lc[HCIM_C_DRAM_BYTES] = hcim_packed_bytes(pi.size, pi.bits) + hcim_packed_bytes(po.size, po.bits);
             }
             for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) {
 #pragma HLS UNROLL
@@ -107,10 +113,13 @@ images_loop:
         }
     }
     if (count) {
+        counters[0] = (cnt_t)HCIM_CNT_MAGIC | (cnt_t)HCIM_CNT_LAYOUT << 32 | (cnt_t)HCIM_N_COUNTERS << 40 |
+                      (cnt_t)g_tab.n_layers << 48;
     write_counters:
         for (uint32_t i = 0; i < g_tab.n_layers; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
-            for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) counters[i * HCIM_N_COUNTERS + k] = g_cnt[i][k];
+            for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++)
+                counters[HCIM_CNT_HEADER_WORDS + i * HCIM_N_COUNTERS + k] = g_cnt[i][k];
         }
     }
     return HCIM_OK;

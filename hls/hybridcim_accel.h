@@ -23,7 +23,7 @@
 
 // ---- kernel version (bitstream manifest "kernel_version"; bump on any interface change) ----
 #define HCIM_KERNEL_VERSION_MAJOR 1
-#define HCIM_KERNEL_VERSION_MINOR 1
+#define HCIM_KERNEL_VERSION_MINOR 2
 
 // ---- number formats (architecture.md §2; hybridcim.spec.numformat) ----
 typedef ap_uint<8> pixel_t;   // UINT8: network input pixels
@@ -149,10 +149,17 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 
 // ---- activity counters (architecture.md §7; order of hybridcim.emulator.counters.PER_IMAGE) ----
 // The performance-counter block counts, per layer and summed over the images of one call, what
-// the datapath does as it does it; `counters` receives n_layers x HCIM_N_COUNTERS u64 words,
-// layer-major. The analog/ADC/skipped-plane counters are reserved (0 in digital mode).
+// the datapath does as it does it. `counters` receives a header word, then n_layers x
+// HCIM_N_COUNTERS u64 words, layer-major:
+//   word 0 = HCIM_CNT_MAGIC | HCIM_CNT_LAYOUT << 32 | HCIM_N_COUNTERS << 40 | n_layers << 48
+// Counters are append-only: a later kernel adds new ones after the last index and a reader
+// takes the count from the header. The analog/ADC/skipped-plane counters are reserved (0 in
+// digital mode).
 typedef uint64_t cnt_t;
-#define HCIM_N_COUNTERS 11
+#define HCIM_CNT_MAGIC 0x544E4348u  // "HCNT" read as a little-endian u32
+#define HCIM_CNT_LAYOUT 1           // header word + layer-major rows
+#define HCIM_CNT_HEADER_WORDS 1
+#define HCIM_N_COUNTERS 16
 #define HCIM_C_IMAGES 0
 #define HCIM_C_MACS 1
 #define HCIM_C_UNIT_ACTIVATIONS 2
@@ -164,6 +171,13 @@ typedef uint64_t cnt_t;
 #define HCIM_C_ANALOG_COLUMN_READS 8
 #define HCIM_C_ADC_CONVERSIONS 9
 #define HCIM_C_SKIPPED_BITPLANES 10
+#define HCIM_C_WEIGHT_LOAD_BITS 11
+#define HCIM_C_DRAM_BYTES 12
+#define HCIM_C_ACT_BUFFER_BITS 13
+#define HCIM_C_REQUANT_OPS 14
+#define HCIM_C_INPUT_ONES 15
+// bytes of `values` activations of `bits` bits packed (the dram_bytes counter's tensor size)
+static inline cnt_t hcim_packed_bytes(uint64_t values, uint32_t bits) { return (values * bits + 7) / 8; }
 
 // Top function (one call runs n_images images through the whole program).
 //   prog:    program image as little-endian u64 words (prog_words = image_bytes / 8)
@@ -171,8 +185,8 @@ typedef uint64_t cnt_t;
 //   out:     n_images x (output tensor H*W*C) int32, NHWC per image
 //   scratch: int32 activation arena: every tensor t of one image at offset
 //            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
-//   counters: with HCIM_FLAG_COUNTERS, n_layers x HCIM_N_COUNTERS u64 activity counters of this call
-//            (counters_words >= that); untouched otherwise
+//   counters: with HCIM_FLAG_COUNTERS, the header word and n_layers x HCIM_N_COUNTERS u64 activity
+//            counters of this call (counters_words >= HCIM_CNT_HEADER_WORDS + that); untouched otherwise
 // Returns HCIM_OK or an error code (| detail << 16); never reads or writes out of bounds.
 // Every buffer size is checked: the kernel never reads or writes past prog_words, image_words,
 // out_words, scratch_words or counters_words.

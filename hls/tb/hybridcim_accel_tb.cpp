@@ -4,8 +4,9 @@
 //
 // PROGRAM.cim: the program image; IMAGES.u8: n uint8 NCHW images back to back (raw bytes);
 // EXPECTED.i32: n x (output size) little-endian int32 (the golden emulator's outputs);
-// COUNTERS.u64 (optional): n_layers x HCIM_N_COUNTERS little-endian u64, the emulator's
-// activity counters of the n images (architecture.md §7).
+// COUNTERS.u64 (optional): the emulator's activity counters of the n images as the kernel's
+// counters buffer: the header word, then n_layers x HCIM_N_COUNTERS little-endian u64
+// (architecture.md §7).
 // Write them with `python -m hybridcim.runtime.tb_files`. main returns 0 only when every
 // output (and counter) equals the expectation exactly; 1 on any mismatch, 2 on a kernel
 // error, 3 on a file or size problem.
@@ -74,13 +75,14 @@ int main(int argc, char **argv) {
     const uint64_t img_words = (in_size + 7) / 8;
     std::vector<word_t> images(img_words * n, 0);
     for (uint32_t k = 0; k < n; k++) std::memcpy(&images[k * img_words], &img_b[k * in_size], in_size);
-    if (cp && cnt_b.size() != 8ull * n_l * HCIM_N_COUNTERS) {
-        std::fprintf(stderr, "tb: counters file has %zu bytes, want %llu (%u layers x %d u64)\n", cnt_b.size(),
-                     (unsigned long long)(8ull * n_l * HCIM_N_COUNTERS), n_l, HCIM_N_COUNTERS);
+    const uint64_t n_cnt = HCIM_CNT_HEADER_WORDS + (uint64_t)n_l * HCIM_N_COUNTERS;
+    if (cp && cnt_b.size() != 8ull * n_cnt) {
+        std::fprintf(stderr, "tb: counters file has %zu bytes, want %llu (header + %u layers x %d u64)\n",
+                     cnt_b.size(), (unsigned long long)(8ull * n_cnt), n_l, HCIM_N_COUNTERS);
         return 3;
     }
     std::vector<acc_t> out(n * out_size, 0), expected(n * out_size), scratch(scratch_per_image, 0);
-    std::vector<cnt_t> counters((size_t)n_l * HCIM_N_COUNTERS, 0), expected_cnt(counters.size(), 0);
+    std::vector<cnt_t> counters(n_cnt, 0), expected_cnt(counters.size(), 0);
     std::memcpy(expected.data(), exp_b.data(), exp_b.size());
     if (cp) std::memcpy(expected_cnt.data(), cnt_b.data(), cnt_b.size());
     const uint32_t rc = hybridcim_accel(prog.data(), (uint32_t)prog.size(), images.data(), (uint32_t)images.size(), n, out.data(),
@@ -101,9 +103,13 @@ int main(int argc, char **argv) {
     }
     for (uint64_t k = 0; cp && k < counters.size(); k++) {
         if (counters[k] != expected_cnt[k]) {
-            if (bad < 10)
+            if (bad < 10 && k < HCIM_CNT_HEADER_WORDS)
+                std::fprintf(stderr, "tb: MISMATCH counters header: expected %#llx, got %#llx\n",
+                             (unsigned long long)expected_cnt[k], (unsigned long long)counters[k]);
+            else if (bad < 10)
                 std::fprintf(stderr, "tb: MISMATCH layer %llu counter %llu: expected %llu, got %llu\n",
-                             (unsigned long long)(k / HCIM_N_COUNTERS), (unsigned long long)(k % HCIM_N_COUNTERS),
+                             (unsigned long long)((k - HCIM_CNT_HEADER_WORDS) / HCIM_N_COUNTERS),
+                             (unsigned long long)((k - HCIM_CNT_HEADER_WORDS) % HCIM_N_COUNTERS),
                              (unsigned long long)expected_cnt[k], (unsigned long long)counters[k]);
             bad++;
         }

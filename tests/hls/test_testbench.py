@@ -50,11 +50,24 @@ def test_tb_passes_on_the_emulator_outputs(tb, files):
 def test_tb_fails_on_a_wrong_counter(tb, files, tmp_path):
     prog, images, _ = files
     from hybridcim.runtime.buffers import COUNTER_FIELDS, counters_to_words
+    from hybridcim.runtime.buffers import COUNTERS_HEADER_WORDS
+    for name in ("cycles", "input_ones", "dram_bytes"):
+        cnt = counters_to_words(FastEmulator(prog).run(images).counters)
+        cnt[COUNTERS_HEADER_WORDS + len(COUNTER_FIELDS) + COUNTER_FIELDS.index(name)] += 1  # layer 1
+        proc = run_tb(tb, write_tb_files(prog, images, tmp_path, counters=cnt))
+        assert proc.returncode == 1
+        assert f"MISMATCH layer 1 counter {COUNTER_FIELDS.index(name)}:" in proc.stderr and "FAIL" in proc.stdout
+
+
+def test_tb_checks_the_counters_header(tb, files, tmp_path):
+    prog, images, _ = files
+    from hybridcim.runtime.buffers import counters_to_words
     cnt = counters_to_words(FastEmulator(prog).run(images).counters)
-    cnt[1, COUNTER_FIELDS.index("cycles")] += 1
+    cnt[0] ^= np.uint64(1 << 32)  # layout version 0
     proc = run_tb(tb, write_tb_files(prog, images, tmp_path, counters=cnt))
-    assert proc.returncode == 1
-    assert f"MISMATCH layer 1 counter {COUNTER_FIELDS.index('cycles')}" in proc.stderr and "FAIL" in proc.stdout
+    assert proc.returncode == 1 and "MISMATCH counters header" in proc.stderr
+    proc = run_tb(tb, write_tb_files(prog, images, tmp_path, counters=cnt[:-1]))  # one word short
+    assert proc.returncode == 3 and "counters file has" in proc.stderr
 
 
 def test_tb_fails_on_a_wrong_expected_file(tb, files, tmp_path):

@@ -123,7 +123,10 @@ def test_counter_order_is_the_emulators():
     assert re.search(r"typedef\s+uint64_t\s+cnt_t\s*;", HEADER)
     top = (HLS / "hybridcim_accel.cpp").read_text()
     depth = int(re.search(r"port = counters .*depth = (\d+)", top).group(1))
-    assert all(kernel_info_from_headers(p).max_layers * len(PER_IMAGE) == depth for p in PRESETS)
+    assert all(buffers.COUNTERS_HEADER_WORDS + kernel_info_from_headers(p).max_layers * len(PER_IMAGE) == depth
+               for p in PRESETS)
+    assert define("HCIM_CNT_MAGIC") == buffers.COUNTERS_MAGIC and define("HCIM_CNT_LAYOUT") == buffers.COUNTERS_LAYOUT
+    assert define("HCIM_CNT_HEADER_WORDS") == buffers.COUNTERS_HEADER_WORDS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -1,5 +1,8 @@
 """hybridcim.runtime.buffers: the board's DDR layout, mirrored by the kernel."""
+import re
+
 import numpy as np
+import pytest
 
 from hybridcim.program import encode
 from hybridcim.runtime import buffers
@@ -39,3 +42,59 @@ def test_capacity_passes_for_zoo_programs(csim_lib):
     buffers.check_capacity(prog, lib.info)
     images = random_images(prog, 1)
     assert images.dtype == np.uint8
+
+
+def _counted(seed=4, preset="tiny-64", n=2):
+    from hybridcim.emulator import FastEmulator
+    from hybridcim.zoo import random_images, random_program
+    prog = random_program(seed, preset)
+    return prog, FastEmulator(prog).run(random_images(prog, n, seed)).counters
+
+
+def test_counters_buffer_round_trips_with_its_header():
+    from hybridcim.runtime.buffers import (COUNTER_FIELDS, COUNTERS_HEADER_WORDS, counters_from_buffer,
+                                           counters_to_words, counters_words)
+    prog, counters = _counted()
+    words = counters_to_words(counters)
+    assert words.dtype == np.uint64 and words.size == counters_words(prog)
+    assert words.size == COUNTERS_HEADER_WORDS + len(prog.layers) * len(COUNTER_FIELDS)
+    assert int(words[0]) & 0xFFFFFFFF == 0x544E4348 and int(words[0]) >> 48 == len(prog.layers)
+    assert [c.as_dict() for c in counters_from_buffer(prog, words)] == [c.as_dict() for c in counters]
+
+
+def test_counters_reader_takes_a_newer_kernels_extra_counters():
+    """Counters are append-only: a block with more counters per layer than this package knows is read."""
+    from hybridcim.runtime.buffers import COUNTER_FIELDS, counters_from_buffer, counters_header, counters_to_words
+    prog, counters = _counted()
+    rows = counters_to_words(counters)[1:].reshape(len(prog.layers), len(COUNTER_FIELDS))
+    wider = np.concatenate([rows, np.full((len(rows), 2), 99, dtype=np.uint64)], axis=1)
+    buf = np.concatenate([[np.uint64(counters_header(len(prog.layers), len(COUNTER_FIELDS) + 2))], wider.ravel()])
+    assert [c.as_dict() for c in counters_from_buffer(prog, buf)] == [c.as_dict() for c in counters]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w: w ^ 1, "header magic"),                                  # wrong magic
+    (lambda w: w ^ (1 << 32) ^ (2 << 32), "layout version 2"),          # layout 1 -> 2
+    (lambda w: w - (1 << 40), "15 counters per layer, this package needs 16 (missing input_ones)"),
+    (lambda w: w + (1 << 48), "layers, the program has"),               # one layer more
+    (lambda w: 0, "a kernel before 1.2 has no counter header"),          # a 1.1 block (no header)
+])
+def test_counters_reader_refuses_a_wrong_header(change, message):
+    from hybridcim.runtime.buffers import CounterLayoutError, counters_from_buffer, counters_to_words
+    from hybridcim.runtime.errors import DeviceError
+    prog, counters = _counted()
+    words = counters_to_words(counters)
+    words[0] = np.uint64(change(int(words[0])))
+    with pytest.raises(CounterLayoutError, match=re.escape(message)) as e:
+        counters_from_buffer(prog, words)
+    assert isinstance(e.value, DeviceError)
+
+
+def test_counters_reader_refuses_a_short_buffer():
+    from hybridcim.runtime.buffers import CounterLayoutError, counters_from_buffer, counters_to_words
+    prog, counters = _counted()
+    words = counters_to_words(counters)
+    with pytest.raises(CounterLayoutError, match="its header needs"):
+        counters_from_buffer(prog, words[:-1])
+    with pytest.raises(CounterLayoutError, match="empty"):
+        counters_from_buffer(prog, words[:0])

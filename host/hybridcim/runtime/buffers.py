@@ -5,8 +5,9 @@
 - out: N x (output H*W*C) int32, NHWC per image;
 - scratch: int32 activation arena; tensor t of one image at offset sum_{t'<t} C*H*W (tensor
   table order), S = sum of all; with the TRACE flag image n uses words [n*S, (n+1)*S);
-- counters (with the COUNTERS flag): n_layers x len(COUNTER_FIELDS) u64, layer-major, the
-  activity counters of one call (architecture.md §7).
+- counters (with the COUNTERS flag): one header word (magic, layout version, counters per layer,
+  n_layers), then n_layers x len(COUNTER_FIELDS) u64, layer-major, the activity counters of one
+  call (architecture.md §7).
 
 >>> tensor_offsets([(3, 2, 2), (4, 1, 1)])
 [0, 12]
@@ -20,13 +21,18 @@ import numpy as np
 from ..emulator.counters import PER_IMAGE, LayerCounters, static_counters
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
-from .errors import CapacityError
+from .errors import CapacityError, DeviceError
 
 FLAG_TRACE = 1
 FLAG_VALIDATE_ONLY = 2
 FLAG_COUNTERS = 4
 COUNTER_FIELDS = PER_IMAGE
-"""Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h)."""
+"""Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h); append-only."""
+COUNTERS_MAGIC = 0x544E4348
+"""Low 32 bits of the counters buffer's header word: "HCNT" (HCIM_CNT_MAGIC)."""
+COUNTERS_LAYOUT = 1
+"""Layout version of the counters buffer (HCIM_CNT_LAYOUT): one header word, then layer-major rows."""
+COUNTERS_HEADER_WORDS = 1
 INFO_FIELDS = ("kernel_major", "kernel_minor", "fingerprint", "rows", "cols", "rows_active", "group_width",
                "n_macros", "acc_bits", "adc_bits", "precision_mask", "max_tensors", "max_layers", "max_filters",
                "max_groups", "max_rowblocks", "max_cwords", "max_pack_words")
@@ -110,23 +116,66 @@ def tensors_from_scratch(program: Program, scratch: np.ndarray, n: int) -> dict[
             for t, o in zip(program.tensors, offs)}
 
 
+class CounterLayoutError(DeviceError):
+    """A counters buffer whose header does not describe a layout this package reads."""
+
+
+def counters_header(n_layers: int, n_counters: int = len(COUNTER_FIELDS)) -> int:
+    """The header word: magic | layout << 32 | counters per layer << 40 | n_layers << 48.
+
+    >>> hex(counters_header(2, 16))
+    '0x21001544e4348'
+    """
+    return COUNTERS_MAGIC | COUNTERS_LAYOUT << 32 | n_counters << 40 | n_layers << 48
+
+
+def parse_counters_header(word: int, n_layers: int) -> int:
+    """Counters per layer of a buffer whose header word is ``word``; raises CounterLayoutError on a
+    wrong magic or layout version, a layer count other than ``n_layers``, or fewer counters than
+    this package reads (a newer kernel's extra counters are allowed: they come after ours)."""
+    word = int(word)
+    magic, layout = word & 0xFFFFFFFF, (word >> 32) & 0xFF
+    n_counters, layers = (word >> 40) & 0xFF, (word >> 48) & 0xFFFF
+    if magic != COUNTERS_MAGIC:
+        raise CounterLayoutError(f"counters buffer: header magic {magic:#010x} is not {COUNTERS_MAGIC:#010x} "
+                                 "('HCNT'); a kernel before 1.2 has no counter header: rebuild it")
+    if layout != COUNTERS_LAYOUT:
+        raise CounterLayoutError(f"counters buffer: layout version {layout} is not supported (this package reads "
+                                 f"layout {COUNTERS_LAYOUT})")
+    if layers != n_layers:
+        raise CounterLayoutError(f"counters buffer: header says {layers} layers, the program has {n_layers}")
+    if n_counters < len(COUNTER_FIELDS):
+        raise CounterLayoutError(f"counters buffer: {n_counters} counters per layer, this package needs "
+                                 f"{len(COUNTER_FIELDS)} (missing {', '.join(COUNTER_FIELDS[n_counters:])}): "
+                                 "the kernel is older than the package")
+    return n_counters
+
+
 def counters_words(program: Program) -> int:
-    """u64 words of the counters buffer of ``program``."""
-    return len(program.layers) * len(COUNTER_FIELDS)
+    """u64 words of the counters buffer of ``program`` (header included)."""
+    return COUNTERS_HEADER_WORDS + len(program.layers) * len(COUNTER_FIELDS)
 
 
 def counters_to_words(counters: list[LayerCounters]) -> np.ndarray:
-    """LayerCounters -> the kernel's counters buffer layout: uint64 (n_layers, len(COUNTER_FIELDS))."""
-    return np.array([[getattr(c, f) for f in COUNTER_FIELDS] for c in counters], dtype=np.uint64)
+    """LayerCounters -> the kernel's counters buffer: uint64 header word, then n_layers x len(COUNTER_FIELDS)."""
+    rows = [[getattr(c, f) for f in COUNTER_FIELDS] for c in counters]
+    return np.array([counters_header(len(counters))] + [v for r in rows for v in r], dtype=np.uint64)
 
 
 def counters_from_buffer(program: Program, buf: np.ndarray) -> list[LayerCounters]:
-    """The kernel's counters buffer -> one LayerCounters per layer (static fields from the program)."""
-    words = np.asarray(buf, dtype=np.uint64)
-    need = counters_words(program)
+    """The kernel's counters buffer -> one LayerCounters per layer (static fields from the program).
+
+    Reads the header first (:func:`parse_counters_header`); counters past the ones this package
+    knows are ignored."""
+    words = np.asarray(buf, dtype=np.uint64).ravel()
+    n_layers = len(program.layers)
+    if words.size < COUNTERS_HEADER_WORDS:
+        raise CounterLayoutError("counters buffer is empty")
+    n_counters = parse_counters_header(words[0], n_layers)
+    need = COUNTERS_HEADER_WORDS + n_layers * n_counters
     if words.size < need:
-        raise ValueError(f"counters buffer of {words.size} words, program needs {need}")
-    rows = words[:need].reshape(len(program.layers), len(COUNTER_FIELDS))
+        raise CounterLayoutError(f"counters buffer of {words.size} words, its header needs {need}")
+    rows = words[COUNTERS_HEADER_WORDS:need].reshape(n_layers, n_counters)
     out = []
     for layer, row in zip(program.layers, rows):
         c = static_counters(layer, program, 0)

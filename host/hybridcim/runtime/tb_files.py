@@ -5,8 +5,8 @@
 Files (read by hls/tb/hybridcim_accel_tb.cpp): ``program.cim`` (the image), ``images.u8``
 (n uint8 NCHW images back to back), ``expected.i32`` (n x output-size little-endian int32
 from the golden fast emulator) and ``counters.u64`` (the emulator's activity counters of the
-n images, n_layers x 11 little-endian u64 in the kernel's order). Without ``--program`` the
-program is ``random_resnet20(preset)``.
+n images as the kernel's counters buffer: the header word, then n_layers x 16 little-endian u64
+in the kernel's order). Without ``--program`` the program is ``random_resnet20(preset)``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from ..program.model import Program
 
 def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path", expected: np.ndarray | None = None,
                    counters: np.ndarray | None = None) -> dict[str, Path]:
-    """Write the four files; ``expected`` and ``counters`` (n_layers x 11) default to the fast emulator's."""
+    """Write the four files; ``expected`` and ``counters`` (a counters buffer: header word + n_layers x
+    len(COUNTER_FIELDS) u64, :func:`.buffers.counters_to_words`) default to the fast emulator's."""
     from .buffers import counters_to_words
     out = Path(out_dir)
     images = np.ascontiguousarray(images, dtype=np.uint8)
