@@ -61,23 +61,12 @@ def test_the_rules_reproduce_public_vitis_headers(source, proto, maxi, lite, add
     assert got == want, source
 
 
-def _hw_header(m, prefix="XHYBRIDCIM_ACCEL_CONTROL"):
-    """The #define lines Vitis writes for map ``m`` (format of the headers cited above)."""
-    lines = []
-    for k, r in m.items():
-        name = k.upper() if k in ("ap_ctrl", "gie", "ier", "isr", "ap_return") else k.upper() + "_DATA"
-        lines.append(f"#define {prefix}_ADDR_{name} 0x{r.offset:02x}")
-        if k not in ("ap_ctrl", "gie", "ier", "isr"):
-            lines.append(f"#define {prefix}_BITS_{name} {r.bits}")
-    return "\n".join(lines)
-
-
 @pytest.mark.parametrize("bits", [32, 64])
 def test_driver_header_round_trip(bits):
     m = regmap.control_map(bits)
-    found = regmap.offsets_from_hw_header(_hw_header(m), "XHYBRIDCIM_ACCEL_CONTROL")
+    found = regmap.offsets_from_hw_header(regmap.hw_header_defines(m), "XHYBRIDCIM_ACCEL_CONTROL")
     assert found == {k: (r.offset, r.bits) for k, r in m.items()}
-    assert pynq_device.offsets_from_driver_header(_hw_header(m)) == _offsets(m)
+    assert pynq_device.offsets_from_driver_header(regmap.hw_header_defines(m)) == _offsets(m)
 
 
 def test_the_documented_table_is_the_derived_map():

@@ -172,6 +172,19 @@ def offsets_from_hw_header(text: str, prefix: str) -> dict[str, tuple[int, int]]
     return {k: (v, bits.get(k, 32)) for k, v in addr.items()}
 
 
+def hw_header_defines(regs: dict[str, Register], prefix: str = "XHYBRIDCIM_ACCEL_CONTROL") -> str:
+    """The ``#define <prefix>_ADDR_<NAME>[_DATA]`` / ``_BITS_`` lines Vitis writes into
+    ``x<top>_hw.h`` for ``regs`` (what :func:`offsets_from_hw_header` reads back)."""
+    lines = []
+    for k, r in regs.items():
+        fixed = k in ("ap_ctrl", "gie", "ier", "isr")
+        name = k.upper() if fixed or k == "ap_return" else k.upper() + "_DATA"
+        lines.append(f"#define {prefix}_ADDR_{name} 0x{r.offset:02x}")
+        if not fixed:
+            lines.append(f"#define {prefix}_BITS_{name} {r.bits}")
+    return "\n".join(lines) + "\n"
+
+
 def hwh_register_names(reg: Register) -> list[str]:
     """The register names Vivado's hardware handoff gives one entry: ``prog`` for one data word,
     ``prog_1`` / ``prog_2`` (low / high word) for two."""
