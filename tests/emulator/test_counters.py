@@ -153,3 +153,17 @@ def test_input_ones_counter_takes_compact_channels(program):
         b.maxpool("mp", b.input("x", 1, 2, 2))
         p = b.build()
         InputOnesCounter(p.layers[0], p)
+
+
+def test_the_spec_defines_every_counter_in_the_kernels_order():
+    """architecture.md §7 defines every LayerCounters field; program-format.md's index table is PER_IMAGE."""
+    import re
+    from pathlib import Path
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    arch = (docs / "architecture.md").read_text()
+    s7 = arch[arch.index("## §7"):arch.index("## §8")]
+    names = {n for cell in re.findall(r"^\| ([^|]+) \|", s7, re.M) for n in re.findall(r"`(\w+)`", cell)}
+    assert set(LayerCounters.__dataclass_fields__) - {"layer"} <= names
+    fmt = (docs / "program-format.md").read_text()
+    index = {int(k): n for k, n in re.findall(r"(?=\| (\d+) \| `(\w+)` \|)", fmt) if n in PER_IMAGE}
+    assert [index[k] for k in sorted(index)] == list(PER_IMAGE)
