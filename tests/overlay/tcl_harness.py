@@ -20,7 +20,14 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 STUBS = HERE / "tcl_stubs.tcl"
-_TK = "import sys, tkinter; tkinter.Tcl().eval('source {' + sys.argv[1] + '}')"
+_TK = """import sys, tkinter
+try:
+    tkinter.Tcl().eval('source {' + sys.argv[1] + '}')
+except tkinter.TclError as e:
+    if str(e).startswith('__stub_exit__ '):
+        sys.exit(int(str(e).split()[1]))
+    sys.exit(f'ERROR: {e}')
+"""
 
 
 def tcl_command() -> list[str]:

@@ -36,7 +36,11 @@ proc opt {lst name {default ""}} {
 }
 proc pin {p} { return /[string trimleft $p /] }
 
-rename exit __real_exit
+if {[llength [info commands exit]]} {
+    rename exit __real_exit
+} else {  # Python's tkinter removes `exit`: its runner (tcl_harness) turns this error into the exit code
+    proc __real_exit {{code 0}} { flush stdout; flush stderr; error "__stub_exit__ $code" }
+}
 proc exit {{code 0}} { record exit $code; stub_write_log; __real_exit $code }
 rename unknown __real_unknown
 proc unknown {args} { error "unstubbed command: $args" }
@@ -138,6 +142,7 @@ proc export_design {args} {
 }
 
 if {[catch {uplevel #0 [list source $::env(STUB_SCRIPT)]} msg]} {
+    if {[string match "__stub_exit__ *" $msg]} { error $msg }
     record error $msg
     stub_write_log
     puts stderr "ERROR: $msg"
