@@ -63,7 +63,8 @@ def test_disagreement_exits_non_zero(model, cifar10_root, capsys, monkeypatch):
 def test_pynq_backend_off_board(model, cifar10_root, capsys):
     rc = main(["run", "--backend", "pynq", "--model", str(model), "--data", str(cifar10_root), "--limit", "4"])
     err = capsys.readouterr().err
-    assert rc == 2 and "error: no bitstream manifest at" in err and "overlay/build.sh" in err
+    assert rc == 2 and "error: no bitstream for board 'pynq-z2'" in err and "HYBRIDCIM_BITSTREAMS" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_missing_model_is_named(cifar10_root, capsys):

@@ -43,6 +43,9 @@ def run(args) -> int:
     from ..progress import progress
     from ..cost import load_cost_preset
     cost_preset = load_cost_preset(args.cost_preset)  # a bad preset fails before any work
+    if args.data is not None:
+        from ..fileio import check_input
+        check_input(args.data, "--data", "dir")
     prog = load_program(args.program)
     data = Cifar10(args.data, args.split)
     emu = ReferenceEmulator(prog) if args.emulator == "reference" else FastEmulator(prog, args.backend)

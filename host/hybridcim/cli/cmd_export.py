@@ -11,6 +11,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..fileio import check_input, check_output_dir
+    ckpt = check_input(args.checkpoint, "checkpoint", "any")  # paths first: no torch import for a bad one
+    if ckpt.is_dir():
+        check_input(ckpt / "checkpoint.safetensors", "checkpoint", "file")
+    check_output_dir(args.out, "--out")
     from ..train.export import export_checkpoint
     desc = export_checkpoint(args.checkpoint, args.out, qonnx=not args.no_qonnx)
     print(f"exported {desc['name']} ({len(desc['layers'])} layers) to {args.out}")

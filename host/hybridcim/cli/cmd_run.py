@@ -17,6 +17,7 @@ device's activity counters under --cost-preset, default dcim-28nm; null where th
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -92,6 +93,9 @@ def run(args) -> int:
     from ..runtime.session import Session
     from ..cost import load_cost_preset
     cost_preset = load_cost_preset(args.cost_preset)  # a bad preset fails before any work
+    from ..fileio import check_input
+    if args.data is not None:
+        check_input(args.data, "--data", "dir")
     model = args.model or default_model()
     if str(model).startswith("zoo:"):  # random weights: no Brevitas model exists for it
         from ..zoo import load_program
@@ -107,6 +111,8 @@ def run(args) -> int:
             return 2
         kind = args.reference or "emulator"
     else:
+        if os.path.lexists(model):  # a path (not a shipped model's name): a file or a model folder
+            check_input(model, "--model", "any")
         path = resolve_model(model)
         program = read_program(path)
         kind = args.reference or ("brevitas" if args.backend == "emulator" else "emulator")

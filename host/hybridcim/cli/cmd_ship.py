@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--config", required=True, help="the run's training config (copied as config.yaml)")
     p.add_argument("--data", help="CIFAR-10 folder (default $CIFAR10_DIR)")
     p.add_argument("--models-dir", help="where model folders live (default: the package's models/)")
-    p.add_argument("--curve", help="also plot the training curve to this PNG")
+    p.add_argument("--curve", metavar="PNG", help="also plot the training curve to this PNG (needs matplotlib)")
     p.add_argument("--earlier-stage", nargs=2, action="append", metavar=("CONFIG", "METRICS"), default=[],
                    help="a stage this run fine-tuned from (init_from), oldest first: its config and metrics.csv "
                         "(shipped as config-stage<i>.yaml; the metrics become one history)")
@@ -42,14 +42,25 @@ def run(args) -> int:
     from ..models.packaging import ship
     from ..plots import plot_training_curve
     from pathlib import Path
+    from ..fileio import check_input, check_output_dir
     data = args.data or os.environ.get("CIFAR10_DIR")
     if not data:
         raise ValueError("no CIFAR-10 folder: pass --data DIR or set CIFAR10_DIR")
+    # every path checked before any work (nothing is compiled or measured for a bad one)
+    check_input(args.run_dir, "run folder", "dir")
+    check_input(args.config, "--config", "file")
+    check_input(data, "--data" if args.data else "$CIFAR10_DIR", "dir")
+    if args.models_dir:
+        check_output_dir(args.models_dir, "--models-dir")
+    for config, metrics in args.earlier_stage:
+        check_input(config, "--earlier-stage CONFIG", "file")
+        check_input(metrics, "--earlier-stage METRICS", "file")
+    for f in args.keep_training:
+        check_input(f, "--keep-training", "file")
     if args.curve:  # check before shipping, not after
-        from ._plot import require_matplotlib
-        require_matplotlib("--curve")
-        if not (Path(args.run_dir) / "metrics.csv").is_file():
-            raise ValueError(f"--curve: {args.run_dir}/metrics.csv not found")
+        from ._plot import check_plot_output
+        check_plot_output(args.curve, "--curve")
+        check_input(Path(args.run_dir) / "metrics.csv", "--curve: the run's metrics", "file")
     dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR,
                 verify=args.verify, show_progress=True, earlier_stages=args.earlier_stage,
                 keep_training=args.keep_training)

@@ -17,8 +17,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..fileio import check_output
     from ..program import write_program
     from ..zoo import ZOO
+    check_output(args.output, "--output", make_parents=False)  # before building anything
+    check_output(args.output + ".json", "--output's manifest", make_parents=False)
     prog = ZOO[args.name](preset=args.preset, seed=args.seed)
     path = write_program(prog, args.output)
     print(f"wrote {path} ({path.stat().st_size} bytes), {len(prog.layers)} layers, preset {prog.preset.name}")
