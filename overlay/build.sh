@@ -9,6 +9,7 @@
 # 2023.x or later on PATH with the board's files installed, and this package installed
 # (pip install -e '.[csim]') for the testbench data and the manifest.
 # Environment: BOARD, PRESET (sun-mars-256), PART / BOARD_PART (from BOARD), JOBS (4),
+# CLOCK_MHZ (100: the PL clock; the HLS clock period follows),
 # OUT (bitstreams/<board>), BUILD_DIR (overlay/build/<board>: Vivado project, staging),
 # HLS_PROJ (hls/build/hls_<preset>_<board>), TB_DATA (given: used
 # as is; else written by `make -C hls tb-data`), COSIM=1 (also run the one-image RTL
@@ -28,6 +29,9 @@ case "$BOARD" in
     *) echo "build.sh: unknown BOARD=$BOARD (known: pynq-z2, kv260)" >&2; exit 2 ;;
 esac
 PART=${PART:-$part}
+CLOCK_MHZ=${CLOCK_MHZ:-100}
+CLOCK_NS=$(awk -v f="$CLOCK_MHZ" 'BEGIN { if (f <= 0) exit 1; printf "%g", 1000 / f }') \
+    || { echo "build.sh: CLOCK_MHZ=$CLOCK_MHZ is not a positive number" >&2; exit 2; }
 BOARD_PART=${BOARD_PART:-$board_part}
 OUT=${OUT:-$repo/bitstreams/$BOARD}
 HLS_PROJ=${HLS_PROJ:-$repo/hls/build/hls_${PRESET}_$BOARD}
@@ -47,11 +51,11 @@ if [ "${COSIM:-0}" = 1 ]; then
     steps="csim csynth cosim export"
 fi
 make -C "$repo/hls" ip PRESET="$PRESET" PART="$PART" ADDR64="$addr64" PROJ="$HLS_PROJ" TB_DATA="$TB_DATA" \
-    IP_STEPS="$steps" PYTHON="$PYTHON"
+    IP_STEPS="$steps" PYTHON="$PYTHON" CLOCK_NS="$CLOCK_NS"
 
 rm -rf "$stage"
 mkdir -p "$stage"
-IP_REPO="$HLS_PROJ/sol1/impl/ip" OUT="$stage" PART="$PART" BOARD_PART="$BOARD_PART" \
+IP_REPO="$HLS_PROJ/sol1/impl/ip" OUT="$stage" PART="$PART" BOARD_PART="$BOARD_PART" CLOCK_MHZ="$CLOCK_MHZ" \
     PROJ_DIR="$BUILD_DIR/vivado" \
     vivado -mode batch -nojournal -log "$BUILD_DIR/vivado.log" -source "$here/hybridcim_bd.tcl"
 headers=("$HLS_PROJ"/sol1/impl/ip/drivers/*/src/xhybridcim_accel_hw.h)
@@ -59,7 +63,7 @@ headers=("$HLS_PROJ"/sol1/impl/ip/drivers/*/src/xhybridcim_accel_hw.h)
 cp "${headers[0]}" "$stage/"
 tools="$(vivado -version | head -1); $(vitis_hls -version | head -1)"
 (cd "$repo" && "$PYTHON" -m hybridcim.runtime.bitstream --board "$BOARD" --preset "$PRESET" --part "$PART" \
-    --bit hybridcim.bit --hwh hybridcim.hwh --driver-header xhybridcim_accel_hw.h --out "$stage" --tools "$tools")
+    --bit hybridcim.bit --hwh hybridcim.hwh --driver-header xhybridcim_accel_hw.h --clock-mhz "$CLOCK_MHZ" --out "$stage" --tools "$tools")
 mkdir -p "$OUT"
 for f in hybridcim.bit hybridcim.hwh xhybridcim_accel_hw.h utilization.txt timing.txt manifest.json; do
     cp "$stage/$f" "$OUT/$f.tmp" && mv -f "$OUT/$f.tmp" "$OUT/$f"   # manifest.json last

@@ -75,8 +75,9 @@ def test_make_ip_runs_no_cosimulation_and_cosim_data_is_one_image():
     assert "./build.sh" in _make_n("-C", "overlay", "BOARD=pynq-z2")
 
 
-@pytest.mark.parametrize("board,part,bits", [("pynq-z2", "xc7z020clg400-1", 32), ("kv260", "xck26-sfvc784-2LV-c", 64)])
-def test_make_overlay_builds_a_bitstream_folder_with_its_manifest(tmp_path, board, part, bits):
+@pytest.mark.parametrize("board,part,bits,mhz", [("pynq-z2", "xc7z020clg400-1", 32, "100"),
+                                                  ("kv260", "xck26-sfvc784-2LV-c", 64, "80")])
+def test_make_overlay_builds_a_bitstream_folder_with_its_manifest(tmp_path, board, part, bits, mhz):
     from hybridcim.runtime import regmap
     from hybridcim.runtime.bitstream import load_manifest
     logs = tmp_path / "logs"
@@ -87,7 +88,7 @@ def test_make_overlay_builds_a_bitstream_folder_with_its_manifest(tmp_path, boar
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", OUT=str(out), HLS_PROJ=str(tmp_path / "hls"),
                BUILD_DIR=str(tmp_path / "build"), TB_DATA=str(tb_dir(tmp_path, "tb")), STUB_HW_HEADER=str(header),
                PYTHON=sys.executable)
-    p = subprocess.run(["make", "-C", "overlay", f"BOARD={board}", "PRESET=tiny-64"], cwd=REPO, env=env,
+    p = subprocess.run(["make", "-C", "overlay", f"BOARD={board}", "PRESET=tiny-64", f"CLOCK_MHZ={mhz}"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert sorted(f.name for f in out.iterdir()) == ["hybridcim.bit", "hybridcim.hwh", "manifest.json", "timing.txt",
@@ -99,10 +100,14 @@ def test_make_overlay_builds_a_bitstream_folder_with_its_manifest(tmp_path, boar
     hls = [read_log(f) for f in sorted(logs.glob("vitis_hls.*.log"))]
     assert len(hls) == 1 and "cosim_design" not in names(hls[0])
     assert ["config_interface", f"-m_axi_addr64={'true' if bits == 64 else 'false'}"] in hls[0]
+    assert ["create_clock", "-period", {"100": "10", "80": "12.5"}[mhz], "-name", "default"] in hls[0]
+    assert m["clock_mhz"] == float(mhz)
     viv = [read_log(f) for f in sorted(logs.glob("vivado.*.log"))]
     board_part = "tul.com.tw:pynq-z2:part0:1.0" if board == "pynq-z2" else "xilinx.com:kv260_som:part0:1.4"
     assert len(viv) == 1 and ["set_property", "board_part", board_part, "hybridcim"] in viv[0]
     assert ["create_project", "-force", "hybridcim", str(tmp_path / "build" / "vivado"), "-part", part] in viv[0]
+    freq = [c for c in viv[0] if c[0] == "set_property" and c[1] == "-dict"][0][2]
+    assert freq.endswith(("FREQMHZ " + mhz)), freq
 
 
 def test_a_failed_timing_leaves_out_untouched(tmp_path):
