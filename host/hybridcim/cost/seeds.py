@@ -335,7 +335,7 @@ def _fmt(v: float | None) -> str:
     if v is None:
         return "n/a"
     a = abs(v)
-    return f"{v:.3g}" if a < 10 else f"{v:,.1f}"
+    return f"{v:#.3g}" if a < 10 else f"{v:,.1f}"
 
 
 def seeds_table(report: SeedReport) -> tuple[list[str], list[list[str]]]:
@@ -343,7 +343,7 @@ def seeds_table(report: SeedReport) -> tuple[list[str], list[list[str]]]:
     headers = ["seed", "comparison", "paper", "hybridcim", "ratio", "verdict", "assumptions", "why it differs"]
     rows = []
     for r in report.rows:
-        ratio = "n/a" if r.ratio is None else f"{r.ratio:.3g}"
+        ratio = "n/a" if r.ratio is None else f"{r.ratio:#.3g}"
         why = r.explanation if r.within_goal is not True else ""
         rows.append([r.seed, f"{r.quantity} ({r.unit})", r.paper_text, _fmt(r.hybridcim), ratio, r.verdict,
                      r.assumptions, why])

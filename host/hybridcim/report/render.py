@@ -16,8 +16,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:1.5em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.85em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}caption{caption-side:top;text-align:left;font-style:italic;padding:.2em 0}
+table{border-collapse:collapse;margin:.6em 0;font-size:.85em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;
+vertical-align:top}th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap}caption{caption-side:top;text-align:left;font-style:italic;padding:.2em 0}
 .headline td{font-size:1.05em}.notes{color:#555;font-size:.9em}img{max-width:100%;height:auto;border:1px solid #eee}
 code{background:#f5f5f5;padding:0 .2em}
 """
@@ -28,13 +28,22 @@ def _inline_html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*%?")
+
+
+def _td(cell: str) -> str:
+    """A table cell; numbers are right-aligned."""
+    cls = ' class="n"' if _NUMBER.fullmatch(cell.strip()) else ""
+    return f"<td{cls}>{_inline_html(cell)}</td>"
+
+
 def _table_html(t: Table) -> str:
     out = ["<table>"]
     if t.caption:
         out.append(f"<caption>{_inline_html(t.caption)}</caption>")
     out.append("<tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in t.headers) + "</tr>")
     for r in t.rows:
-        out.append("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>")
+        out.append("<tr>" + "".join(_td(c) for c in r) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -44,7 +53,7 @@ def to_html(doc: Document) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
            f"<h1>{html.escape(doc.title)}</h1>",
-           '<table class="headline">' + "".join(f"<tr><td>{_inline_html(k)}</td><td>{_inline_html(v)}</td></tr>"
+           '<table class="headline">' + "".join(f"<tr><th>{_inline_html(k)}</th><td>{_inline_html(v)}</td></tr>"
                                                  for k, v in doc.headline) + "</table>"]
     if doc.notes:
         out.append('<ul class="notes">' + "".join(f"<li>{_inline_html(n)}</li>" for n in doc.notes) + "</ul>")
