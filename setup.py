@@ -35,6 +35,7 @@ TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1
 CSIM = ["hls4ml==1.3.0"]
 TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel", "matplotlib"]
 BOARD = ["pynq>=3.0.1,<5"]  # 3.0.1 ships on the PYNQ-Z2 v3.0.1 image; pynq 4 dropped the Zynq-7000 boards
+ZIGZAG = ["zigzag-dse==3.9.1", "six", "pyyaml"]  # cost-model cross-check only (zigzag uses six undeclared)
 
 setup(
     name="hybridcim",
@@ -42,7 +43,7 @@ setup(
     description="Bit-exact SRAM compute-in-memory emulation, FPGA overlay and CIM-aware training",
     package_dir={"": "host"},
     packages=find_packages("host"),
-    package_data={"hybridcim": ["models/*/*", "train/configs/*.yaml"]},
+    package_data={"hybridcim": ["models/*/*", "train/configs/*.yaml", "cost/presets/*.json"]},
     cmdclass={"build_py": BuildPyWithHls},
     python_requires=">=3.10",
     install_requires=["numpy>=1.24,<2", "tqdm"],
@@ -51,6 +52,7 @@ setup(
         "csim": CSIM,
         "test": TEST,
         "board": BOARD,
+        "zigzag": ZIGZAG,
         "all": TRAIN + CSIM + TEST + BOARD,
     },
     entry_points={"console_scripts": ["hybridcim=hybridcim.cli.main:main"]},
