@@ -33,9 +33,12 @@ class Workload:
 
 
 def measure(program: Program, images: np.ndarray | None = None, batch_size: int = 64,
-            what: str = "images") -> Workload:
+            what: str = "images", backend: str = "numpy") -> Workload:
     """Counters of ``program`` on ``images`` (uint8 NCHW; measured), or of one image with
-    ``input_ones`` at :data:`ASSUMED_ONES` when ``images`` is None or empty (assumed)."""
+    ``input_ones`` at :data:`ASSUMED_ONES` when ``images`` is None or empty (assumed).
+
+    ``backend``: the fast emulator's (numpy by default: a report runs a few dozen images, where
+    the torch backend's start-up costs more than it saves; the counters are the same)."""
     if images is None or len(images) == 0:
         from ..cost import assume_input_ones
         static = [static_counters(l, program, 1) for l in program.layers]
@@ -43,7 +46,7 @@ def measure(program: Program, images: np.ndarray | None = None, batch_size: int 
                         f"input_ones assumed: {ASSUMED_ONES:.0%} of the driven word-line bits are 1 "
                         "(ZigZag's assumption; no images were run); every other counter exact", False)
     from ..emulator import FastEmulator
-    emu = FastEmulator(program)
+    emu = FastEmulator(program, backend)
     total = None
     for i in range(0, len(images), batch_size):
         got = emu.run(images[i:i + batch_size]).counters
