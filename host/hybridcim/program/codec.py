@@ -1,8 +1,10 @@
 """Encode/decode the binary program image and read/write it atomically (docs/program-format.md).
 
-``decode`` checks, in order: size >= header, magic, major version, declared size vs actual
-(truncation), CRC-32, preset fingerprint vs the geometry fields and vs the expected preset,
-table and section bounds, then the semantic rules of :mod:`.validate`.
+``decode`` applies the reader checks of program-format.md in their order: the header (size,
+magic, major version, declared size, CRC-32, preset), the kernel's table checks (the same
+sequence as hls/hcim_program.cpp, so host and kernel give one verdict class), then the
+embedded manifest and the host-only rules of :mod:`.validate`. Every size is checked against
+the image's real length before anything it sizes is allocated.
 """
 from __future__ import annotations
 
