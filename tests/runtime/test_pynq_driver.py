@@ -186,7 +186,24 @@ def test_32_bit_addresses_refuse_a_buffer_above_4_gib(rig):
     with r.device() as dev:
         with pytest.raises(DeviceError, match="above 4 GiB"):
             dev.load(random_program(9, PRESET))
-    assert r.ip.starts == 0
+    assert r.ip.starts == 0 and r.mem.blocks == {}  # never started: every buffer freed
+
+
+def test_an_interrupt_while_polling_quarantines_too(rig, monkeypatch):
+    r = rig(never_finish=True)
+    dev = r.device()
+    r.ip.never_finish = False
+    dev.load(random_program(12, PRESET))
+    r.ip.never_finish = True
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pynq_device, "_sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        dev.run(random_images(dev.program, 1, seed=8))
+    assert r.ip.busy and r.mem.violations == [] and len(r.mem.blocks) == 4 + dev.has_counters
+    with pytest.raises(DeviceError, match="reload the overlay"):
+        dev.run(random_images(dev.program, 1, seed=8))
 
 
 @pytest.mark.parametrize("board", ["pynq-z2", "kv260"])
