@@ -269,8 +269,9 @@ def seed_comparisons(program: Program, preset="dcim-28nm", images: np.ndarray | 
     rows.append(SeedRow(
         "SUN", "speed-up of sparse + mixed precision over dense 8-bit (same network)", "x", None, "n/a",
         NOT_IN_ABSTRACT, speed,
-        f"{net} vs the same function at 8 bits with every unit stored (dense_counterpart: identical logits, "
-        f"identical activations, so input_ones measured on the same images); {machine}. Compressed: "
+        f"{net} vs the same function at 8 bits with every unit stored (dense_counterpart: identical logits and "
+        f"activations; input_ones {'measured on the same images' if wl.measured else 'assumed alike'} for both); "
+        f"{machine}. Compressed: "
         f"{_latency_split(c)}; dense: {_latency_split(cd)}",
         depends_on=TIMING, from_seed=_from_seed(preset, "SUN", TIMING),
         explanation="bit-serial inputs make cycles depend on activated row blocks, not on weight bits: mixed "
@@ -340,7 +341,7 @@ def _fmt(v: float | None) -> str:
 
 def seeds_table(report: SeedReport) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of strings) of the seeds table."""
-    headers = ["seed", "comparison", "paper", "hybridcim", "ratio", "verdict", "assumptions", "why it differs"]
+    headers = ["seed", "comparison", "paper", "hybridcim", "ratio", "verdict", "assumptions", "note / why it differs"]
     rows = []
     for r in report.rows:
         ratio = "n/a" if r.ratio is None else f"{r.ratio:#.3g}"
@@ -351,13 +352,22 @@ def seeds_table(report: SeedReport) -> tuple[list[str], list[list[str]]]:
 
 
 def format_seeds(report: SeedReport) -> str:
-    """The seeds table as Markdown, with the program, cost preset, workload and sources."""
-    headers, rows = seeds_table(report)
-    esc = lambda s: s.replace("|", "\\|")
-    out = [f"Program {report.program}, cost preset {report.cost_preset}. {report.workload}.", "",
-           "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    """The seeds table as Markdown: the program, cost preset and workload, a compact table (seed,
+    comparison, paper, hybridcim, ratio, verdict), then per row its assumptions and, for a row
+    not within the goal, why it differs; then the sources."""
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    out = [f"Program `{report.program}`, cost preset `{report.cost_preset}`; {report.workload}.", "",
+           "| # | seed | comparison | paper | hybridcim | ratio | verdict |", "|---|---|---|---|---:|---:|---|"]
+    for i, r in enumerate(report.rows, 1):
+        ratio = "n/a" if r.ratio is None else f"{r.ratio:#.3g}"
+        out.append(f"| {i} | {r.seed} | {esc(r.quantity)} ({r.unit}) | {esc(r.paper_text)} | {_fmt(r.hybridcim)} | "
+                   f"{ratio} | {r.verdict} |")
     out.append("")
-    out += [f"- {n}" for n in report.notes[1:]]
-    out += [f"- Source ({s}): {src}" for s, src in (("SUN", SUN_SOURCE), ("MARS", MARS_SOURCE))]
+    for i, r in enumerate(report.rows, 1):
+        out.append(f"{i}. *Assumptions:* {r.assumptions}.")
+        if r.within_goal is not True and r.explanation:
+            out.append(f"   *{'Note' if r.within_goal is None else 'Why it differs'}:* {r.explanation}.")
+    out.append("")
+    out += [f"- {n}." for n in report.notes[1:]]
+    out += [f"- Source ({s}): {src}." for s, src in (("SUN", SUN_SOURCE), ("MARS", MARS_SOURCE))]
     return "\n".join(out) + "\n"
