@@ -241,3 +241,17 @@ def test_shipped_images_load_unchanged(model):
     sidecar = json.loads((MODELS / model / "model.cim.json").read_text())
     assert sidecar["image_bytes"] == len(data)
     prog.summary()
+
+
+def test_avgpool_global_sum_must_fit_int32():
+    p = residual_program()
+    gap = next(l for l in p.layers if l.op.name == "AVGPOOL")
+    from hybridcim.program import validate
+    xmax = p.tensors[gap.in_tensor].fmt.max
+    hw = p.tensors[gap.in_tensor].height * p.tensors[gap.in_tensor].width
+    gap.pool_shift = -((2**31 - 1) // (hw * xmax)).bit_length()  # the first left shift past int32
+    assert hw * xmax << -gap.pool_shift > 2**31 - 1 >= hw * xmax << (-gap.pool_shift - 1)
+    with pytest.raises(InvalidProgramError, match="global sum"):
+        validate(p)
+    gap.pool_shift += 1
+    validate(p)
