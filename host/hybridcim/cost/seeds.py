@@ -155,6 +155,8 @@ class SeedRow:
             return "no paper figure"
         if not self.independent:
             return "not independent (" + ", ".join(self.from_seed) + f" from {self.seed})"
+        if self.paper_is_lower_bound:
+            return "above the paper's lower bound (independent)" if w else "below the paper's lower bound (independent)"
         return "reproduced (independent)" if w else "missed (independent)"
 
     def as_dict(self) -> dict:
