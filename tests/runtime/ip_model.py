@@ -9,7 +9,7 @@ table comes from a ``.hwh`` file parsed by pynq's own parser (``pynq.pl_server.h
   (flush) and ``sync_from_device`` (invalidate) move data. Every action goes to ``events``.
 * :class:`HlsIpModel` is the s_axilite register file with ap_ctrl_hs semantics (UG1399):
   ap_start (set by a write, cleared at the handshake), ap_done and ap_ready clear-on-read,
-  ap_idle, auto_restart, GIE/IER/ISR (ISR toggles on write). A start snapshots the argument
+  ap_idle, auto_restart, GIE/IER/ISR (ISR toggles on write, as in the 2023.1 headers). A start snapshots the argument
   registers; the kernel (the csim library) runs on the device bytes those registers point at
   when the run completes, after ``polls`` reads of AP_CTRL, or never (``never_finish``).
   Protocol errors (a write to a reserved offset, ap_start while busy, arguments changed while

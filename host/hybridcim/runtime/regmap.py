@@ -11,8 +11,8 @@ the same layout):
 * 0x00 ``AP_CTRL``: bit 0 ap_start (R/W, cleared on handshake), bit 1 ap_done (R, clear on
   read), bit 2 ap_idle (R), bit 3 ap_ready (R, clear on read from 2022.1 on), bit 7
   auto_restart (R/W), bit 9 interrupt (R).
-* 0x04 ``GIE`` (bit 0), 0x08 ``IER`` (bit 0 ap_done, bit 1 ap_ready), 0x0C ``ISR`` (same bits,
-  toggle on write).
+* 0x04 ``GIE`` (bit 0), 0x08 ``IER`` (bit 0 ap_done, bit 1 ap_ready), 0x0C ``ISR`` (same bits;
+  toggle on write in the 2023.1 headers, clear on read in some 2022.1 ones).
 * from 0x10, in order: ``ap_return`` (a non-void return in the bundle), then every argument
   in prototype order that is in the bundle (an ``s_axilite`` port, or an ``m_axi`` port with
   ``offset = slave``). Each takes ``ceil(bits / 32)`` 32-bit data words and one more word
