@@ -126,3 +126,15 @@ def test_an_unknown_board_is_refused(tmp_path):
     p = subprocess.run(["bash", "overlay/build.sh"], cwd=REPO, env=dict(os.environ, BOARD="zedboard"),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown BOARD=zedboard (known: pynq-z2, kv260)" in p.stderr
+
+
+def test_the_driver_infers_each_boards_address_width_from_its_part():
+    """build.sh's board table (part, ADDR64) and PynqDevice's fallback (manifest part -> width) agree."""
+    import re
+    import types
+    from hybridcim.runtime.pynq_device import PynqDevice
+    table = re.findall(r"^\s+([\w-]+)\)\s+part=(\S+);.*addr64=([01])", (REPO / "overlay" / "build.sh").read_text(), re.M)
+    assert {b for b, _, _ in table} == {"pynq-z2", "kv260"}
+    for board, part, addr64 in table:
+        dev = types.SimpleNamespace(manifest={"part": part})
+        assert PynqDevice._addr_bits_from_manifest(dev) == (64 if addr64 == "1" else 32), board
