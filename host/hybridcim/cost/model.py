@@ -217,16 +217,14 @@ def wordline_slots(layer: Layer, program: Program) -> int:
     is the measured 1-bit density (ZigZag assumes 0.5)."""
     if not layer.op.is_cim:
         return 0
-    pr = program.preset
-    a = pr.rows_active
+    a = program.preset.rows_active
     r = layer.present.shape[1]
     rows_real = np.minimum(a, layer.k_rows - np.arange(r) * a)
     tile, _, n_tiles = tile_of_units(layer, program)
-    total = 0
-    for t in range(n_tiles):
-        blocks = np.unique(np.nonzero(layer.present & (tile == t))[1])
-        total += int(rows_real[blocks].sum())
-    return total
+    g, b = np.nonzero(layer.present)
+    active = np.zeros((n_tiles, r), dtype=bool)  # tile t activates row block b
+    active[tile[g, b], b] = True
+    return int((active.sum(axis=0) * rows_real).sum())
 
 
 def accumulator_updates_per_step(layer: Layer) -> int:
@@ -234,7 +232,9 @@ def accumulator_updates_per_step(layer: Layer) -> int:
     number of filters stored in the unit's group (each filter's partial sum is updated once)."""
     if not layer.op.is_cim:
         return 0
-    filters_per_group = np.array([np.unique(row[row >= 0]).size for row in layer.col_filter], dtype=np.int64)
+    cf = layer.col_filter
+    prev = np.concatenate([np.full((cf.shape[0], 1), -1, dtype=cf.dtype), cf[:, :-1]], axis=1)
+    filters_per_group = ((cf >= 0) & (cf != prev)).sum(axis=1)  # a filter's columns are contiguous (§4)
     return int((layer.present.sum(axis=1) * filters_per_group).sum())
 
 
