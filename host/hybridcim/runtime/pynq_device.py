@@ -79,7 +79,7 @@ def _import_pynq():
         import pynq  # noqa: F401  (heavy; only on the board path)
     except Exception as e:  # pynq raises more than ImportError off-board
         raise DeviceNotAvailableError(f"pynq is not importable here ({type(e).__name__}: {e}); the pynq backend "
-                                      "runs on a PYNQ board image (pynq 3.0.1 or later, as the board's image ships it)") from None
+                                      "runs on a PYNQ board image (its preinstalled pynq, 3.0.1 or later)") from None
     return pynq
 
 
