@@ -1,11 +1,19 @@
 """Read the exported integer model (``integer_model.json`` + ``.npz``; numpy only).
 
-The format is documented in ``hybridcim.train.export`` (and docs in the report); this
-module only loads and checks it, so the compiler runs without torch.
+The format is documented in ``hybridcim.train.export``; this module only loads and checks it,
+so the compiler runs without torch. A model is an input a user hands over: every defect of
+either file (missing, not a regular file, over its size cap, truncated, not UTF-8/JSON/zip,
+pickled or non-integer arrays, a field of the wrong type or range, arrays whose shapes
+disagree with the JSON) raises :class:`IntegerModelError` (or FileNotFoundError for a missing
+file) naming the file and the field. Time bound: reading is linear in the files' sizes, which
+are capped (:data:`JSON_MAX_BYTES`, :data:`NPZ_MAX_BYTES` uncompressed), so a hostile model is
+refused within about a second on a laptop, before any array is expanded.
 """
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +22,20 @@ import numpy as np
 FORMAT = "hybridcim-integer-model"
 VERSION = 1
 ARRAYS = ("weight", "precision", "weight_exponent", "bias", "shift", "res_shift")
+JSON_MAX_BYTES = 16 << 20
+NPZ_MAX_BYTES = 256 << 20
+"""Caps on integer_model.json and on the npz (its compressed and its total uncompressed size)."""
+MAX_LAYERS = 4096
+OPS = ("conv", "fc", "maxpool", "avgpool")
+# per-op integer fields: (name, lo, hi)
+_INT_FIELDS = {
+    "conv": (("k", 1, 255), ("stride", 1, 255), ("pad", 0, 255), ("filters", 1, 65535), ("out_bits", 1, 32),
+             ("out_exponent", -64, 64)),
+    "maxpool": (("k", 1, 255), ("stride", 1, 255)),
+    "avgpool": (("shift", -64, 64), ("out_bits", 1, 32), ("out_exponent", -64, 64)),
+}
+_INT_FIELDS["fc"] = _INT_FIELDS["conv"]
+_DTYPES = {"weight": "i", "precision": "u", "weight_exponent": "i", "bias": "i", "shift": "i", "res_shift": "i"}
 
 
 class IntegerModelError(ValueError):
@@ -40,36 +62,131 @@ def find_model_files(path: str | Path) -> Path:
     """``integer_model.json`` given itself or its folder (a run folder's ``model/`` is searched too)."""
     p = Path(path)
     for cand in (p, p / "integer_model.json", p / "model" / "integer_model.json"):
-        if cand.is_file() and cand.name.endswith(".json"):
-            return cand
+        if cand.name.endswith(".json") and (cand.exists() or cand.is_symlink()) and not cand.is_dir():
+            return cand  # a FIFO, device or dangling link is refused when read, naming itself
     raise FileNotFoundError(f"no integer_model.json at {p} (give the exported model folder)")
 
 
-def load_integer_model(path: str | Path) -> IntegerModel:
-    """Load and check an integer model folder or JSON file."""
-    jp = find_model_files(path)
-    desc = json.loads(jp.read_text())
+def _read(path: Path, cap: int) -> bytes:
+    from ..fileio import FileError, read_regular_file
+    try:
+        return read_regular_file(path, cap, "integer model file")
+    except FileError as e:
+        raise IntegerModelError(str(e)) from None
+
+
+def _int(where: str, v, lo: int, hi: int) -> int:
+    if type(v) is not int or not lo <= v <= hi:
+        shown = repr(v)[:40] if not isinstance(v, (dict, list)) else type(v).__name__
+        raise IntegerModelError(f"{where} must be an integer in {lo}..{hi}, got {shown}")
+    return v
+
+
+def _name(where: str, v) -> str:
+    if not isinstance(v, str) or not 1 <= len(v) <= 200:
+        raise IntegerModelError(f"{where} must be a name (a string of 1..200 characters), got {repr(v)[:40]}")
+    return v
+
+
+def check_desc(desc, where: str = "integer_model.json") -> dict:
+    """Check the JSON description's schema (the fields train/export.py writes); returns it."""
+    if not isinstance(desc, dict):
+        raise IntegerModelError(f"{where}: a JSON {type(desc).__name__}, not an object")
     if desc.get("format") != FORMAT or desc.get("version") != VERSION:
-        raise IntegerModelError(f"{jp}: not a {FORMAT} v{VERSION} file (format={desc.get('format')!r}, "
-                                f"version={desc.get('version')!r})")
-    npz = jp.with_suffix(".npz")
-    with np.load(npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    names = set()
-    for layer in desc["layers"]:
-        name = layer["name"]
-        if name in names or name == desc["input"]["name"]:
-            raise IntegerModelError(f"{jp}: duplicate layer name {name!r}")
-        for ref in (layer.get("in"), layer.get("res")):
-            if ref is not None and ref not in names and ref != desc["input"]["name"]:
-                raise IntegerModelError(f"{jp}: layer {name!r} reads {ref!r}, which is not produced before it")
+        raise IntegerModelError(f"{where}: not a {FORMAT} v{VERSION} file (format={repr(desc.get('format'))[:40]}, "
+                                f"version={repr(desc.get('version'))[:20]})")
+    for key, kind in (("name", str), ("arch", str), ("preset", str), ("metadata", dict)):
+        if key in desc and not isinstance(desc[key], kind):
+            raise IntegerModelError(f"{where}: field {key!r} must be a {kind.__name__}, got {type(desc[key]).__name__}")
+    if "classes" in desc:
+        _int(f"{where}: field 'classes'", desc["classes"], 1, 65535)
+    inp = desc.get("input")
+    if not isinstance(inp, dict):
+        raise IntegerModelError(f"{where}: field 'input' must be an object")
+    _name(f"{where}: input.name", inp.get("name"))
+    for k, lo, hi in (("channels", 1, 4096), ("height", 1, 4096), ("width", 1, 4096), ("bits", 1, 16),
+                      ("exponent", -64, 64)):
+        _int(f"{where}: input.{k}", inp.get(k), lo, hi)
+    layers = desc.get("layers")
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        raise IntegerModelError(f"{where}: field 'layers' must be a list of 1..{MAX_LAYERS} layers")
+    names = {inp["name"]}
+    for i, layer in enumerate(layers):
+        at = f"{where}: layers[{i}]"
+        if not isinstance(layer, dict):
+            raise IntegerModelError(f"{at} must be an object, got {type(layer).__name__}")
+        name = _name(f"{at}.name", layer.get("name"))
+        at = f"{where}: layer {name!r}"
+        if name in names:
+            raise IntegerModelError(f"{where}: duplicate layer name {name!r}")
+        if layer.get("op") not in OPS:
+            raise IntegerModelError(f"{at}: op must be one of {', '.join(OPS)}, got {repr(layer.get('op'))[:40]}")
+        for ref_key in ("in", "res"):
+            ref = layer.get(ref_key)
+            if ref_key == "in" or ref is not None:
+                if not isinstance(ref, str) or ref not in names:
+                    raise IntegerModelError(f"{at} reads {repr(ref)[:60]}, which is not produced before it")
+        for k, lo, hi in _INT_FIELDS[layer["op"]]:
+            _int(f"{at}: {k}", layer.get(k), lo, hi)
+        for k in ("logits", "out_signed"):
+            if k in layer and not isinstance(layer[k], bool):
+                raise IntegerModelError(f"{at}: {k} must be true or false, got {repr(layer[k])[:20]}")
         names.add(name)
-        if layer["op"] in ("conv", "fc"):
-            f = int(layer["filters"])
-            for a in ARRAYS:
-                key = f"{name}/{a}"
-                if key not in arrays:
-                    raise IntegerModelError(f"{npz}: missing array {key!r}")
-                if arrays[key].shape[0] != f:
-                    raise IntegerModelError(f"{npz}: {key} has {arrays[key].shape[0]} filters, expected {f}")
+    out = desc.get("output")
+    if not isinstance(out, str) or out not in names - {inp["name"]}:
+        raise IntegerModelError(f"{where}: field 'output' must name a layer, got {repr(desc.get('output'))[:60]}")
+    return desc
+
+
+def _load_npz(npz: Path) -> dict[str, np.ndarray]:
+    raw = _read(npz, NPZ_MAX_BYTES)
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+            if total > NPZ_MAX_BYTES:
+                raise IntegerModelError(f"{npz}: arrays of {total:,} bytes uncompressed, over the "
+                                        f"{NPZ_MAX_BYTES:,}-byte limit")
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except IntegerModelError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
+            RuntimeError, MemoryError) as e:  # truncated, corrupted, pickled (allow_pickle=False) arrays
+        raise IntegerModelError(f"{npz}: not a readable npz of arrays ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def load_integer_model(path: str | Path) -> IntegerModel:
+    """Load and check an integer model folder or JSON file (see the module docstring for the bounds)."""
+    jp = find_model_files(path)
+    try:
+        desc = json.loads(_read(jp, JSON_MAX_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise IntegerModelError(f"{jp}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise IntegerModelError(f"{jp}: not valid JSON (nested too deep)") from None
+    except ValueError as e:
+        raise IntegerModelError(f"{jp}: not valid JSON ({str(e)[:120]})") from None
+    check_desc(desc, str(jp))
+    npz = jp.with_suffix(".npz")
+    if not npz.exists():
+        raise FileNotFoundError(f"{npz} is missing (the arrays of {jp.name})")
+    arrays = _load_npz(npz)
+    for layer in desc["layers"]:
+        if layer["op"] not in ("conv", "fc"):
+            continue
+        name, f = layer["name"], layer["filters"]
+        for a in ARRAYS:
+            key = f"{name}/{a}"
+            if key not in arrays:
+                raise IntegerModelError(f"{npz}: missing array {key!r}")
+            arr = arrays[key]
+            if arr.dtype.kind not in _DTYPES[a] + ("i" if _DTYPES[a] == "u" else "") or arr.dtype.itemsize > 4:
+                raise IntegerModelError(f"{npz}: {key} must be an integer array of at most 32 bits, got {arr.dtype}")
+            want_ndim = 4 if a == "weight" else 1
+            if arr.ndim != want_ndim or arr.shape[0] != f:
+                raise IntegerModelError(f"{npz}: {key} has shape {arr.shape}, expected {f} filters"
+                                        f"{' (F, C, k, k)' if a == 'weight' else ''}")
+        w = arrays[f"{name}/weight"]
+        if w.shape[2:] != (layer["k"], layer["k"]):
+            raise IntegerModelError(f"{npz}: {name}/weight has shape {w.shape}, expected kernel {layer['k']}x{layer['k']}")
     return IntegerModel(desc, arrays, jp)

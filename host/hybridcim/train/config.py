@@ -1,10 +1,17 @@
 """Training configuration: frozen dataclasses loaded from YAML; unknown keys are rejected.
 
 Every knob of ``hybridcim train`` lives here (see configs/*.yaml for commented examples).
+A config file is an input: it is read only if it is a regular file of at most
+:data:`CONFIG_MAX_BYTES`, parsed by yaml's safe loader (no Python tags; nesting limited), and every value is
+checked against its field's type (int, float, bool, str, tuple of ints, optional) and range
+before use, so a truncated, corrupted or hostile file (anchors/aliases repeated a million
+times, deep nesting, huge numbers) is refused with a one-line :class:`ConfigError` within
+about a second on a laptop: the file's size cap bounds the work.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -125,23 +132,63 @@ class TrainConfig:
         return self
 
 
+CONFIG_MAX_BYTES = 64 << 10
+"""A config is a few KB; the cap bounds the parse (libyaml: milliseconds; pure-Python PyYAML: < 0.5 s)."""
+MAX_DEPTH = 32
+_INT_LIMIT = 1 << 62
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str, "tuple": tuple}
+
+
+def _check_value(key: str, annotation: str, v: Any) -> Any:
+    """``v`` checked against a field annotation ("int", "Optional[tuple]", ...); lists become tuples."""
+    optional = annotation.startswith("Optional[")
+    base = annotation[9:-1] if optional else annotation
+    if v is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} must be a {base}, got null")
+    want = _SCALARS[base]
+    if want is float and isinstance(v, str) and len(v) <= 40:  # PyYAML reads 5e-4 (no dot) as a string
+        try:
+            v = float(v)
+        except ValueError:
+            pass
+    ok = (type(v) is want or (want is float and type(v) is int)
+          or (want is tuple and isinstance(v, (list, tuple))))
+    if not ok:
+        raise ConfigError(f"{key} must be a {'list' if want is tuple else base}"
+                          f"{' or null' if optional else ''}, got {type(v).__name__}")
+    if want is tuple:
+        if len(v) > 64 or not all(type(x) is int and abs(x) < _INT_LIMIT for x in v):
+            raise ConfigError(f"{key} must be a list of at most 64 integers")
+        return tuple(v)
+    if want is int and abs(v) >= _INT_LIMIT:
+        raise ConfigError(f"{key} is out of range")
+    if want is float:
+        if (type(v) is int and abs(v) >= _INT_LIMIT) or not math.isfinite(v):
+            raise ConfigError(f"{key} must be a finite number, got {str(v)[:20]}")
+        return float(v)
+    if want is str and len(v) > 4096:
+        raise ConfigError(f"{key} is longer than 4096 characters")
+    return v
+
+
 def _build(cls, d: Any, where: str):
     if not isinstance(d, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(fields))
+    unknown = sorted(repr(k)[:40] for k in set(d) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where or 'config'} (known: {sorted(fields)})")
+        raise ConfigError(f"unknown key(s) {', '.join(unknown[:10])} in {where or 'config'} (known: {sorted(fields)})")
     kw = {}
     for k, v in d.items():
         f = fields[k]
+        key = f"{where}.{k}" if where else k
         sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if sub is not None and dataclasses.is_dataclass(sub):
-            kw[k] = _build(sub, v, f"{where}.{k}" if where else k)
-        elif isinstance(v, list):
-            kw[k] = tuple(v)
+            kw[k] = _build(sub, v, key)
         else:
-            kw[k] = v
+            kw[k] = _check_value(key, str(f.type), v)
     return cls(**kw)
 
 
@@ -150,8 +197,49 @@ def config_from_dict(d: dict) -> TrainConfig:
     return _build(TrainConfig, d or {}, "").validate()
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Load a YAML config file."""
+def _safe_loader():
+    """yaml's safe loader (libyaml's when built in: it limits nesting itself), else a pure-Python
+    SafeLoader that refuses nesting deeper than :data:`MAX_DEPTH` (no RecursionError)."""
     import yaml
-    text = Path(path).read_text()
-    return config_from_dict(yaml.safe_load(text) or {})
+    if getattr(yaml, "__with_libyaml__", False):
+        return yaml.CSafeLoader
+
+    class DepthLimitedSafeLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):  # noqa: D102 (the composer recurses per level)
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+    return DepthLimitedSafeLoader
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Load a YAML config file (bounds and checks: the module docstring); ConfigError on any defect,
+    FileNotFoundError when it is missing."""
+    import yaml
+
+    from ..fileio import FileError, read_regular_file
+    try:
+        raw = read_regular_file(path, CONFIG_MAX_BYTES, "training config")
+    except FileError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        text = raw.decode("utf-8")
+        d = yaml.load(text, Loader=_safe_loader())
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())[:200]})") from None
+    except (RecursionError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{path}: not a readable YAML config ({type(e).__name__}: {str(e)[:120]})") from None
+    try:
+        return config_from_dict(d or {})
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

@@ -35,16 +35,86 @@ def export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLik
     return out
 
 
+ONNX_MAX_BYTES = 256 << 20
+"""Largest model.onnx read (ResNet-20's export is 1.4 MB)."""
+CUSTOM_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas")
+ALLOWED_OPS = {"": {"Conv", "Relu", "Add", "Mul", "ReduceMean", "GlobalAveragePool", "AveragePool", "MaxPool",
+                    "Reshape", "Flatten", "Gemm", "MatMul", "Identity"},
+               **{d: {"Quant", "Trunc", "BipolarQuant"} for d in CUSTOM_DOMAINS}}
+"""The operators the export produces (Brevitas QONNX of the ResNet and CNV references). qonnx
+imports the Python module a node's domain names, so any other domain is refused before
+qonnx sees the graph."""
+_ATTR_LIMIT = 1 << 16
+
+
+class QonnxModelError(ValueError):
+    """A model.onnx that is not a readable QONNX export of a hybridcim model (names the file and node)."""
+
+
+def load_qonnx_model(onnx_path: str | os.PathLike):
+    """The ``onnx.ModelProto`` of ``onnx_path``, checked before qonnx sees it.
+
+    A regular file of at most :data:`ONNX_MAX_BYTES`, parsed from bytes (external data is never
+    followed: every initializer must be stored in the file), one graph input and output, only
+    :data:`ALLOWED_OPS`, no subgraphs or model-local functions, integer attributes within
+    ±65536. Truncated, corrupted or hostile files raise :class:`QonnxModelError`; the checks are
+    linear in the file's size (bounded by the cap), and a graph that passes runs in time
+    bounded by its initializers' sizes (no operator can grow a tensor beyond them).
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from ..fileio import FileError, read_regular_file
+    path = Path(onnx_path)
+    try:
+        raw = read_regular_file(path, ONNX_MAX_BYTES, "QONNX model")
+    except FileError as e:
+        raise QonnxModelError(str(e)) from None
+    try:
+        m = onnx.load_model_from_string(raw)
+    except (DecodeError, ValueError, RuntimeError, RecursionError) as e:
+        raise QonnxModelError(f"{path}: not an ONNX model (truncated or corrupt: {type(e).__name__})") from None
+    g = m.graph
+    if len(g.node) == 0 or len(g.output) != 1:
+        raise QonnxModelError(f"{path}: expected a graph with nodes and one output, got {len(g.node)} nodes, "
+                              f"{len(g.output)} outputs")
+    inits = {t.name for t in g.initializer}
+    data_inputs = [i for i in g.input if i.name not in inits]
+    if len(data_inputs) != 1 or len(data_inputs[0].type.tensor_type.shape.dim) != 4:
+        raise QonnxModelError(f"{path}: expected one NCHW image input, got {[i.name[:40] for i in data_inputs][:5]}")
+    if len(m.functions):
+        raise QonnxModelError(f"{path}: model-local functions are not part of a hybridcim export")
+    for t in g.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            raise QonnxModelError(f"{path}: initializer {t.name[:60]!r} refers to external data")
+    for n in g.node:
+        if n.op_type not in ALLOWED_OPS.get(n.domain, ()):
+            raise QonnxModelError(f"{path}: node {n.name[:60]!r} is {n.domain[:60] or 'onnx'}.{n.op_type[:40]}, "
+                                  "not an operator of a hybridcim export")
+        for a in n.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise QonnxModelError(f"{path}: node {n.name[:60]!r} has a subgraph attribute")
+            if any(abs(v) > _ATTR_LIMIT for v in ([a.i] if a.type == onnx.AttributeProto.INT else a.ints)):
+                raise QonnxModelError(f"{path}: node {n.name[:60]!r} attribute {a.name[:40]!r} is out of range")
+    return m
+
+
 class QonnxReference:
     """``run(images uint8 NCHW) -> int64 logits (N, classes)`` of ``qonnx.execute_onnx`` on an
     exported ``model.onnx``, at the program's logit scale (``logit_exponent``: logits are
     value * 2^exponent). Input: pixel/256 in float32, one image per call (the export has
-    batch 1), so it is slow: about 5 images/s for ResNet-20 on one CPU core."""
+    batch 1), so it is slow: about 5 images/s for ResNet-20 on one CPU core. The file is
+    checked by :func:`load_qonnx_model` first (QonnxModelError on a bad one)."""
 
     def __init__(self, onnx_path: str | os.PathLike, logit_exponent: int):
+        proto = load_qonnx_model(onnx_path)
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.transformation.infer_shapes import InferShapes
-        self.model = ModelWrapper(str(onnx_path)).transform(InferShapes())
+        try:
+            self.model = ModelWrapper(proto).transform(InferShapes())
+        except Exception as e:  # onnx shape inference on a malformed graph: InferenceError, ValueError, ...
+            raise QonnxModelError(f"{onnx_path}: shape inference failed ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:160]})") from None
         self.logit_exponent = int(logit_exponent)
         self.iname, self.oname = self.model.graph.input[0].name, self.model.graph.output[0].name
 
