@@ -7,10 +7,13 @@ Program: ``hybridcim.zoo.random_resnet20`` (ResNet-20 shape, 4-bit weights and a
 50 % structured sparsity: 25 % of filters pruned whole, the rest in (row block x group)
 units; random weights). Reference: the float32 ``torch.nn`` ResNet-20 of
 ``hybridcim.train.float_models`` (conv-BN-ReLU, 1x1 conv shortcuts) in eval mode under ``torch.inference_mode``, same batch size and threads.
-Both run ``--repeats`` timed passes over ``--images`` random uint8 images after one warm-up;
-the best pass counts. Last line: ``ratio_vs_torch=<emulator img/s / torch img/s>``.
+Both run ``--repeats`` timed passes over ``--images`` random uint8 images after one warm-up
+(which also runs the emulator's first-batch exactness check); the best pass counts. The
+emulator runs with ``--engine`` (torch backend: auto = int8 where exact, else float); with
+``--compare-engines`` the float engine is timed in the same run too, for comparison. Last
+line: ``ratio_vs_torch=<emulator img/s / torch img/s>``.
 
-    python bench/emulator_throughput.py [--images 2000] [--batch-size 250] [--backend auto]
+    python bench/emulator_throughput.py [--images 2000] [--batch-size 250] [--backend auto] [--engine auto]
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--engine", default="auto", choices=["auto", "int8", "float"])
+    ap.add_argument("--compare-engines", action="store_true", help="also time the float engine (torch backend)")
     args = ap.parse_args()
     import torch
 
@@ -53,7 +58,10 @@ def main() -> None:
     images = rng.integers(0, 256, size=(args.images, 3, 32, 32), dtype=np.uint8)
     batches = [images[i:i + args.batch_size] for i in range(0, args.images, args.batch_size)]
     prog = random_resnet20()
-    emu = FastEmulator(prog, args.backend)
+    emu = FastEmulator(prog, args.backend, engine=args.engine)
+    fns = [emu.run]
+    if args.compare_engines and emu.backend == "torch":
+        fns.append(FastEmulator(prog, "torch", engine="float").run)
     model = FloatResNet().eval()
 
     def torch_eval(b):
@@ -66,14 +74,18 @@ def main() -> None:
         with torch.inference_mode():
             return model_cl(torch.from_numpy(b).float().div_(255.0).contiguous(memory_format=torch.channels_last))
 
-    rate_torch, rate_torch_cl, rate_emu = best_rates([torch_eval, torch_eval_cl, emu.run], batches, args.repeats)
+    rate_torch, rate_torch_cl, rate_emu, *rate_float = best_rates([torch_eval, torch_eval_cl, *fns], batches,
+                                                                  args.repeats)
+    engines = sorted(set(emu.engines.values()))
     dense = sum(c.macs for c in emu.counters(1))
     print(f"machine: {platform.machine()} {platform.processor() or ''}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}, numpy {np.__version__}")
     print(f"program: {prog.name}, {len(prog.layers)} layers, {dense / 1e6:.1f} M dense MACs/image")
     print(f"pytorch float eval : {rate_torch:8.1f} images/s (default NCHW: the reference of the ratio)")
     print(f"pytorch float eval, channels-last: {rate_torch_cl:8.1f} images/s (for comparison)")
-    print(f"fast emulator ({emu.backend}): {rate_emu:8.1f} images/s (bit-exact)")
+    if rate_float:
+        print(f"fast emulator (torch, float engine): {rate_float[0]:8.1f} images/s (bit-exact, for comparison)")
+    print(f"fast emulator ({emu.backend}, engines {'/'.join(engines)}): {rate_emu:8.1f} images/s (bit-exact)")
     print(f"ratio_vs_torch={rate_emu / rate_torch:.3f}")
 
 

@@ -65,12 +65,27 @@ def _dt(np_dtype) -> torch.dtype:
 
 
 def int8_conv(x: torch.Tensor, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
-              stride: int, pad: int) -> torch.Tensor:
+              stride: int, pad: int, clamp: tuple[int, int] | None = None, res: torch.Tensor | None = None,
+              res_scale: float = 1.0) -> torch.Tensor:
     """oneDNN int8 convolution: uint8 NCHW (channels-last) x, int8 weights prepacked by
-    :func:`int8_pack`, int32 accumulation; float32 output acc * w_scale[f] + bias[f]."""
-    return torch.ops.onednn.qconv2d_pointwise(
-        x, 1.0, 0, packed, w_scale, torch.zeros(w_scale.shape[0], dtype=torch.int64), bias, [stride, stride],
-        [pad, pad], [1, 1], 1, 1.0, 0, torch.float32, "none", [], "")
+    :func:`int8_pack`, int32 accumulation, then v = acc * w_scale[f] + bias[f] in float32.
+
+    Returns v (float32), or with ``clamp = (lo, hi)`` (0 <= lo <= hi <= 255) the uint8 tensor
+    clamp(round_half_even(v), lo, hi), requantized in the same kernel. With ``res`` (uint8,
+    the output's shape, channels-last; overwritten) the residual res * res_scale is added to
+    v before the rounding (oneDNN's sum post-op; ``clamp`` required)."""
+    zp = torch.zeros(w_scale.shape[0], dtype=torch.int64)
+    if res is not None:
+        out = torch.ops.onednn.qconv2d_pointwise.binary(
+            x, 1.0, 0, packed, w_scale, zp, res, bias, [stride, stride], [pad, pad], [1, 1], 1, 1.0, 0,
+            torch.uint8, res_scale, 0, "sum", 1.0, "none", [], "")  # uint8 output saturates to [0, 255]
+        return out if clamp == (0, 255) else out.clamp_(clamp[0], clamp[1])
+    if clamp is None:
+        out_dtype, attr, scalars = torch.float32, "none", []
+    else:
+        out_dtype, attr, scalars = torch.uint8, "hardtanh", [float(clamp[0]), float(clamp[1])]
+    return torch.ops.onednn.qconv2d_pointwise(x, 1.0, 0, packed, w_scale, zp, bias, [stride, stride], [pad, pad],
+                                              [1, 1], 1, 1.0, 0, out_dtype, attr, scalars, "")
 
 
 def int8_pack(w: np.ndarray, w_scale: torch.Tensor, stride: int, pad: int) -> torch.Tensor:
@@ -83,8 +98,9 @@ _PROBE: list = []
 
 
 def int8_status() -> tuple[bool, str]:
-    """(usable, reason): whether oneDNN's int8 convolution exists here and computes extreme
-    operands exactly (probed once per process against int64 arithmetic)."""
+    """(usable, reason): whether oneDNN's int8 convolution exists here and is exact on extreme
+    operands, and its fused requant rounds half to even (probed once per process against
+    int64 / float64 arithmetic)."""
     if not _PROBE:
         try:
             rng = np.random.default_rng(0)
@@ -98,6 +114,25 @@ def int8_status() -> tuple[bool, str]:
                                 int8_pack(w, ws, 1, 1), ws, None, 1, 1)
                 want = tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), padding=1)
                 ok &= torch.equal(got.double(), want)
+            # fused requant: ties (x.5) both ways, both clamp sides
+            x = rng.integers(0, 16, size=(20, 8, 4, 4))
+            w = rng.integers(-8, 8, size=(8, 8, 1, 1))
+            ws = torch.full((8,), 0.5)
+            bias = torch.tensor([0.0, 0.5, -0.5, 1.5, 2.5, -20.0, 40.0, 3.0])
+            packed = int8_pack(w, ws, 1, 0)
+            got = int8_conv(torch.from_numpy(x.astype(np.uint8)).contiguous(memory_format=CL), packed, ws, bias, 1, 0,
+                            clamp=(2, 13))
+            want = (tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double()) * 0.5
+                    + bias.double().view(1, -1, 1, 1)).round().clamp(2, 13)
+            ok &= got.dtype == torch.uint8 and torch.equal(got.double(), want)
+            r = rng.integers(0, 256, size=(20, 8, 4, 4))
+            r[0] = 255
+            got = int8_conv(torch.from_numpy(x.astype(np.uint8)).contiguous(memory_format=CL), packed, ws, bias, 1, 0,
+                            clamp=(2, 200), res=torch.from_numpy(r.astype(np.uint8)).contiguous(memory_format=CL),
+                            res_scale=0.5)
+            want = (tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double()) * 0.5
+                    + bias.double().view(1, -1, 1, 1) + torch.from_numpy(r).double() * 0.5).round().clamp(2, 200)
+            ok &= got.dtype == torch.uint8 and torch.equal(got.double(), want)
             _PROBE.append((bool(ok), "probe passed" if ok else "oneDNN int8 convolution gave inexact results"))
         except Exception as e:  # op missing in this torch build, or refused on this CPU
             _PROBE.append((False, f"oneDNN int8 convolution unavailable ({type(e).__name__}: {str(e)[:120]})"))
@@ -109,8 +144,12 @@ class TorchPlan:
 
     ``engine``: 'auto' (int8 for every layer where it is available and provably exact,
     float elsewhere), 'int8' (the same, but refuse a machine without a working int8 op) or
-    'float'. ``engines`` names the engine of every CIM layer ('int8', 'int8-split' for an
-    8-bit input computed as two convolutions, 'float').
+    'float'. ``engines`` names the engine of every CIM layer: 'int8' (requant fused into the
+    convolution, uint8 output), 'int8+requant' (float32 output requantized after a residual
+    add or for a wide clamp), 'int8-split' (8-bit input as two convolutions), 'float'.
+
+    Activations are channels-last NCHW tensors: uint8 where an int8 layer wrote them (or
+    the program input), else float32/float64 holding exact integers.
     """
 
     def __init__(self, plan: ExecPlan, engine: str = "auto"):
@@ -125,44 +164,68 @@ class TorchPlan:
         self.checked = False  # the first batch verifies every conv output (see module docstring)
         self.steps, self.engines = {}, {}
         for i, st in plan.steps.items():
-            layer = self.program.layers[i]
-            dt, f = _dt(st.dtype), layer.n_filters
-            as_t = lambda a: None if a is None else torch.from_numpy(np.asarray(a)).to(dt)
-            full = lambda a: None if a is None else as_t(a).view(1, f, 1, 1)
-            step = SimpleNamespace(
-                in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos),
-                weight=as_t(st.w_oihw).contiguous(memory_format=CL), bias=as_t(st.bias),
-                live_f=torch.from_numpy(st.live_f), compact_out=st.compact_out,
-                const=full(st.const), bias_full=full(st.bias_full), res_scale=full(st.res_scale), dtype=dt,
-                unscale=torch.from_numpy(np.ldexp(1.0, layer.shift[st.live_f].astype(np.int64)))
-                .to(dt).view(1, -1, 1, 1), int8=None)
-            if use_int8:
-                step.int8 = self._int8_parts(layer, st)
-            self.steps[i] = step
-            self.engines[layer.name] = "float" if step.int8 is None else \
-                "int8-split" if len(step.int8) > 1 else "int8"
+            self.steps[i] = self._step(self.program.layers[i], st, use_int8)
 
-    def _int8_parts(self, layer, st) -> list | None:
+    def _step(self, layer, st, use_int8: bool) -> SimpleNamespace:
+        """Torch data of one CIM layer. The convolution computes the filters ``cols``: the
+        live ones for a compact output, else all F (a non-live filter has zero weights, so
+        its output is requant(bias [+ residual]) without scattering channels afterwards)."""
+        dt, f = _dt(st.dtype), layer.n_filters
+        full_width = not st.compact_out and len(st.live_f) < f
+        cols = np.arange(f) if full_width else st.live_f
+        w_int = st.w_int
+        if full_width:
+            w_int = np.zeros((f,) + st.w_int.shape[1:], dtype=np.int64)
+            w_int[st.live_f] = st.w_int
+        shift = layer.shift[cols].astype(np.int64)
+        scale = np.ldexp(1.0, -shift)
+        bias = layer.bias[cols] * scale
+        lo, hi = layer.clamp_lo, layer.clamp_hi
+        step = SimpleNamespace(
+            in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos), n_cols=len(cols),
+            weight=torch.from_numpy(w_int * scale[:, None, None, None]).to(dt).contiguous(memory_format=CL),
+            bias=torch.from_numpy(bias).to(dt), dtype=dt, residual=st.bias_full is not None,
+            res_scale=None if st.res_scale is None else torch.from_numpy(st.res_scale).to(dt).view(1, f, 1, 1),
+            unscale=torch.from_numpy(np.ldexp(1.0, shift)).to(dt).view(1, -1, 1, 1),
+            u8_out=0 <= lo <= hi <= 255, int8=None, fused=False, res_alpha=None)
+        if use_int8 and len(cols) and w_int.shape[1]:
+            if st.in_pos is not None:  # int8: read every stored channel (zero weights) rather than gather channels
+                stored = self.plan.stored[layer.in_tensor]
+                n_in = self.program.tensors[layer.in_tensor].channels if stored is None else len(stored)
+                w_all = np.zeros((len(cols), n_in) + w_int.shape[2:], dtype=np.int64)
+                w_all[:, st.in_pos] = w_int
+                w_int = w_all
+            step.int8 = self._int8_parts(layer, st, w_int, scale, bias)
+            step.fused = step.int8 is not None and len(step.int8) == 1 and step.u8_out
+            if step.fused and step.residual:  # oneDNN's sum post-op takes one scalar scale and a uint8 residual
+                rel = layer.res_shift.astype(np.int64) - layer.shift.astype(np.int64)
+                t_res = self.program.tensors[layer.res_tensor]
+                step.fused = bool((rel == rel[0]).all()) and not t_res.signed and t_res.bits <= 8
+                step.res_alpha = float(np.ldexp(1.0, int(rel[0]))) if step.fused else None
+        self.engines[layer.name] = "float" if step.int8 is None else "int8-split" if len(step.int8) > 1 else \
+            "int8" if step.fused else "int8+requant"
+        return step
+
+    def _int8_parts(self, layer, st, w_int: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> list | None:
         """[(input part, prepacked weights, w_scale, bias)] whose float32 outputs sum to the
-        layer's scaled accumulators, or None when the int8 engine is not provably exact."""
-        if not (len(st.live_f) and st.w_int.shape[1]) or st.bound >= F32_EXACT:
+        layer's scaled v (without residual), or None when the int8 engine is not provably exact."""
+        if st.bound >= F32_EXACT:  # float32 outputs (and the int32 accumulators) must be exact
             return None
         xmax = self.program.tensors[layer.in_tensor].fmt.max
-        wmax = int(np.abs(st.w_int).max())
+        wmax = int(np.abs(w_int).max(initial=0))
         if wmax > 128 or xmax > 255:
             return None
-        scale = np.ldexp(1.0, -st.shift)
-        bias = None if st.bias_full is not None else torch.from_numpy(np.asarray(st.bias, dtype=np.float32))
+        b32 = torch.from_numpy(bias.astype(np.float32))
         if 2 * xmax * wmax <= PAIR_SUM_MAX:
-            parts = [("x", scale, bias)]
+            parts = [("x", scale, b32)]
         else:  # x = 2 * (x >> 1) + (x & 1): each part's pair sums stay within int16
             if 2 * (xmax >> 1) * wmax > PAIR_SUM_MAX:
                 return None
-            parts = [("hi", 2 * scale, bias), ("lo", scale, None)]
+            parts = [("hi", 2 * scale, b32), ("lo", scale, None)]
         out = []
         for part, sc, b in parts:
             ws = torch.from_numpy(sc.astype(np.float32))
-            out.append((part, int8_pack(st.w_int, ws, layer.stride, layer.pad), ws, b))
+            out.append((part, int8_pack(w_int, ws, layer.stride, layer.pad), ws, b))
         return out
 
     def _full(self, t: int, x: torch.Tensor) -> torch.Tensor:
@@ -176,11 +239,12 @@ class TorchPlan:
         return out
 
     def run(self, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
-        """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (all tensors if keep_all).
+        """x0: int64 NHWC input (uint8 range). Returns {tensor index: int64 NHWC} (all tensors if keep_all).
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
         the place where per-layer input activations are available."""
         p = self.program
-        env = {p.input_tensor: torch.from_numpy(x0.astype(np.float32)).permute(0, 3, 1, 2)}
+        self._keep_all = keep_all
+        env = {p.input_tensor: torch.from_numpy(x0.astype(np.uint8)).permute(0, 3, 1, 2)}
         with torch.inference_mode():
             for i, layer in enumerate(p.layers):
                 x = env[layer.in_tensor]
@@ -190,8 +254,8 @@ class TorchPlan:
                     y = self._cim(i, layer, x, env)
                 elif layer.op == Op.MAXPOOL:
                     t_out = p.tensors[layer.out_tensor]
-                    y = tf.max_pool2d(x, layer.kh, layer.stride) if x.shape[1] else \
-                        x.new_zeros((x.shape[0], 0, t_out.height, t_out.width))
+                    y = tf.max_pool2d(x.float() if x.dtype == torch.uint8 else x, layer.kh, layer.stride) \
+                        if x.shape[1] else x.new_zeros((x.shape[0], 0, t_out.height, t_out.width))
                 else:
                     s = x.to(torch.float64).sum(dim=(2, 3), keepdim=True)
                     y = torch.round(s * 2.0 ** -layer.pool_shift).clamp_(layer.clamp_lo, layer.clamp_hi)
@@ -207,58 +271,63 @@ class TorchPlan:
                 for t in keys}
 
     def _float_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
-        if xin.dtype != st.dtype:
-            xin = xin.to(st.dtype)
-        acc = tf.conv2d(xin.contiguous(memory_format=CL), st.weight, st.bias if st.bias_full is None else None,
+        """Float engine: scaled v without residual, (N, cols, Ho, Wo) in st.dtype."""
+        acc = tf.conv2d(xin.to(st.dtype).contiguous(memory_format=CL), st.weight, st.bias,
                         stride=layer.stride, padding=layer.pad)
         if not self.checked:
-            exact = acc * st.unscale
-            if not torch.equal(exact, exact.round()):
+            v = acc.double() * st.unscale.double()  # v itself: integers (power-of-two scaling, exact in float64)
+            if not torch.equal(v, v.round()):
                 raise ExactnessError(f"layer {layer.name!r}: torch's convolution is not exact on this machine "
                                      "(a fast algorithm?); use FastEmulator(program, backend='numpy')")
         return acc
 
-    def _int8_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
-        xu = xin.to(torch.uint8).contiguous(memory_format=CL)
+    def _int8_conv(self, st, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
+        """Int8 engine on the stored input ``x``: the fused requantized uint8 output, or the
+        scaled v without residual."""
+        xu = x.to(torch.uint8).contiguous(memory_format=CL)
+        clamp = (layer.clamp_lo, layer.clamp_hi) if st.fused else None
+        res = None
+        if st.res_alpha is not None:  # the sum post-op overwrites its residual: copy a tensor still in use
+            t = layer.res_tensor
+            res = self._full(t, env[t]).to(torch.uint8).contiguous(memory_format=CL)
+            if res.data_ptr() == env[t].data_ptr() and (self._keep_all or not self.checked or t == layer.in_tensor
+                                                         or self.plan.last_use[t] != self._layer_index):
+                res = res.clone(memory_format=CL)
         acc = None
         for part, packed, ws, bias in st.int8:
             xp = xu if part == "x" else xu >> 1 if part == "hi" else xu & 1
-            y = int8_conv(xp, packed, ws, bias, layer.stride, layer.pad)
+            y = int8_conv(xp, packed, ws, bias, layer.stride, layer.pad, clamp, res, st.res_alpha or 1.0)
             acc = y if acc is None else acc.add_(y)
-        if acc.dtype != st.dtype:
+        if not st.fused and acc.dtype != st.dtype:
             acc = acc.to(st.dtype)
         if not self.checked:  # first batch: the int8 engine must agree with the float engine
-            want = self._float_conv(st, layer, xin)
-            if not torch.equal(acc, want):
+            want = self._float_conv(st, layer, x if st.in_pos is None else x.index_select(1, st.in_pos))
+            if st.fused:
+                if st.residual:
+                    want = want + self._full(layer.res_tensor, env[layer.res_tensor]).to(st.dtype) * st.res_scale
+                want = want.round().clamp_(layer.clamp_lo, layer.clamp_hi)
+            if not torch.equal(acc.to(want.dtype), want):
                 warnings.warn(f"layer {layer.name!r}: the int8 convolution differs from the exact float one on this "
                               "machine; the layer uses the float engine from now on", RuntimeWarning, stacklevel=3)
-                st.int8 = None
+                st.int8, st.fused, st.res_alpha = None, False, None
                 self.engines[layer.name] = "float"
-                return want
+                return want.to(torch.uint8) if st.u8_out and clamp is not None else want
         return acc
 
     def _cim(self, i: int, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
         st = self.steps[i]
-        n = x.shape[0]
+        self._layer_index = i
         t_out = self.program.tensors[layer.out_tensor]
-        if len(st.live_f) and st.weight.shape[1]:
-            xin = x if st.in_pos is None else x.index_select(1, st.in_pos)
-            acc = self._float_conv(st, layer, xin) if st.int8 is None else self._int8_conv(st, layer, xin)
+        if st.n_cols and st.weight.shape[1]:
+            if st.int8 is not None:
+                v = self._int8_conv(st, layer, x, env)
+                if v.dtype == torch.uint8:  # requant fused into the int8 convolution
+                    return v
+            else:
+                v = self._float_conv(st, layer, x if st.in_pos is None else x.index_select(1, st.in_pos))
         else:  # nothing to compute: every filter pruned, or every input channel provably 0
-            acc = st.bias.view(1, -1, 1, 1).expand(n, -1, t_out.height, t_out.width).clone(memory_format=CL) \
-                if st.bias_full is None else None
-        if st.bias_full is not None:  # residual layer: full-width v = res*2^(rs-s) + bias*2^-s (+ acc)
-            res = self._full(layer.res_tensor, env[layer.res_tensor]).to(st.dtype)
-            v = torch.addcmul(st.bias_full, res, st.res_scale)
-            if acc is not None:
-                if len(st.live_f) == layer.n_filters:
-                    v.add_(acc)
-                else:
-                    v.index_add_(1, st.live_f, acc)
-            return v.round_().clamp_(layer.clamp_lo, layer.clamp_hi)
-        y = acc.round_().clamp_(layer.clamp_lo, layer.clamp_hi)
-        if st.compact_out or st.const is None:
-            return y
-        out = st.const.expand(n, -1, t_out.height, t_out.width).clone(memory_format=CL)
-        out.index_copy_(1, st.live_f, y)
-        return out
+            v = st.bias.view(1, -1, 1, 1).expand(x.shape[0], -1, t_out.height, t_out.width).clone(memory_format=CL)
+        if st.residual:  # v = acc*2^-s + bias*2^-s + res*2^(rs-s), all filters
+            v.addcmul_(self._full(layer.res_tensor, env[layer.res_tensor]), st.res_scale)
+        y = v.round_().clamp_(layer.clamp_lo, layer.clamp_hi)
+        return y.to(torch.uint8) if st.u8_out and st.int8 is not None else y
