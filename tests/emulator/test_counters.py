@@ -167,3 +167,16 @@ def test_the_spec_defines_every_counter_in_the_kernels_order():
     fmt = (docs / "program-format.md").read_text()
     index = {int(k): n for k, n in re.findall(r"(?=\| (\d+) \| `(\w+)` \|)", fmt) if n in PER_IMAGE}
     assert [index[k] for k in sorted(index)] == list(PER_IMAGE)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (31, 5), (32, 9), (100, 3, 7), (300, 16), (0, 4)])
+def test_popcount_sum_equals_a_table_lookup(shape):
+    from hybridcim.emulator.counters import POPCOUNT8, popcount_sum
+    x = np.random.default_rng(sum(shape)).integers(0, 256, size=shape)
+    want = POPCOUNT8[x.astype(np.uint8)].sum(axis=0, dtype=np.int64).reshape(-1)
+    for dtype in (np.int64, np.float32, np.uint8):
+        assert np.array_equal(popcount_sum(x.astype(dtype)), want)
+    for bits in (1, 2, 3, 4, 5, 7):
+        xb = x & ((1 << bits) - 1)
+        want = POPCOUNT8[xb.astype(np.uint8)].sum(axis=0, dtype=np.int64).reshape(-1)
+        assert np.array_equal(popcount_sum(xb.astype(np.float32), bits), want), bits

@@ -286,3 +286,27 @@ def test_kernel_counts_the_hand_computed_memory_counters(csim_lib):
     assert conv.input_ones == 2 * 100 * 4 * 8  # 100 in-bounds window positions x 4 channels x 8 one bits
     assert (mp.dram_bytes, mp.requant_ops) == (2 * (64 + 16), 0)
     assert (gap.dram_bytes, gap.requant_ops) == (2 * (16 + 4), 2 * 4)
+
+
+def _shipped():
+    from hybridcim.models import available_models
+    return available_models()
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_shipped_models_three_counts_agree_on_real_images(name, cifar10_root, csim_lib):
+    """reference == fast == csim for every counter (input_ones is data dependent) on 2 CIFAR-10 test images."""
+    from hybridcim.data import Cifar10
+    from hybridcim.emulator import ReferenceEmulator
+    from hybridcim.models import MODELS_DIR
+    from hybridcim.program import read_program
+    prog = read_program(MODELS_DIR / name / "model.cim")
+    csim_lib(prog.preset.name)
+    images, _ = next(iter(Cifar10(cifar10_root, "test").batches(2, limit=2)))
+    ref = ReferenceEmulator(prog).run(images).counters
+    assert_counters_equal(prog, FastEmulator(prog).run(images).counters, ref)
+    dev = CSimDevice(prog.preset)
+    dev.load(prog)
+    dev.run(images)
+    assert_counters_equal(prog, dev.counters, ref)
+    assert all(c.input_ones > 0 for c, l in zip(ref, prog.layers) if l.op.is_cim)

@@ -182,6 +182,51 @@ def static_counters(layer: Layer, program: Program, images: int) -> LayerCounter
     return c
 
 
+_M1, _M2, _M4 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F))
+_S1, _S2, _S4 = np.uint64(1), np.uint64(2), np.uint64(4)
+
+
+def popcount_sum(x: np.ndarray, bits: int = 8) -> np.ndarray:
+    """int64 (prod(x.shape[1:]),): Σ over axis 0 of the number of 1 bits of each value of ``x``
+    (exact integers 0 … 2^bits − 1, bits ≤ 8, any numeric dtype).
+
+    Cache-sized chunks of images are cast to bytes, popcounted eight bytes at a time (SWAR on
+    the uint64 view, in place; only the steps ``bits`` needs) and summed over the chunk as words
+    (chunks of ≤ 32 and ≤ ⌊255 / bits⌋ images: no byte carries).
+
+    >>> popcount_sum(np.array([[3, 255, 0], [1, 128, 7]])).tolist()
+    [3, 9, 3]
+    """
+    n, m = x.shape[0], int(np.prod(x.shape[1:]))
+    flat = x.reshape(n, m)
+    mw = -(-m // 8)
+    acc = np.zeros(mw * 8, dtype=np.int64)
+    if n == 0 or m == 0:
+        return acc[:m]
+    chunk = min(n, 32, 255 // max(bits, 1))  # 32 images: a cache-sized chunk
+    buf = np.zeros((chunk, mw * 8), dtype=np.uint8)
+    tmp = np.empty((chunk, mw), dtype=np.uint64)
+    for s in range(0, n, chunk):
+        c = min(chunk, n - s)
+        np.copyto(buf[:c, :m], flat[s:s + c], casting="unsafe")
+        w, t = buf[:c].view(np.uint64), tmp[:c]
+        if bits > 1:  # 2-bit fields: their popcounts
+            np.right_shift(w, _S1, out=t)
+            t &= _M1
+            w -= t
+        if bits > 2:  # nibbles
+            np.right_shift(w, _S2, out=t)
+            t &= _M2
+            w &= _M2
+            w += t
+        if bits > 4:  # bytes
+            np.right_shift(w, _S4, out=t)
+            w += t
+            w &= _M4
+        acc += np.add.reduce(w, axis=0).view(np.uint8)
+    return acc[:m]
+
+
 class InputOnesCounter:
     """``input_ones`` of one conv/fc layer from its input activations, vectorized (architecture.md §7).
 
@@ -189,8 +234,8 @@ class InputOnesCounter:
     and input bit planes, of the 1 bits of that plane in the block's rows of the zero-padded
     input window = Σ_k mult[k // A] · Σ_{images, pixels} popcount(x_window[k]), with mult the
     tiles that activate each row block. Computed as: per (y, x, c) the popcount of the input
-    summed over the images, then per kernel offset (ky, kx) a strided window sum; memory is one
-    byte per input value.
+    summed over the images (:func:`popcount_sum`), then per kernel offset (ky, kx) a strided
+    window sum.
     """
 
     def __init__(self, layer: Layer, program: Program):
@@ -210,7 +255,7 @@ class InputOnesCounter:
         x = np.asarray(x)
         ones = np.zeros((t.height, t.width, t.channels), dtype=np.int64)
         if x.size:
-            per_pos = POPCOUNT8[x.astype(np.uint8)].sum(axis=0, dtype=np.int64)  # (H, W, C')
+            per_pos = popcount_sum(x, t.bits).reshape(x.shape[1:])  # (H, W, C')
             if channels is None:
                 ones[...] = per_pos
             else:
