@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..emulator.counters import static_counters
+    from ..emulator.counters import DATA_DEPENDENT, static_counters
     from ..program import manifest, read_program
     from ..program.codec import encode
     from ..spec.hardware import PRESETS
@@ -36,7 +36,7 @@ def run(args) -> int:
     counters = [static_counters(l, prog, 1) for l in prog.layers]
     if args.json:
         m = manifest(prog, encode(prog))
-        m["counters_per_image"] = [c.as_dict() for c in counters]
+        m["counters_per_image"] = [{**c.as_dict(), **dict.fromkeys(DATA_DEPENDENT)} for c in counters]  # null: needs data
         print(json.dumps(m))
         return 0
     print(layer_table(prog, counters))
