@@ -28,13 +28,15 @@ def register(sub) -> None:
     p.add_argument("program", nargs="?", default=None,
                    help="program image (.cim), shipped model name or folder, or zoo:NAME "
                         "(default with --seeds: the best shipped model)")
-    p.add_argument("--cost-preset", default="dcim-28nm", help="cost preset name or .json file (default: dcim-28nm)")
+    from .options import add_data_options, non_negative_int
+    p.add_argument("--cost-preset", default="dcim-28nm", metavar="P",
+                   help="cost preset name or .json file (default: dcim-28nm)")
     p.add_argument("-o", "--output", default=None, metavar="HTML",
                    help="page to write (default: report.html; a Markdown twin is written beside it)")
     p.add_argument("--seeds", action="store_true",
                    help="print the seed papers' headline comparisons as a Markdown table (no page unless -o)")
-    p.add_argument("--data", default=None, help="CIFAR-10 folder for the measured counters (default: $CIFAR10_DIR)")
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+    add_data_options(p)
+    p.add_argument("--limit", type=non_negative_int, default=DEFAULT_LIMIT, metavar="N",
                    help=f"CIFAR-10 test images the counters are measured on (default {DEFAULT_LIMIT}; "
                         "0: assume 50 %% ones on the word lines)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
@@ -55,8 +57,6 @@ def _load(spec: str | None):
 
 def _images(program, args):
     """(uint8 NCHW images or None, why None)."""
-    if args.limit < 0:
-        raise ValueError(f"--limit must be >= 0, got {args.limit}")
     if args.limit == 0:
         return None, "--limit 0"
     if args.data is None and not os.environ.get("CIFAR10_DIR"):
