@@ -101,21 +101,23 @@ class LineProgress(_Null):
     def line(self, done: bool = False) -> str:
         """The current progress line (no newline)."""
         dt = max(self.clock() - self.t0, 0.0)
+        if not self.total and not self.n:  # a step without a count (a compiler run): time only
+            return f"{self.desc}: {dt:.0f} s{' done' if done else ''}"
         count = f"{_fmt_count(self.n)}/{_fmt_count(self.total)}" if self.total else _fmt_count(self.n)
         pct = f" ({self.n / self.total:.0%})" if self.total else ""
         rate = f", {self.n / dt:,.1f} {self.unit}/s" if dt > 0 and self.n else ""
         post = f", {self.postfix}" if self.postfix else ""
-        return f"{self.desc}: {count} {self.unit}{pct} in {dt:.0f} s{rate}{post}{' done' if done else ''}"
+        finished = done and (not self.total or self.n >= self.total)  # closed early (an error): no 'done'
+        return f"{self.desc}: {count} {self.unit}{pct} in {dt:.0f} s{rate}{post}{' done' if finished else ''}"
 
-    def _emit(self, done: bool = False) -> None:
+    def _emit(self, done: bool = False, final: bool = False) -> None:
         with self._lock:
             if self._closed:
                 return
             text = self.line(done)
             self._last = self.clock()
             self.lines += 1
-            if done:
-                self._closed = True
+            self._closed = final
         print(text, file=self.stream, flush=True)
 
     def _beat(self) -> None:
@@ -134,11 +136,15 @@ class LineProgress(_Null):
     def set_postfix_str(self, s: str) -> None:
         self.postfix = s
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
+        """Stop the heartbeat and write the last line (``done`` when ``ok`` and the count is complete)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-        self._emit(done=True)
+        self._emit(done=ok, final=True)
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(ok=exc_type is None)
 
 
 def progress(total: int | None, desc: str, unit: str = "img", disable: bool = False, *,
@@ -159,3 +165,12 @@ def progress(total: int | None, desc: str, unit: str = "img", disable: bool = Fa
     except ImportError:
         return _Redraw(total, desc, unit, stream)
     return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True)
+
+
+def activity(desc: str, *, stream: TextIO | None = None, interval_s: float | None = None) -> LineProgress:
+    """A step with nothing to count (a compiler run): a line now (``DESC: 0 s``), one at least every
+    ``interval_s`` while it runs, whether or not ``stream`` is a terminal, and ``DESC: T s done``
+    on ``close`` (use as a context manager)."""
+    bar = LineProgress(None, desc, "", stream, INTERVAL_S if interval_s is None else interval_s)
+    bar._emit()
+    return bar

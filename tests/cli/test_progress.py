@@ -54,7 +54,7 @@ def test_heartbeat_writes_while_a_step_is_stuck():
     assert lines.wait(5.0)
     bar.close()
     first = out.getvalue().splitlines()[0]
-    assert first.startswith("csim: 0 img in ")
+    assert first.startswith("csim: 0 s")
 
 
 def test_terminal_gets_a_live_bar_and_disable_writes_nothing():
@@ -97,3 +97,26 @@ def test_nothing_below_the_cli_imports_it():
             elif isinstance(node, ast.Import):
                 bad += [f"{py.relative_to(root)}: {a.name}" for a in node.names if a.name.startswith("hybridcim.cli")]
     assert not bad
+
+
+def test_activity_writes_at_once_and_says_done_only_on_success():
+    from hybridcim.progress import activity
+    out = io.StringIO()
+    with activity("building the csim kernel", stream=out, interval_s=3600):
+        pass
+    assert out.getvalue().splitlines() == ["building the csim kernel: 0 s", "building the csim kernel: 0 s done"]
+    out = io.StringIO()
+    try:
+        with activity("building", stream=out, interval_s=3600):
+            raise RuntimeError("g++ failed")
+    except RuntimeError:
+        pass
+    assert out.getvalue().splitlines() == ["building: 0 s", "building: 0 s"]
+
+
+def test_a_bar_closed_early_does_not_say_done():
+    out, clock = io.StringIO(), FakeClock()
+    bar = LineProgress(100, "csim", "img", out, interval_s=10.0, clock=clock, heartbeat=False)
+    bar.update(30)
+    bar.close()
+    assert out.getvalue() == "csim: 30/100 img (30%) in 0 s\n"

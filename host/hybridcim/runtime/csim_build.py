@@ -128,8 +128,10 @@ def build(preset: "str | HardwarePreset" = "sun-mars-256", cache: Path | None = 
     cmd = [cxx, *flags(preset, extra), "-I", str(ap_types_dir()), "-I", str(src), *(str(src / s) for s in CXX_SOURCES),
            "-o", tmp]
     try:
+        from ..progress import activity
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            with activity(f"building the csim kernel for preset {preset.name} with {cxx} (cached afterwards)"):
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise CSimBuildError(f"building the csim library for preset {preset.name!r} took longer than "
                                  f"{COMPILE_TIMEOUT_S} s:\n$ {' '.join(cmd)}") from None
