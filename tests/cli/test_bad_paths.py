@@ -166,3 +166,21 @@ def test_real_entry_point(bad, paths):
                          text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stderr.startswith("hybridcim info: error: ") and "not a regular file" in out.stderr
+
+
+@pytest.mark.parametrize("exc, says", [
+    (PermissionError(13, "Permission denied", "/root/x.cim"), "Permission denied: '/root/x.cim'"),
+    (MemoryError(), "out of memory"),
+    (RecursionError("maximum recursion depth exceeded"), "nests too deeply"),
+    (ValueError("first line\nsecond line"), "first line second line"),
+])
+def test_any_input_error_is_one_line(exc, says, monkeypatch, capsys):
+    """Errors the commands do not name themselves still give one line and exit 2."""
+    from hybridcim.cli import cmd_info
+
+    def boom(args):
+        raise exc
+    monkeypatch.setattr(cmd_info, "run", boom)
+    rc, err = run_main(["info", "x.cim"], capsys)
+    assert_one_line_error(rc, err, "info")
+    assert says in err

@@ -62,6 +62,8 @@ def _one_line(e: BaseException) -> str:
             msg += f" -> {e.filename2!r}"
     elif isinstance(e, MemoryError):
         msg = "out of memory" + (f" ({e})" if str(e) else "")
+    elif isinstance(e, RecursionError):
+        msg = f"an input nests too deeply to read ({e})"
     else:
         msg = str(e) or type(e).__name__
     return " ".join(msg.split())
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ProgramError, DatasetError, ValueError, OSError, MemoryError) as e:
+    except (ProgramError, DatasetError, ValueError, OSError, MemoryError, RecursionError) as e:
         # bad input (file, path, value) or a refused device: one line, no traceback
         print(f"hybridcim {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
