@@ -1,0 +1,137 @@
+"""The torch backend's int8 engine: bit-exact against the reference emulator, and guarded.
+
+Random programs over presets, precisions (2/4/8-bit weights, some against 8-bit inputs,
+which the engine splits), sparsity (pruned filters and units), residuals and pools; the
+fallbacks (a layer the engine cannot prove exact, an int8 op that disagrees with the float
+engine on the first batch) and the residual buffer the fused sum overwrites.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hybridcim.emulator import FastEmulator, ReferenceEmulator
+from hybridcim.program import ProgramBuilder
+from hybridcim.spec import get_preset
+from hybridcim.zoo import random_images, random_program, random_resnet20
+
+torch = pytest.importorskip("torch")
+from hybridcim.emulator import torch_backend  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not torch_backend.int8_status()[0], reason="no exact oneDNN int8 convolution here")
+
+
+def assert_exact(prog, images, what, engine="int8"):
+    ref = ReferenceEmulator(prog).run(images, trace=True)
+    emu = FastEmulator(prog, "torch", engine=engine)
+    for run in range(2):  # the first batch is checked against the float engine; the second is not
+        got = emu.run(images, trace=run == 0)
+        if run == 0:
+            for name, want in ref.tensors.items():
+                have = got.tensors[name]
+                if not np.array_equal(want, have):
+                    idx = tuple(np.argwhere(want != have)[0])
+                    pytest.fail(f"{what}: tensor {name!r} at NHWC {idx}: expected {want[idx]}, got {have[idx]}")
+        assert np.array_equal(got.outputs, ref.outputs), f"{what} run {run}"
+    return emu
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256", "wide-512"]),
+       n=st.integers(1, 5))
+def test_int8_engine_equals_reference(seed, preset, n):
+    prog = random_program(seed, preset, max_channels=20)
+    emu = assert_exact(prog, random_images(prog, n, seed), f"seed={seed} {preset}")
+    assert set(emu.engines.values()) <= {"int8", "int8+requant", "int8-split", "float"}
+
+
+def test_the_fuzz_programs_exercise_every_int8_variant():
+    """Not vacuous: over a few fuzz programs the engine fuses, splits and requantizes after."""
+    seen = set()
+    for seed in range(40):
+        seen |= set(FastEmulator(random_program(seed, "tiny-64", max_channels=20), "torch", "int8").engines.values())
+    assert {"int8", "int8+requant", "int8-split"} <= seen
+
+
+def test_resnet20_sparse_int8_equals_reference():
+    prog = random_resnet20("tiny-64", seed=5)
+    emu = assert_exact(prog, random_images(prog, 1, 3), "resnet20 tiny-64")
+    assert set(emu.engines.values()) <= {"int8", "int8+requant"}, emu.engines
+    assert list(emu.engines.values()).count("int8") >= 15, emu.engines
+
+
+def test_8bit_input_against_8bit_weights_is_split_and_exact():
+    """2 * 255 * 128 overflows the int16 pair sum of CPUs without VNNI: the engine splits x."""
+    b = ProgramBuilder(get_preset("tiny-64"))
+    x = b.input("x", 4, 5, 5, bits=8)
+    rng = np.random.default_rng(1)
+    w = rng.integers(-128, 128, size=(6, 4, 3, 3))
+    w[:, 0, 0, 0] = -128
+    b.conv("c", x, w, [8] * 6, [9] * 6, bias=rng.integers(-999, 999, size=6), pad=1, out_bits=8)
+    prog = b.build()
+    images = rng.integers(0, 256, size=(3, 4, 5, 5)).astype(np.uint8)
+    images[0] = 255
+    emu = assert_exact(prog, images, "8-bit split")
+    assert emu.engines == {"c": "int8-split"}
+
+
+def test_a_layer_beyond_float32_takes_the_float_engine():
+    """|v| may reach 2^24: the int8 engine's float32 output would round, so the layer is float."""
+    b = ProgramBuilder(get_preset("tiny-64"))
+    x = b.input("x", 2, 3, 3, bits=8)
+    w = np.full((2, 2, 1, 1), 127)
+    b.conv("c", x, w, [8, 8], [-9, 0], bias=[0, 1 << 24], out_bits=32, out_signed=True)
+    prog = b.build()
+    images = np.full((2, 2, 3, 3), 255, dtype=np.uint8)
+    emu = assert_exact(prog, images, "wide", engine="auto")
+    assert emu.engines == {"c": "float"}
+
+
+def test_a_residual_read_twice_is_not_overwritten():
+    """The fused sum post-op writes into its residual buffer: a tensor read later must survive."""
+    b = ProgramBuilder(get_preset("tiny-64"))
+    rng = np.random.default_rng(2)
+    x = b.input("x", 4, 6, 6, bits=4)
+    c1 = b.conv("c1", x, rng.integers(-2, 2, size=(4, 4, 3, 3)), [2] * 4, [3] * 4, pad=1)
+    c2 = b.conv("c2", c1, rng.integers(-8, 8, size=(4, 4, 3, 3)), [4] * 4, [3] * 4, pad=1, res=c1,
+                res_shift=[3] * 4)
+    b.conv("c3", c2, rng.integers(-8, 8, size=(4, 4, 1, 1)), [4] * 4, [2] * 4, res=c1, res_shift=[2] * 4)
+    prog = b.build()
+    emu = assert_exact(prog, random_images(prog, 4, 0), "residual twice")
+    assert emu.engines == {"c1": "int8", "c2": "int8", "c3": "int8"}
+
+
+def test_an_inexact_int8_op_falls_back_to_the_float_engine(monkeypatch):
+    prog = random_program(7, "tiny-64", max_channels=16)
+    images = random_images(prog, 3, 0)
+    real = torch_backend.int8_conv
+
+    def off_by_one(*a, **k):
+        y = real(*a, **k)
+        return y.add_(1) if y.dtype == torch.uint8 else y + 1
+    monkeypatch.setattr(torch_backend, "int8_conv", off_by_one)
+    emu = FastEmulator(prog, "torch", "int8")
+    with pytest.warns(RuntimeWarning, match="differs from the exact float one"):
+        out = emu.run(images).outputs
+    assert set(emu.engines.values()) == {"float"}
+    assert np.array_equal(out, ReferenceEmulator(prog).run(images).outputs)
+
+
+def test_engine_arguments():
+    prog = random_program(3)
+    with pytest.raises(ValueError, match="unknown"):
+        FastEmulator(prog, "torch", engine="fp8")
+    with pytest.raises(ValueError, match="needs the torch backend"):
+        FastEmulator(prog, "numpy", engine="int8")
+    assert set(FastEmulator(prog, "numpy").engines.values()) == {"float"}
+    assert set(FastEmulator(prog, "torch", "float").engines.values()) == {"float"}
+
+
+def test_int8_refused_where_the_probe_fails(monkeypatch):
+    monkeypatch.setattr(torch_backend, "_PROBE", [(False, "no int8 here")])
+    prog = random_program(3)
+    with pytest.raises(ValueError, match="no int8 here"):
+        FastEmulator(prog, "torch", "int8").run(random_images(prog, 1))
+    emu = FastEmulator(prog, "torch")  # auto: the float engine, still exact
+    assert set(emu.engines.values()) == {"float"}
+    assert np.array_equal(emu.run(random_images(prog, 2)).outputs,
+                          ReferenceEmulator(prog).run(random_images(prog, 2)).outputs)
