@@ -255,3 +255,19 @@ def test_avgpool_global_sum_must_fit_int32():
         validate(p)
     gap.pool_shift += 1
     validate(p)
+
+
+def test_reserved_ranges_match_the_kernel_header():
+    """format.*_RESERVED == the HCIM_*_RESERVED* byte ranges the kernel checks (hls/hybridcim_accel.h)."""
+    import re
+    from hybridcim.program import format as fmt
+    text = (Path(__file__).resolve().parents[2] / "hls" / "hybridcim_accel.h").read_text()
+    d = {k: int(v) for k, v in re.findall(r"#define\s+(HCIM_\w*RESERVED\w*)\s+(\d+)", text)}
+    assert fmt.HEADER_RESERVED == ((d["HCIM_H_RESERVED"], d["HCIM_H_RESERVED_BYTES"]),)
+    assert fmt.TENSOR_RESERVED == ((d["HCIM_T_RESERVED"], d["HCIM_T_RESERVED_BYTES"]),)
+    assert fmt.LAYER_RESERVED == ((d["HCIM_L_RESERVED0"], d["HCIM_L_RESERVED0_BYTES"]),
+                                  (d["HCIM_L_RESERVED1"], d["HCIM_L_RESERVED1_BYTES"]))
+    # every byte of each record is a field or reserved: the reserved ranges close the struct layouts
+    assert fmt.HEADER_RESERVED[0][0] + fmt.HEADER_RESERVED[0][1] == fmt.HEADER.size
+    assert fmt.TENSOR_RESERVED[0][0] + fmt.TENSOR_RESERVED[0][1] == fmt.TENSOR.size
+    assert fmt.LAYER_RESERVED[1][0] + fmt.LAYER_RESERVED[1][1] == fmt.LAYER.size
