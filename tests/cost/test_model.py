@@ -185,3 +185,20 @@ def test_errors_name_the_problem():
             self.__dict__.update({k: v for k, v in dataclasses.asdict(c).items() if k != "input_ones"})
     with pytest.raises(CostError, match="no 'input_ones'"):
         layer_cost(p.layers[ci], Old(cs[ci]), p, PRESET)
+
+
+def test_sensitivity_rows(resnet):
+    from hybridcim.cost import sensitivity, sensitivity_markdown
+    p, cs = resnet
+    rows = sensitivity(p, cs, PRESET)
+    assert {r.param for r in rows} == {k for k, v in PRESET.values.items() if v}
+    by = {r.param: r for r in rows}
+    # the clock only moves time (and leakage energy); the macro area only area; a datapath constant
+    # moves datapath energy and never latency
+    assert by["clock_mhz"].area_up == 0 and by["clock_mhz"].latency_up < -0.3
+    assert by["macro_area_mm2_per_kb"].energy_up == 0 and by["macro_area_mm2_per_kb"].area_up > 0
+    assert by["adder_tree_pj_per_input"].latency_up == 0 and by["adder_tree_pj_per_input"].macro_up > 0
+    assert by["dram_pj_per_byte"].macro_up == 0
+    assert rows == sorted(rows, key=lambda r: -r.max_abs)
+    table = sensitivity_markdown(rows)
+    assert table.count("\n") == len(rows) + 2 and "`clock_mhz`" in table

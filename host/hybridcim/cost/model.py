@@ -311,7 +311,7 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
         steps = c.pixels * c.images * _bits_in(layer, program)
     e["rowblock"] = c.rowblock_activations * preset["rowblock_activation_pj"]
     e["input_lines"] = vals["input_ones"] * hw.cols * preset["input_one_pj_per_col"]
-    e["adder_tree"] = c.digital_column_reads * hw.rows_active * preset["adder_tree_pj_per_input"]
+    e["adder_tree"] = c.bit_ops * preset["adder_tree_pj_per_input"]  # inputs carrying data: padding rows excluded
     e["shift_add"] = c.digital_column_reads * preset["shift_add_pj"]
     e["accumulate"] = accumulator_updates_per_step(layer) * steps * preset["accumulate_pj"]
     e["requant"] = vals["requant_ops"] * preset["requant_pj"]

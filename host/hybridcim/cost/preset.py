@@ -52,8 +52,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               "(decoder, input drivers enable, adder-tree clocking), independent of data"),
     ParamSpec("input_one_pj_per_col", "pJ", "one input 1 bit driven on a word line, per macro column it reaches "
               "(wire + the column's 1-bit multiplier gate); × input_ones × cols"),
-    ParamSpec("adder_tree_pj_per_input", "pJ", "adder tree of one column per input row per column read; "
-              "× digital_column_reads × rows_active"),
+    ParamSpec("adder_tree_pj_per_input", "pJ", "adder tree of one column per input row (inside K) per column read; "
+              "× bit_ops"),
     ParamSpec("shift_add_pj", "pJ", "shift-and-add of one column result into its filter's partial sum"),
     ParamSpec("accumulate_pj", "pJ", "one acc_bits accumulator update (per filter, row block, input bit plane)"),
     ParamSpec("requant_pj", "pJ", "one requant operation (add bias/residual, shift, round, clamp)"),
