@@ -190,3 +190,18 @@ def test_page_path_checked_before_work(tmp_path, capsys):
     assert main(["report", "zoo:resnet20-random", "-o", str(tmp_path / "page.html"), "--limit", "0"]) == 2
     assert "report page" in capsys.readouterr().err
     assert not (tmp_path / "page.md").exists()
+
+
+def test_readme_report_line_is_current(cifar10_root):
+    """README's sample output of `hybridcim report resnet20-w4a4-p50` is what the command prints now."""
+    from pathlib import Path
+
+    from hybridcim.cost import cost
+    from hybridcim.data import Cifar10
+    from hybridcim.program import read_program
+    from hybridcim.report.workload import measure
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    line = next(l for l in readme.splitlines() if l.startswith("resnet20_w4a4_p50: ") and "uJ/image" in l)
+    prog = read_program(MODELS_DIR / "resnet20-w4a4-p50" / "model.cim")
+    w = measure(prog, Cifar10(cifar10_root, "test").images(0, 32))
+    assert line == cost(prog, w.counters, "dcim-28nm").summary()
