@@ -50,6 +50,9 @@ def build_sanitized_driver(preset: str) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=csim_build.COMPILE_TIMEOUT_S)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
+        ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+        if not ci and ("asan" in proc.stderr or "ubsan" in proc.stderr):  # no sanitizer runtime here
+            pytest.skip(f"g++ cannot link the sanitizer runtimes here: {proc.stderr.strip()[-300:]}")
         raise RuntimeError(f"building the sanitized driver failed:\n$ {' '.join(cmd)}\n{proc.stderr}")
     os.replace(tmp, exe)
     return exe
