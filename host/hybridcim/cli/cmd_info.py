@@ -83,5 +83,5 @@ def layer_table(prog, counters) -> str:
     title = (f"program {prog.name!r} for preset {prog.preset.name!r} (fingerprint {prog.preset.fingerprint:08x}), "
              f"{len(prog.layers)} layers")
     table = format_table(["#", "layer", "op", "output", "fmt", "kernel", "filters", "avg bits", "units", "+res",
-                          "cycles/img", "util", "tiles"], rows, "><<<<<>>><>>>", indent="  ")
+                          "cycles/img", "util", "tiles"], rows, ">" + "<" * 5 + ">" * 3 + "<" + ">" * 3, indent="  ")
     return title + "\n" + table
