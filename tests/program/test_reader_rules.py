@@ -271,3 +271,21 @@ def test_reserved_ranges_match_the_kernel_header():
     assert fmt.HEADER_RESERVED[0][0] + fmt.HEADER_RESERVED[0][1] == fmt.HEADER.size
     assert fmt.TENSOR_RESERVED[0][0] + fmt.TENSOR_RESERVED[0][1] == fmt.TENSOR.size
     assert fmt.LAYER_RESERVED[1][0] + fmt.LAYER_RESERVED[1][1] == fmt.LAYER.size
+
+
+def test_reader_check_table_names_real_classes_and_statuses():
+    """Every host class and kernel status of program-format.md's reader-check table exists, and
+    the kernel status of each row maps to that row's host class (runtime.errors.STATUS)."""
+    import re
+    from hybridcim.program import errors
+    from hybridcim.runtime.errors import STATUS
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "program-format.md").read_text()
+    table = doc[doc.index("## Reader checks"):doc.index("**What the kernel leaves to the host.**")]
+    rows = [r.split("|")[1:-1] for r in table.splitlines() if re.match(r"\| \d+ \|", r)]
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+    by_name = {name: cls for name, _, cls in STATUS.values()}
+    for num, _, host, kernel in rows:
+        classes = [getattr(errors, c) for c in re.findall(r"`(\w+Error)`", host)]
+        assert classes, num
+        for status in re.findall(r"\b(SIZE|MAGIC|VERSION|CHECKSUM|PRESET|LIMIT|LAYER|TENSOR)\b", kernel):
+            assert any(issubclass(c, by_name[status]) for c in classes), (num, status, host)
