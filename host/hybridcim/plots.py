@@ -112,7 +112,7 @@ def layer_report_figure(rows: list[dict], title: str = ""):
         whole = np.array([r["filters_pruned"] / r["filters"] if r["filters"] else 0.0 for r in rows])
         ax[2].bar(x, whole, color="0.6", label="whole filters")
         ax[2].bar(x, np.array([r["weights_pruned"] for r in rows]) - whole, bottom=whole, color="C3",
-                  label="units (row block x group)")
+                  label="absent units (row block × group)")
         ax[2].set_ylabel("weights pruned"); ax[2].legend(ncol=2, fontsize=8, loc="upper left")
         ax[2].set_ylim(0, 1.25)
     else:  # a report written before whole-filter pruning was counted: units of stored filters only

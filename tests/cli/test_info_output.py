@@ -92,3 +92,13 @@ def test_a_program_outside_a_model_folder_keeps_its_embedded_name(tmp_path):
     assert model_name(prog, path) == prog.name
     (tmp_path / "card.json").write_text("[" * 100000)  # not a card at all
     assert model_name(prog, path) == prog.name
+
+
+def test_compile_plot_title_is_the_shipped_models_name(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from hybridcim.cli import _plot
+    titles = []
+    monkeypatch.setattr(_plot, "write_layer_plot", lambda rows, png, title: titles.append(title))
+    assert main(["compile", str(MODELS_DIR / "resnet8-w4a4-p50-quick"), "-o", str(tmp_path / "m.cim"),
+                 "--plot", str(tmp_path / "m.png")]) == 0
+    assert titles == ["resnet8-w4a4-p50-quick"]

@@ -34,6 +34,8 @@ def run(args) -> int:
     from .cmd_info import layer_table
     # every path checked before any work: nothing is half written on a refusal
     src = check_input(args.model, "model", "any")
+    from .cmd_info import card_name
+    name = card_name(src if src.is_dir() else src.parent)  # a shipped model folder: its name
     check_output(args.output, "--output", make_parents=False)
     check_output(Path(args.output).with_name(Path(args.output).name + ".json"), "--output's manifest",
                  make_parents=False)
@@ -64,6 +66,6 @@ def run(args) -> int:
                           "--report-json")
     if args.plot:
         from ._plot import write_layer_plot
-        write_layer_plot(rows, args.plot, f"{prog.name}: {Path(args.output).name}")
+        write_layer_plot(rows, args.plot, name or prog.name)
     print(f"wrote {args.output}")
     return 0

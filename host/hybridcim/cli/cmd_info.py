@@ -44,21 +44,29 @@ def run(args) -> int:
     return 0
 
 
-def model_name(prog, path) -> str:
-    """The name a user knows the program by: a shipped model's (``card.json`` beside the image,
-    e.g. resnet20-w4a4-p50), else the name embedded in the image (its training config's)."""
+def card_name(folder, program_file: str | None = None) -> str | None:
+    """The model name in ``folder/card.json`` (a shipped model's card), or None when there is no
+    readable card (or, with ``program_file``, the card describes another program file)."""
     import json
     from pathlib import Path
 
     from ..fileio import read_regular_file
-    card = Path(path).with_name("card.json")
     try:
-        c = json.loads(read_regular_file(card, 1 << 20, "model card"))
-    except (OSError, ValueError, RecursionError):  # no card, or not one: the embedded name
-        return prog.name
-    if isinstance(c, dict) and isinstance(c.get("name"), str) and c.get("program") == Path(path).name:
-        return c["name"]
-    return prog.name
+        c = json.loads(read_regular_file(Path(folder) / "card.json", 1 << 20, "model card"))
+    except (OSError, ValueError, RecursionError):  # no card, or not one
+        return None
+    if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+        return None
+    if program_file is not None and c.get("program") != program_file:
+        return None
+    return c["name"]
+
+
+def model_name(prog, path) -> str:
+    """The name a user knows the program by: a shipped model's (``card.json`` beside the image,
+    e.g. resnet20-w4a4-p50), else the name embedded in the image (its training config's)."""
+    from pathlib import Path
+    return card_name(Path(path).parent, Path(path).name) or prog.name
 
 
 def layer_table(prog, counters) -> str:
