@@ -184,3 +184,9 @@ def test_any_input_error_is_one_line(exc, says, monkeypatch, capsys):
     rc, err = run_main(["info", "x.cim"], capsys)
     assert_one_line_error(rc, err, "info")
     assert says in err
+
+
+def test_info_plot_without_a_program(tmp_path, capsys):
+    rc, err = run_main(["info", "--plot", str(tmp_path / "x.png")], capsys)
+    assert_one_line_error(rc, err, "info")
+    assert "give the program image" in err and not (tmp_path / "x.png").exists()

@@ -18,6 +18,8 @@ def run(args) -> int:
     from ..program import manifest, read_program
     from ..program.codec import encode
     from ..spec.hardware import PRESETS
+    if args.program is None and args.plot:
+        raise ValueError("--plot draws a program's layers: give the program image (hybridcim info PROGRAM --plot PNG)")
     if args.program is None:
         if args.json:
             print(json.dumps({n: dict(p.to_dict(), fingerprint=f"{p.fingerprint:08x}") for n, p in PRESETS.items()}))

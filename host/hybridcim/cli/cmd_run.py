@@ -28,7 +28,7 @@ def register(sub) -> None:
                    help="where the program runs: emulator (the fast bit-exact emulator, default), csim (the HLS "
                         "kernel compiled for this CPU; needs g++) or pynq (the FPGA overlay; on the board)")
     p.add_argument("--model", default=None, help="shipped model name, model folder, .cim path, or zoo:NAME "
-                                                 "(default: the best shipped model, hybridcim.models.default_model())")
+                                                 "(default: the best shipped model)")
     add_data_options(p)
     add_batch_options(p, 256)
     p.add_argument("--reference", choices=("emulator", "brevitas", "qonnx", "none"), default=None,
