@@ -205,3 +205,16 @@ def test_readme_report_line_is_current(cifar10_root):
     prog = read_program(MODELS_DIR / "resnet20-w4a4-p50" / "model.cim")
     w = measure(prog, Cifar10(cifar10_root, "test").images(0, 32))
     assert line == cost(prog, w.counters, "dcim-28nm").summary()
+
+
+def test_page_without_a_seeds_table_says_why(tmp_path, capsys, monkeypatch):
+    from hybridcim.cost import seeds
+
+    def refuse(program, bits=8):
+        raise ValueError("layer 'x': its shifts or bias leave their range at 8 bits")
+    monkeypatch.setattr(seeds, "dense_counterpart", refuse)
+    out = tmp_path / "r.html"
+    assert main(["report", "zoo:resnet20-random", "-o", str(out), "--limit", "0"]) == 0
+    assert "Not computed for this program: layer" in out.read_text(encoding="utf-8")
+    assert main(["report", "zoo:resnet20-random", "--seeds", "--limit", "0"]) == 2  # --seeds asked for it: an error
+    assert "leave their range" in capsys.readouterr().err

@@ -89,20 +89,25 @@ def run(args) -> int:
     workload = measure(program, images, what="CIFAR-10 test images")
     if not workload.measured and why:
         workload.source += f" [why: {why}]"
-    seeds = seed_comparisons(program, preset, images, workload=workload)
+    try:
+        seeds, seeds_error = seed_comparisons(program, preset, images, workload=workload), ""
+    except ValueError as e:  # e.g. no exact dense 8-bit counterpart: the page still shows the program
+        if args.seeds:
+            raise
+        seeds, seeds_error = None, str(e)
     c = cost(program, workload.counters, preset)
     summary = {"program": label, "cost_preset": preset.name, "images": workload.images,
                "counters": "measured" if workload.measured else "input_ones assumed",
                "energy_uj_per_image": c.energy_uj_per_image, "latency_us_per_image": c.latency_us_per_image,
                "images_per_s": c.images_per_s, "gops": c.gops, "tops_per_w": c.tops_per_w,
                "area_mm2": c.area_total_mm2, "memory_bits": c.memory_total_bits}
-    if args.seeds:
+    if args.seeds and seeds is not None:
         print(format_seeds(seeds))
         summary["seeds"] = seeds.as_dict()["rows"]
     if page is not None:
         from ..report.build import program_document
         from ..report.render import write
-        doc = program_document(program, workload, preset, seeds=seeds, source=label)
+        doc = program_document(program, workload, preset, seeds=seeds, source=label, seeds_error=seeds_error)
         html_path, md_path = write(doc, page)
         summary.update(html=str(html_path), markdown=str(md_path))
         print(c.summary())

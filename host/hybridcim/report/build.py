@@ -41,9 +41,10 @@ def roofline(program: Program, c, counters, preset) -> dict:
 
 
 def program_document(program: Program, workload: Workload, preset="dcim-28nm", seeds=None,
-                     source: str = "") -> Document:
+                     source: str = "", seeds_error: str = "") -> Document:
     """The report of ``program`` costed from ``workload`` under cost ``preset``; ``seeds``: a
-    cost.seeds.SeedReport to include (None: the section says how to get it)."""
+    cost.seeds.SeedReport to include (None: the section says why not, ``seeds_error``, or how
+    to get it)."""
     from ..cost import cost, load_cost_preset
     preset = load_cost_preset(preset)
     c = cost(program, workload.counters, preset)
@@ -153,8 +154,9 @@ def program_document(program: Program, workload: Workload, preset="dcim-28nm", s
              "ratio within ±10 %."] + seeds.notes[1:],
             tables=[Table(h, r)]))
     else:
-        doc.sections.append(Section("The seeds' headline comparisons",
-                                    ["Not computed for this page; run `hybridcim report --seeds`."]))
+        why = f"Not computed for this program: {seeds_error}." if seeds_error else \
+            "Not computed for this page; run `hybridcim report --seeds`."
+        doc.sections.append(Section("The seeds' headline comparisons", [why]))
 
     # preset constants
     doc.sections.append(Section(
