@@ -81,6 +81,8 @@ SLOTS = [
                            "--models-dir", "{slot}"], DIR_OUT),
     ("ship --keep-training", ["ship", "{root}", "--name", "m", "--config", str(CONFIG), "--data", "{root}",
                               "--models-dir", "{root}/models", "--keep-training", "{slot}"], FILE_IN),
+    ("ship --earlier-stage", ["ship", "{root}", "--name", "m", "--config", str(CONFIG), "--data", "{root}",
+                              "--models-dir", "{root}/models", "--earlier-stage", str(CONFIG), "{slot}"], FILE_IN),
     ("ship --curve", ["ship", "{root}", "--name", "m", "--config", str(CONFIG), "--data", "{root}",
                       "--models-dir", "{root}/models", "--curve", "{slot}"], FILE_OUT),
     ("report", ["report", "{slot}", "-o", "{root}/r.html", "--limit", "0"],
