@@ -65,27 +65,29 @@ def _dt(np_dtype) -> torch.dtype:
 
 
 def int8_conv(x: torch.Tensor, packed: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None,
-              stride: int, pad: int, clamp: tuple[int, int] | None = None, res: torch.Tensor | None = None,
-              res_scale: float = 1.0) -> torch.Tensor:
+              stride: int, pad: int, clamp: tuple[int, int] | None = None, out_zp: int = 0,
+              res: torch.Tensor | None = None, res_scale: float = 1.0, res_zp: int = 0) -> torch.Tensor:
     """oneDNN int8 convolution: uint8 NCHW (channels-last) x, int8 weights prepacked by
     :func:`int8_pack`, int32 accumulation, then v = acc * w_scale[f] + bias[f] in float32.
 
-    Returns v (float32), or with ``clamp = (lo, hi)`` (0 <= lo <= hi <= 255) the uint8 tensor
-    clamp(round_half_even(v), lo, hi), requantized in the same kernel. With ``res`` (uint8,
-    the output's shape, channels-last; overwritten) the residual res * res_scale is added to
-    v before the rounding (oneDNN's sum post-op; ``clamp`` required)."""
+    Returns v (float32), or with ``clamp = (lo, hi)`` the uint8 tensor
+    clamp(round_half_even(v), lo, hi) + out_zp, requantized in the same kernel (lo + out_zp >= 0,
+    hi + out_zp <= 255; out_zp = 128 stores int8 values). With ``res`` (uint8 holding
+    residual + res_zp, the output's shape, channels-last; overwritten) the residual times
+    ``res_scale`` is added to v before the rounding (oneDNN's sum post-op; ``clamp`` required)."""
     zp = torch.zeros(w_scale.shape[0], dtype=torch.int64)
     if res is not None:
         out = torch.ops.onednn.qconv2d_pointwise.binary(
-            x, 1.0, 0, packed, w_scale, zp, res, bias, [stride, stride], [pad, pad], [1, 1], 1, 1.0, 0,
-            torch.uint8, res_scale, 0, "sum", 1.0, "none", [], "")  # uint8 output saturates to [0, 255]
-        return out if clamp == (0, 255) else out.clamp_(clamp[0], clamp[1])
+            x, 1.0, 0, packed, w_scale, zp, res, bias, [stride, stride], [pad, pad], [1, 1], 1, 1.0, out_zp,
+            torch.uint8, res_scale, res_zp, "sum", 1.0, "none", [], "")  # uint8 output saturates to [0, 255]
+        lo, hi = clamp[0] + out_zp, clamp[1] + out_zp
+        return out if (lo, hi) == (0, 255) else out.clamp_(lo, hi)
     if clamp is None:
         out_dtype, attr, scalars = torch.float32, "none", []
     else:
         out_dtype, attr, scalars = torch.uint8, "hardtanh", [float(clamp[0]), float(clamp[1])]
     return torch.ops.onednn.qconv2d_pointwise(x, 1.0, 0, packed, w_scale, zp, bias, [stride, stride], [pad, pad],
-                                              [1, 1], 1, 1.0, 0, out_dtype, attr, scalars, "")
+                                              [1, 1], 1, 1.0, out_zp, out_dtype, attr, scalars, "")
 
 
 def int8_pack(w: np.ndarray, w_scale: torch.Tensor, stride: int, pad: int) -> torch.Tensor:
@@ -133,6 +135,19 @@ def int8_status() -> tuple[bool, str]:
             want = (tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double()) * 0.5
                     + bias.double().view(1, -1, 1, 1) + torch.from_numpy(r).double() * 0.5).round().clamp(2, 200)
             ok &= got.dtype == torch.uint8 and torch.equal(got.double(), want)
+            # int8 values stored with offset 128: a signed output and a signed residual
+            got = int8_conv(torch.from_numpy(x.astype(np.uint8)).contiguous(memory_format=CL), packed, ws, bias, 1, 0,
+                            clamp=(-7, 5), out_zp=128,
+                            res=torch.from_numpy(r.astype(np.uint8)).contiguous(memory_format=CL), res_scale=0.25,
+                            res_zp=128)
+            want = (tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double()) * 0.5
+                    + bias.double().view(1, -1, 1, 1) + (torch.from_numpy(r).double() - 128) * 0.25).round().clamp(-7, 5)
+            ok &= got.dtype == torch.uint8 and torch.equal(got.double() - 128, want)
+            got = int8_conv(torch.from_numpy(x.astype(np.uint8)).contiguous(memory_format=CL), packed, ws, bias, 1, 0,
+                            clamp=(-100, 20), out_zp=128)
+            want = (tf.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double()) * 0.5
+                    + bias.double().view(1, -1, 1, 1)).round().clamp(-100, 20)
+            ok &= got.dtype == torch.uint8 and torch.equal(got.double() - 128, want)
             _PROBE.append((bool(ok), "probe passed" if ok else "oneDNN int8 convolution gave inexact results"))
         except Exception as e:  # op missing in this torch build, or refused on this CPU
             _PROBE.append((False, f"oneDNN int8 convolution unavailable ({type(e).__name__}: {str(e)[:120]})"))
@@ -149,7 +164,8 @@ class TorchPlan:
     add or for a wide clamp), 'int8-split' (8-bit input as two convolutions), 'float'.
 
     Activations are channels-last NCHW tensors: uint8 where an int8 layer wrote them (or
-    the program input), else float32/float64 holding exact integers.
+    the program input; a signed tensor's int8 values are stored + 128), else float32/float64
+    holding exact integers.
     """
 
     def __init__(self, plan: ExecPlan, engine: str = "auto"):
@@ -187,7 +203,7 @@ class TorchPlan:
             bias=torch.from_numpy(bias).to(dt), dtype=dt, residual=st.bias_full is not None,
             res_scale=None if st.res_scale is None else torch.from_numpy(st.res_scale).to(dt).view(1, f, 1, 1),
             unscale=torch.from_numpy(np.ldexp(1.0, shift)).to(dt).view(1, -1, 1, 1),
-            u8_out=0 <= lo <= hi <= 255, int8=None, fused=False, res_alpha=None)
+            out_zp=self._zp_of(layer.out_tensor, lo, hi), int8=None, fused=False, res_alpha=None)
         if use_int8 and len(cols) and w_int.shape[1]:
             if st.in_pos is not None:  # int8: read every stored channel (zero weights) rather than gather channels
                 stored = self.plan.stored[layer.in_tensor]
@@ -196,11 +212,11 @@ class TorchPlan:
                 w_all[:, st.in_pos] = w_int
                 w_int = w_all
             step.int8 = self._int8_parts(layer, st, w_int, scale, bias)
-            step.fused = step.int8 is not None and len(step.int8) == 1 and step.u8_out
-            if step.fused and step.residual:  # oneDNN's sum post-op takes one scalar scale and a uint8 residual
+            step.fused = step.int8 is not None and len(step.int8) == 1 and step.out_zp is not None
+            if step.fused and step.residual:  # oneDNN's sum post-op: one scalar scale, an 8-bit residual
                 rel = layer.res_shift.astype(np.int64) - layer.shift.astype(np.int64)
                 t_res = self.program.tensors[layer.res_tensor]
-                step.fused = bool((rel == rel[0]).all()) and not t_res.signed and t_res.bits <= 8
+                step.fused = bool((rel == rel[0]).all()) and t_res.bits <= 8
                 step.res_alpha = float(np.ldexp(1.0, int(rel[0]))) if step.fused else None
         self.engines[layer.name] = "float" if step.int8 is None else "int8-split" if len(step.int8) > 1 else \
             "int8" if step.fused else "int8+requant"
@@ -228,15 +244,31 @@ class TorchPlan:
             out.append((part, int8_pack(w_int, ws, layer.stride, layer.pad), ws, b))
         return out
 
+    def _zp_of(self, t: int, lo: int, hi: int) -> int | None:
+        """Offset of tensor ``t`` stored as uint8 (0 unsigned, 128 signed), or None when a
+        clamp [lo, hi] does not fit that byte."""
+        zp = 128 if self.program.tensors[t].signed else 0
+        return zp if 0 <= lo + zp and hi + zp <= 255 else None
+
+    def _stored_zp(self, t: int, x: torch.Tensor) -> int:
+        return (128 if self.program.tensors[t].signed else 0) if x.dtype == torch.uint8 else 0
+
     def _full(self, t: int, x: torch.Tensor) -> torch.Tensor:
-        """Stored tensor ``t`` expanded to all its channels (missing ones are 0)."""
+        """Stored tensor ``t`` expanded to all its channels (missing ones are 0), same dtype and offset."""
         chans = self.plan.stored[t]
         if chans is None:
             return x
         n, _, h, w = x.shape
-        out = torch.zeros((n, self.program.tensors[t].channels, h, w), dtype=x.dtype).contiguous(memory_format=CL)
+        out = torch.full((n, self.program.tensors[t].channels, h, w), self._stored_zp(t, x),
+                         dtype=x.dtype).contiguous(memory_format=CL)
         out[:, torch.from_numpy(chans)] = x
         return out
+
+    def _values(self, t: int, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Stored tensor ``t`` with all its channels as ``dtype`` values (uint8 offset removed)."""
+        zp = self._stored_zp(t, x)
+        y = self._full(t, x).to(dtype)
+        return y.sub_(zp) if zp else y
 
     def run(self, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
         """x0: int64 NHWC input (uint8 range). Returns {tensor index: int64 NHWC} (all tensors if keep_all).
@@ -267,7 +299,7 @@ class TorchPlan:
                         env.pop(t, None)
         self.checked = True
         keys = env.keys() if keep_all else [p.output_tensor]
-        return {t: self._full(t, env[t]).to(torch.float64).permute(0, 2, 3, 1).numpy().astype(np.int64)
+        return {t: self._values(t, env[t], torch.float64).permute(0, 2, 3, 1).numpy().astype(np.int64)
                 for t in keys}
 
     def _float_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
@@ -286,17 +318,22 @@ class TorchPlan:
         scaled v without residual."""
         xu = x.to(torch.uint8).contiguous(memory_format=CL)
         clamp = (layer.clamp_lo, layer.clamp_hi) if st.fused else None
-        res = None
+        res, res_zp = None, 0
         if st.res_alpha is not None:  # the sum post-op overwrites its residual: copy a tensor still in use
             t = layer.res_tensor
-            res = self._full(t, env[t]).to(torch.uint8).contiguous(memory_format=CL)
+            res_zp = 128 if self.program.tensors[t].signed else 0
+            res = self._full(t, env[t])
+            if res.dtype != torch.uint8:
+                res = (res + res_zp if res_zp else res).to(torch.uint8)
+            res = res.contiguous(memory_format=CL)
             if res.data_ptr() == env[t].data_ptr() and (self._keep_all or not self.checked or t == layer.in_tensor
                                                          or self.plan.last_use[t] != self._layer_index):
                 res = res.clone(memory_format=CL)
         acc = None
         for part, packed, ws, bias in st.int8:
             xp = xu if part == "x" else xu >> 1 if part == "hi" else xu & 1
-            y = int8_conv(xp, packed, ws, bias, layer.stride, layer.pad, clamp, res, st.res_alpha or 1.0)
+            y = int8_conv(xp, packed, ws, bias, layer.stride, layer.pad, clamp, st.out_zp if st.fused else 0, res,
+                          st.res_alpha or 1.0, res_zp)
             acc = y if acc is None else acc.add_(y)
         if not st.fused and acc.dtype != st.dtype:
             acc = acc.to(st.dtype)
@@ -304,14 +341,14 @@ class TorchPlan:
             want = self._float_conv(st, layer, x if st.in_pos is None else x.index_select(1, st.in_pos))
             if st.fused:
                 if st.residual:
-                    want = want + self._full(layer.res_tensor, env[layer.res_tensor]).to(st.dtype) * st.res_scale
+                    want = want + self._values(layer.res_tensor, env[layer.res_tensor], st.dtype) * st.res_scale
                 want = want.round().clamp_(layer.clamp_lo, layer.clamp_hi)
-            if not torch.equal(acc.to(want.dtype), want):
+            if not torch.equal(acc.to(want.dtype) - (st.out_zp if st.fused else 0), want):
                 warnings.warn(f"layer {layer.name!r}: the int8 convolution differs from the exact float one on this "
                               "machine; the layer uses the float engine from now on", RuntimeWarning, stacklevel=3)
                 st.int8, st.fused, st.res_alpha = None, False, None
                 self.engines[layer.name] = "float"
-                return want.to(torch.uint8) if st.u8_out and clamp is not None else want
+                return (want + st.out_zp).to(torch.uint8) if clamp is not None else want
         return acc
 
     def _cim(self, i: int, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
@@ -328,6 +365,8 @@ class TorchPlan:
         else:  # nothing to compute: every filter pruned, or every input channel provably 0
             v = st.bias.view(1, -1, 1, 1).expand(x.shape[0], -1, t_out.height, t_out.width).clone(memory_format=CL)
         if st.residual:  # v = acc*2^-s + bias*2^-s + res*2^(rs-s), all filters
-            v.addcmul_(self._full(layer.res_tensor, env[layer.res_tensor]), st.res_scale)
+            v.addcmul_(self._values(layer.res_tensor, env[layer.res_tensor], st.dtype), st.res_scale)
         y = v.round_().clamp_(layer.clamp_lo, layer.clamp_hi)
-        return y.to(torch.uint8) if st.u8_out and st.int8 is not None else y
+        if st.out_zp is None or st.int8 is None:
+            return y
+        return (y.add_(st.out_zp) if st.out_zp else y).to(torch.uint8)
