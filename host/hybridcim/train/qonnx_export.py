@@ -5,7 +5,11 @@ qonnx's Quant node takes one scalar bit width, so per-filter precisions are expo
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +19,33 @@ from ..compiler.integer_model import load_integer_model
 from .reference import DeployNet, uint8_nchw
 
 
+@contextlib.contextmanager
+def quiet_export():
+    """Silence what the ONNX export prints that is not about this model: torch.onnx's progress
+    lines on stdout ("[torch.onnx] Run decompositions..."), its "torchvision is not installed"
+    log records, and Brevitas's import-time note on the optional fast_hadamard_transform
+    package. Real errors still raise; other warnings still show."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*fast_hadamard_transform.*")
+            warnings.filterwarnings("ignore", message=".*torchvision.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLike) -> Path:
     """Export the model in ``model_dir`` to QONNX at ``onnx_path`` (batch 1, input pixel/256 NCHW)."""
+    with quiet_export():
+        return _export_qonnx_model(model_dir, onnx_path)
+
+
+def _export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLike) -> Path:
     from brevitas.export import export_qonnx
     im = load_integer_model(model_dir)
     net = DeployNet(im).eval()
