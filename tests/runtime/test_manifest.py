@@ -75,7 +75,8 @@ TAMPERED = [
     (("driver_header",), "missing.h", "driver_header"), (("clock_mhz",), "100", "clock_mhz"),
     (("clock_mhz",), -5, "clock_mhz"), (("clock_mhz",), 1e308, "clock_mhz"), (("board",), {}, "board"),
     (("bit_sha256",), "ABC", "bit_sha256"), (("bit_sha256",), 0, "bit_sha256"),
-    (("bit_sha256",), "0" * 64, "bit_sha256"),
+    (("bit_sha256",), "0" * 64, "bit_sha256"), (("m_axi_addr_bits",), 48, "m_axi_addr_bits"),
+    (("m_axi_addr_bits",), "64", "m_axi_addr_bits"),
 ]
 
 

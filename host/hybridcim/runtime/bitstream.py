@@ -125,8 +125,8 @@ def check_manifest(m, path="bitstream manifest") -> dict:
     preset's CRC-32), ``limits`` (every ``max_*`` capacity, integers 0..2^32-1). Optional, typed
     when present: ``board``, ``part``, ``tools``, ``built_utc`` (strings), ``ip_name`` (an
     identifier), ``driver_header`` (a bare file name or ""), ``clock_mhz`` (a number in
-    (0, 1000]), ``bit_sha256`` (64 lower-case hex digits). Unknown keys are ignored (a later
-    minor version may add facts).
+    (0, 1000]), ``bit_sha256`` (64 lower-case hex digits), ``m_axi_addr_bits`` (32 or 64).
+    Unknown keys are ignored (a later minor version may add facts).
     """
     if not isinstance(m, dict):
         raise DeviceError(f"{path}: not a hybridcim bitstream manifest (a JSON {type(m).__name__}, not an object)")
@@ -168,6 +168,8 @@ def check_manifest(m, path="bitstream manifest") -> dict:
             raise _bad(path, "clock_mhz", f"must be a number in (0, 1000], not {c!r}"[:120])
     if "bit_sha256" in m:
         _check_str(path, "bit_sha256", m["bit_sha256"], re.compile(r"[0-9a-f]{64}"), "64 lower-case hex digits")
+    if "m_axi_addr_bits" in m and (type(m["m_axi_addr_bits"]) is not int or m["m_axi_addr_bits"] not in (32, 64)):
+        raise _bad(path, "m_axi_addr_bits", f"must be 32 or 64, not {repr(m['m_axi_addr_bits'])[:40]}")
     return m
 
 
