@@ -75,7 +75,7 @@ def test_board_notebook_is_valid_python(name):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    ast.parse(source)
+    ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith("%")))  # IPython magics
     import hybridcim.runtime as rt
     for api in ("PynqDevice", "EmulatorDevice", "Session"):
         assert api in source and hasattr(rt, api)
