@@ -18,7 +18,8 @@ import numpy as np
 
 from ..spec.hardware import HardwarePreset
 from ..spec.numformat import INT32
-from .format import Op
+from .format import MODE_DIGITAL, MODE_HYBRID, Op
+from .hybrid import HybridParams
 from .model import Layer, Program, TensorSpec
 from .packing import column_map, pack_filters
 from .validate import conv_out_hw, validate
@@ -53,11 +54,13 @@ class ProgramBuilder:
              bias: Sequence[int] | None = None, stride: int = 1, pad: int = 0, out_bits: int = 4,
              out_exponent: int = 0, res: int | None = None, res_shift: Sequence[int] | None = None,
              packing: str = "paired", groups: list | None = None, op: Op = Op.CONV,
-             clamp: tuple[int, int] | None = None, out_signed: bool = False) -> int:
+             clamp: tuple[int, int] | None = None, out_signed: bool = False,
+             hybrid: HybridParams | None = None) -> int:
         """Conv layer from torch-layout integer weights (F, C, kh, kw); ReLU clamp [0, 2^out_bits-1].
 
         precision (F,): bits per filter, 0 = pruned (its weights must be 0). bias (F,) int32,
         shift (F,) in -31..31, res_shift (F,) in 0..31. ``groups`` overrides the packing.
+        ``hybrid``: run the layer in hybrid mode 1 with this level table (architecture.md §9).
         """
         t_in = self.tensors[x]
         w4 = np.asarray(weights, dtype=np.int64)
@@ -87,7 +90,7 @@ class ProgramBuilder:
             pad=pad, clamp_lo=int(clamp[0]), clamp_hi=int(clamp[1]), n_filters=f, k_rows=w.shape[1],
             precision=prec.astype(np.uint8), bias=as_arr(bias, np.int32), shift=as_arr(shift, np.int8),
             res_shift=as_arr(res_shift, np.int8), col_filter=col_filter, col_plane=col_plane,
-            present=present, words=words))
+            present=present, words=words, mode=MODE_HYBRID if hybrid is not None else MODE_DIGITAL, hybrid=hybrid))
         return y
 
     def fc(self, name: str, x: int, weights: np.ndarray, precision: Sequence[int], shift: Sequence[int],
@@ -138,3 +141,19 @@ class ProgramBuilder:
         out = self.layers[-1].out_tensor if output is None else output
         return validate(Program(self.preset, list(self.tensors), list(self.layers), self._input, out,
                                 self.name, dict(self.metadata)))
+
+
+def make_hybrid(program: Program, params: "dict[str, HybridParams] | HybridParams") -> Program:
+    """A copy of ``program`` whose conv/fc layers named in ``params`` (a dict name -> HybridParams;
+    a single HybridParams: every conv/fc layer) run in hybrid mode 1; validated (architecture.md §9).
+    A ``None`` value makes that layer digital again."""
+    import dataclasses
+    if isinstance(params, HybridParams):
+        params = {l.name: params for l in program.layers if l.op.is_cim}
+    names = {l.name for l in program.layers}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise KeyError(f"no layers named {unknown} in program {program.name!r}")
+    layers = [dataclasses.replace(l, mode=MODE_DIGITAL if params[l.name] is None else MODE_HYBRID,
+                                  hybrid=params[l.name]) if l.name in params else l for l in program.layers]
+    return validate(dataclasses.replace(program, layers=layers))

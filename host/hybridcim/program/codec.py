@@ -8,6 +8,7 @@ the image's real length before anything it sizes is allocated.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,8 +21,9 @@ import numpy as np
 from ..spec.hardware import HardwarePreset, PresetError, preset_by_fingerprint
 from .errors import (BadMagicError, ChecksumError, ManifestError, PresetMismatchError, ProgramError, SectionError,
                      TruncatedError, VersionError)
-from .format import (ALIGN, HEADER, LAYER, MAGIC, MANIFEST_MAX_DEPTH, NO_TENSOR, TENSOR, VERSION_MAJOR, VERSION_MINOR,
-                     Op, align)
+from .format import (ALIGN, HEADER, LAYER, LAYER_OFF_HYBRID, MAGIC, MANIFEST_MAX_DEPTH, MODE_HYBRID, NO_TENSOR, TENSOR, VERSION_MAJOR,
+                     VERSION_MINOR, VERSION_MINOR_HYBRID, Op, align)
+from .hybrid import HYBRID, HybridParams
 from .reader import Names, check_structure, json_depth_ok, section_ok
 from ..fileio import atomic_write_bytes  # noqa: F401  (re-exported: older imports keep working)
 from .model import Layer, Program, TensorSpec
@@ -53,7 +55,7 @@ def encode(program: Program) -> bytes:
     layer_off = put(b"\0" * (LAYER.size * len(program.layers)))
     records = []
     for l in program.layers:
-        offs = [0] * 8
+        offs, off_hybrid = [0] * 8, 0
         if l.op.is_cim:
             offs[:4] = [put(getattr(l, n).astype(dt).astype("<" + np.dtype(dt).str[1:]).tobytes()) for n, dt in _CIM_ARRAYS]
             cm = np.where(l.col_filter >= 0, l.col_filter.astype(np.uint32) | (l.col_plane.astype(np.uint32) << 16) | (1 << 24), 0)
@@ -61,22 +63,30 @@ def encode(program: Program) -> bytes:
             offs[5] = put(np.packbits(l.present.reshape(-1).astype(np.uint8), bitorder="little").tobytes())
             offs[6] = put(l.words.astype("<u8").tobytes())
             offs[7] = int(l.words.size)
+            if l.mode == MODE_HYBRID:
+                off_hybrid = put(l.hybrid.pack())
         records.append(LAYER.pack(int(l.op), l.mode, l.kh, l.kw, l.stride, l.pad, l.flags, l.in_tensor, l.out_tensor,
                                   NO_TENSOR if l.res_tensor is None else l.res_tensor, l.n_filters, l.k_rows,
-                                  l.n_groups, l.n_rowblocks, l.clamp_lo, l.clamp_hi, l.pool_shift, *offs))
+                                  l.n_groups, l.n_rowblocks, l.clamp_lo, l.clamp_hi, l.pool_shift, *offs)
+                       [:LAYER_OFF_HYBRID] + off_hybrid.to_bytes(4, "little") + bytes(LAYER.size - LAYER_OFF_HYBRID - 4))
     body[layer_off - base:layer_off - base + LAYER.size * len(records)] = b"".join(records)
     meta = {"name": program.name, "tensors": [t.name for t in program.tensors],
             "layers": [l.name for l in program.layers], "metadata": program.metadata}
     meta_bytes = json.dumps(meta, sort_keys=True).encode("utf-8")
     meta_off = put(meta_bytes)
     total = base + len(body)
-    header = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, total, 0, pr.fingerprint, pr.rows, pr.cols,
+    header = HEADER.pack(MAGIC, VERSION_MAJOR, format_minor(program), total, 0, pr.fingerprint, pr.rows, pr.cols,
                          pr.rows_active, gw, pr.n_macros, pr.acc_bits, pr.adc_bits, len(program.tensors),
                          len(program.layers), program.input_tensor, program.output_tensor, tensor_off,
                          layer_off, meta_off, len(meta_bytes), _precision_mask(pr.precisions))
     image = bytearray(header + bytes(body))
     image[16:20] = image_crc(image).to_bytes(4, "little")
     return bytes(image)
+
+
+def format_minor(program: Program) -> int:
+    """Minor format version a writer writes: 1 when a layer is hybrid (format 1.1), else 0 (1.0, unchanged bits)."""
+    return VERSION_MINOR_HYBRID if any(l.mode == MODE_HYBRID for l in program.layers) else VERSION_MINOR
 
 
 def image_crc(image: bytes | bytearray) -> int:
@@ -180,6 +190,9 @@ def _decode_checked(buf: bytes, h: tuple, preset: HardwarePreset, trec: list[tup
             layer.present = np.unpackbits(bits, bitorder="little")[:ng * nrb].reshape(ng, nrb).astype(bool)
             layer.words = _section(buf, offs[6], offs[7], "<u8", f"{where} weights").astype(np.uint64)
             layer.words = layer.words.reshape(-1, preset.group_width)
+            if mode == MODE_HYBRID:  # the reader checked the section (format 1.1)
+                oh = int.from_bytes(buf[layer_off + LAYER.size * i + LAYER_OFF_HYBRID:][:4], "little")
+                layer.hybrid = HybridParams.unpack(buf[oh:oh + HYBRID.size])
         layers.append(layer)
     program = Program(preset, tensors, layers, t_in, t_out, meta["name"], meta["metadata"])
     return validate(program)
@@ -188,7 +201,7 @@ def _decode_checked(buf: bytes, h: tuple, preset: HardwarePreset, trec: list[tup
 def manifest(program: Program, image: bytes) -> dict:
     """The human-facing JSON manifest written beside the image (program-format.md §Manifest)."""
     return {
-        "format": "hybridcim-program", "format_version": f"{VERSION_MAJOR}.{VERSION_MINOR}",
+        "format": "hybridcim-program", "format_version": f"{VERSION_MAJOR}.{format_minor(program)}",
         "name": program.name, "image_bytes": len(image), "image_sha256": hashlib.sha256(image).hexdigest(),
         "preset": program.preset.to_dict(), "preset_fingerprint": f"{program.preset.fingerprint:08x}",
         "input": program.input.name, "output": program.output.name,
@@ -196,7 +209,8 @@ def manifest(program: Program, image: bytes) -> dict:
                      "exponent": t.exponent} for t in program.tensors],
         "layers": [{"name": l.name, "op": l.op.name.lower(), "in": program.tensors[l.in_tensor].name,
                     "out": program.tensors[l.out_tensor].name,
-                    "res": None if l.res_tensor is None else program.tensors[l.res_tensor].name}
+                    "res": None if l.res_tensor is None else program.tensors[l.res_tensor].name,
+                    **({"mode": "hybrid", "hybrid": dataclasses.asdict(l.hybrid)} if l.mode == MODE_HYBRID else {})}
                    for l in program.layers],
         "metadata": program.metadata,
     }

@@ -11,6 +11,9 @@ import struct
 MAGIC = b"HCIMPROG"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
+"""Minor version written for an all-digital program (1.0 images stay byte-identical; the kernel's format)."""
+VERSION_MINOR_HYBRID = 1
+"""Minor version written when a layer is hybrid (mode 1 and its hybrid section, format 1.1)."""
 NO_TENSOR = 0xFFFF
 ALIGN = 8
 
@@ -18,8 +21,9 @@ ALIGN = 8
 HEADER = struct.Struct("<8sHHIII" "HHHHHBB" "HHHH" "IIII" "B3x")
 # tensor record: channels, height, width, bits, signed, exponent
 TENSOR = struct.Struct("<HHHBBb7x")
-# layer record: 96 bytes
+# layer record: 96 bytes (format 1.0's fields; format 1.1 adds off_hybrid, below)
 LAYER = struct.Struct("<BBBBBBH" "HHHH" "I" "HH" "ii" "b3x" "IIIIIIII" "28x")
+LAYER_OFF_HYBRID = 68   # u32 offset of a hybrid layer's section (format 1.1); 0 in a digital layer
 
 assert HEADER.size == 64 and TENSOR.size == 16 and LAYER.size == 96
 
@@ -48,10 +52,16 @@ def align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-# reserved byte ranges (offset, length) of each record; all must be 0 in format 1.0
+# reserved byte ranges (offset, length) of each record; all must be 0. LAYER_RESERVED is format 1.0's
+# (the kernel's): it covers off_hybrid (68..71), which is 0 in a digital layer; a hybrid layer's
+# reserved bytes are LAYER_RESERVED_HYBRID
 HEADER_RESERVED = ((61, 3),)
 TENSOR_RESERVED = ((9, 7),)
 LAYER_RESERVED = ((33, 3), (68, 28))
+LAYER_RESERVED_HYBRID = ((33, 3), (72, 24))
+
+MODE_DIGITAL = 0
+MODE_HYBRID = 1   # format >= 1.1, conv/fc only (architecture.md §9)
 
 # embedded manifest schema limits (program-format.md "Embedded manifest")
 MANIFEST_MAX_DEPTH = 32      # nesting of JSON arrays/objects, the top-level object counting 1

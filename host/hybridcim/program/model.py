@@ -4,6 +4,7 @@ Array layouts (per CIM layer of F filters, K rows, R row blocks, NG column group
 - precision: uint8 (F,), 0 = pruned filter;  bias: int32 (F,);  shift, res_shift: int8 (F,)
 - col_filter: int32 (NG, G), -1 for an unused column; col_plane: uint8 (NG, G)
 - present: bool (NG, R) skip index;  words: uint64 (n_present, G), units in (g, b) order
+- hybrid: HybridParams of a mode-1 (hybrid) layer, else None
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from ..spec.hardware import HardwarePreset
 from ..spec.numformat import IntFormat
 from .format import Op
+from .hybrid import HybridParams
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Layer:
     col_plane: np.ndarray | None = None
     present: np.ndarray | None = None
     words: np.ndarray | None = None
+    hybrid: HybridParams | None = None   # mode 1 only (architecture.md §9)
 
     @property
     def n_groups(self) -> int:
@@ -116,5 +119,7 @@ class Program:
                          f"  avg {p[p > 0].mean() if kept else 0:.2f} b  units {int(l.present.sum())}/{l.present.size}")
                 if l.res_tensor is not None:
                     line += f"  +res({self.tensors[l.res_tensor].name})"
+                if l.hybrid is not None:
+                    line += f"  hybrid({l.hybrid.n_levels} levels)"
             lines.append(line)
         return "\n".join(lines)

@@ -14,7 +14,9 @@ import numpy as np
 
 from .errors import CapacityError, InvalidProgramError, SectionError
 from .format import (ALIGN, CM_PLANE_SHIFT, CM_USED_SHIFT, HEADER, HEADER_RESERVED, LAYER, LAYER_RESERVED,
-                     MANIFEST_MAX_DEPTH, NO_TENSOR, TENSOR, TENSOR_RESERVED)
+                     LAYER_OFF_HYBRID, LAYER_RESERVED_HYBRID, MANIFEST_MAX_DEPTH, MODE_HYBRID, NO_TENSOR, TENSOR, TENSOR_RESERVED,
+                     VERSION_MINOR_HYBRID)
+from .hybrid import HYBRID, section_problem
 
 
 def section_ok(off: int, nbytes: int, total: int) -> bool:
@@ -118,10 +120,13 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
         if lres != NO_TENSOR and (lres >= n_t or not produced[lres]):
             bad(f"residual tensor {lres} is not the program input or an earlier layer's output")
         ti, to = trec[lin], trec[lout]  # (c, h, w, bits, signed, exponent)
-        if kh < 1 or kw < 1 or stride < 1 or mode != 0 or flags != 0:
-            bad(f"kernel {kh}x{kw} stride {stride} (>= 1), mode {mode} and flags {flags:#x} (0 in spec 1.0)")
-        if not _reserved_zero(buf, base, LAYER_RESERVED):
-            bad("reserved bytes 33..35 and 68..95 of the layer record must be 0")
+        hybrid = mode == MODE_HYBRID and h[2] >= VERSION_MINOR_HYBRID and op in (1, 2)
+        if kh < 1 or kw < 1 or stride < 1 or (mode != 0 and not hybrid) or flags != 0:
+            bad(f"kernel {kh}x{kw} stride {stride} (>= 1), mode {mode} (0, or 1 = hybrid on conv/fc in format "
+                f">= 1.{VERSION_MINOR_HYBRID}) and flags {flags:#x} (0)")
+        if not _reserved_zero(buf, base, LAYER_RESERVED_HYBRID if hybrid else LAYER_RESERVED):
+            bad("reserved bytes 33..35 and 72..95 of the layer record must be 0, and off_hybrid (68..71) 0 "
+                "unless mode = 1")
         if op in (3, 4):
             if ti[4] or to[4]:
                 bad("pools take and give unsigned tensors")
@@ -193,6 +198,14 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
             bad(f"{n_words} weight words != present units x group_width")
         if a < 64 and n_words and np.any(np.frombuffer(buf, "<u8", n_words, offs[6]) >> np.uint64(a)):
             bad(f"weight words hold bits above rows_active ({a}): bits {a}..63 must be 0")
+        if hybrid:  # (e) format 1.1: the hybrid section (architecture.md §9.5)
+            oh = int.from_bytes(buf[base + LAYER_OFF_HYBRID:base + LAYER_OFF_HYBRID + 4], "little")
+            if not section_ok(oh, HYBRID.size, total):
+                raise SectionError(f"{where} hybrid: section [{oh}, {oh + HYBRID.size}) lies outside the "
+                                   f"{total}-byte image, overlaps the header or is misaligned")
+            problem = section_problem(buf[oh:oh + HYBRID.size], ti[3])
+            if problem:
+                bad(problem)
         produced[lout] = True
     if not produced[t_out]:
         raise InvalidProgramError(f"output {names.tensor(t_out)} is never produced")

@@ -10,7 +10,9 @@ import numpy as np
 
 from ..spec.numformat import INT32
 from .errors import InvalidProgramError, ManifestError
-from .format import MANIFEST_MAX_DEPTH, MANIFEST_MAX_NAME, Op
+from .format import MANIFEST_MAX_DEPTH, MANIFEST_MAX_NAME, MODE_DIGITAL, MODE_HYBRID, Op
+from .hybrid import HybridParams
+from ..cim.hybrid import adc_max_count
 from .model import Layer, Program
 from ..cim.bitplanes import unpack_rows
 
@@ -82,6 +84,55 @@ def accumulator_bound(layer: Layer, program: Program, w: np.ndarray | None = Non
     return best
 
 
+def _check_mode(i: int, layer: Layer, program: Program) -> None:
+    """mode 0 (digital) or 1 (hybrid, conv/fc, with valid HybridParams); architecture.md §9.5."""
+    if layer.mode not in (MODE_DIGITAL, MODE_HYBRID):
+        _fail(i, layer, f"mode {layer.mode} unknown (0 = digital, 1 = hybrid)")
+    if layer.mode == MODE_DIGITAL:
+        if layer.hybrid is not None:
+            _fail(i, layer, "hybrid parameters given for a digital (mode 0) layer")
+        return
+    if not layer.op.is_cim:
+        _fail(i, layer, "mode 1 (hybrid) applies to conv/fc layers only")
+    if not isinstance(layer.hybrid, HybridParams):
+        _fail(i, layer, "mode 1 (hybrid) needs its hybrid parameters (level table)")
+    bits_in = program.tensors[layer.in_tensor].bits if 0 <= layer.in_tensor < len(program.tensors) else 8
+    problem = layer.hybrid.problem(bits_in)
+    if problem:
+        _fail(i, layer, problem)
+
+
+def hybrid_accumulator_bound(layer: Layer, program: Program) -> int:
+    """Exact worst case of |v| of a hybrid layer (architecture.md §9.5), as a Python int.
+
+    Per filter f of group g: (Σ over g's present row blocks b of max(real_rows_b, n̂_max))
+    · (2^X − 1) · (2^P_f − 1) + |bias[f]| + [residual] rmax·2^res_shift[f], × 2^max(0, −shift[f]);
+    n̂_max = (2^adc_bits − 1) · 2^s the largest reconstructed ADC count. Pruned filters: 0 + bias (+ res).
+    """
+    pr = program.preset
+    a = pr.rows_active
+    x_bits = program.tensors[layer.in_tensor].bits
+    nmax = adc_max_count(a, pr.adc_bits)
+    rows = np.minimum(a, layer.k_rows - np.arange(layer.n_rowblocks) * a)
+    per_group = (layer.present * np.maximum(rows, nmax)[None, :]).sum(axis=1).tolist()
+    group_of = {}
+    for g in range(layer.n_groups):
+        for fi in layer.col_filter[g].tolist():
+            if fi >= 0:
+                group_of[fi] = g
+    rmax = 0
+    if layer.res_tensor is not None:
+        rf = program.tensors[layer.res_tensor].fmt
+        rmax = max(abs(rf.min), abs(rf.max))
+    best = 0
+    for f, (p, b, sh, rs) in enumerate(zip(layer.precision.tolist(), layer.bias.tolist(), layer.shift.tolist(),
+                                           layer.res_shift.tolist())):
+        s = int(per_group[group_of[f]]) * ((1 << x_bits) - 1) * ((1 << int(p)) - 1) if p and f in group_of else 0
+        v = s + abs(int(b)) + (rmax << int(rs) if rmax else 0)
+        best = max(best, v << max(0, -int(sh)))
+    return best
+
+
 def _check_cim(i: int, layer: Layer, program: Program) -> None:
     preset = program.preset
     t_in, t_out = program.tensors[layer.in_tensor], program.tensors[layer.out_tensor]
@@ -147,7 +198,7 @@ def _check_cim(i: int, layer: Layer, program: Program) -> None:
         used = cf[layer.present[:, -1]] >= 0
         if np.any(((layer.words[last] & pad_mask) != 0) & used):
             _fail(i, layer, "padding rows past K hold non-zero weight bits")
-    bound = accumulator_bound(layer, program)
+    bound = hybrid_accumulator_bound(layer, program) if layer.mode == MODE_HYBRID else accumulator_bound(layer, program)
     if bound > INT32.max:
         _fail(i, layer, f"worst-case accumulator {bound} exceeds the {preset.acc_bits}-bit datapath (2^31-1)")
 
@@ -212,8 +263,7 @@ def validate(program: Program) -> Program:
     for i, layer in enumerate(program.layers):
         if layer.flags != 0:
             _fail(i, layer, f"flags {layer.flags:#x} are reserved (macro type of a later format): spec 1.0 needs 0")
-        if layer.mode != 0:
-            _fail(i, layer, f"mode {layer.mode} is reserved (spec 1.0 supports digital mode 0 only)")
+        _check_mode(i, layer, program)
         for role, t in (("input", layer.in_tensor), ("residual", layer.res_tensor)):
             if t is not None and (not 0 <= t < nt or t not in produced):
                 _fail(i, layer, f"{role} tensor {t} is not the program input or an earlier layer's output")
