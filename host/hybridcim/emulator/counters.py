@@ -23,8 +23,17 @@ PER_IMAGE = ("images", "macs", "unit_activations", "units_skipped", "rowblock_ac
 """Counters that grow with the number of images (summed over images and batches), in the order of
 the kernel's counter block (HCIM_C_*; append-only); the others describe the layer's mapping."""
 
+HYBRID_EXTRA = ("saliency_ops",) + tuple(f"decisions_level{k}" for k in range(8))
+"""Per-image counters of hybrid mode appended after :data:`PER_IMAGE` (architecture.md §9.7: counter
+indices 16..24 of a later counter-block layout); 0 in digital mode. ``decisions_level<k>`` is the
+histogram of chosen boundary levels."""
+
 DATA_DEPENDENT = ("input_ones",)
 """Counters that depend on the input data: ``static_counters`` leaves them 0."""
+
+DATA_DEPENDENT_HYBRID = ("digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes") + \
+    tuple(f"decisions_level{k}" for k in range(8))
+"""Further counters that depend on the data in a hybrid layer (0 from ``static_counters`` there)."""
 
 POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
 """Number of 1 bits of every byte value."""
@@ -57,6 +66,20 @@ class LayerCounters:
     act_buffer_bits: int = 0
     requant_ops: int = 0
     input_ones: int = 0
+    saliency_ops: int = 0
+    decisions_level0: int = 0
+    decisions_level1: int = 0
+    decisions_level2: int = 0
+    decisions_level3: int = 0
+    decisions_level4: int = 0
+    decisions_level5: int = 0
+    decisions_level6: int = 0
+    decisions_level7: int = 0
+
+    @property
+    def boundary_histogram(self) -> list[int]:
+        """Decisions per boundary level 0..7 (hybrid layers; all 0 in digital mode)."""
+        return [getattr(self, f"decisions_level{k}") for k in range(8)]
 
     @property
     def utilization(self) -> float:
@@ -74,7 +97,7 @@ class LayerCounters:
         Exact for the data-independent counters; a data-dependent one (``input_ones``) is scaled
         too, which is only right when every image has the same data: sum runs with ``+`` instead."""
         out = dataclasses.replace(self)
-        for name in PER_IMAGE:
+        for name in PER_IMAGE + HYBRID_EXTRA:
             setattr(out, name, getattr(self, name) * images)
         return out
 
@@ -84,7 +107,7 @@ class LayerCounters:
         out = LayerCounters(self.layer)
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            setattr(out, f.name, a + b if f.name in PER_IMAGE else a)
+            setattr(out, f.name, a + b if f.name in PER_IMAGE or f.name in HYBRID_EXTRA else a)
         return out
 
 
@@ -160,6 +183,9 @@ def static_counters(layer: Layer, program: Program, images: int) -> LayerCounter
     c.cells_allocated = c.units_present * pr.group_width * a
     c.bit_ops = c.weight_bits * n
     c.digital_column_reads = int((present * used_cols[:, None]).sum()) * n
+    if layer.mode == 1:  # hybrid (§9.7): the digital/analog/skipped split and the level histogram are data dependent
+        c.digital_column_reads = 0
+        c.saliency_ops = layer.hybrid.sal_planes * int(present.any(axis=0).sum()) * pixels * images
     tile, macro_of_tile, n_tiles = tile_of_units(layer, program)
     c.tiles = n_tiles
     per_macro = np.zeros(pr.n_macros, dtype=np.int64)

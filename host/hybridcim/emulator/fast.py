@@ -15,6 +15,7 @@ import importlib.util
 
 import numpy as np
 
+from ..program.errors import UnsupportedModeError
 from .counters import InputOnesCounter, LayerCounters, static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
@@ -41,6 +42,10 @@ class FastEmulator:
             raise ValueError(f"engine {engine!r} unknown; choose 'auto', 'int8' or 'float'")
         if backend == "numpy" and engine == "int8":
             raise ValueError("engine 'int8' needs the torch backend (the numpy backend computes in float)")
+        hybrid = [f"{i} ({l.name!r})" for i, l in enumerate(program.layers) if l.mode != 0]
+        if hybrid:  # architecture.md §9: the hybrid datapath is the reference emulator's only, for now
+            raise UnsupportedModeError(f"layer {hybrid[0]} runs in hybrid mode 1, which the fast emulator does not "
+                                       "implement yet: run it with hybridcim.emulator.ReferenceEmulator")
         self.program, self.backend, self.engine = program, backend, engine
         self.plan = ExecPlan(program)
         self._per_image = [static_counters(l, program, 1) for l in program.layers]

@@ -1,5 +1,9 @@
 """Reference emulator: the literal CIM datapath of architecture.md §4–§6. Slow, obviously right.
 
+Hybrid layers (mode 1, architecture.md §9) take per output pixel and column group a saliency
+and boundary level first, then route every (weight plane, input plane) column read through
+the adder tree, the ADC model (with the optional Philox noise) or nowhere (skipped).
+
 Reads weight bit planes straight from the program's stored words, feeds input bit planes
 row block by row block, takes per-column popcounts, shift-adds them with the two's
 complement signs, and counts activity as it goes (tile -> row block -> input bit -> group
@@ -17,10 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..cim.bitplanes import pack_rows
+from ..cim.hybrid import (PATH_ANALOG, PATH_DIGITAL, NOISE_FRAC_BITS, adc_code, adc_count, analog_noise, level_of,
+                          noise_counter, noise_key, pair_depth, pair_path, saliency_of_words)
 from ..cim.macro import column_result
 from ..cim.popcount import popcount64
 from ..cim.requant import requantize
-from ..program.format import Op
+from ..program.format import MODE_HYBRID, Op
 from ..program.model import Layer, Program
 from .counters import LayerCounters, table_bytes, tensor_bytes, tile_of_units
 from .ops import avgpool, im2col, maxpool
@@ -35,7 +41,23 @@ class ReferenceEmulator:
     def __init__(self, program: Program):
         self.program = program
 
-    def _cim_layer(self, layer: Layer, x: np.ndarray, res: np.ndarray | None) -> tuple[np.ndarray, LayerCounters]:
+    def _levels(self, layer: Layer, xw: np.ndarray, bits_in: int, c: LayerCounters) -> tuple[np.ndarray, np.ndarray]:
+        """Hybrid mode (§9.4): per (pixel, group) the saliency, its level and that level's
+        (digital_depth, keep_depth), int64 (M, NG) each; counts saliency_ops and the level histogram."""
+        hp = layer.hybrid
+        m = xw.shape[1]
+        # the saliency unit: per pixel and row block, the popcounts of the top sal_planes input planes
+        per_block = saliency_of_words(xw, bits_in, hp.sal_planes)  # (M, R)
+        c.saliency_ops += hp.sal_planes * int(layer.present.any(axis=0).sum()) * m
+        sal = (per_block[:, None, :] * layer.present[None, :, :]).sum(axis=2)  # (M, NG): present blocks only
+        lev = level_of(sal, hp.thresholds)
+        has_units = layer.present.any(axis=1)  # a group without present units takes no decision
+        for k in range(hp.n_levels):
+            setattr(c, f"decisions_level{k}", getattr(c, f"decisions_level{k}") + int((lev[:, has_units] == k).sum()))
+        return np.asarray(hp.digital_depth, np.int64)[lev], np.asarray(hp.keep_depth, np.int64)[lev]
+
+    def _cim_layer(self, layer: Layer, x: np.ndarray, res: np.ndarray | None, layer_index: int = 0,
+                   image_base: int = 0) -> tuple[np.ndarray, LayerCounters]:
         pr = self.program.preset
         a, gw = pr.rows_active, pr.group_width
         bits_in = self.program.tensors[layer.in_tensor].bits
@@ -67,6 +89,13 @@ class ReferenceEmulator:
         n_rounds = max(1, -(-n_tiles // pr.n_macros))
         # partial sums of every output pixel and filter leave after each round but the last and come back
         c.dram_bytes += 2 * (n_rounds - 1) * m * layer.n_filters * (pr.acc_bits // 8)
+        hybrid = layer.mode == MODE_HYBRID
+        if hybrid:
+            hp = layer.hybrid
+            dd, kd = self._levels(layer, xw, bits_in, c)
+            key = noise_key(hp.noise_seed, layer_index)
+            image_of = image_base + np.arange(m) // (ho * wo)  # global image index of every output pixel
+            pixel_of = np.arange(m) % (ho * wo)
         for t in range(n_tiles):
             for b in range(r):
                 groups = [g for g in range(layer.n_groups) if tile[g, b] == t and layer.present[g, b]]
@@ -91,10 +120,25 @@ class ReferenceEmulator:
                             if f < 0:
                                 continue
                             j = int(layer.col_plane[g, col])
-                            count = column_result(popcount64(xw[i, :, b] & words[col]), layer.mode)
                             sign = -1 if j == prec[f] - 1 else 1
+                            n_bl = popcount64(xw[i, :, b] & words[col])
+                            if not hybrid:
+                                count = column_result(n_bl, layer.mode)
+                                c.digital_column_reads += m
+                            else:  # §9: this pair's path at each pixel's level
+                                path = pair_path(pair_depth(int(prec[f]), j, bits_in, i), dd[:, g], kd[:, g])
+                                dig, ana = path == PATH_DIGITAL, path == PATH_ANALOG
+                                n16 = n_bl << NOISE_FRAC_BITS
+                                if hp.noise_pairs:
+                                    n16 = n16 + analog_noise(key, noise_counter(image_of, pixel_of, g * gw + col, b, i, j),
+                                                             hp.noise_pairs, hp.noise_shift)
+                                analog = adc_count(adc_code(n16, a, pr.adc_bits), a, pr.adc_bits)
+                                count = np.where(dig, n_bl, np.where(ana, analog, 0))
+                                c.digital_column_reads += int(dig.sum())
+                                c.analog_column_reads += int(ana.sum())
+                                c.adc_conversions += int(ana.sum())
+                                c.skipped_bitplanes += int(m - dig.sum() - ana.sum())
                             acc[:, f] += sign * (count << (i + j))
-                            c.digital_column_reads += m
                             c.bit_ops += rows_real * m
                             if i == 0:
                                 c.weight_bits += rows_real
@@ -106,16 +150,21 @@ class ReferenceEmulator:
                        layer.res_shift if res is not None else None)
         return y, c
 
-    def run(self, images: np.ndarray, trace: bool = False) -> ExecutionResult:
-        """Run the program on uint8 NCHW images; see ExecutionResult for the layout."""
+    def run(self, images: np.ndarray, trace: bool = False, image_base: int = 0) -> ExecutionResult:
+        """Run the program on uint8 NCHW images; see ExecutionResult for the layout.
+
+        ``image_base``: global index of ``images[0]`` (u32; keys the hybrid analog noise, §9.6, so a
+        batch split gives the same bits as one call)."""
         p = self.program
+        if not (0 <= image_base and image_base + max(len(images), 1) - 1 <= 0xFFFFFFFF):
+            raise ValueError(f"image_base {image_base}: global image indices must fit a u32")
         env = {p.input_tensor: check_images(p, images)}
         counters = []
-        for layer in p.layers:
+        for li, layer in enumerate(p.layers):
             x = env[layer.in_tensor]
             if layer.op.is_cim:
                 res = env[layer.res_tensor] if layer.res_tensor is not None else None
-                y, c = self._cim_layer(layer, x, res)
+                y, c = self._cim_layer(layer, x, res, li, image_base)
             else:
                 y = maxpool(x, layer) if layer.op == Op.MAXPOOL else avgpool(x, layer)
                 c = LayerCounters(layer.name, images=x.shape[0], pixels=y.shape[1] * y.shape[2])

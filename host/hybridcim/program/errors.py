@@ -53,3 +53,8 @@ class ManifestError(ProgramError):
 
 class CapacityError(ProgramError):
     """The program is valid but exceeds the kernel's on-chip capacity (hls/presets/*.h limits)."""
+
+
+class UnsupportedModeError(ProgramError):
+    """A valid program uses a layer mode (hybrid, architecture.md §9) this executor does not implement;
+    the message names the layer and the executors that do."""

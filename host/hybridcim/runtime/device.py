@@ -22,7 +22,18 @@ from .errors import DeviceError
 
 
 def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwarePreset | None = None) -> tuple[Program, bytes]:
-    """(validated Program, its image bytes) from a Program, an image or an image path."""
+    """(validated Program, its image bytes) from a Program, an image or an image path; a program
+    with a hybrid (mode 1) layer is refused (UnsupportedModeError): no device runs it yet."""
+    prog, image = _as_program(program, preset)
+    hybrid = [f"{i} ({l.name!r})" for i, l in enumerate(prog.layers) if l.mode != 0]
+    if hybrid:
+        from ..program.errors import UnsupportedModeError
+        raise UnsupportedModeError(f"layer {hybrid[0]} runs in hybrid mode 1, which no device (fast emulator, csim, "
+                                   "board) supports yet: only hybridcim.emulator.ReferenceEmulator runs it")
+    return prog, image
+
+
+def _as_program(program, preset):
     if isinstance(program, Program):
         image = encode(program)
         if preset is not None and preset.fingerprint != program.preset.fingerprint:

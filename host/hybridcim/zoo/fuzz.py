@@ -212,3 +212,37 @@ def mutate_image(image: bytes, choose, integer, max_mutations: int = 3) -> tuple
         image = set_field(image, off, code, value)
         done.append(f"{name}={value}")
     return reseal(image), done
+
+
+def random_hybrid_params(rng: np.random.Generator, bits_in: int, max_sal: int = 64, noise: bool = True):
+    """Random valid hybrid parameters (architecture.md §9): 1..4 levels with monotone depths,
+    strictly ascending thresholds in 0..max_sal, saliency planes 1..bits_in, noise off or on."""
+    from ..program.hybrid import HybridParams
+    n = int(rng.integers(1, 5))
+    d = np.sort(rng.integers(0, 16, size=n))
+    e = np.maximum(np.sort(rng.integers(0, 16, size=n)), d)
+    e = np.maximum.accumulate(e)
+    t = np.sort(rng.choice(np.arange(max_sal + n), size=n - 1, replace=False)) if n > 1 else []
+    pairs = int(rng.integers(0, 65)) if noise and rng.random() < 0.5 else 0
+    return HybridParams(tuple(int(v) for v in d), tuple(int(v) for v in e), tuple(int(v) for v in t),
+                        int(rng.integers(1, bits_in + 1)), pairs, int(rng.integers(0, 9)) if pairs else 0,
+                        int(rng.integers(0, 1 << 32)))
+
+
+def random_hybrid_program(seed: int | np.random.Generator = 0, preset: "str | HardwarePreset" = "tiny-64",
+                          noise: bool = True, **kw) -> Program:
+    """:func:`random_program` with a random subset of its conv/fc layers in hybrid mode 1 (random
+    level tables, saliency planes and noise); a layer whose hybrid accumulator bound (§9.5) would
+    not fit stays digital. Deterministic in ``seed``."""
+    from ..program.builder import make_hybrid
+    from ..program.errors import InvalidProgramError
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    program = random_program(rng, preset, **kw)
+    for layer in program.layers:
+        if layer.op.is_cim and rng.random() < 0.7:
+            params = random_hybrid_params(rng, program.tensors[layer.in_tensor].bits, noise=noise)
+            try:
+                program = make_hybrid(program, {layer.name: params})
+            except InvalidProgramError:
+                pass
+    return program
