@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hybridcim.cost import (EVENT_KINDS, MACRO_KINDS, CostError, assume_input_ones, cost, layer_cost,
+from hybridcim.cost import (EVENT_KINDS, MACRO_KINDS, CostError, activation_traffic, assume_input_ones, cost, layer_cost,
                             load_cost_preset, program_memory_bits, wordline_slots)
 from hybridcim.emulator import FastEmulator, static_counters
 from hybridcim.zoo import random_images, random_program, random_resnet20
@@ -202,3 +202,103 @@ def test_sensitivity_rows(resnet):
     assert rows == sorted(rows, key=lambda r: -r.max_abs)
     table = sensitivity_markdown(rows)
     assert table.count("\n") == len(rows) + 2 and "`clock_mhz`" in table
+
+
+# ---------------------------------------------------------------- activations on chip
+
+
+def _fit_program(res: bool = False):
+    """conv c1: 16×8×8 4-bit input -> 32 filters 3×3 pad 1 (4-bit, 8×8 output); with ``res`` a
+    second conv c2 (32 -> 32) adds c1's output as its residual."""
+    from hybridcim.program.builder import ProgramBuilder
+    from hybridcim.spec.hardware import get_preset
+    rng = np.random.default_rng(0)
+    b = ProgramBuilder(get_preset("sun-mars-256"))
+    x = b.input("x", 16, 8, 8, bits=4)
+    y = b.conv("c1", x, rng.integers(-8, 8, size=(32, 16, 3, 3)), np.full(32, 4), np.zeros(32, dtype=np.int64), pad=1)
+    if res:
+        b.conv("c2", y, rng.integers(-8, 8, size=(32, 32, 3, 3)), np.full(32, 4), np.zeros(32, dtype=np.int64),
+               pad=1, res=y, res_shift=np.zeros(32, dtype=np.int64))
+    return b.build()
+
+
+def test_activations_that_fit_stay_on_chip_hand_computed():
+    p = _fit_program()
+    cs = [static_counters(l, p, 3) for l in p.layers]
+    dram_pj, buf_pj = PRESET["dram_pj_per_byte"], PRESET["act_buffer_pj_per_bit"]
+    # per image: input 16·8·8·4 bits = 512 B, output 32·8·8·4 bits = 1024 B; one tile, one round: no partial sums
+    act = 512 + 1024
+    assert activation_traffic(p.layers[0], p) == (act, 8 * act)
+    # tables 7·32 + 4·16 groups·8 columns + ⌈16·3 / 8⌉ = 742 B, weights 48 units × 8 × 64 bits = 3072 B
+    weights = 742 + 3072
+    assert cs[0].dram_bytes == 3 * (weights + act)
+    fits = layer_cost(p.layers[0], cs[0], p, PRESET.replace(act_buffer_kib=act * 8 / 8192))  # exactly full
+    assert fits.activations_on_chip and fits.act_working_set_bits == 8 * act
+    assert fits.energy_pj["dram_activations"] == 0
+    assert close(fits.energy_pj["act_onchip"], 3 * act * 8 * buf_pj)
+    assert close(fits.energy_pj["dram_weights"], 3 * weights * dram_pj)
+    assert fits.dram_bytes == 3 * weights
+    assert close(fits.dram_ns, 3 * weights / PRESET["dram_gbytes_per_s"])
+    spills = layer_cost(p.layers[0], cs[0], p, PRESET.replace(act_buffer_kib=act * 8 / 8192 - 0.01))
+    assert not spills.activations_on_chip
+    assert close(spills.energy_pj["dram_activations"], 3 * act * dram_pj)
+    assert spills.energy_pj["act_onchip"] == 0
+    assert close(spills.energy_pj["dram_weights"], 3 * weights * dram_pj)
+    assert spills.dram_bytes == cs[0].dram_bytes
+    assert spills.energy_total_pj > fits.energy_total_pj and spills.latency_ns > fits.latency_ns
+
+
+def test_residual_and_partial_sums_join_the_working_set():
+    p = _fit_program(res=True)
+    # c2: input, residual and output 32·8·8·4 bits = 1024 B each
+    assert activation_traffic(p.layers[1], p) == (3 * 1024, 8 * 3 * 1024)
+    from hybridcim.program.builder import ProgramBuilder
+    from hybridcim.spec.hardware import get_preset
+    b = ProgramBuilder(get_preset("sun-mars-256"))
+    x = b.input("x", 128, 3, 3, bits=4)
+    b.conv("big", x, np.random.default_rng(1).integers(-8, 8, size=(32, 128, 3, 3)), np.full(32, 4),
+           np.zeros(32, dtype=np.int64))
+    q = b.build()
+    c = static_counters(q.layers[0], q, 2)
+    assert c.tiles == 5  # K = 1152 rows: 18 row blocks, 5 row tiles of 4 on 4 macros: 2 rounds
+    # input 128·3·3·4 bits = 576 B, output 32·1·1·4 bits = 16 B; partial sums 1 pixel × 32 filters × 4 B = 128 B,
+    # written after round 1 and read back in round 2; the working set holds one round's
+    assert activation_traffic(q.layers[0], q) == (576 + 16 + 2 * 128, 8 * (576 + 16 + 128))
+    lc = layer_cost(q.layers[0], c, q, PRESET.replace(act_buffer_kib=0))
+    assert close(lc.energy_pj["dram_activations"], 2 * (576 + 16 + 256) * PRESET["dram_pj_per_byte"])
+
+
+@HYP
+@given(seed=st.integers(0, 10_000), a=st.floats(0, 64), b=st.floats(0, 64))
+def test_a_larger_buffer_never_raises_energy_or_latency(seed, a, b):
+    p = random_program(seed)
+    cs = run(p, random_images(p, 2, seed=seed))
+    small, big = (cost(p, cs, PRESET.replace(act_buffer_kib=v)) for v in sorted((a, b)))
+    assert big.energy_pj <= small.energy_pj + 1e-9
+    assert big.latency_ns <= small.latency_ns + 1e-9
+    assert big.energy_by_kind["dram_activations"] <= small.energy_by_kind["dram_activations"] + 1e-9
+    # weights and tables come from DRAM whatever the buffer; everything else on chip is unchanged
+    for kind in set(EVENT_KINDS) - {"dram_activations", "act_onchip", "leakage"}:
+        assert close(big.energy_by_kind[kind], small.energy_by_kind[kind]), kind
+
+
+@HYP
+@given(seed=st.integers(0, 10_000))
+def test_no_buffer_is_the_counters_dram_and_a_large_one_keeps_every_activation(seed):
+    p = random_program(seed)
+    cs = run(p, random_images(p, 2, seed=seed))
+    none = cost(p, cs, PRESET.replace(act_buffer_kib=0))
+    assert close(none.energy_dram_pj, sum(c.dram_bytes for c in cs) * PRESET["dram_pj_per_byte"])
+    assert none.energy_by_kind["act_onchip"] == 0 and not any(l.activations_on_chip for l in none.layers)
+    huge = cost(p, cs, PRESET.replace(act_buffer_kib=1 << 20))
+    assert huge.energy_by_kind["dram_activations"] == 0 and all(l.activations_on_chip for l in huge.layers)
+    act = sum(activation_traffic(l, p)[0] * c.images for l, c in zip(p.layers, cs))
+    assert close(huge.energy_by_kind["dram_weights"], (sum(c.dram_bytes for c in cs) - act) * PRESET["dram_pj_per_byte"])
+    assert close(huge.energy_by_kind["act_onchip"], act * 8 * PRESET["act_buffer_pj_per_bit"])
+
+
+def test_counters_with_too_few_dram_bytes_are_refused():
+    p = _fit_program()
+    c = static_counters(p.layers[0], p, 1)
+    with pytest.raises(CostError, match="dram_bytes=100 is less than its activation traffic"):
+        layer_cost(p.layers[0], dataclasses.replace(c, dram_bytes=100), p, PRESET)

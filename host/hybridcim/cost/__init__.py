@@ -18,17 +18,21 @@ Public API:
   ``memory_bits`` (weights, index, requant), ``images``, ``energy_uj_per_image``,
   ``latency_us_per_image``, ``images_per_s``, ``gops``, ``tops_per_w``, ``tops_per_mm2``,
   ``energy_macro_pj`` / ``tops_per_w_macro`` (CIM datapath only, MACRO_KINDS),
+  ``energy_dram_pj`` (DRAM_KINDS; activations cross DRAM only where a layer's working set
+  exceeds the preset's on-chip ``act_buffer_kib``: ``activation_traffic``),
   ``as_dict()`` for JSON. ``CostError`` for counters that cannot be costed.
 - ``sensitivity(program, counters, preset, factor=2) -> list[SensitivityRow]``.
 - ``assume_input_ones(program, counters, fraction=0.5)``: counters with a fixed 1-bit density.
 """
-from .model import (EVENT_KINDS, LATENCY_KIND, MACRO_KINDS, NEW_COUNTERS, Cost, CostError, LayerCost, assume_input_ones,
-                    chip_area_mm2, cost, layer_cost, layer_memory_bits, program_memory_bits, wordline_slots)
+from .model import (DRAM_KINDS, EVENT_KINDS, LATENCY_KIND, MACRO_KINDS, NEW_COUNTERS, Cost, CostError, LayerCost,
+                    activation_traffic, assume_input_ones, chip_area_mm2, cost, layer_cost, layer_memory_bits,
+                    program_memory_bits, wordline_slots)
 from .preset import (PARAMS, CostPreset, CostPresetError, ParamInfo, ParamSpec, list_cost_presets,
                      load_cost_preset, parse_cost_preset)
 from .sensitivity import SensitivityRow, sensitivity, sensitivity_markdown
 
-__all__ = ["EVENT_KINDS", "LATENCY_KIND", "MACRO_KINDS", "NEW_COUNTERS", "PARAMS", "Cost", "CostError", "CostPreset",
-           "CostPresetError", "LayerCost", "ParamInfo", "ParamSpec", "SensitivityRow", "assume_input_ones",
-           "chip_area_mm2", "cost", "layer_cost", "layer_memory_bits", "list_cost_presets", "load_cost_preset",
-           "parse_cost_preset", "program_memory_bits", "sensitivity", "sensitivity_markdown", "wordline_slots"]
+__all__ = ["DRAM_KINDS", "EVENT_KINDS", "LATENCY_KIND", "MACRO_KINDS", "NEW_COUNTERS", "PARAMS", "Cost", "CostError",
+           "CostPreset", "CostPresetError", "LayerCost", "ParamInfo", "ParamSpec", "SensitivityRow", "activation_traffic",
+           "assume_input_ones", "chip_area_mm2", "cost", "layer_cost", "layer_memory_bits", "list_cost_presets",
+           "load_cost_preset", "parse_cost_preset", "program_memory_bits", "sensitivity", "sensitivity_markdown",
+           "wordline_slots"]

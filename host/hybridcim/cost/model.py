@@ -5,6 +5,12 @@ per-image counters (images, cycles, activations, ...), so a cost is additive ove
 and over batches of images. The latency is the **CIM chip latency** of the emulated
 SRAM-CIM accelerator (macro cycles at the preset clock, weight loads, DRAM transfers),
 not the FPGA overlay's throughput.
+
+DRAM: the ``dram_bytes`` counter sends every layer's activations through DRAM (architecture.md
+§7). The model splits it into weights + tables (always from DRAM) and activation traffic,
+which stays in the on-chip activation buffer (``act_onchip``, priced per bit like the buffer)
+when the layer's working set of one image fits ``act_buffer_kib`` and crosses DRAM
+(``dram_activations``) when it does not (:func:`activation_traffic`).
 """
 from __future__ import annotations
 
@@ -14,14 +20,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..emulator.counters import LayerCounters, tile_of_units
+from ..emulator.counters import LayerCounters, tensor_bytes, tile_of_units
 from ..program.model import Layer, Program
 from .preset import CostPreset, load_cost_preset
 
 EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "requant", "weight_load",
-               "act_buffer", "dram", "analog_column_read", "adc_conversion", "skipped_bitplane", "macro2",
+               "act_buffer", "act_onchip", "dram_weights", "dram_activations", "analog_column_read", "adc_conversion", "skipped_bitplane", "macro2",
                "edram_refresh", "leakage")
 """Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events")."""
+
+DRAM_KINDS = ("dram_weights", "dram_activations")
+"""Event kinds that are off-chip (DRAM) transfers: everything else is on-chip energy."""
 
 MACRO_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate")
 """Event kinds inside the CIM datapath (macro + accumulators): what a macro-level TOPS/W counts."""
@@ -52,6 +61,9 @@ class LayerCost:
     bound: which of compute / weight_load / dram dominates. ops: dense ops (2 × macs).
     memory_bits: weights / index / requant bits this layer stores (independent of images).
     input_ones_fraction: measured 1-bit density on the driven word lines (None if no slots).
+    act_working_set_bits: activation working set of one image (activation_traffic);
+    activations_on_chip: whether it fits the preset's act_buffer_kib; dram_bytes: bytes that
+    actually cross DRAM (weights and tables, plus the activation traffic when it does not fit).
     """
 
     layer: str
@@ -66,6 +78,9 @@ class LayerCost:
     ops: int
     memory_bits: dict
     input_ones_fraction: float | None = None
+    act_working_set_bits: int = 0
+    activations_on_chip: bool = False
+    dram_bytes: int = 0
 
     @property
     def cycles(self) -> float:
@@ -122,6 +137,11 @@ class Cost:
     def energy_macro_pj(self) -> float:
         """Energy of the CIM datapath only (MACRO_KINDS: macros and accumulators), pJ."""
         return float(sum(l.energy_macro_pj for l in self.layers))
+
+    @property
+    def energy_dram_pj(self) -> float:
+        """Energy of the DRAM transfers (DRAM_KINDS: weights and tables, spilled activations), pJ."""
+        return float(sum(l.energy_pj.get(k, 0.0) for l in self.layers for k in DRAM_KINDS))
 
     @property
     def latency_ns(self) -> float:
@@ -196,6 +216,7 @@ class Cost:
             "energy_uj_per_image": self.energy_uj_per_image, "latency_us_per_image": self.latency_us_per_image,
             "images_per_s": self.images_per_s, "gops": self.gops, "tops_per_w": self.tops_per_w,
             "energy_macro_pj": self.energy_macro_pj, "tops_per_w_macro": self.tops_per_w_macro,
+            "energy_dram_pj": self.energy_dram_pj,
             "tops_per_mm2": self.tops_per_mm2,
             "area_mm2": dict(self.area_mm2), "area_total_mm2": self.area_total_mm2,
             "memory_bits": dict(self.memory_bits), "memory_total_bits": self.memory_total_bits,
@@ -236,6 +257,31 @@ def accumulator_updates_per_step(layer: Layer) -> int:
     prev = np.concatenate([np.full((cf.shape[0], 1), -1, dtype=cf.dtype), cf[:, :-1]], axis=1)
     filters_per_group = ((cf >= 0) & (cf != prev)).sum(axis=1)  # a filter's columns are contiguous (§4)
     return int((layer.present.sum(axis=1) * filters_per_group).sum())
+
+
+def activation_traffic(layer: Layer, program: Program) -> tuple[int, int]:
+    """Per image, statically from the tensor shapes: (activation bytes that §7's dram_bytes sends
+    through DRAM, activation working set in bits).
+
+    Traffic: the input, residual and output tensors packed at their bit widths (⌈H·W·C·bits / 8⌉
+    bytes each, as tensor_bytes) plus 2 · (rounds − 1) · pixels · F · acc_bits / 8 bytes of partial
+    sums between rounds, exactly the activation terms of dram_bytes (architecture.md §7); the rest
+    of dram_bytes is tables and weights. Working set: 8 × (input + residual + output bytes + one
+    round's partial sums, pixels · F · acc_bits / 8, when the layer has more than one round)."""
+    t_in, out_t = program.tensors[layer.in_tensor], program.tensors[layer.out_tensor]
+    tensors = tensor_bytes(t_in) + tensor_bytes(out_t)
+    if layer.res_tensor is not None:
+        tensors += tensor_bytes(program.tensors[layer.res_tensor])
+    psum = 0
+    rounds = 1
+    if layer.op.is_cim:
+        pr = program.preset
+        _, _, n_tiles = tile_of_units(layer, program)
+        rounds = max(1, -(-n_tiles // pr.n_macros))
+        psum = out_t.height * out_t.width * layer.n_filters * (pr.acc_bits // 8)
+    traffic = tensors + 2 * (rounds - 1) * psum
+    working_set = 8 * (tensors + (psum if rounds > 1 else 0))
+    return traffic, working_set
 
 
 def layer_memory_bits(layer: Layer, program: Program) -> dict:
@@ -317,7 +363,18 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
     e["requant"] = vals["requant_ops"] * preset["requant_pj"]
     e["weight_load"] = vals["weight_load_bits"] * preset["weight_write_pj_per_bit"]
     e["act_buffer"] = vals["act_buffer_bits"] * preset["act_buffer_pj_per_bit"]
-    e["dram"] = vals["dram_bytes"] * preset["dram_pj_per_byte"]
+    act_per_image, working_set = activation_traffic(layer, program)
+    act_bytes = act_per_image * c.images
+    weight_bytes = vals["dram_bytes"] - act_bytes  # tables + weights (+ nothing else, §7)
+    if weight_bytes < 0:
+        raise CostError(f"layer {c.layer!r}: dram_bytes={vals['dram_bytes']} is less than its activation traffic "
+                        f"({act_bytes} bytes for {c.images} images, architecture.md §7): the counters do not match "
+                        "the program")
+    on_chip = working_set <= preset["act_buffer_kib"] * 8192
+    spilled = 0 if on_chip else act_bytes
+    e["act_onchip"] = (act_bytes - spilled) * 8 * preset["act_buffer_pj_per_bit"]
+    e["dram_weights"] = weight_bytes * preset["dram_pj_per_byte"]
+    e["dram_activations"] = spilled * preset["dram_pj_per_byte"]
     e["analog_column_read"] = _priced(preset, "analog_column_read_pj", c.analog_column_reads, c.layer,
                                       "analog_column_reads")
     e["adc_conversion"] = _priced(preset, "adc_conversion_pj", c.adc_conversions, c.layer, "adc_conversions")
@@ -328,7 +385,7 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
     load_cycles = vals["weight_load_bits"] / (preset["macro_write_bits_per_cycle"] * writers)
     compute_ns = c.cycles * 1e3 / preset["clock_mhz"]
     load_ns = load_cycles * 1e3 / preset["clock_mhz"]
-    dram_ns = vals["dram_bytes"] / preset["dram_gbytes_per_s"]  # 1 GB/s = 1 byte/ns
+    dram_ns = (weight_bytes + spilled) / preset["dram_gbytes_per_s"]  # 1 GB/s = 1 byte/ns
     latency = compute_ns + load_ns + dram_ns
     bound = max((("compute", compute_ns), ("weight_load", load_ns), ("dram", dram_ns)), key=lambda t: t[1])[0]
     edram_kb = getattr(c, "edram_bits", 0) / 1024
@@ -340,7 +397,9 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
                      compute_cycles=float(c.cycles), load_cycles=float(load_cycles), dram_ns=float(dram_ns),
                      latency_ns=float(latency), bound=bound if latency else "none", ops=2 * int(c.macs),
                      memory_bits=layer_memory_bits(layer, program),
-                     input_ones_fraction=vals["input_ones"] / slots if slots else None)
+                     input_ones_fraction=vals["input_ones"] / slots if slots else None,
+                     act_working_set_bits=int(working_set), activations_on_chip=bool(on_chip),
+                     dram_bytes=int(weight_bytes + spilled))
 
 
 def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset | str" = "dcim-28nm") -> Cost:
@@ -356,6 +415,9 @@ def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset 
                 area_mm2=chip_area_mm2(program, preset), memory_bits=program_memory_bits(program),
                 assumptions=[f"{LATENCY_KIND}: layers run in sequence; weight loads and DRAM transfers are not "
                              "overlapped with compute; pools cost buffer/requant energy but no cycles",
+                             f"activations stay in a {preset['act_buffer_kib']:g} KiB on-chip buffer in the layers "
+                             "whose working set of one image fits it (act_onchip); the others move them through DRAM "
+                             "(dram_activations); weights and tables always come from DRAM (dram_weights)",
                              "ops are dense-equivalent (2 per multiply-accumulate of the unpruned network)"])
 
 

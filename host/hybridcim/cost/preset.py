@@ -47,6 +47,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("clock_mhz", "MHz", "macro clock: one row-block activation (one input bit plane) per cycle"),
     ParamSpec("macro_write_bits_per_cycle", "bit/cycle", "weight write bandwidth into one macro"),
     ParamSpec("dram_gbytes_per_s", "GB/s", "off-chip (DRAM) bandwidth"),
+    # capacity
+    ParamSpec("act_buffer_kib", "KiB", "on-chip activation buffer: a layer whose activation working set (input, "
+              "residual, output and one round's partial sums of one image) fits keeps that traffic on chip; 0 = "
+              "every activation crosses DRAM as the dram_bytes counter says"),
     # dynamic energy per event
     ParamSpec("rowblock_activation_pj", "pJ", "fixed cost of activating one row block of one macro for one input bit plane "
               "(decoder, input drivers enable, adder-tree clocking), independent of data"),

@@ -25,6 +25,7 @@ from ..program.model import Layer, Program
 from ..program.packing import column_map, pack_filters
 from ..program.validate import validate
 from ..program.weights import decode_weight_matrix, encode_words
+from .model import DRAM_KINDS
 
 
 def layer_weights(layer: Layer, program: Program) -> np.ndarray:
@@ -102,7 +103,7 @@ MARS_SOURCE = ("MARS, IEEE TCAD, 2022 (doi 10.1109/TCAD.2021.3082107), abstract:
                "the arXiv abstract, which states no figure)")
 NOT_IN_ABSTRACT = "not stated in the seed abstract (SUN reports it in the paper body, which is not available here)"
 
-TIMING = ("clock_mhz", "macro_write_bits_per_cycle", "dram_gbytes_per_s")
+TIMING = ("clock_mhz", "macro_write_bits_per_cycle", "dram_gbytes_per_s", "act_buffer_kib")
 ENERGY = ("rowblock_activation_pj", "input_one_pj_per_col", "adder_tree_pj_per_input", "shift_add_pj",
           "accumulate_pj", "requant_pj", "weight_write_pj_per_bit", "act_buffer_pj_per_bit", "dram_pj_per_byte",
           "leakage_uw_per_macro", "leakage_uw_periphery")
@@ -225,13 +226,13 @@ def macro_occupancy(counters, n_macros: int) -> float:
 
 def _datapath_share(c) -> float:
     """CIM datapath energy (macros + accumulators) / on-chip energy (everything but DRAM)."""
-    on_chip = c.energy_pj - c.energy_by_kind.get("dram", 0.0)
+    on_chip = c.energy_pj - c.energy_dram_pj
     return getattr(c, "energy_macro_pj", 0.0) / on_chip if on_chip else 0.0
 
 
 def _on_chip_tops_per_w(c) -> float:
     """Dense-equivalent TOPS/W counting every energy but the DRAM transfers."""
-    on_chip = c.energy_pj - c.energy_by_kind.get("dram", 0.0)
+    on_chip = c.energy_pj - c.energy_dram_pj
     return c.ops / on_chip if on_chip else 0.0
 
 
@@ -333,7 +334,7 @@ def seed_comparisons(program: Program, preset="dcim-28nm", images: np.ndarray | 
         f"{c.tops_per_w:.3g} TOPS/W ({_energy_split(c)})"
         + (f"; CIM datapath alone {macro:.3g} TOPS/W" if macro else ""),
         depends_on=TIMING + ENERGY, from_seed=_from_seed(preset, "MARS", TIMING + ENERGY),
-        explanation=f"{_energy_split(c, 3, ('dram',))}; the CIM datapath is "
+        explanation=f"{_energy_split(c, 3, DRAM_KINDS)}; the CIM datapath is "
                     f"{_datapath_share(c):.0%} of the on-chip energy, the rest is buffers, requant, weight writes and "
                     f"leakage; MARS's figures are for ResNet18 and VGG16 (hybridcim runs ResNet-20) and the abstract "
                     f"does not say which energies its TOPS/W counts (the assumptions give hybridcim's figure with DRAM "
