@@ -126,7 +126,7 @@ class CSimDevice(Device):
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         """Host checks (decode, validate, capacity), then the kernel's own image checks."""
         self._check_open()
-        prog, image = as_program(program, self._preset)
+        prog, image = as_program(program, self._preset, limits=self.lib.info)
         buffers.check_capacity(prog, self.lib.info)
         self.load_image(image, prog)
 

@@ -15,16 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from ..emulator.counters import LayerCounters, static_counters
-from ..program.codec import decode, encode, read_program
+from ..program.codec import decode, encode, max_image_bytes, read_program
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
 from .errors import DeviceError
 
 
-def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwarePreset | None = None) -> tuple[Program, bytes]:
+def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwarePreset | None = None,
+               limits=None) -> tuple[Program, bytes]:
     """(validated Program, its image bytes) from a Program, an image or an image path; a program
-    with a hybrid (mode 1) layer is refused (UnsupportedModeError): no device runs it yet."""
-    prog, image = _as_program(program, preset)
+    with a hybrid (mode 1) layer is refused (UnsupportedModeError): no device runs it yet.
+
+    ``limits``: the device kernel's capacities (an object with its ``max_*`` fields, e.g.
+    :class:`~hybridcim.runtime.buffers.KernelInfo`). An image or file is then decoded with the
+    kernel's LIMIT checks at the kernel's points (``decode(..., limits=...)``), so an image that is
+    both over capacity and malformed gets the error class the kernel gives (program-format.md
+    "Reader checks"). A file is read as :func:`~hybridcim.program.read_program` reads it (regular
+    file, at most ``max_image_bytes`` of the preset its header names; errors name the file)."""
+    prog, image = _as_program(program, preset, limits)
     hybrid = [f"{i} ({l.name!r})" for i, l in enumerate(prog.layers) if l.mode != 0]
     if hybrid:
         from ..program.errors import UnsupportedModeError
@@ -33,7 +41,7 @@ def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwareP
     return prog, image
 
 
-def _as_program(program, preset):
+def _as_program(program, preset, limits):
     if isinstance(program, Program):
         image = encode(program)
         if preset is not None and preset.fingerprint != program.preset.fingerprint:
@@ -41,10 +49,31 @@ def _as_program(program, preset):
         return program, image
     if isinstance(program, (bytes, bytearray, memoryview)):
         image = bytes(program)
-        return decode(image, preset), image
+        return decode(image, preset, limits=limits), image
     path = Path(program)
-    prog = read_program(path, preset)
-    return prog, path.read_bytes()
+    if limits is None:
+        prog = read_program(path, preset)
+        return prog, path.read_bytes()
+    from ..fileio import read_regular_file
+    from ..program.errors import ProgramError
+    image = read_regular_file(path, _file_cap, "program image")
+    try:
+        return decode(image, preset, limits=limits), image
+    except ProgramError as e:
+        err = type(e)(f"{path}: {e}")
+        err.host_only = getattr(e, "host_only", False)
+        raise err from None
+
+
+def _file_cap(head: bytes) -> int:
+    """read_program's file-size cap: max_image_bytes of the preset whose fingerprint the header
+    holds (the largest over the named presets for any other header)."""
+    from ..program.format import HEADER, MAGIC
+    from ..spec.hardware import preset_by_fingerprint
+    named = None
+    if len(head) >= HEADER.size and head[:len(MAGIC)] == MAGIC:
+        named = preset_by_fingerprint(HEADER.unpack_from(head, 0)[5])
+    return max_image_bytes(named)
 
 
 class Device(abc.ABC):

@@ -175,7 +175,7 @@ class PynqDevice(Device):
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         self._check_open()
         self._check_not_wedged()
-        prog, image = as_program(program, self._preset)
+        prog, image = as_program(program, self._preset, limits=self.info)
         buffers.check_capacity(prog, self.info)
         words = buffers.program_words(image)
         buf = self._pynq.allocate(shape=words.shape, dtype=np.uint64)
