@@ -5,7 +5,7 @@ and ``.hwh`` it copies there (never by hand, never without a real build)::
 
     {"format": "hybridcim-bitstream", "board": "pynq-z2", "part": "xc7z020clg400-1",
      "bitstream": "hybridcim.bit", "hwh": "hybridcim.hwh", "ip_name": "hybridcim_accel_0",
-     "kernel_version": "1.1", "preset": {...}, "preset_fingerprint": "25da3f27",
+     "kernel_version": "1.2", "preset": {...}, "preset_fingerprint": "25da3f27",
      "limits": {"max_tensors": 128, ...}, "clock_mhz": 100, "driver_header": "xhybridcim_accel_hw.h",
      "tools": "...", "built_utc": "...", "bit_sha256": "..."}
 
