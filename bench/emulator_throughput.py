@@ -8,7 +8,8 @@ Program: ``hybridcim.zoo.random_resnet20`` (ResNet-20 shape, 4-bit weights and a
 units; random weights). Reference: the float32 ``torch.nn`` ResNet-20 of
 ``hybridcim.train.float_models`` (conv-BN-ReLU, 1x1 conv shortcuts) in eval mode under ``torch.inference_mode``, same batch size and threads.
 Both run ``--repeats`` timed passes over ``--images`` random uint8 images after one warm-up
-(which also runs the emulator's first-batch exactness check); the best pass counts. The
+(which also runs the emulator's first-batch exactness check), interleaved batch by batch;
+the best pass counts. The
 emulator runs with ``--engine`` (torch backend: auto = int8 where exact, else float); with
 ``--compare-engines`` the float engine is timed in the same run too, for comparison. Last
 line: ``ratio_vs_torch=<emulator img/s / torch img/s>``.
@@ -25,16 +26,20 @@ import numpy as np
 
 
 def best_rates(fns, batches, repeats):
-    """Images/s of each fn: best of ``repeats`` passes, passes interleaved so load hits all alike."""
+    """Images/s of each fn: best of ``repeats`` passes over all batches. The fns are
+    interleaved batch by batch (each batch runs through every fn in turn), so that load from
+    other processes on a shared machine hits all of them alike."""
     for fn in fns:
         fn(batches[0])  # warm-up
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for b in batches:
+        spent = [0.0] * len(fns)
+        for b in batches:
+            for k, fn in enumerate(fns):
+                t0 = time.perf_counter()
                 fn(b)
-            best[k] = min(best[k], time.perf_counter() - t0)
+                spent[k] += time.perf_counter() - t0
+        best = [min(x, y) for x, y in zip(best, spent)]
     n = sum(len(b) for b in batches)
     return [n / t for t in best]
 
