@@ -49,7 +49,8 @@ def check_figures_and_noise(nb, name: str) -> None:
     assert drawing, f"{name}: no cell draws a figure"
     for i in drawing:
         assert pngs[i] >= 1, f"{name}: code cell {i} draws a figure but holds no image/png output"
-    noisy = [(i, m.group(0)) for i, c in enumerate(code) for t in _texts(c) for m in [NOISE.search(t)] if m]
+    noisy = [(i, t[max(0, m.start() - 150):m.end() + 150]) for i, c in enumerate(code) for t in _texts(c)
+             for m in [NOISE.search(t)] if m]
     assert not noisy, f"{name}: library noise in outputs: {noisy[:5]}"
 
 
