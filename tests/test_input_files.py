@@ -339,3 +339,29 @@ def test_checkpoint_that_does_not_fit_the_model(tmp_path):
     assert load_checkpoint(p, torch.nn.Linear(4, 3), tensors_opt)["epoch"] == 1
     wrong_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
     refused(lambda: load_checkpoint(p, torch.nn.Linear(4, 3), wrong_opt), CheckpointError, "optimizer")
+
+
+# ------------------------------------------------------------------ the CLI: one line, exit 2
+def test_cli_reports_bad_input_files_in_one_line(tmp_path, capsys):
+    from hybridcim.cli.main import main
+    d = _model_copy(tmp_path)
+    (d / "integer_model.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["compile", str(d), "-o", str(tmp_path / "x.cim")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "integer_model.npz" in err and "Traceback" not in err
+    pytest.importorskip("yaml")
+    pytest.importorskip("torch")
+    (tmp_path / "c.yaml").write_text("optim: {epochs: ten}\n")
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optim.epochs" in err
+
+
+def test_cli_pynq_board_lookup_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from hybridcim.cli.main import main
+    monkeypatch.setenv("HYBRIDCIM_BITSTREAMS", str(tmp_path))
+    for board in ("no-such-board", str(tmp_path / "folder")):
+        assert main(["run", "--backend", "pynq", "--board", board, "--model", "zoo:resnet20-random",
+                     "--limit", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and ("no bitstream" in err)
