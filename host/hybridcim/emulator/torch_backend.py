@@ -32,12 +32,11 @@ live filters is not exploited (a dense int8 convolution over the live filters is
 than per-block products at these sizes; docs/performance.md).
 
 Hybrid mode (reserved, architecture.md §9) will need, per row block b and input/weight
-bit-plane pair (i, j), the column counts n(b, i, j) = Σ_{rows of b} x_i · w_j: int8
+bit-plane pair (i, j), the column counts n(b, i, c) = Σ_{rows of b} x_i · w_c: int8
 products of 0/1 planes over K = rows_active. They fit this engine as one batched product
-per layer: the input planes as an (M, bits_in · R · A) 0/1 int8 matrix and the weight
-planes as a block-diagonal (bits_in · R · A, bits_in · R · n_columns) 0/1 int8 matrix,
-or one 0/1 grouped convolution per plane, whose int32 outputs are the counts the ADC model
-consumes; ``int8_conv`` is the primitive to extend.
+per layer and input plane: ``int8_conv`` of the 0/1 uint8 plane x_i with one 0/1 int8
+filter per (row block b, column c) that holds column c's weight bits on block b's rows
+only; output channel (b, c) is then exactly n(b, i, c), all blocks and columns at once.
 """
 from __future__ import annotations
 
