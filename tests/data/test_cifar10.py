@@ -453,3 +453,18 @@ def test_more_code_execution_payloads_are_refused(tmp_path: Path, monkeypatch: p
     with pytest.raises(CorruptDatasetError, match="refusing to load it"):
         Cifar10(tmp_path, "test").labels
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_hostile_binary_meta_file_is_refused(cifar10_root: Path, tmp_path: Path) -> None:
+    copy_test_batch(cifar10_root, tmp_path)
+    meta = tmp_path / BIN_DIR / "batches.meta.txt"
+    meta.symlink_to("/dev/zero")  # read_text would never end
+    with pytest.raises(CorruptDatasetError, match="batches.meta.txt"):
+        Cifar10(tmp_path, "test").classes
+    meta.unlink()
+    os.mkfifo(meta)  # opening a FIFO for reading would block
+    with pytest.raises(CorruptDatasetError, match="FIFO"):
+        Cifar10(tmp_path, "test").classes
+    meta.unlink()
+    meta.write_text("\n".join(CLASSES) + "\n")
+    assert Cifar10(tmp_path, "test").classes == list(CLASSES)

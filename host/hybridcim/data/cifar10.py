@@ -286,8 +286,13 @@ class Cifar10:
         """The 10 class names, index = label (from the meta file when there is one)."""
         if self._classes is None:
             names: list[str] = list(CLASSES)
-            if self.layout == "binary" and (self.dir / "batches.meta.txt").is_file():
-                text = (self.dir / "batches.meta.txt").read_text(encoding="utf-8", errors="replace")
+            meta_txt = self.dir / "batches.meta.txt"
+            if self.layout == "binary" and (meta_txt.exists() or meta_txt.is_symlink()):
+                from ..fileio import FileError, read_regular_file
+                try:  # 10 short lines; a FIFO or /dev/zero behind a symlink is refused, not read
+                    text = read_regular_file(meta_txt, 64 << 10, "CIFAR-10 meta file").decode("utf-8", "replace")
+                except (FileError, OSError) as e:
+                    raise CorruptDatasetError(str(e)) from None
                 names = [line.strip() for line in text.splitlines() if line.strip()]
             elif self.layout == "python" and (self.dir / "batches.meta").is_file():
                 meta_path = self.dir / "batches.meta"
