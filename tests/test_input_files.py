@@ -99,6 +99,10 @@ INTEGER_MODEL = {
     "pickled object array": lambda d: _edit_arrays(d, lambda a: a.update({"stem/bias": np.array([{}] * 16, object)})),
     "float weights": lambda d: _edit_arrays(d, lambda a: a.update({"stem/weight": a["stem/weight"].astype(np.float32)})),
     "weight shape": lambda d: _edit_arrays(d, lambda a: a.update({"stem/weight": a["stem/weight"][:, :, :1]})),
+    "weights over their precision": lambda d: _edit_arrays(d, lambda a: a.update({"stem/weight": a["stem/weight"] * 0 + 127,
+                                                                                   "stem/precision": a["stem/precision"] * 0 + 2})),
+    "rewired input": lambda d: _edit_json(d, _set_layer(2, **{"in": "input"})),
+    "residual of another shape": lambda d: _edit_json(d, _set_layer(2, res="input")),
     "zip bomb": _zip_bomb,
     "json is /dev/zero": lambda d: _dev_zero(d / "integer_model.json"),
     "npz is a FIFO": lambda d: _fifo(d / "integer_model.npz"),
@@ -365,3 +369,56 @@ def test_cli_pynq_board_lookup_errors_are_one_line(tmp_path, capsys, monkeypatch
                      "--limit", "1"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err and ("no bitstream" in err)
+
+
+# ------------------------------------------------------------------ integer model: structure-aware fuzzing
+def _json_paths(x, prefix=()):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield prefix + (k,)
+            yield from _json_paths(v, prefix + (k,))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield prefix + (i,)
+            yield from _json_paths(v, prefix + (i,))
+
+
+def test_mutated_integer_models_compile_or_give_a_typed_error(tmp_path):
+    """Every field of integer_model.json replaced by a value of another type or range, or deleted:
+    loading and compiling either work or raise IntegerModelError / ProgramError (never KeyError,
+    TypeError, AttributeError, IndexError or a numpy error)."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from hybridcim.compiler import IntegerModelError, compile_model, load_integer_model
+    from hybridcim.program.errors import ProgramError
+    d = _model_copy(tmp_path)
+    base = json.loads((d / "integer_model.json").read_text())
+    base.pop("metadata")  # free-form: not read by the compiler
+    paths = list(_json_paths(base))
+    values = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 40, 2 ** 40), st.sampled_from([0, 1, -1, 31, 32, 255]),
+                       st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=6),
+                       st.sampled_from(["conv", "fc", "maxpool", "avgpool", "input", "stem", "fc"]),
+                       st.just([]), st.just({}))
+
+    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(edits=st.lists(st.tuples(st.integers(0, len(paths) - 1), st.booleans(), values), min_size=1, max_size=3))
+    def check(edits):
+        desc = json.loads(json.dumps(base))
+        for i, delete, value in edits:
+            path = paths[i]
+            parent = desc
+            try:
+                for k in path[:-1]:
+                    parent = parent[k]
+                if delete and isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                else:
+                    parent[path[-1]] = value
+            except (KeyError, IndexError, TypeError):  # an earlier edit removed or retyped the parent
+                continue
+        (d / "integer_model.json").write_text(json.dumps(desc))
+        try:
+            compile_model(load_integer_model(d))
+        except (IntegerModelError, ProgramError) as e:
+            assert str(e) and "\n" not in str(e)
+    check()

@@ -189,4 +189,54 @@ def load_integer_model(path: str | Path) -> IntegerModel:
         w = arrays[f"{name}/weight"]
         if w.shape[2:] != (layer["k"], layer["k"]):
             raise IntegerModelError(f"{npz}: {name}/weight has shape {w.shape}, expected kernel {layer['k']}x{layer['k']}")
+        prec = arrays[f"{name}/precision"].astype(np.int64)
+        if prec.min(initial=0) < 0 or prec.max(initial=0) > 8:
+            raise IntegerModelError(f"{npz}: {name}/precision must be 0..8 bits, got {prec.min()}..{prec.max()}")
+        wf = w.reshape(len(w), -1).astype(np.int64)
+        half = np.where(prec > 0, 1 << np.maximum(prec - 1, 0), 0)  # int-p range [-half, half - 1]; 0: pruned
+        # a precision outside the preset's set is the compiler's to report (it names the preset)
+        mine = np.isin(prec, [0, *_preset_precisions(desc.get("preset"))])
+        bad = np.flatnonzero(mine & ((wf.min(axis=1, initial=0) < -half) | (wf.max(axis=1, initial=0) > np.maximum(half - 1, 0))))
+        if bad.size:
+            raise IntegerModelError(f"{npz}: {name}/weight filter {int(bad[0])} exceeds its {int(prec[bad[0]])}-bit range")
+    _check_shapes(desc, arrays, str(jp))
     return IntegerModel(desc, arrays, jp)
+
+
+def _preset_precisions(name) -> tuple[int, ...]:
+    """The weight precisions of the model's preset (all of 1..8 when it names none we know)."""
+    from ..spec.hardware import PRESETS
+    p = PRESETS.get(name) if isinstance(name, str) else None
+    return p.precisions if p is not None else tuple(range(1, 9))
+
+
+def _check_shapes(desc: dict, arrays: dict[str, np.ndarray], where: str) -> None:
+    """Propagate (channels, height, width) through the layers as the compiler will: a weight whose
+    input channels, an fc kernel that does not cover its input, an empty output or a residual of
+    another shape is refused here, naming the layer."""
+    inp = desc["input"]
+    shapes = {inp["name"]: (inp["channels"], inp["height"], inp["width"])}
+    for layer in desc["layers"]:
+        name, op = layer["name"], layer["op"]
+        c, h, w = shapes[layer["in"]]
+        if op in ("conv", "fc"):
+            wc = arrays[f"{name}/weight"].shape[1]
+            if wc != c:
+                raise IntegerModelError(f"{where}: layer {name!r} has weights for {wc} input channels, "
+                                        f"its input {layer['in']!r} has {c}")
+            k, s, p = layer["k"], layer["stride"], layer["pad"]
+            if op == "fc" and (k, k, s, p) != (h, w, 1, 0):
+                raise IntegerModelError(f"{where}: fc layer {name!r} (k {k}, stride {s}, pad {p}) must cover its "
+                                        f"{h}x{w} input with stride 1 and no padding")
+            out = (layer["filters"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        elif op == "maxpool":
+            k, s = layer["k"], layer["stride"]
+            out = (c, (h - k) // s + 1, (w - k) // s + 1)
+        else:  # avgpool: global
+            out = (c, 1, 1)
+        if out[1] < 1 or out[2] < 1:
+            raise IntegerModelError(f"{where}: layer {name!r} has an empty {out[1]}x{out[2]} output")
+        if layer.get("res") is not None and shapes[layer["res"]] != out:
+            raise IntegerModelError(f"{where}: layer {name!r} adds residual {layer['res']!r} of shape "
+                                    f"{shapes[layer['res']]} to its output of shape {out}")
+        shapes[name] = out
