@@ -27,7 +27,10 @@ def test_notebook_runs(name, cifar10_root, monkeypatch):
 
 
 DRAWS = re.compile(r"plt\.|_figure\(|\.subplots\(|\bdisplay\(")
-NOISE = re.compile(r"Warning:|torchvision is not installed|\[torch\.onnx\]|Traceback")
+NOISE = re.compile(r"(?:User|Deprecation|Future|PendingDeprecation)Warning:|torchvision is not installed|"
+                   r"\[torch\.onnx\]|fast_hadamard_transform|Traceback")
+"""Library noise: third-party warnings and the ONNX exporter's chatter (hybridcim's own
+RuntimeWarnings, e.g. an emulator engine falling back, are messages to the user, not noise)."""
 
 
 def _texts(cell) -> list[str]:
