@@ -135,3 +135,23 @@ def test_int8_refused_where_the_probe_fails(monkeypatch):
     assert set(emu.engines.values()) == {"float"}
     assert np.array_equal(emu.run(random_images(prog, 2)).outputs,
                           ReferenceEmulator(prog).run(random_images(prog, 2)).outputs)
+
+
+@pytest.mark.parametrize("k,stride,pad,c,hw,f", [(1, 2, 0, 8, 32, 16), (1, 2, 1, 8, 17, 16), (1, 2, 0, 16, 16, 32),
+                                                 (3, 2, 1, 8, 16, 16), (3, 1, 1, 16, 16, 16), (1, 1, 0, 8, 16, 8)])
+def test_repeated_batches_stay_exact(k, stride, pad, c, hw, f):
+    """Every batch, not only the checked first one: oneDNN's int8 1x1 strided kernel gave
+    wrong outputs at random with 2 threads (the engine subsamples before a 1x1 stride-1 conv)."""
+    b = ProgramBuilder(get_preset("sun-mars-256"))
+    rng = np.random.default_rng(k * 100 + stride * 10 + c)
+    x = b.input("x", c, hw, hw, bits=4)
+    x = b.conv("c0", x, np.eye(c, dtype=np.int64)[:, :, None, None], [2] * c, [0] * c)  # a torch-allocated copy
+    b.conv("c", x, rng.integers(-7, 8, size=(f, c, k, k)), [4] * f, rng.integers(-2, 6, size=f),
+           bias=rng.integers(-99, 99, size=f), stride=stride, pad=pad, out_bits=8, out_signed=True)
+    prog = b.build()
+    images = random_images(prog, 6, 0)
+    want = ReferenceEmulator(prog).run(images).outputs
+    emu = FastEmulator(prog, "torch", "int8")
+    for _ in range(25):
+        assert np.array_equal(emu.run(images).outputs, want)
+    assert emu.engines == {"c0": "int8", "c": "int8"}

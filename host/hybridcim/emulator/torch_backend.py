@@ -238,10 +238,21 @@ class TorchPlan:
                 return None
             parts = [("hi", 2 * scale, b32), ("lo", scale, None)]
         out = []
+        stride, pad = self._int8_geometry(layer)
         for part, sc, b in parts:
             ws = torch.from_numpy(sc.astype(np.float32))
-            out.append((part, int8_pack(w_int, ws, layer.stride, layer.pad), ws, b))
+            out.append((part, int8_pack(w_int, ws, stride, pad), ws, b))
         return out
+
+    @staticmethod
+    def _int8_geometry(layer) -> tuple[int, int]:
+        """(stride, pad) the int8 convolution runs with. A 1x1 kernel with stride > 1 runs on
+        the input subsampled beforehand, with stride 1: oneDNN 3.x's int8 1x1 strided kernel
+        gave wrong outputs at random with 2 threads (e.g. C=8, 32x32 input, stride 2: 64 of
+        100 calls differed), caught here by the first-batch check and reproduced in isolation."""
+        if layer.kh == layer.kw == 1 and layer.stride > 1:
+            return 1, 0
+        return layer.stride, layer.pad
 
     def _zp_of(self, t: int, lo: int, hi: int) -> int | None:
         """Offset of tensor ``t`` stored as uint8 (0 unsigned, 128 signed), or None when a
@@ -315,7 +326,13 @@ class TorchPlan:
     def _int8_conv(self, st, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
         """Int8 engine on the stored input ``x``: the fused requantized uint8 output, or the
         scaled v without residual."""
-        xu = x.to(torch.uint8).contiguous(memory_format=CL)
+        xu = x.to(torch.uint8)
+        stride, pad = self._int8_geometry(layer)
+        if stride != layer.stride:  # 1x1 strided: subsample first (unsigned input, zero padding)
+            if layer.pad:
+                xu = tf.pad(xu, (layer.pad,) * 4)
+            xu = xu[:, :, ::layer.stride, ::layer.stride]
+        xu = xu.contiguous(memory_format=CL)
         clamp = (layer.clamp_lo, layer.clamp_hi) if st.fused else None
         res, res_zp = None, 0
         if st.res_alpha is not None:  # the sum post-op overwrites its residual: copy a tensor still in use
@@ -331,7 +348,7 @@ class TorchPlan:
         acc = None
         for part, packed, ws, bias in st.int8:
             xp = xu if part == "x" else xu >> 1 if part == "hi" else xu & 1
-            y = int8_conv(xp, packed, ws, bias, layer.stride, layer.pad, clamp, st.out_zp if st.fused else 0, res,
+            y = int8_conv(xp, packed, ws, bias, stride, pad, clamp, st.out_zp if st.fused else 0, res,
                           st.res_alpha or 1.0, res_zp)
             acc = y if acc is None else acc.add_(y)
         if not st.fused and acc.dtype != st.dtype:
