@@ -31,7 +31,7 @@ only its live channels are stored, with their original indices. Row-block sparsi
 live filters is not exploited (a dense int8 convolution over the live filters is faster
 than per-block products at these sizes; docs/performance.md).
 
-Hybrid mode (reserved, architecture.md §9) will need, per row block b and input/weight
+Hybrid mode (architecture.md §9; not run by the fast emulator yet) will need, per row block b and input/weight
 bit-plane pair (i, j), the column counts n(b, i, c) = Σ_{rows of b} x_i · w_c: int8
 products of 0/1 planes over K = rows_active. They fit this engine as one batched product
 per layer and input plane: ``int8_conv`` of the 0/1 uint8 plane x_i with one 0/1 int8
