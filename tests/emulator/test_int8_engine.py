@@ -116,6 +116,36 @@ def test_an_inexact_int8_op_falls_back_to_the_float_engine(monkeypatch):
     assert np.array_equal(out, ReferenceEmulator(prog).run(images).outputs)
 
 
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_a_later_batch_that_goes_wrong_is_caught_and_rerun(monkeypatch, seed):
+    """A racy int8 kernel can be right on the checked first batch and wrong later: every later
+    batch checks its first image, switches that layer to float and reruns the batch, so the
+    wrong result is never returned and input_ones is counted once."""
+    prog = random_program(seed, "tiny-64", max_channels=16)
+    images = random_images(prog, 3, 1)
+    want = ReferenceEmulator(prog).run(images)
+    emu = FastEmulator(prog, "torch", "int8")
+    assert np.array_equal(emu.run(images).outputs, want.outputs)  # first batch: int8 everywhere it can
+    int8_layers = [n for n, e in emu.engines.items() if e != "float"]
+    assert int8_layers, "the program must have an int8 layer for this test to mean anything"
+    real, calls = torch_backend.int8_conv, []
+
+    def wrong_once(*a, **k):  # the first int8 call of the second batch goes wrong
+        y = real(*a, **k)
+        calls.append(1)
+        if len(calls) == 1:
+            y = y.add_(1) if y.dtype == torch.uint8 else y + 1
+        return y
+    monkeypatch.setattr(torch_backend, "int8_conv", wrong_once)
+    with pytest.warns(RuntimeWarning, match="differs from the exact float one"):
+        got = emu.run(images)
+    assert np.array_equal(got.outputs, want.outputs)
+    assert [c.input_ones for c in got.counters] == [c.input_ones for c in want.counters]
+    assert emu.engines[int8_layers[0]] == "float"
+    assert [n for n, e in emu.engines.items() if e != "float"] == int8_layers[1:]
+
+
 def test_engine_arguments():
     prog = random_program(3)
     with pytest.raises(ValueError, match="unknown"):

@@ -56,18 +56,24 @@ class FastEmulator:
         """Run the program on uint8 NCHW images; see ExecutionResult for the layout."""
         p = self.program
         x0 = check_images(p, images)
-        counters = self.counters(x0.shape[0])
+        while True:  # once, unless the torch plan's check of a later batch switched a layer to float
+            counters = self.counters(x0.shape[0])
 
-        def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
-            counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
+            def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
+                counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
 
-        if self.backend == "torch":
+            if self.backend != "torch":
+                env = run_numpy(self.plan, x0, keep_all=trace, observe=observe)
+                break
             if self._torch is None:
                 from .torch_backend import TorchPlan
                 self._torch = TorchPlan(self.plan, self.engine)
-            env = self._torch.run(x0, keep_all=trace, observe=observe)
-        else:
-            env = run_numpy(self.plan, x0, keep_all=trace, observe=observe)
+            from .torch_backend import Int8Mismatch
+            try:
+                env = self._torch.run(x0, keep_all=trace, observe=observe)
+                break
+            except Int8Mismatch:  # that layer is float now (a warning said so): run the batch again
+                continue
         tensors = {p.tensors[t].name: v for t, v in env.items()} if trace else None
         return ExecutionResult(final_output(p, env[p.output_tensor]), counters, tensors)
 

@@ -24,6 +24,11 @@ algorithms (Winograd, FFT) could break it, so the first batch a plan runs is che
 every float convolution output, scaled back by 2^shift, must be an integer, otherwise
 :class:`ExactnessError`; every int8 layer's output must equal the float engine's on that
 batch, otherwise the layer falls back to the float engine for good (with a warning).
+Every later batch checks its first image the same way (about 1/N of a batch of N images in
+float): oneDNN's int8 kernels have shown races that give wrong outputs at random, not only
+on the first call. A layer that fails it falls back to float for good and the batch is
+rerun (:class:`Int8Mismatch`, caught by ``FastEmulator.run``), so no result of a failed
+check is ever returned.
 
 Sparsity: pruned filters are not computed. A tensor whose missing channels are provably 0
 (outputs of pruned filters without residual whose requant(bias) is 0) is kept *compact*:
@@ -57,6 +62,11 @@ PAIR_SUM_MAX = (1 << 15) - 1  # int16 intermediate of u8 x s8 pair products with
 
 class ExactnessError(RuntimeError):
     """The torch convolution did not produce exact integers on this machine."""
+
+
+class Int8Mismatch(RuntimeError):
+    """A later batch's check found an int8 layer that differs from the float engine; the
+    layer now uses the float engine and the batch must be run again."""
 
 
 def _dt(np_dtype) -> torch.dtype:
@@ -326,6 +336,8 @@ class TorchPlan:
     def _int8_conv(self, st, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
         """Int8 engine on the stored input ``x``: the fused requantized uint8 output, or the
         scaled v without residual."""
+        # later batches: image 0's float result, taken before a fused residual add may overwrite its input
+        want0 = self._float_want(st, layer, x[:1], env, 1) if self.checked else None
         xu = x.to(torch.uint8)
         stride, pad = self._int8_geometry(layer)
         if stride != layer.stride:  # 1x1 strided: subsample first (unsigned input, zero padding)
@@ -353,19 +365,35 @@ class TorchPlan:
             acc = y if acc is None else acc.add_(y)
         if not st.fused and acc.dtype != st.dtype:
             acc = acc.to(st.dtype)
-        if not self.checked:  # first batch: the int8 engine must agree with the float engine
-            want = self._float_conv(st, layer, x if st.in_pos is None else x.index_select(1, st.in_pos))
-            if st.fused:
-                if st.residual:
-                    want = want + self._values(layer.res_tensor, env[layer.res_tensor], st.dtype) * st.res_scale
-                want = want.round().clamp_(layer.clamp_lo, layer.clamp_hi)
-            if not torch.equal(acc.to(want.dtype) - (st.out_zp if st.fused else 0), want):
-                warnings.warn(f"layer {layer.name!r}: the int8 convolution differs from the exact float one on this "
-                              "machine; the layer uses the float engine from now on", RuntimeWarning, stacklevel=3)
-                st.int8, st.fused, st.res_alpha = None, False, None
-                self.engines[layer.name] = "float"
+        zp = st.out_zp if st.fused else 0
+        if not self.checked:  # first batch: the int8 engine must agree with the float engine on every image
+            want = self._float_want(st, layer, x, env, None)
+            if not torch.equal(acc.to(want.dtype) - zp, want):
+                self._to_float(st, layer)
                 return (want + st.out_zp).to(torch.uint8) if clamp is not None else want
+        elif not torch.equal(acc[:1].to(want0.dtype) - zp, want0):  # later batch: image 0
+            self._to_float(st, layer)
+            raise Int8Mismatch(f"layer {layer.name!r}: int8 result differs from the float engine's")
         return acc
+
+    def _float_want(self, st, layer, x: torch.Tensor, env: dict, n: int | None) -> torch.Tensor:
+        """The float engine's result for the int8 engine's output on ``x`` (the stored input,
+        or its first ``n`` images): requantized as stored when the layer is fused, else the
+        scaled v without residual."""
+        want = self._float_conv(st, layer, x if st.in_pos is None else x.index_select(1, st.in_pos))
+        if st.fused:
+            if st.residual:
+                r = env[layer.res_tensor] if n is None else env[layer.res_tensor][:n]
+                want = want + self._values(layer.res_tensor, r, st.dtype) * st.res_scale
+            want = want.round().clamp_(layer.clamp_lo, layer.clamp_hi)
+        return want
+
+    def _to_float(self, st, layer) -> None:
+        """Switch one layer to the float engine for good, with a warning."""
+        warnings.warn(f"layer {layer.name!r}: the int8 convolution differs from the exact float one on this "
+                      "machine; the layer uses the float engine from now on", RuntimeWarning, stacklevel=4)
+        st.int8, st.fused, st.res_alpha = None, False, None
+        self.engines[layer.name] = "float"
 
     def _cim(self, i: int, layer, x: torch.Tensor, env: dict) -> torch.Tensor:
         st = self.steps[i]
