@@ -16,6 +16,7 @@ are assumed to be 1 (ZigZag's assumption) and the page says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -47,12 +48,14 @@ def _load(spec: str | None):
     """(program, label) of a .cim path, shipped model name/folder, or zoo:NAME."""
     from ..models import default_model, resolve_model
     from ..program import read_program
+    from .cmd_info import model_name
     spec = spec or default_model()
     if str(spec).startswith("zoo:"):
         from ..zoo import load_program
         return load_program(spec), spec
     path = resolve_model(spec)
-    return read_program(path), str(spec)
+    prog = read_program(path)
+    return dataclasses.replace(prog, name=model_name(prog, path)), str(spec)  # a shipped model's own name
 
 
 def _images(program, args):
