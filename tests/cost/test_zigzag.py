@@ -59,6 +59,7 @@ def test_docs_table_is_current(rows):
     assert zz.markdown(rows) in text, "docs/cost-model.md: regenerate the ZigZag tables (zz.markdown(zz.compare(fixture)))"
 
 
+@pytest.mark.slow  # needs the optional extra hybridcim[zigzag], as the rerun below
 def test_equivalent_constants_are_zigzags_formulas():
     imc = pytest.importorskip("zigzag.hardware.architecture.imc_unit")
     unit = imc.ImcUnit.__new__(imc.ImcUnit)
