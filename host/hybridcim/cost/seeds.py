@@ -34,7 +34,11 @@ def layer_weights(layer: Layer, program: Program) -> np.ndarray:
                                 layer.words, layer.k_rows, program.preset.rows_active)
 
 
-def _with_layers(program: Program, layers: list[Layer], name: str, **meta) -> Program:
+def _map_cim_layers(program: Program, remap, name: str, **meta) -> Program:
+    """``program`` with every conv/fc layer ``l`` replaced by ``remap(l, W, precision)`` (W int64
+    (F, K), precision int64 (F,)), named ``name``, metadata extended by ``meta``; validated."""
+    layers = [remap(l, layer_weights(l, program), l.precision.astype(np.int64)) if l.op.is_cim else l
+              for l in program.layers]
     out = Program(program.preset, list(program.tensors), layers, program.input_tensor, program.output_tensor,
                   name, dict(program.metadata, **meta))
     return validate(out)
@@ -44,17 +48,12 @@ def repack(program: Program, packing: str = "naive") -> Program:
     """``program`` with every conv/fc layer's filters re-packed by ``packing`` (same weights and
     precisions; all-zero units dropped as the compiler does). Computes the same outputs."""
     pr = program.preset
-    layers = []
-    for l in program.layers:
-        if not l.op.is_cim:
-            layers.append(l)
-            continue
-        w = layer_weights(l, program)
-        prec = l.precision.astype(np.int64)
+
+    def remap(l: Layer, w: np.ndarray, prec: np.ndarray) -> Layer:
         col_filter, col_plane = column_map(pack_filters(prec, pr.group_width, packing), prec, pr.group_width)
         present, words = encode_words(w, prec, col_filter, col_plane, pr.rows_active)
-        layers.append(dataclasses.replace(l, col_filter=col_filter, col_plane=col_plane, present=present, words=words))
-    return _with_layers(program, layers, f"{program.name}-{packing}", packing=packing)
+        return dataclasses.replace(l, col_filter=col_filter, col_plane=col_plane, present=present, words=words)
+    return _map_cim_layers(program, remap, f"{program.name}-{packing}", packing=packing)
 
 
 def dense_counterpart(program: Program, bits: int = 8) -> Program:
@@ -66,13 +65,8 @@ def dense_counterpart(program: Program, bits: int = 8) -> Program:
     pr = program.preset
     if bits not in pr.precisions:
         raise ValueError(f"{bits}-bit filters are not a precision of preset {pr.name!r} {pr.precisions}")
-    layers = []
-    for l in program.layers:
-        if not l.op.is_cim:
-            layers.append(l)
-            continue
-        w = layer_weights(l, program)
-        prec = l.precision.astype(np.int64)
+
+    def remap(l: Layer, w: np.ndarray, prec: np.ndarray) -> Layer:
         k = np.where(prec > 0, bits - prec, 0)
         if (k < 0).any():
             raise ValueError(f"layer {l.name!r} has filters wider than {bits} bits")
@@ -87,11 +81,11 @@ def dense_counterpart(program: Program, bits: int = 8) -> Program:
         present, words = encode_words(w8, prec8, col_filter, col_plane, pr.rows_active)
         full = np.zeros((present.size, pr.group_width), dtype=np.uint64)
         full[present.ravel()] = words  # units are stored in (group, row block) order
-        layers.append(dataclasses.replace(
+        return dataclasses.replace(
             l, precision=prec8.astype(np.uint8), shift=shift.astype(np.int8), res_shift=res_shift.astype(np.int8),
             bias=bias.astype(np.int32), col_filter=col_filter, col_plane=col_plane,
-            present=np.ones_like(present), words=full))
-    return _with_layers(program, layers, f"{program.name}-dense{bits}", dense_bits=bits)
+            present=np.ones_like(present), words=full)
+    return _map_cim_layers(program, remap, f"{program.name}-dense{bits}", dense_bits=bits)
 
 
 # ---------------------------------------------------------------- the seeds' headline figures
