@@ -116,31 +116,31 @@ def _read_some(fd: int, n: int, what: str, path: Path) -> bytes:
         raise _os_error(e, what, path) from None
 
 
+def _stat_or_none(p: Path, what: str, named: Path) -> os.stat_result | None:
+    """os.stat(p), or None when ``p`` does not exist (or lies under a non-folder); any other
+    failure is a one-line error naming ``named``."""
+    try:
+        return os.stat(p)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise _os_error(e, what, named) from None
+
+
 def check_output(path: str | os.PathLike, what: str = "output", make_parents: bool = True) -> Path:
     """Refuse an output path that is a folder (or a FIFO, device, ...) or lies under a regular
     file; make its missing parent folders when ``make_parents``. Returns it as a Path."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise _os_error(e, what, p) from None
-        st = None
+    st = _stat_or_none(p, what, p)
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise FileError(f"{what} {str(p)!r} is {_kind(st.st_mode)}; give a file path")
     parent = p.parent
     missing = []
-    while True:  # the nearest existing ancestor must be a folder
-        try:
-            pst = os.stat(parent)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise _os_error(e, what, p) from None
-            missing.append(parent)
-            if parent == parent.parent:
-                raise FileError(f"{what} {str(p)!r}: no existing folder above it") from None
-            parent = parent.parent
+    while (pst := _stat_or_none(parent, what, p)) is None:  # the nearest existing ancestor must be a folder
+        missing.append(parent)
+        if parent == parent.parent:
+            raise FileError(f"{what} {str(p)!r}: no existing folder above it")
+        parent = parent.parent
     if not stat.S_ISDIR(pst.st_mode):
         raise FileError(f"{what} {str(p)!r}: {str(parent)!r} is {_kind(pst.st_mode)}, not a folder")
     if make_parents and missing:
@@ -155,11 +155,8 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
     """Refuse an output folder path that exists as something other than a folder or lies under
     a regular file (nothing is created)."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise _os_error(e, what, p) from None
+    st = _stat_or_none(p, what, p)
+    if st is None:
         check_output(p, what, make_parents=False)
         return p
     if not stat.S_ISDIR(st.st_mode):
