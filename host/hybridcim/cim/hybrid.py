@@ -66,14 +66,10 @@ def adc_max_count(rows_active: int, adc_bits: int) -> int:
     return ((1 << adc_bits) - 1) << adc_shift(rows_active, adc_bits)
 
 
-def saliency_of_rows(x, bits_in: int, sal_planes: int) -> np.ndarray:
-    """Σ over the last axis of (x >> (bits_in − sal_planes)): the saliency of those rows (int64)."""
-    return (np.asarray(x, np.int64) >> (bits_in - sal_planes)).sum(axis=-1)
-
-
 def saliency_of_words(xw_planes, bits_in: int, sal_planes: int) -> np.ndarray:
-    """The same from packed input planes ``xw_planes`` (bits_in, ...) uint64 (row blocks as words):
-    Σ_{i ≥ X − h} popcount(plane i) · 2^(i − (X − h)); sums over nothing (shape of one plane)."""
+    """Saliency Σ_rows (x >> (X − h)) of the rows in each word of packed input planes ``xw_planes``
+    (bits_in, ...) uint64 (row blocks as words): Σ_{i ≥ X − h} popcount(plane i) · 2^(i − (X − h))
+    (int64, the shape of one plane)."""
     base = bits_in - sal_planes
     return sum(popcount64(xw_planes[i]) << (i - base) for i in range(base, bits_in))
 
