@@ -73,13 +73,20 @@ def accumulator_bound(layer: Layer, program: Program, w: np.ndarray | None = Non
     """
     xmax = program.tensors[layer.in_tensor].fmt.max
     sabs = (np.abs(w).sum(axis=1) if w is not None else filter_abs_sums(layer, program.preset.rows_active)).tolist()
+    return _bound_over_filters(layer, program, [int(s) * xmax for s in sabs])
+
+
+def _bound_over_filters(layer: Layer, program: Program, acc_max: list[int]) -> int:
+    """max over filters f of (acc_max[f] + |bias[f]| + [residual layer] rmax·2^res_shift[f])
+    · 2^max(0, −shift[f]), as a Python int: the part of the accumulator bound shared by the
+    digital and hybrid modes (``acc_max``: the worst-case |acc[f]| of the mode)."""
     rmax = 0
     if layer.res_tensor is not None:
         rf = program.tensors[layer.res_tensor].fmt
         rmax = max(abs(rf.min), abs(rf.max))
     best = 0
-    for s, b, sh, rs in zip(sabs, layer.bias.tolist(), layer.shift.tolist(), layer.res_shift.tolist()):
-        v = int(s) * xmax + abs(int(b)) + (rmax << int(rs) if rmax else 0)
+    for a, b, sh, rs in zip(acc_max, layer.bias.tolist(), layer.shift.tolist(), layer.res_shift.tolist()):
+        v = a + abs(int(b)) + (rmax << int(rs) if rmax else 0)
         best = max(best, v << max(0, -int(sh)))
     return best
 
@@ -120,17 +127,9 @@ def hybrid_accumulator_bound(layer: Layer, program: Program) -> int:
         for fi in layer.col_filter[g].tolist():
             if fi >= 0:
                 group_of[fi] = g
-    rmax = 0
-    if layer.res_tensor is not None:
-        rf = program.tensors[layer.res_tensor].fmt
-        rmax = max(abs(rf.min), abs(rf.max))
-    best = 0
-    for f, (p, b, sh, rs) in enumerate(zip(layer.precision.tolist(), layer.bias.tolist(), layer.shift.tolist(),
-                                           layer.res_shift.tolist())):
-        s = int(per_group[group_of[f]]) * ((1 << x_bits) - 1) * ((1 << int(p)) - 1) if p and f in group_of else 0
-        v = s + abs(int(b)) + (rmax << int(rs) if rmax else 0)
-        best = max(best, v << max(0, -int(sh)))
-    return best
+    acc_max = [int(per_group[group_of[f]]) * ((1 << x_bits) - 1) * ((1 << int(p)) - 1) if p and f in group_of else 0
+               for f, p in enumerate(layer.precision.tolist())]
+    return _bound_over_filters(layer, program, acc_max)
 
 
 def _check_cim(i: int, layer: Layer, program: Program) -> None:
