@@ -178,7 +178,9 @@ def test_errors_name_the_problem():
     bad[ci] = dataclasses.replace(cs[ci], adc_conversions=5)
     with pytest.raises(CostError, match="adc_conversions=5.*adc_conversion_pj"):
         cost(p, bad, PRESET)
-    assert cost(p, bad, PRESET.replace(adc_conversion_pj=2.0)).energy_by_kind["adc_conversion"] == 10.0
+    # priced at 5 bits, scaled by 2^(adc_bits - 5) (tiny-64 has a 4-bit ADC)
+    assert cost(p, bad, PRESET.replace(adc_conversion_pj=2.0)).energy_by_kind["adc_conversion"] == \
+        10.0 * 2.0 ** (p.preset.adc_bits - 5)
 
     class Old:  # counters from an executor that predates the cost counters
         def __init__(self, c):

@@ -25,15 +25,21 @@ from ..program.model import Layer, Program
 from .preset import CostPreset, load_cost_preset
 
 EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "requant", "weight_load",
-               "act_buffer", "act_onchip", "dram_weights", "dram_activations", "analog_column_read", "adc_conversion", "skipped_bitplane", "macro2",
-               "edram_refresh", "leakage")
+               "act_buffer", "act_onchip", "dram_weights", "dram_activations", "analog_column_read", "adc_conversion", "skipped_bitplane",
+               "saliency", "macro2", "edram_refresh", "leakage")
 """Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events")."""
 
 DRAM_KINDS = ("dram_weights", "dram_activations")
 """Event kinds that are off-chip (DRAM) transfers: everything else is on-chip energy."""
 
-MACRO_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate")
-"""Event kinds inside the CIM datapath (macro + accumulators): what a macro-level TOPS/W counts."""
+MACRO_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "analog_column_read", "adc_conversion",
+               "skipped_bitplane", "saliency")
+"""Event kinds inside the CIM datapath (macro + accumulators, and in hybrid mode the analog path, its
+ADC and the saliency unit; those four are 0 in digital mode): what a macro-level TOPS/W counts."""
+
+ADC_REFERENCE_BITS = 5
+"""Resolution at which a cost preset prices ``adc_conversion_pj``; a conversion of the hardware
+preset's ``adc_bits`` costs that × 2^(adc_bits − 5) (Walden figure of merit: energy ∝ 2^bits)."""
 
 NEW_COUNTERS = ("weight_load_bits", "dram_bytes", "act_buffer_bits", "requant_ops", "input_ones")
 """Counters (architecture.md §7) the model needs beyond the mapping counters."""
@@ -357,8 +363,11 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
         steps = c.pixels * c.images * _bits_in(layer, program)
     e["rowblock"] = c.rowblock_activations * preset["rowblock_activation_pj"]
     e["input_lines"] = vals["input_ones"] * hw.cols * preset["input_one_pj_per_col"]
-    e["adder_tree"] = c.bit_ops * preset["adder_tree_pj_per_input"]  # inputs carrying data: padding rows excluded
-    e["shift_add"] = c.digital_column_reads * preset["shift_add_pj"]
+    reads = c.digital_column_reads + c.analog_column_reads + c.skipped_bitplanes
+    digital_share = c.digital_column_reads / reads if reads else 1.0  # hybrid mode: only digital reads use the tree
+    e["adder_tree"] = c.bit_ops * digital_share * preset["adder_tree_pj_per_input"]  # padding rows excluded
+    # a digital count and an analog code both enter the shift-add (§9.3); a skipped pair does not
+    e["shift_add"] = (c.digital_column_reads + c.analog_column_reads) * preset["shift_add_pj"]
     e["accumulate"] = accumulator_updates_per_step(layer) * steps * preset["accumulate_pj"]
     e["requant"] = vals["requant_ops"] * preset["requant_pj"]
     e["weight_load"] = vals["weight_load_bits"] * preset["weight_write_pj_per_bit"]
@@ -377,8 +386,11 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
     e["dram_activations"] = spilled * preset["dram_pj_per_byte"]
     e["analog_column_read"] = _priced(preset, "analog_column_read_pj", c.analog_column_reads, c.layer,
                                       "analog_column_reads")
-    e["adc_conversion"] = _priced(preset, "adc_conversion_pj", c.adc_conversions, c.layer, "adc_conversions")
+    e["adc_conversion"] = _priced(preset, "adc_conversion_pj", c.adc_conversions, c.layer, "adc_conversions") \
+        * 2.0 ** (hw.adc_bits - ADC_REFERENCE_BITS)
     e["skipped_bitplane"] = _priced(preset, "skipped_bitplane_pj", c.skipped_bitplanes, c.layer, "skipped_bitplanes")
+    e["saliency"] = _priced(preset, "saliency_pj_per_row", getattr(c, "saliency_ops", 0) * hw.rows_active, c.layer,
+                            "saliency_ops")  # one saliency op = one popcount over rows_active rows
     e["macro2"] = _priced(preset, "macro2_bit_op_pj", getattr(c, "macro2_bit_ops", 0), c.layer, "macro2_bit_ops")
 
     writers = max(1, min(hw.n_macros, c.tiles))

@@ -72,8 +72,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("periphery_area_mm2", "mm2", "controller, activation buffer, requant units"),
     # reserved events (null = not in this preset)
     ParamSpec("analog_column_read_pj", "pJ", "one analog column read (OSA-HCIM analog path)", reserved=True),
-    ParamSpec("adc_conversion_pj", "pJ", "one ADC conversion of adc_bits", reserved=True),
-    ParamSpec("skipped_bitplane_pj", "pJ", "bookkeeping of one skipped bit plane (saliency logic)", reserved=True),
+    ParamSpec("adc_conversion_pj", "pJ", "one ADC conversion at 5 bits; a conversion of the hardware preset's adc_bits "
+              "costs this x 2^(adc_bits - 5) (Walden figure of merit)", reserved=True),
+    ParamSpec("skipped_bitplane_pj", "pJ", "one skipped column read of a hybrid layer (the column is neither sensed "
+              "nor converted; what gating it costs)", reserved=True),
+    ParamSpec("saliency_pj_per_row", "pJ", "saliency unit of a hybrid layer: one input row of one saliency popcount "
+              "(x saliency_ops x rows_active)", reserved=True),
     ParamSpec("macro2_bit_op_pj", "pJ", "one 1-bit operation of the second (eDRAM-like) macro type", reserved=True),
     ParamSpec("edram_refresh_uw_per_kb", "uW", "eDRAM refresh power per Kb of the second macro type", reserved=True),
 )
