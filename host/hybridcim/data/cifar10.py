@@ -369,3 +369,23 @@ def load_cifar10(root: PathLike | None = None, split: str = "test",
     """The first ``limit`` (default all) images of a split at once: uint8 NCHW and uint8 labels."""
     ds = Cifar10(root, split)
     return ds.read(0, _limit(limit, len(ds)))
+
+
+CALIBRATION_START = 45_000
+"""First training record of the calibration split (records 45,000…49,999 = ``data_batch_5``)."""
+CALIBRATION_SIZE = 5_000
+"""Images in the calibration split."""
+
+
+def calibration_split(root: PathLike | None = None, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration split, defined once for every search that tunes a program on data:
+    the last 5,000 CIFAR-10 *training* images (records 45,000…49,999 of the train split, i.e.
+    ``data_batch_5``), in file order; the first ``limit`` of them when given. Shared by the
+    hybrid-mode threshold calibration (``hybridcim calibrate``) and DualNet's ratio search, so the
+    test set is used only for reported numbers. Images uint8 NCHW (n, 3, 32, 32), labels uint8 (n,)."""
+    ds = Cifar10(root, "train")
+    if len(ds) != CALIBRATION_START + CALIBRATION_SIZE:
+        raise CorruptDatasetError(f"{ds.dir}: the train split has {len(ds)} images, the calibration split needs "
+                                  f"{CALIBRATION_START + CALIBRATION_SIZE}")
+    n = _limit(limit, CALIBRATION_SIZE)
+    return ds.read(CALIBRATION_START, CALIBRATION_START + n)
