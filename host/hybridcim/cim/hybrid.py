@@ -102,3 +102,19 @@ def analog_noise(key, counter, pairs: int, shift: int) -> np.ndarray:
     a = (u[..., 0] | (u[..., 1] << np.uint64(32))) & m
     b = (u[..., 2] | (u[..., 3] << np.uint64(32))) & m
     return (popcount64(a) - popcount64(b)) << shift
+
+
+def analog_noise_words(seed: int, layer: int, image, pixel, column, word3, pairs: int, shift: int) -> np.ndarray:
+    """:func:`analog_noise` with the counter given as four broadcastable word arrays (image, pixel,
+    column, rowblock << 8 | i << 4 | j) and the key as (noise_seed, layer index): the same int64 values,
+    computed without stacking counters (the fast emulator's vectorized draw)."""
+    from .philox import philox4x32_words
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (image, pixel, column, word3)))
+    if pairs == 0:
+        return np.zeros(shape, dtype=np.int64)
+    u0, u1, u2, u3 = philox4x32_words(image, pixel, column, word3, seed, layer)
+    lo, hi = np.uint64((1 << min(pairs, 32)) - 1), np.uint64((1 << max(pairs - 32, 0)) - 1)
+    e = popcount64(u0 & lo) - popcount64(u2 & lo)
+    if pairs > 32:
+        e += popcount64(u1 & hi) - popcount64(u3 & hi)
+    return e << shift

@@ -7,7 +7,9 @@ run by a backend: ``torch`` (used when importable; channels-last convolutions by
 else the *float* engine, exact float32/float64 conv2d) or ``numpy`` (im2col + BLAS float
 matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 :func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
-which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs.
+which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs, and
+the data-dependent counters of hybrid layers (architecture.md §9), which their engine
+(hybrid_engine.py; torch_backend.py on the torch backend) counts as it runs them.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import importlib.util
 import numpy as np
 
 from ..program.errors import UnsupportedModeError
+from ..program.format import MODE_DIGITAL, MODE_HYBRID
 from .counters import InputOnesCounter, LayerCounters, static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
@@ -42,19 +45,25 @@ class FastEmulator:
             raise ValueError(f"engine {engine!r} unknown; choose 'auto', 'int8' or 'float'")
         if backend == "numpy" and engine == "int8":
             raise ValueError("engine 'int8' needs the torch backend (the numpy backend computes in float)")
-        hybrid = [f"{i} ({l.name!r})" for i, l in enumerate(program.layers) if l.mode != 0]
-        if hybrid:  # architecture.md §9: the hybrid datapath is the reference emulator's only, for now
-            raise UnsupportedModeError(f"layer {hybrid[0]} runs in hybrid mode 1, which the fast emulator does not "
-                                       "implement yet: run it with hybridcim.emulator.ReferenceEmulator")
+        unknown = [f"{i} ({l.name!r}) mode {l.mode}" for i, l in enumerate(program.layers)
+                   if l.mode not in (MODE_DIGITAL, MODE_HYBRID) or (l.mode == MODE_HYBRID and not l.op.is_cim)]
+        if unknown:  # the validator refuses these too; a hand-made Program may still carry one
+            raise UnsupportedModeError(f"layer {unknown[0]} is not a mode the fast emulator implements "
+                                       "(0 = digital, 1 = hybrid conv/fc)")
         self.program, self.backend, self.engine = program, backend, engine
         self.plan = ExecPlan(program)
         self._per_image = [static_counters(l, program, 1) for l in program.layers]
         self._ones = {i: InputOnesCounter(l, program) for i, l in enumerate(program.layers) if l.op.is_cim}
         self._torch = None
 
-    def run(self, images: np.ndarray, trace: bool = False) -> ExecutionResult:
-        """Run the program on uint8 NCHW images; see ExecutionResult for the layout."""
+    def run(self, images: np.ndarray, trace: bool = False, image_base: int = 0) -> ExecutionResult:
+        """Run the program on uint8 NCHW images; see ExecutionResult for the layout.
+
+        ``image_base``: global index of ``images[0]`` (u32; keys the analog noise of hybrid layers,
+        architecture.md §9.6, so a batch split gives the same bits as one call)."""
         p = self.program
+        if not (0 <= image_base and image_base + max(len(images), 1) - 1 <= 0xFFFFFFFF):
+            raise ValueError(f"image_base {image_base}: global image indices must fit a u32")
         x0 = check_images(p, images)
         while True:  # once, unless the torch plan's check of a later batch switched a layer to float
             counters = self.counters(x0.shape[0])
@@ -62,15 +71,18 @@ class FastEmulator:
             def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
                 counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
 
+            def hybrid(i: int, x: np.ndarray) -> np.ndarray:  # hybrid layer i's accumulators (numpy engine)
+                return self.plan.hybrid[i].run_numpy(x, image_base, counters[i])
+
             if self.backend != "torch":
-                env = run_numpy(self.plan, x0, keep_all=trace, observe=observe)
+                env = run_numpy(self.plan, x0, keep_all=trace, observe=observe, hybrid=hybrid)
                 break
             if self._torch is None:
                 from .torch_backend import TorchPlan
                 self._torch = TorchPlan(self.plan, self.engine)
             from .torch_backend import Int8Mismatch
             try:
-                env = self._torch.run(x0, keep_all=trace, observe=observe)
+                env = self._torch.run(x0, keep_all=trace, observe=observe, counters=counters, image_base=image_base)
                 break
             except Int8Mismatch:  # that layer is float now (a warning said so): run the batch again
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cim.requant import requantize
 from ..program.format import Op
 from .ops import im2col, maxpool
 from .plan import F32_EXACT, ExecPlan
@@ -43,9 +44,23 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
     return out
 
 
-def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
+def _hybrid(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict, accumulate) -> np.ndarray:
+    """Hybrid layer (architecture.md §9): ``accumulate(i, x)`` gives the int64 accumulators of the
+    whole-channel input; requant as §6, stored whole in the plan's float type."""
+    acc = accumulate(i, plan.expand(layer.in_tensor, x))
+    res = None
+    if layer.res_tensor is not None:
+        res = plan.expand(layer.res_tensor, env[layer.res_tensor]).astype(np.int64)
+    y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
+                   layer.res_shift if res is not None else None)
+    return y.astype(plan.steps[i].dtype)
+
+
+def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool, observe=None, hybrid=None) -> dict[int, np.ndarray]:
     """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (every tensor if keep_all).
-    ``observe(i, x)``, if given, sees CIM layer i's stored NHWC input before the layer runs."""
+    ``observe(i, x)``, if given, sees CIM layer i's stored NHWC input before the layer runs.
+    ``hybrid(i, x)``: the int64 accumulators (N, Ho, Wo, F) of hybrid layer i on its whole-channel
+    NHWC input ``x`` (required when the program has hybrid layers)."""
     p = plan.program
     env = {p.input_tensor: x0.astype(np.float32)}
     for i, layer in enumerate(p.layers):
@@ -53,7 +68,7 @@ def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool, observe=None) -> d
         if layer.op.is_cim:
             if observe is not None:
                 observe(i, x)
-            y = _cim(plan, i, layer, x, env)
+            y = _hybrid(plan, i, layer, x, env, hybrid) if i in plan.hybrid else _cim(plan, i, layer, x, env)
         elif layer.op == Op.MAXPOOL:
             y = maxpool(x, layer)
         else:

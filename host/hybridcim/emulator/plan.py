@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cim.requant import requantize
+from ..program.format import MODE_DIGITAL, MODE_HYBRID
 from ..program.model import Layer, Program
 from ..program.validate import accumulator_bound
 from ..program.weights import decode_weight_matrix
+from .hybrid_engine import HybridLayer
 
 F32_EXACT = 1 << 24
 
@@ -63,12 +65,15 @@ class ExecPlan:
         self.stored: dict[int, np.ndarray | None] = {program.input_tensor: None}
         dead = {program.input_tensor: np.zeros(program.input.channels, dtype=bool)}
         self.last_use: dict[int, int] = {}
+        self.hybrid: dict[int, HybridLayer] = {}  # hybrid (mode 1) layers' tables (architecture.md §9)
         for i, layer in enumerate(program.layers):
             for t in (layer.in_tensor, layer.res_tensor):
                 if t is not None:
                     self.last_use[t] = i
             if layer.op.is_cim:
                 self.steps[i] = self._step(layer, dead[layer.in_tensor])
+                if layer.mode == MODE_HYBRID:
+                    self.hybrid[i] = HybridLayer(layer, program, i)
                 dead[layer.out_tensor] = dead_channels(layer)
             else:  # pools keep zero channels zero (their clamp lo is 0) and the stored layout
                 dead[layer.out_tensor] = dead[layer.in_tensor]
@@ -95,7 +100,8 @@ class ExecPlan:
         sub = w4[live][:, :, :, live_c] * scale[live, None, None, None]  # (F', kh, kw, C')
         f = layer.n_filters
         non_live = np.setdiff1d(np.arange(f), live)
-        compact = layer.res_tensor is None and len(live) < f and bool(dead_channels(layer)[non_live].all())
+        compact = layer.mode == MODE_DIGITAL and layer.res_tensor is None and len(live) < f and \
+            bool(dead_channels(layer)[non_live].all())  # a hybrid layer's output is stored whole
         const = bias_full = res_scale = None
         if layer.res_tensor is None and not compact and len(live) < f:
             const = requantize(np.zeros(f, dtype=np.int64), layer.bias, s, layer.clamp_lo, layer.clamp_hi).astype(dtype)

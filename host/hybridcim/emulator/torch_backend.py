@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
+from ..cim.requant import requantize
 from ..program.format import Op
 from .plan import F32_EXACT, ExecPlan
 
@@ -189,7 +190,9 @@ class TorchPlan:
         self.checked = False  # the first batch verifies every conv output (see module docstring)
         self.steps, self.engines = {}, {}
         for i, st in plan.steps.items():
-            self.steps[i] = self._step(self.program.layers[i], st, use_int8)
+            self.steps[i] = self._step(self.program.layers[i], st, use_int8 and i not in plan.hybrid)
+            if i in plan.hybrid:
+                self.engines[self.program.layers[i].name] = "hybrid"
 
     def _step(self, layer, st, use_int8: bool) -> SimpleNamespace:
         """Torch data of one CIM layer. The convolution computes the filters ``cols``: the
@@ -290,10 +293,12 @@ class TorchPlan:
         y = self._full(t, x).to(dtype)
         return y.sub_(zp) if zp else y
 
-    def run(self, x0: np.ndarray, keep_all: bool, observe=None) -> dict[int, np.ndarray]:
+    def run(self, x0: np.ndarray, keep_all: bool, observe=None, counters=None, image_base: int = 0) -> dict[int, np.ndarray]:
         """x0: int64 NHWC input (uint8 range). Returns {tensor index: int64 NHWC} (all tensors if keep_all).
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
-        the place where per-layer input activations are available."""
+        the place where per-layer input activations are available. Hybrid layers add their data-dependent
+        counters to ``counters[i]`` (required when the program has hybrid layers); ``image_base`` numbers
+        the images for their analog noise."""
         p = self.program
         self._keep_all = keep_all
         env = {p.input_tensor: torch.from_numpy(x0.astype(np.uint8)).permute(0, 3, 1, 2)}
@@ -303,7 +308,8 @@ class TorchPlan:
                 if layer.op.is_cim:
                     if observe is not None:
                         observe(i, x.permute(0, 2, 3, 1).numpy())
-                    y = self._cim(i, layer, x, env)
+                    y = self._hybrid(i, layer, x, env, counters[i], image_base) if i in self.plan.hybrid else \
+                        self._cim(i, layer, x, env)
                 elif layer.op == Op.MAXPOOL:
                     t_out = p.tensors[layer.out_tensor]
                     y = tf.max_pool2d(x.float() if x.dtype == torch.uint8 else x, layer.kh, layer.stride) \
@@ -321,6 +327,19 @@ class TorchPlan:
         keys = env.keys() if keep_all else [p.output_tensor]
         return {t: self._values(t, env[t], torch.float64).permute(0, 2, 3, 1).numpy().astype(np.int64)
                 for t in keys}
+
+    def _hybrid(self, i: int, layer, x: torch.Tensor, env: dict, c, image_base: int) -> torch.Tensor:
+        """Hybrid layer (architecture.md §9): accumulators, requant (§6), stored whole as exact floats."""
+        hl = self.plan.hybrid[i]
+        xn = self._values(layer.in_tensor, x, torch.float32).permute(0, 2, 3, 1).numpy()
+        acc = hl.run_numpy(xn, image_base, c)
+        res = None
+        if layer.res_tensor is not None:
+            res = self._values(layer.res_tensor, env[layer.res_tensor], torch.float64).permute(0, 2, 3, 1).numpy()
+            res = res.astype(np.int64)
+        y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
+                       layer.res_shift if res is not None else None)
+        return torch.from_numpy(y.astype(self.plan.steps[i].dtype)).permute(0, 3, 1, 2)
 
     def _float_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
         """Float engine: scaled v without residual, (N, cols, Ho, Wo) in st.dtype."""
