@@ -28,6 +28,12 @@ HYBRID_EXTRA = ("saliency_ops",) + tuple(f"decisions_level{k}" for k in range(8)
 indices 16..24 of a later counter-block layout); 0 in digital mode. ``decisions_level<k>`` is the
 histogram of chosen boundary levels."""
 
+DUAL_EXTRA = ("tern_rowblock_activations", "tern_cycles", "tern_column_reads", "tern_bit_ops", "tern_weight_load_bits",
+              "tern_input_ones", "refresh_events")
+"""Per-image counters of a dual-path layer's ternary path on the second macro type (architecture.md §10.4:
+counter indices 25..31 of a later counter-block layout); 0 in other layers. Same order as
+:data:`hybridcim.program.dualpath.TERN_PER_IMAGE`."""
+
 DATA_DEPENDENT = ("input_ones",)
 """Counters that depend on the input data: ``static_counters`` leaves them 0."""
 
@@ -75,6 +81,16 @@ class LayerCounters:
     decisions_level5: int = 0
     decisions_level6: int = 0
     decisions_level7: int = 0
+    tern_rowblock_activations: int = 0
+    tern_cycles: int = 0
+    tern_column_reads: int = 0
+    tern_bit_ops: int = 0
+    tern_weight_load_bits: int = 0
+    tern_input_ones: int = 0
+    refresh_events: int = 0
+    tern_weight_bits: int = 0
+    tern_cells_allocated: int = 0
+    tern_tiles: int = 0
 
     @property
     def boundary_histogram(self) -> list[int]:
@@ -97,7 +113,7 @@ class LayerCounters:
         Exact for the data-independent counters; a data-dependent one (``input_ones``) is scaled
         too, which is only right when every image has the same data: sum runs with ``+`` instead."""
         out = dataclasses.replace(self)
-        for name in PER_IMAGE + HYBRID_EXTRA:
+        for name in PER_IMAGE + HYBRID_EXTRA + DUAL_EXTRA:
             setattr(out, name, getattr(self, name) * images)
         return out
 
@@ -107,7 +123,7 @@ class LayerCounters:
         out = LayerCounters(self.layer)
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            setattr(out, f.name, a + b if f.name in PER_IMAGE or f.name in HYBRID_EXTRA else a)
+            setattr(out, f.name, a + b if f.name in PER_IMAGE or f.name in HYBRID_EXTRA or f.name in DUAL_EXTRA else a)
         return out
 
 

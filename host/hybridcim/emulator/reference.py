@@ -1,5 +1,9 @@
 """Reference emulator: the literal CIM datapath of architecture.md §4–§6. Slow, obviously right.
 
+Dual-path layers (flags bit 0, architecture.md §10) run their last ⌊F·q/8⌋ filters on the ternary
+macros: per tile and row block, the binary input (x ≥ bin_threshold) is ANDed with the positive
+and the negative cells, and the difference of the two popcounts enters the accumulator unshifted.
+
 Hybrid layers (mode 1, architecture.md §9) take per output pixel and column group a saliency
 and boundary level first, then route every (weight plane, input plane) column read through
 the adder tree, the ADC model (with the optional Philox noise) or nowhere (skipped).
@@ -26,7 +30,8 @@ from ..cim.hybrid import (PATH_ANALOG, PATH_DIGITAL, NOISE_FRAC_BITS, adc_code, 
 from ..cim.macro import column_result
 from ..cim.popcount import popcount64
 from ..cim.requant import requantize
-from ..program.format import MODE_HYBRID, Op
+from ..program.dualpath import DUAL, tern_tiles
+from ..program.format import FLAG_DUAL, MODE_HYBRID, Op
 from ..program.model import Layer, Program
 from .counters import LayerCounters, table_bytes, tensor_bytes, tile_of_units
 from .ops import avgpool, im2col, maxpool
@@ -87,8 +92,10 @@ class ReferenceEmulator:
         macro_cycles = np.zeros(pr.n_macros, dtype=np.int64)
         prec = layer.precision.astype(np.int64)
         n_rounds = max(1, -(-n_tiles // pr.n_macros))
-        # partial sums of every output pixel and filter leave after each round but the last and come back
-        c.dram_bytes += 2 * (n_rounds - 1) * m * layer.n_filters * (pr.acc_bits // 8)
+        dual = bool(layer.flags & FLAG_DUAL)
+        n_sram = layer.dual.first_tern(layer.n_filters) if dual else layer.n_filters  # filters on the SRAM path
+        # partial sums of every output pixel and SRAM filter leave after each round but the last and come back
+        c.dram_bytes += 2 * (n_rounds - 1) * m * n_sram * (pr.acc_bits // 8)
         hybrid = layer.mode == MODE_HYBRID
         if hybrid:
             hp = layer.hybrid
@@ -144,11 +151,61 @@ class ReferenceEmulator:
                                 c.weight_bits += rows_real
         c.cells_allocated = c.units_present * gw * a
         c.cycles = int(macro_cycles.max(initial=0))
+        if dual:  # §10: the ternary path on the second macro type, in parallel: the layer takes the longer path
+            self._ternary_path(layer, x, cols.reshape(m, k), acc, c, ho * wo)
+            c.cycles = max(c.cycles, c.tern_cycles)
         acc = acc.reshape(n, ho, wo, layer.n_filters)
         c.requant_ops = acc.size
         y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
                        layer.res_shift if res is not None else None)
         return y, c
+
+    def _ternary_path(self, layer: Layer, x: np.ndarray, cols: np.ndarray, acc: np.ndarray, c: LayerCounters,
+                      pixels: int) -> None:
+        """Dual-path layer (§10.3, §10.4): accumulate the ternary filters into ``acc`` (M, F) from the
+        im2col windows ``cols`` (M, K), tile by tile and row block by row block, counting as it goes."""
+        pr = self.program.preset
+        at, period = pr.tern_rows_active, pr.tern_refresh_cycles
+        m, k = cols.shape
+        n = m // pixels
+        f0 = layer.dual.first_tern(layer.n_filters)
+        f_t = layer.n_filters - f0
+        r_t = -(-k // at)
+        bpad = np.zeros((m, r_t * at), dtype=np.int64)
+        bpad[:, :k] = cols >= layer.dual.bin_threshold  # binary input: zero padding and rows past K give 0
+        bw = pack_rows(bpad.reshape(m, r_t, at))  # (M, R_t): one word per pixel and ternary row block
+        c.dram_bytes += DUAL.size * n  # the dual section, per image like the other tables
+        if f_t:  # the binary plane is written into the activation buffer once per image
+            c.act_buffer_bits += int(np.prod(x.shape))
+        tile, macro_of_tile, n_tiles = tern_tiles(f_t, r_t, pr)
+        c.tern_tiles = n_tiles
+        busy = np.zeros(pr.tern_n_macros, dtype=np.int64)
+        n_rounds = max(1, -(-n_tiles // pr.tern_n_macros))
+        c.dram_bytes += 2 * (n_rounds - 1) * m * f_t * (pr.acc_bits // 8)
+        for t in range(n_tiles):
+            us = sorted(set(np.nonzero(tile == t)[0].tolist()))
+            bs = sorted(set(np.nonzero(tile == t)[1].tolist()))
+            for b in bs:  # the tile is written before its macro runs it: 2 cells x A_t rows per filter and block
+                c.tern_weight_load_bits += 2 * len(us) * at * n
+                c.dram_bytes += 2 * len(us) * at // 8 * n
+            for b in bs:
+                rows_real = min(at, k - b * at)
+                c.tern_rowblock_activations += m
+                busy[macro_of_tile[t]] += m
+                c.act_buffer_bits += rows_real * m
+                c.tern_input_ones += int(popcount64(bw[:, b]).sum())
+                for u in us:
+                    pos, neg = layer.tern_words[u, b]
+                    column = popcount64(bw[:, b] & pos) - popcount64(bw[:, b] & neg)  # n+ - n-, in -A_t..A_t
+                    acc[:, f0 + u] += column  # shift 0: one input plane, one weight level
+                    c.tern_column_reads += 2 * m
+                    c.tern_bit_ops += 2 * rows_real * m
+                    c.tern_weight_bits += 2 * rows_real
+            # refresh (a cost only: no decay is modelled): every stored row of the tile at each multiple of
+            # the period within the pixels x blocks cycles its macro spends on it, per image
+            c.refresh_events += len(bs) * at * len(range(period, pixels * len(bs) + 1, period)) * n
+        c.tern_cells_allocated = 2 * f_t * r_t * at
+        c.tern_cycles = int(busy.max(initial=0))
 
     def run(self, images: np.ndarray, trace: bool = False, image_base: int = 0) -> ExecutionResult:
         """Run the program on uint8 NCHW images; see ExecutionResult for the layout.

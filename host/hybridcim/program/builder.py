@@ -18,7 +18,8 @@ import numpy as np
 
 from ..spec.hardware import HardwarePreset
 from ..spec.numformat import INT32
-from .format import MODE_DIGITAL, MODE_HYBRID, Op
+from .dualpath import DualPathParams, encode_ternary
+from .format import FLAG_DUAL, MODE_DIGITAL, MODE_HYBRID, Op
 from .hybrid import HybridParams
 from .model import Layer, Program, TensorSpec
 from .packing import column_map, pack_filters
@@ -55,12 +56,15 @@ class ProgramBuilder:
              out_exponent: int = 0, res: int | None = None, res_shift: Sequence[int] | None = None,
              packing: str = "paired", groups: list | None = None, op: Op = Op.CONV,
              clamp: tuple[int, int] | None = None, out_signed: bool = False,
-             hybrid: HybridParams | None = None) -> int:
+             hybrid: HybridParams | None = None, dual: DualPathParams | None = None) -> int:
         """Conv layer from torch-layout integer weights (F, C, kh, kw); ReLU clamp [0, 2^out_bits-1].
 
         precision (F,): bits per filter, 0 = pruned (its weights must be 0). bias (F,) int32,
         shift (F,) in -31..31, res_shift (F,) in 0..31. ``groups`` overrides the packing.
         ``hybrid``: run the layer in hybrid mode 1 with this level table (architecture.md §9).
+        ``dual``: a dual-path layer (architecture.md §10, a preset with the second macro type): its
+        last ⌊F·q/8⌋ filters are ternary (weights in {-1, 0, 1}, precision 0) and run on the ternary
+        macros with the binary input x >= dual.bin_threshold; the others on the SRAM path as usual.
         """
         t_in = self.tensors[x]
         w4 = np.asarray(weights, dtype=np.int64)
@@ -71,7 +75,15 @@ class ProgramBuilder:
         if prec.shape != (f,):
             raise ValueError(f"layer {name!r}: precision must have shape ({f},), got {prec.shape}")
         w = conv_weight_matrix(w4)
-        for fi in range(f):
+        first_tern = f if dual is None else dual.first_tern(f) if isinstance(dual, DualPathParams) else f
+        for fi in range(first_tern, f):
+            if prec[fi] != 0:
+                raise ValueError(f"layer {name!r}: filter {fi} is on the ternary path (the last "
+                                 f"{f - first_tern} of {f}): its precision must be 0, got {prec[fi]}")
+            if w[fi].min(initial=0) < -1 or w[fi].max(initial=0) > 1:
+                raise ValueError(f"layer {name!r}: ternary filter {fi} has a weight outside {{-1, 0, 1}} "
+                                 f"([{w[fi].min()}, {w[fi].max()}])")
+        for fi in range(first_tern):
             p = int(prec[fi])
             lo, hi = (-(1 << (p - 1)), (1 << (p - 1)) - 1) if p else (0, 0)
             if w[fi].min() < lo or w[fi].max() > hi:
@@ -84,13 +96,22 @@ class ProgramBuilder:
         groups = pack_filters(prec, gw, packing) if groups is None else groups
         col_filter, col_plane = column_map(groups, prec, gw)
         present, words = encode_words(w, prec, col_filter, col_plane, self.preset.rows_active)
+        tern_words = None
+        if dual is not None:
+            if not isinstance(dual, DualPathParams):
+                raise TypeError(f"layer {name!r}: dual must be a DualPathParams, got {type(dual).__name__}")
+            if not self.preset.has_tern:
+                raise ValueError(f"layer {name!r}: dual-path layer on preset {self.preset.name!r}, which has no "
+                                 "second macro type (tern_* fields)")
+            tern_words = encode_ternary(w[first_tern:], self.preset.tern_rows_active)
         as_arr = lambda v, dt: np.asarray(v if v is not None else np.zeros(f), dtype=np.int64).astype(dt)
         self.layers.append(Layer(
             name=name, op=op, in_tensor=x, out_tensor=y, res_tensor=res, kh=kh, kw=kw, stride=stride,
             pad=pad, clamp_lo=int(clamp[0]), clamp_hi=int(clamp[1]), n_filters=f, k_rows=w.shape[1],
             precision=prec.astype(np.uint8), bias=as_arr(bias, np.int32), shift=as_arr(shift, np.int8),
             res_shift=as_arr(res_shift, np.int8), col_filter=col_filter, col_plane=col_plane,
-            present=present, words=words, mode=MODE_HYBRID if hybrid is not None else MODE_DIGITAL, hybrid=hybrid))
+            present=present, words=words, mode=MODE_HYBRID if hybrid is not None else MODE_DIGITAL, hybrid=hybrid,
+            flags=FLAG_DUAL if dual is not None else 0, dual=dual, tern_words=tern_words))
         return y
 
     def fc(self, name: str, x: int, weights: np.ndarray, precision: Sequence[int], shift: Sequence[int],

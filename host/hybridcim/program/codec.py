@@ -21,8 +21,10 @@ import numpy as np
 from ..spec.hardware import HardwarePreset, PresetError, preset_by_fingerprint
 from .errors import (BadMagicError, ChecksumError, ManifestError, PresetMismatchError, ProgramError, SectionError,
                      TruncatedError, VersionError)
-from .format import (ALIGN, HEADER, LAYER, LAYER_OFF_HYBRID, MAGIC, MANIFEST_MAX_DEPTH, MODE_HYBRID, NO_TENSOR, TENSOR, VERSION_MAJOR,
-                     VERSION_MINOR, VERSION_MINOR_HYBRID, Op, align)
+from .format import (ALIGN, FLAG_DUAL, HEADER, LAYER, LAYER_OFF_DUAL, LAYER_OFF_HYBRID, MAGIC, MANIFEST_MAX_DEPTH,
+                     MODE_HYBRID, NO_TENSOR, TENSOR, VERSION_MAJOR, VERSION_MINOR, VERSION_MINOR_DUAL,
+                     VERSION_MINOR_HYBRID, Op, align)
+from .dualpath import DUAL, DualPathParams, tern_from_header, tern_header_bytes
 from .hybrid import HYBRID, HybridParams
 from .reader import Names, check_structure, json_depth_ok, section_ok
 from ..fileio import atomic_write_bytes  # noqa: F401  (re-exported: older imports keep working)
@@ -55,7 +57,7 @@ def encode(program: Program) -> bytes:
     layer_off = put(b"\0" * (LAYER.size * len(program.layers)))
     records = []
     for l in program.layers:
-        offs, off_hybrid = [0] * 8, 0
+        offs, off_hybrid, off_dual = [0] * 8, 0, 0
         if l.op.is_cim:
             offs[:4] = [put(getattr(l, n).astype(dt).astype("<" + np.dtype(dt).str[1:]).tobytes()) for n, dt in _CIM_ARRAYS]
             cm = np.where(l.col_filter >= 0, l.col_filter.astype(np.uint32) | (l.col_plane.astype(np.uint32) << 16) | (1 << 24), 0)
@@ -65,10 +67,15 @@ def encode(program: Program) -> bytes:
             offs[7] = int(l.words.size)
             if l.mode == MODE_HYBRID:
                 off_hybrid = put(l.hybrid.pack())
+            if l.flags & FLAG_DUAL:  # format 1.2: ternary weights, then the dual section pointing at them
+                tw = l.tern_words.astype("<u8")
+                off_tw = put(tw.tobytes())
+                off_dual = put(l.dual.pack(tw.shape[1] if tw.ndim == 3 else 0, int(tw.size), off_tw))
         records.append(LAYER.pack(int(l.op), l.mode, l.kh, l.kw, l.stride, l.pad, l.flags, l.in_tensor, l.out_tensor,
                                   NO_TENSOR if l.res_tensor is None else l.res_tensor, l.n_filters, l.k_rows,
                                   l.n_groups, l.n_rowblocks, l.clamp_lo, l.clamp_hi, l.pool_shift, *offs)
-                       [:LAYER_OFF_HYBRID] + off_hybrid.to_bytes(4, "little") + bytes(LAYER.size - LAYER_OFF_HYBRID - 4))
+                       [:LAYER_OFF_HYBRID] + off_hybrid.to_bytes(4, "little") + off_dual.to_bytes(4, "little")
+                       + bytes(LAYER.size - LAYER_OFF_DUAL - 4))
     body[layer_off - base:layer_off - base + LAYER.size * len(records)] = b"".join(records)
     meta = {"name": program.name, "tensors": [t.name for t in program.tensors],
             "layers": [l.name for l in program.layers], "metadata": program.metadata}
@@ -80,12 +87,17 @@ def encode(program: Program) -> bytes:
                          len(program.layers), program.input_tensor, program.output_tensor, tensor_off,
                          layer_off, meta_off, len(meta_bytes), _precision_mask(pr.precisions))
     image = bytearray(header + bytes(body))
+    if format_minor(program) >= VERSION_MINOR_DUAL:  # the second macro type's geometry (architecture.md §10.1)
+        image[61:64] = tern_header_bytes(pr)
     image[16:20] = image_crc(image).to_bytes(4, "little")
     return bytes(image)
 
 
 def format_minor(program: Program) -> int:
-    """Minor format version a writer writes: 1 when a layer is hybrid (format 1.1), else 0 (1.0, unchanged bits)."""
+    """Minor format version a writer writes: 2 when the preset has the second macro type or a layer is
+    dual-path (format 1.2), else 1 when a layer is hybrid (format 1.1), else 0 (1.0, unchanged bits)."""
+    if program.preset.has_tern or any(l.flags & FLAG_DUAL for l in program.layers):
+        return VERSION_MINOR_DUAL
     return VERSION_MINOR_HYBRID if any(l.mode == MODE_HYBRID for l in program.layers) else VERSION_MINOR
 
 
@@ -104,13 +116,15 @@ def _section(buf: bytes, off: int, count: int, dtype: str, what: str) -> np.ndar
     return np.frombuffer(buf, dtype=dtype, count=count, offset=off).copy()
 
 
-def _preset_from_header(h: tuple, expected: HardwarePreset | None) -> HardwarePreset:
-    (_, _, _, _, _, fp, rows, cols, ra, gw, nm, acc, adc, *_rest) = h
+def _preset_from_header(h: tuple, expected: HardwarePreset | None, tern: bytes = b"\0\0\0") -> HardwarePreset:
+    (_, _, vmin, _, _, fp, rows, cols, ra, gw, nm, acc, adc, *_rest) = h
     mask = h[-1]
     precisions = tuple(p for p in range(1, 9) if mask >> (p - 1) & 1)
     known = preset_by_fingerprint(fp)
+    # format >= 1.2: header bytes 61..63 hold the second macro type's geometry (1.0 / 1.1: reserved, row 7)
+    extra = tern_from_header(*tern) if vmin >= VERSION_MINOR_DUAL else {}
     try:
-        preset = HardwarePreset(known.name if known else "custom", rows, cols, ra, gw, nm, acc, adc, precisions)
+        preset = HardwarePreset(known.name if known else "custom", rows, cols, ra, gw, nm, acc, adc, precisions, **extra)
     except PresetError as e:
         raise PresetMismatchError(f"image header holds an invalid preset: {e}") from None
     if preset.fingerprint != fp:
@@ -149,7 +163,7 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None, limits=Non
     got = image_crc(buf)
     if got != crc:
         raise ChecksumError(f"CRC-32 mismatch: header says {crc:08x}, image gives {got:08x} (corrupt image)")
-    preset = _preset_from_header(h, expected_preset)
+    preset = _preset_from_header(h, expected_preset, buf[61:64])
     meta_off, meta_len = h[19:21]
     trec = check_structure(buf, h, limits, Names(buf, meta_off, meta_len))
     try:
@@ -193,6 +207,12 @@ def _decode_checked(buf: bytes, h: tuple, preset: HardwarePreset, trec: list[tup
             if mode == MODE_HYBRID:  # the reader checked the section (format 1.1)
                 oh = int.from_bytes(buf[layer_off + LAYER.size * i + LAYER_OFF_HYBRID:][:4], "little")
                 layer.hybrid = HybridParams.unpack(buf[oh:oh + HYBRID.size])
+            if flags & FLAG_DUAL:  # the reader checked the section and its weights (format 1.2)
+                od = int.from_bytes(buf[layer_off + LAYER.size * i + LAYER_OFF_DUAL:][:4], "little")
+                layer.dual, r_t, n_tw, off_tw = DualPathParams.unpack(buf[od:od + DUAL.size])
+                f_t = layer.dual.n_tern(f)
+                layer.tern_words = _section(buf, off_tw, n_tw, "<u8", f"{where} ternary weights").astype(
+                    np.uint64).reshape(f_t, r_t, 2)
         layers.append(layer)
     program = Program(preset, tensors, layers, t_in, t_out, meta["name"], meta["metadata"])
     return validate(program)
@@ -210,7 +230,9 @@ def manifest(program: Program, image: bytes) -> dict:
         "layers": [{"name": l.name, "op": l.op.name.lower(), "in": program.tensors[l.in_tensor].name,
                     "out": program.tensors[l.out_tensor].name,
                     "res": None if l.res_tensor is None else program.tensors[l.res_tensor].name,
-                    **({"mode": "hybrid", "hybrid": dataclasses.asdict(l.hybrid)} if l.mode == MODE_HYBRID else {})}
+                    **({"mode": "hybrid", "hybrid": dataclasses.asdict(l.hybrid)} if l.mode == MODE_HYBRID else {}),
+                    **({"dual": dict(dataclasses.asdict(l.dual), n_tern=l.dual.n_tern(l.n_filters))}
+                       if l.flags & FLAG_DUAL else {})}
                    for l in program.layers],
         "metadata": program.metadata,
     }

@@ -14,6 +14,8 @@ VERSION_MINOR = 0
 """Minor version written for an all-digital program (1.0 images stay byte-identical; the kernel's format)."""
 VERSION_MINOR_HYBRID = 1
 """Minor version written when a layer is hybrid (mode 1 and its hybrid section, format 1.1)."""
+VERSION_MINOR_DUAL = 2
+"""Minor version written when the preset has the second macro type or a layer is dual-path (format 1.2)."""
 NO_TENSOR = 0xFFFF
 ALIGN = 8
 
@@ -24,6 +26,7 @@ TENSOR = struct.Struct("<HHHBBb7x")
 # layer record: 96 bytes (format 1.0's fields; format 1.1 adds off_hybrid, below)
 LAYER = struct.Struct("<BBBBBBH" "HHHH" "I" "HH" "ii" "b3x" "IIIIIIII" "28x")
 LAYER_OFF_HYBRID = 68   # u32 offset of a hybrid layer's section (format 1.1); 0 in a digital layer
+LAYER_OFF_DUAL = 72     # u32 offset of a dual-path layer's section (format 1.2, flags bit 0); else reserved 0
 
 assert HEADER.size == 64 and TENSOR.size == 16 and LAYER.size == 96
 
@@ -59,7 +62,12 @@ HEADER_RESERVED = ((61, 3),)
 TENSOR_RESERVED = ((9, 7),)
 LAYER_RESERVED = ((33, 3), (68, 28))
 LAYER_RESERVED_HYBRID = ((33, 3), (72, 24))
+LAYER_RESERVED_DUAL = ((33, 3), (68, 4), (76, 20))   # a dual-path layer: off_hybrid 0 (mode 0), off_dual set
 
+FLAG_DUAL = 1   # layer flags bit 0: dual-path layer (format >= 1.2, conv/fc, mode 0; architecture.md §10)
+
+# header bytes 61..63 (format >= 1.2): the second macro type's geometry (architecture.md §10.1), 0 when absent
+HDR_TERN_PRESENT = 0x80   # byte 63 bit 7
 MODE_DIGITAL = 0
 MODE_HYBRID = 1   # format >= 1.1, conv/fc only (architecture.md §9)
 

@@ -5,6 +5,8 @@ Array layouts (per CIM layer of F filters, K rows, R row blocks, NG column group
 - col_filter: int32 (NG, G), -1 for an unused column; col_plane: uint8 (NG, G)
 - present: bool (NG, R) skip index;  words: uint64 (n_present, G), units in (g, b) order
 - hybrid: HybridParams of a mode-1 (hybrid) layer, else None
+- dual: DualPathParams of a dual-path layer (flags bit 0, architecture.md §10), else None;
+  tern_words: uint64 (F_t, R_t, 2) its ternary weights (positive, negative cells), else None
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from ..spec.hardware import HardwarePreset
 from ..spec.numformat import IntFormat
 from .format import Op
+from .dualpath import DualPathParams
 from .hybrid import HybridParams
 
 
@@ -68,6 +71,8 @@ class Layer:
     present: np.ndarray | None = None
     words: np.ndarray | None = None
     hybrid: HybridParams | None = None   # mode 1 only (architecture.md §9)
+    dual: DualPathParams | None = None   # flags bit 0 only (architecture.md §10)
+    tern_words: np.ndarray | None = None
 
     @property
     def n_groups(self) -> int:
@@ -121,5 +126,7 @@ class Program:
                     line += f"  +res({self.tensors[l.res_tensor].name})"
                 if l.hybrid is not None:
                     line += f"  hybrid({l.hybrid.n_levels} levels)"
+                if l.dual is not None:
+                    line += f"  dual(ternary {l.dual.n_tern(l.n_filters)}/{l.n_filters}, x>={l.dual.bin_threshold})"
             lines.append(line)
         return "\n".join(lines)

@@ -13,9 +13,10 @@ import re
 import numpy as np
 
 from .errors import CapacityError, InvalidProgramError, SectionError
-from .format import (ALIGN, CM_PLANE_SHIFT, CM_USED_SHIFT, HEADER, HEADER_RESERVED, LAYER, LAYER_RESERVED,
-                     LAYER_OFF_HYBRID, LAYER_RESERVED_HYBRID, MANIFEST_MAX_DEPTH, MODE_HYBRID, NO_TENSOR, TENSOR, TENSOR_RESERVED,
-                     VERSION_MINOR_HYBRID)
+from .format import (ALIGN, CM_PLANE_SHIFT, CM_USED_SHIFT, FLAG_DUAL, HEADER, HEADER_RESERVED, LAYER, LAYER_OFF_DUAL,
+                     LAYER_RESERVED, LAYER_OFF_HYBRID, LAYER_RESERVED_DUAL, LAYER_RESERVED_HYBRID, MANIFEST_MAX_DEPTH,
+                     MODE_HYBRID, NO_TENSOR, TENSOR, TENSOR_RESERVED, VERSION_MINOR_DUAL, VERSION_MINOR_HYBRID)
+from .dualpath import DUAL, DUAL_RESERVED, DualPathParams, tern_from_header, tern_header_ok
 from .hybrid import HYBRID, section_problem
 
 
@@ -64,6 +65,44 @@ def json_depth_ok(raw: bytes) -> bool:
     return not len(step) or int(np.cumsum(step).max()) <= MANIFEST_MAX_DEPTH
 
 
+def _check_dual(buf: bytes, base: int, total: int, mode: int, f: int, k: int, bits_in: int, prec: np.ndarray,
+                tern: dict, bad, where: str) -> None:
+    """Row 12(f): a dual-path layer (flags bit 0) in the order of program-format.md."""
+    if not tern:
+        bad("dual-path layer (flags bit 0) on a preset without the second macro type (no tern_* geometry in "
+            "the header): the ternary path has no macro to run on")
+    if mode != 0:
+        bad(f"dual-path layer in mode {mode}: spec 1.2 combines the dual path with digital mode 0 only")
+    od = int.from_bytes(buf[base + LAYER_OFF_DUAL:base + LAYER_OFF_DUAL + 4], "little")
+    if not section_ok(od, DUAL.size, total):
+        raise SectionError(f"{where} dual: section [{od}, {od + DUAL.size}) lies outside the {total}-byte image, "
+                           "overlaps the header or is misaligned")
+    if not _reserved_zero(buf, od, DUAL_RESERVED):
+        bad("dual section reserved bytes 12..15 must be 0")
+    params, r_t, n_words, off_w = DualPathParams.unpack(buf[od:od + DUAL.size])
+    problem = params.problem(bits_in)
+    if problem:
+        bad(problem)
+    a = tern["tern_rows_active"]
+    f_t = params.n_tern(f)
+    if r_t != -(-k // a) or n_words != 2 * f_t * r_t:
+        bad(f"dual n_tern_rowblocks {r_t} must be ceil(K / {a}) = {-(-k // a)} and n_tern_words {n_words} = "
+            f"2 x ternary filters ({f_t}) x n_tern_rowblocks")
+    if not section_ok(off_w, 8 * n_words, total):
+        raise SectionError(f"{where} ternary weights: section [{off_w}, {off_w + 8 * n_words}) lies outside the "
+                           f"{total}-byte image, overlaps the header or is misaligned")
+    w = np.frombuffer(buf, "<u8", n_words, off_w)
+    if a < 64 and n_words and np.any(w >> np.uint64(a)):
+        bad(f"ternary weight words hold bits above tern_rows_active ({a}): bits {a}..63 must be 0")
+    if n_words and np.any(w[0::2] & w[1::2]):
+        u = int(np.nonzero(w[0::2] & w[1::2])[0][0]) // r_t
+        bad(f"ternary filter {f - f_t + u}: a weight has both its positive and negative cell set, which is not a "
+            "ternary weight (outside {-1, 0, 1})")
+    if f_t and np.any(prec[f - f_t:]):
+        bad(f"ternary-path filters {f - f_t}..{f - 1} must have SRAM precision 0 (their weights are on the "
+            "ternary macros)")
+
+
 def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
     """The kernel's table checks (hls/hcim_program.cpp ``hcim_load_tables``), in its order.
 
@@ -73,8 +112,12 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
     """
     total = len(buf)
     n_t, n_l, t_in, t_out, toff, loff = h[13:19]
-    if not _reserved_zero(buf, 0, HEADER_RESERVED):
-        raise InvalidProgramError("header reserved bytes 61..63 must be 0")
+    tern = tern_from_header(*buf[61:64]) if h[2] >= VERSION_MINOR_DUAL else {}
+    if h[2] >= VERSION_MINOR_DUAL and not tern_header_ok(*buf[61:64]):
+        raise InvalidProgramError("header bytes 61..63 (format 1.2: the second macro type's geometry) hold bits "
+                                  "the encoding leaves 0, or bits without the presence bit (byte 63 bit 7)")
+    if h[2] < VERSION_MINOR_DUAL and not _reserved_zero(buf, 0, HEADER_RESERVED):
+        raise InvalidProgramError("header reserved bytes 61..63 must be 0 (format < 1.2)")
     if limits is not None and (n_t > limits.max_tensors or n_l > limits.max_layers):
         raise CapacityError(f"{n_t} tensors / {n_l} layers exceed the kernel's tables "
                             f"({limits.max_tensors} / {limits.max_layers})")
@@ -121,12 +164,17 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
             bad(f"residual tensor {lres} is not the program input or an earlier layer's output")
         ti, to = trec[lin], trec[lout]  # (c, h, w, bits, signed, exponent)
         hybrid = mode == MODE_HYBRID and h[2] >= VERSION_MINOR_HYBRID and op in (1, 2)
-        if kh < 1 or kw < 1 or stride < 1 or (mode != 0 and not hybrid) or flags != 0:
+        dual = flags == FLAG_DUAL and h[2] >= VERSION_MINOR_DUAL and op in (1, 2)
+        if kh < 1 or kw < 1 or stride < 1 or (mode != 0 and not hybrid) or (flags != 0 and not dual):
             bad(f"kernel {kh}x{kw} stride {stride} (>= 1), mode {mode} (0, or 1 = hybrid on conv/fc in format "
-                f">= 1.{VERSION_MINOR_HYBRID}) and flags {flags:#x} (0)")
-        if not _reserved_zero(buf, base, LAYER_RESERVED_HYBRID if hybrid else LAYER_RESERVED):
-            bad("reserved bytes 33..35 and 72..95 of the layer record must be 0, and off_hybrid (68..71) 0 "
-                "unless mode = 1")
+                f">= 1.{VERSION_MINOR_HYBRID}) and flags {flags:#x} (0, or 1 = dual-path on conv/fc in format "
+                f">= 1.{VERSION_MINOR_DUAL})")
+        reserved = LAYER_RESERVED_HYBRID if hybrid else LAYER_RESERVED_DUAL if dual and mode == 0 else LAYER_RESERVED
+        if hybrid and dual:
+            reserved = ((33, 3), (76, 20))
+        if not _reserved_zero(buf, base, reserved):
+            bad("reserved bytes 33..35 and 76..95 of the layer record must be 0, off_hybrid (68..71) 0 "
+                "unless mode = 1 and off_dual (72..75) 0 unless flags = 1")
         if op in (3, 4):
             if ti[4] or to[4]:
                 bad("pools take and give unsigned tensors")
@@ -206,6 +254,8 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
             problem = section_problem(buf[oh:oh + HYBRID.size], ti[3])
             if problem:
                 bad(problem)
+        if dual:  # (f) format 1.2: the dual section and the ternary weights (architecture.md §10.5)
+            _check_dual(buf, base, total, mode, f, k, ti[3], prec, tern, bad, where)
         produced[lout] = True
     if not produced[t_out]:
         raise InvalidProgramError(f"output {names.tensor(t_out)} is never produced")

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..spec.numformat import INT32
 from .errors import InvalidProgramError, ManifestError
-from .format import MANIFEST_MAX_DEPTH, MANIFEST_MAX_NAME, MODE_DIGITAL, MODE_HYBRID, Op
+from .dualpath import DualPathParams, decode_ternary
+from .format import FLAG_DUAL, MANIFEST_MAX_DEPTH, MANIFEST_MAX_NAME, MODE_DIGITAL, MODE_HYBRID, Op
 from .hybrid import HybridParams
 from ..cim.hybrid import adc_max_count
 from .model import Layer, Program
@@ -73,7 +74,13 @@ def accumulator_bound(layer: Layer, program: Program, w: np.ndarray | None = Non
     """
     xmax = program.tensors[layer.in_tensor].fmt.max
     sabs = (np.abs(w).sum(axis=1) if w is not None else filter_abs_sums(layer, program.preset.rows_active)).tolist()
-    return _bound_over_filters(layer, program, [int(s) * xmax for s in sabs])
+    acc_max = [int(s) * xmax for s in sabs]
+    if layer.flags & FLAG_DUAL:  # §10.5: a ternary filter's |acc| <= Σ_k |T[f,k]| (binary input, x_max = 1)
+        first = layer.dual.first_tern(layer.n_filters)
+        tabs = np.abs(decode_ternary(layer.tern_words, layer.k_rows, program.preset.tern_rows_active)).sum(axis=1)
+        for u, t in enumerate(tabs.tolist()):
+            acc_max[first + u] = int(t)
+    return _bound_over_filters(layer, program, acc_max)
 
 
 def _bound_over_filters(layer: Layer, program: Program, acc_max: list[int]) -> int:
@@ -107,6 +114,44 @@ def _check_mode(i: int, layer: Layer, program: Program) -> None:
     problem = layer.hybrid.problem(bits_in)
     if problem:
         _fail(i, layer, problem)
+
+
+def _check_dual(i: int, layer: Layer, program: Program) -> None:
+    """flags bit 0 (dual-path): the preset's second macro type, conv/fc in mode 0, valid
+    DualPathParams and ternary weights (architecture.md §10.5)."""
+    pr = program.preset
+    if layer.flags != FLAG_DUAL or not layer.op.is_cim:
+        _fail(i, layer, f"flags {layer.flags:#x} are reserved: only bit 0 (dual-path, format 1.2) on a conv/fc "
+                        "layer is defined")
+    if not pr.has_tern:
+        _fail(i, layer, f"dual-path layer on preset {pr.name!r}, which has no second macro type (tern_* fields): "
+                        "the ternary path has no macro to run on")
+    if layer.mode != MODE_DIGITAL:
+        _fail(i, layer, f"dual-path layer in mode {layer.mode}: spec 1.2 combines the dual path with digital mode 0 only")
+    if not isinstance(layer.dual, DualPathParams):
+        _fail(i, layer, "a dual-path layer needs its DualPathParams (ratio_eighths, bin_threshold)")
+    bits_in = program.tensors[layer.in_tensor].bits if 0 <= layer.in_tensor < len(program.tensors) else 8
+    problem = layer.dual.problem(bits_in)
+    if problem:
+        _fail(i, layer, problem)
+    f, a = layer.n_filters, pr.tern_rows_active
+    f_t, r_t = layer.dual.n_tern(f), -(-layer.k_rows // a)
+    tw = layer.tern_words
+    if not isinstance(tw, np.ndarray) or tw.dtype != np.uint64 or tw.shape != (f_t, r_t, 2):
+        _fail(i, layer, f"ternary weights must be uint64 ({f_t}, {r_t}, 2) (ternary filters, row blocks, "
+                        f"positive/negative cells), got {None if tw is None else (getattr(tw, 'dtype', None), getattr(tw, 'shape', None))}")
+    if a < 64 and np.any(tw >> np.uint64(a)):
+        _fail(i, layer, f"ternary weight words hold bits above tern_rows_active ({a}): bits {a}..63 must be 0")
+    both = tw[..., 0] & tw[..., 1]
+    if np.any(both):
+        u = int(np.nonzero(both)[0][0])
+        _fail(i, layer, f"ternary filter {f - f_t + u}: a weight has both cells set (outside {{-1, 0, 1}})")
+    tail = layer.k_rows - (r_t - 1) * a
+    if f_t and tail < a and np.any(tw[:, -1, :] & np.uint64(((1 << a) - 1) & ~((1 << tail) - 1))):
+        _fail(i, layer, "ternary padding rows past K hold non-zero cells")
+    if f_t and layer.precision is not None and np.any(layer.precision[f - f_t:]):
+        _fail(i, layer, f"ternary-path filters {f - f_t}..{f - 1} must have SRAM precision 0 (their weights are "
+                        "on the ternary macros)")
 
 
 def hybrid_accumulator_bound(layer: Layer, program: Program) -> int:
@@ -261,7 +306,9 @@ def validate(program: Program) -> Program:
     produced = {program.input_tensor}
     for i, layer in enumerate(program.layers):
         if layer.flags != 0:
-            _fail(i, layer, f"flags {layer.flags:#x} are reserved (macro type of a later format): spec 1.0 needs 0")
+            _check_dual(i, layer, program)
+        elif layer.dual is not None or layer.tern_words is not None:
+            _fail(i, layer, "dual-path parameters or ternary weights given for a layer without flags bit 0")
         _check_mode(i, layer, program)
         for role, t in (("input", layer.in_tensor), ("residual", layer.res_tensor)):
             if t is not None and (not 0 <= t < nt or t not in produced):

@@ -24,6 +24,12 @@ class HardwarePreset:
     per column group (pairing unit). n_macros: parallel macros. acc_bits: signed
     accumulator width in bits. adc_bits: ADC resolution of the (reserved) analog path.
     precisions: allowed weight precisions in bits, ascending.
+
+    The optional second macro type (architecture.md §10, spec 1.2; all five 0 = absent): an
+    eDRAM-like ternary macro of tern_rows word lines x tern_cols bit lines (a ternary weight
+    takes two adjacent columns: positive and negative cell), tern_rows_active word lines per
+    cycle, tern_n_macros macros, every stored row refreshed each tern_refresh_cycles macro clock
+    cycles. Powers of two (the image header holds their log2, program-format.md).
     """
 
     name: str
@@ -35,6 +41,11 @@ class HardwarePreset:
     acc_bits: int = 32
     adc_bits: int = 5
     precisions: tuple[int, ...] = (2, 4, 8)
+    tern_rows: int = 0
+    tern_cols: int = 0
+    tern_rows_active: int = 0
+    tern_n_macros: int = 0
+    tern_refresh_cycles: int = 0
 
     def __post_init__(self) -> None:
         if self.rows_active not in (8, 16, 32, 64):
@@ -55,6 +66,38 @@ class HardwarePreset:
         if not p or list(p) != sorted(set(p)) or p[0] < 1 or p[-1] > min(8, self.group_width):
             raise PresetError(f"preset {self.name!r}: precisions={p} must be distinct, ascending, within 1..min(8, group_width)")
         object.__setattr__(self, "precisions", p)
+        self._check_tern()
+
+    def _check_tern(self) -> None:
+        """The second macro type's rules (architecture.md §10.1): absent (all 0) or every field a power of two in range."""
+        t = (self.tern_rows, self.tern_cols, self.tern_rows_active, self.tern_n_macros, self.tern_refresh_cycles)
+        if not any(t):
+            return
+        pow2 = lambda v, lo, hi: isinstance(v, int) and lo <= v <= hi and v & (v - 1) == 0
+        for name, v, lo, hi in (("tern_rows", t[0], 8, 1 << 15), ("tern_cols", t[1], 2, 1 << 15),
+                                ("tern_rows_active", t[2], 8, 64), ("tern_n_macros", t[3], 1, 1024),
+                                ("tern_refresh_cycles", t[4], 1, 1 << 31)):
+            if not pow2(v, lo, hi):
+                raise PresetError(f"preset {self.name!r}: {name}={v} must be a power of two in {lo}..{hi} "
+                                  "(or every tern_* field 0: no second macro type)")
+        if self.tern_rows % self.tern_rows_active:
+            raise PresetError(f"preset {self.name!r}: tern_rows={self.tern_rows} must be a multiple of "
+                              f"tern_rows_active={self.tern_rows_active}")
+
+    @property
+    def has_tern(self) -> bool:
+        """True if the preset has the second (eDRAM-like ternary) macro type (§10)."""
+        return self.tern_n_macros > 0
+
+    @property
+    def tern_blocks_per_macro(self) -> int:
+        """Row blocks one ternary macro holds (tern_rows / tern_rows_active)."""
+        return self.tern_rows // self.tern_rows_active
+
+    @property
+    def tern_filters_per_macro(self) -> int:
+        """Ternary filters one ternary macro holds (tern_cols / 2: two cells per weight)."""
+        return self.tern_cols // 2
 
     @property
     def blocks_per_macro(self) -> int:
@@ -71,7 +114,10 @@ class HardwarePreset:
         prec = ",".join(str(p) for p in self.precisions)
         return (f"rows={self.rows};cols={self.cols};rows_active={self.rows_active};"
                 f"group_width={self.group_width};n_macros={self.n_macros};"
-                f"acc_bits={self.acc_bits};adc_bits={self.adc_bits};precisions={prec}")
+                f"acc_bits={self.acc_bits};adc_bits={self.adc_bits};precisions={prec}"
+                + (f";tern_rows={self.tern_rows};tern_cols={self.tern_cols};tern_rows_active={self.tern_rows_active};"
+                   f"tern_n_macros={self.tern_n_macros};tern_refresh_cycles={self.tern_refresh_cycles}"
+                   if self.has_tern else ""))
 
     @property
     def fingerprint(self) -> int:
@@ -81,6 +127,9 @@ class HardwarePreset:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["precisions"] = list(self.precisions)
+        if not self.has_tern:  # a preset without the second macro type reads as before spec 1.2
+            for k in TERN_FIELDS:
+                del d[k]
         return d
 
     @classmethod
@@ -95,6 +144,9 @@ class HardwarePreset:
         return cls(**d)
 
 
+TERN_FIELDS = ("tern_rows", "tern_cols", "tern_rows_active", "tern_n_macros", "tern_refresh_cycles")
+"""The second macro type's fields (§10.1), in the order of the canonical string."""
+
 PRESETS: dict[str, HardwarePreset] = {
     p.name: p
     for p in (
@@ -104,6 +156,21 @@ PRESETS: dict[str, HardwarePreset] = {
     )
 }
 DEFAULT_PRESET = "sun-mars-256"
+"""PRESETS are the presets with a kernel build (hls/presets/<name>.h)."""
+
+HOST_PRESETS: dict[str, HardwarePreset] = {
+    p.name: p
+    for p in (
+        # sun-mars-256 plus four 256 x 512 eDRAM-like ternary macros (256 ternary filters x 4 row blocks each),
+        # every row refreshed each 2^15 cycles (164 us at 200 MHz, inside a 200 us retention time)
+        HardwarePreset("sun-mars-256-dual", tern_rows=256, tern_cols=512, tern_rows_active=64, tern_n_macros=4,
+                       tern_refresh_cycles=1 << 15),
+        # tiny-64 plus two 64 x 32 ternary macros (16 filters x 4 row blocks) refreshed every 256 cycles (tests)
+        HardwarePreset("tiny-64-dual", rows=64, cols=64, rows_active=16, group_width=8, n_macros=2, adc_bits=4,
+                       tern_rows=64, tern_cols=32, tern_rows_active=16, tern_n_macros=2, tern_refresh_cycles=256),
+    )
+}
+"""Presets without a kernel build (spec 1.2: the second macro type); the emulators run them."""
 
 
 def get_preset(name_or_preset: "str | HardwarePreset" = DEFAULT_PRESET) -> HardwarePreset:
@@ -111,14 +178,14 @@ def get_preset(name_or_preset: "str | HardwarePreset" = DEFAULT_PRESET) -> Hardw
     if isinstance(name_or_preset, HardwarePreset):
         return name_or_preset
     try:
-        return PRESETS[name_or_preset]
-    except KeyError:
-        raise PresetError(f"unknown preset {name_or_preset!r}; known: {sorted(PRESETS)}") from None
+        return PRESETS[name_or_preset] if name_or_preset in PRESETS else HOST_PRESETS[name_or_preset]
+    except (KeyError, TypeError):
+        raise PresetError(f"unknown preset {name_or_preset!r}; known: {sorted(PRESETS) + sorted(HOST_PRESETS)}") from None
 
 
 def preset_by_fingerprint(fingerprint: int) -> "HardwarePreset | None":
     """The named preset with this fingerprint, or None."""
-    for p in PRESETS.values():
+    for p in (*PRESETS.values(), *HOST_PRESETS.values()):
         if p.fingerprint == fingerprint:
             return p
     return None
