@@ -32,7 +32,8 @@ def counters_of(program, images):
 def runs():
     p = one_conv()
     imgs = np.random.default_rng(1).integers(0, 16, (2, 64, 2, 2), dtype=np.uint8)
-    table = {"digital": None, "all_digital_hybrid": HybridParams.static(15, sal_planes=2),
+    table = {"digital": None, "static_digital": HybridParams.static(15, sal_planes=2),
+             "all_digital_hybrid": HybridParams((15, 15), (15, 15), (40,), sal_planes=2),
              "all_analog": HybridParams.static(0, sal_planes=2), "all_skipped": HybridParams.static(0, 0, sal_planes=2)}
     out = {}
     for k, hp in table.items():
@@ -46,6 +47,12 @@ def test_digital_mode_has_no_hybrid_energy(runs):
     c = cost(p, cs, P65)
     for k in ("analog_column_read", "adc_conversion", "skipped_bitplane", "saliency"):
         assert c.energy_by_kind[k] == 0.0
+
+
+def test_static_all_digital_costs_exactly_digital(runs):
+    (p, d), (q, h) = runs["digital"], runs["static_digital"]
+    assert sum(c.saliency_ops for c in h) > 0  # counted (§9.7) but a one-level table decides nothing: not priced
+    assert cost(q, h, P65).energy_pj == pytest.approx(cost(p, d, P65).energy_pj)
 
 
 def test_all_digital_hybrid_costs_digital_plus_saliency(runs):
@@ -120,6 +127,10 @@ def test_preset_has_cited_hybrid_energies():
 def test_sensitivity_covers_the_hybrid_energies(runs):
     q, a = runs["all_analog"]
     rows = {r.param: r for r in sensitivity(q, a, P65)}
-    for name in ("analog_column_read_pj", "adc_conversion_pj", "saliency_pj_per_row"):
+    for name in ("analog_column_read_pj", "adc_conversion_pj"):
         assert rows[name].energy_up > 0 > rows[name].energy_down, name
+    assert rows["saliency_pj_per_row"].energy_up == 0  # a static table: no saliency unit
     assert "skipped_bitplane_pj" not in rows  # 0 in this preset: nothing to scale
+    q, h = runs["all_digital_hybrid"]
+    row = next(r for r in sensitivity(q, h, P65) if r.param == "saliency_pj_per_row")
+    assert row.energy_up > 0 > row.energy_down

@@ -389,8 +389,11 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
     e["adc_conversion"] = _priced(preset, "adc_conversion_pj", c.adc_conversions, c.layer, "adc_conversions") \
         * 2.0 ** (hw.adc_bits - ADC_REFERENCE_BITS)
     e["skipped_bitplane"] = _priced(preset, "skipped_bitplane_pj", c.skipped_bitplanes, c.layer, "skipped_bitplanes")
+    # one saliency op = one popcount over rows_active rows; a one-level (static) table takes no decision, so its
+    # saliency unit is gated off and costs nothing although the counter (§9.7) counts it
+    decides = getattr(layer, "hybrid", None) is not None and layer.hybrid.n_levels > 1
     e["saliency"] = _priced(preset, "saliency_pj_per_row", getattr(c, "saliency_ops", 0) * hw.rows_active, c.layer,
-                            "saliency_ops")  # one saliency op = one popcount over rows_active rows
+                            "saliency_ops") if decides else 0.0
     e["macro2"] = _priced(preset, "macro2_bit_op_pj", getattr(c, "macro2_bit_ops", 0), c.layer, "macro2_bit_ops")
 
     writers = max(1, min(hw.n_macros, c.tiles))
