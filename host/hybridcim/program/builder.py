@@ -75,7 +75,17 @@ class ProgramBuilder:
         if prec.shape != (f,):
             raise ValueError(f"layer {name!r}: precision must have shape ({f},), got {prec.shape}")
         w = conv_weight_matrix(w4)
-        first_tern = f if dual is None else dual.first_tern(f) if isinstance(dual, DualPathParams) else f
+        first_tern = f
+        if dual is not None:
+            if not isinstance(dual, DualPathParams):
+                raise TypeError(f"layer {name!r}: dual must be a DualPathParams, got {type(dual).__name__}")
+            problem = dual.problem(t_in.bits)
+            if problem:
+                raise ValueError(f"layer {name!r}: {problem}")
+            if not self.preset.has_tern:
+                raise ValueError(f"layer {name!r}: dual-path layer on preset {self.preset.name!r}, which has no "
+                                 "second macro type (tern_* fields)")
+            first_tern = dual.first_tern(f)
         for fi in range(first_tern, f):
             if prec[fi] != 0:
                 raise ValueError(f"layer {name!r}: filter {fi} is on the ternary path (the last "
@@ -98,11 +108,6 @@ class ProgramBuilder:
         present, words = encode_words(w, prec, col_filter, col_plane, self.preset.rows_active)
         tern_words = None
         if dual is not None:
-            if not isinstance(dual, DualPathParams):
-                raise TypeError(f"layer {name!r}: dual must be a DualPathParams, got {type(dual).__name__}")
-            if not self.preset.has_tern:
-                raise ValueError(f"layer {name!r}: dual-path layer on preset {self.preset.name!r}, which has no "
-                                 "second macro type (tern_* fields)")
             tern_words = encode_ternary(w[first_tern:], self.preset.tern_rows_active)
         as_arr = lambda v, dt: np.asarray(v if v is not None else np.zeros(f), dtype=np.int64).astype(dt)
         self.layers.append(Layer(
@@ -177,4 +182,57 @@ def make_hybrid(program: Program, params: "dict[str, HybridParams] | HybridParam
         raise KeyError(f"no layers named {unknown} in program {program.name!r}")
     layers = [dataclasses.replace(l, mode=MODE_DIGITAL if params[l.name] is None else MODE_HYBRID,
                                   hybrid=params[l.name]) if l.name in params else l for l in program.layers]
+    return validate(dataclasses.replace(program, layers=layers))
+
+
+def make_dual(program: Program, params: "dict[str, tuple[DualPathParams, np.ndarray] | None]",
+              packing: str = "paired") -> Program:
+    """A copy of ``program`` whose conv/fc layers named in ``params`` are dual-path layers (architecture.md
+    §10; the program's preset must have the second macro type). ``params[name]`` = (DualPathParams,
+    ternary weights int (F_t, K) in {-1, 0, 1}, K in the HWC reduction order of §3): the layer's last
+    F_t = ⌊F·q/8⌋ filters move to the ternary path with these weights (their SRAM weights and precision
+    are dropped and the remaining filters are packed again with ``packing``); ``None`` makes a dual-path
+    layer plain digital again with its ternary filters pruned. Validated."""
+    import dataclasses
+    from .weights import decode_weight_matrix
+    names = {l.name for l in program.layers}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise KeyError(f"no layers named {unknown} in program {program.name!r}")
+    pr = program.preset
+    layers = []
+    for l in program.layers:
+        if l.name not in params:
+            layers.append(l)
+            continue
+        if not l.op.is_cim:
+            raise ValueError(f"layer {l.name!r}: only conv/fc layers can be dual-path")
+        spec = params[l.name]
+        w = decode_weight_matrix(l.precision, l.col_filter, l.col_plane, l.present, l.words, l.k_rows, pr.rows_active)
+        prec = l.precision.astype(np.int64).copy()
+        dual, tern_words, flags = None, None, 0
+        if spec is not None:
+            dual, t = spec
+            if not isinstance(dual, DualPathParams):
+                raise TypeError(f"layer {l.name!r}: expected (DualPathParams, ternary weights), got {type(dual).__name__}")
+            problem = dual.problem(program.tensors[l.in_tensor].bits)
+            if problem:
+                raise ValueError(f"layer {l.name!r}: {problem}")
+            if not pr.has_tern:
+                raise ValueError(f"layer {l.name!r}: dual-path layer on preset {pr.name!r}, which has no second "
+                                 "macro type (tern_* fields)")
+            f0 = dual.first_tern(l.n_filters)
+            t = np.asarray(t, dtype=np.int64)
+            if t.shape != (l.n_filters - f0, l.k_rows):
+                raise ValueError(f"layer {l.name!r}: ternary weights must be ({l.n_filters - f0}, {l.k_rows}), got {t.shape}")
+            if t.size and (t.min() < -1 or t.max() > 1):
+                raise ValueError(f"layer {l.name!r}: ternary weight outside {{-1, 0, 1}} ([{t.min()}, {t.max()}])")
+            w[f0:], prec[f0:] = 0, 0
+            tern_words, flags = encode_ternary(t, pr.tern_rows_active), FLAG_DUAL
+        groups = pack_filters(prec, pr.group_width, packing)
+        col_filter, col_plane = column_map(groups, prec, pr.group_width)
+        present, words = encode_words(w, prec, col_filter, col_plane, pr.rows_active)
+        layers.append(dataclasses.replace(l, precision=prec.astype(np.uint8), col_filter=col_filter,
+                                          col_plane=col_plane, present=present, words=words, flags=flags,
+                                          dual=dual, tern_words=tern_words))
     return validate(dataclasses.replace(program, layers=layers))

@@ -65,14 +65,12 @@ def json_depth_ok(raw: bytes) -> bool:
     return not len(step) or int(np.cumsum(step).max()) <= MANIFEST_MAX_DEPTH
 
 
-def _check_dual(buf: bytes, base: int, total: int, mode: int, f: int, k: int, bits_in: int, prec: np.ndarray,
+def _check_dual(buf: bytes, base: int, total: int, f: int, k: int, bits_in: int, prec: np.ndarray,
                 tern: dict, bad, where: str) -> None:
     """Row 12(f): a dual-path layer (flags bit 0) in the order of program-format.md."""
     if not tern:
         bad("dual-path layer (flags bit 0) on a preset without the second macro type (no tern_* geometry in "
             "the header): the ternary path has no macro to run on")
-    if mode != 0:
-        bad(f"dual-path layer in mode {mode}: spec 1.2 combines the dual path with digital mode 0 only")
     od = int.from_bytes(buf[base + LAYER_OFF_DUAL:base + LAYER_OFF_DUAL + 4], "little")
     if not section_ok(od, DUAL.size, total):
         raise SectionError(f"{where} dual: section [{od}, {od + DUAL.size}) lies outside the {total}-byte image, "
@@ -169,9 +167,9 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
             bad(f"kernel {kh}x{kw} stride {stride} (>= 1), mode {mode} (0, or 1 = hybrid on conv/fc in format "
                 f">= 1.{VERSION_MINOR_HYBRID}) and flags {flags:#x} (0, or 1 = dual-path on conv/fc in format "
                 f">= 1.{VERSION_MINOR_DUAL})")
-        reserved = LAYER_RESERVED_HYBRID if hybrid else LAYER_RESERVED_DUAL if dual and mode == 0 else LAYER_RESERVED
         if hybrid and dual:
-            reserved = ((33, 3), (76, 20))
+            bad("mode 1 with flags bit 0: spec 1.2 combines the dual path with digital mode 0 only")
+        reserved = LAYER_RESERVED_HYBRID if hybrid else LAYER_RESERVED_DUAL if dual else LAYER_RESERVED
         if not _reserved_zero(buf, base, reserved):
             bad("reserved bytes 33..35 and 76..95 of the layer record must be 0, off_hybrid (68..71) 0 "
                 "unless mode = 1 and off_dual (72..75) 0 unless flags = 1")
@@ -255,7 +253,7 @@ def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
             if problem:
                 bad(problem)
         if dual:  # (f) format 1.2: the dual section and the ternary weights (architecture.md §10.5)
-            _check_dual(buf, base, total, mode, f, k, ti[3], prec, tern, bad, where)
+            _check_dual(buf, base, total, f, k, ti[3], prec, tern, bad, where)
         produced[lout] = True
     if not produced[t_out]:
         raise InvalidProgramError(f"output {names.tensor(t_out)} is never produced")
