@@ -13,6 +13,9 @@ accuracy is chance, its agreement is what counts); its reference is the emulator
 Exit status 1 when some image disagrees; with --json the last stdout line is one JSON object.
 The JSON object also gives energy_uj_per_image and latency_us_per_image (the CIM chip's, from the
 device's activity counters under --cost-preset, default dcim-28nm; null where the device reports none).
+With --backend csim it also gives est_board_images_per_s and kernel_cycles (per layer): the FPGA
+kernel cycle model's estimate of the overlay on --board (pynq-z2 or kv260) at --pl-mhz (default
+100), from the loop counts of the last kernel call; an estimate, not checked by csynth.
 """
 from __future__ import annotations
 
@@ -36,11 +39,26 @@ def register(sub) -> None:
     p.add_argument("--board", default="pynq-z2",
                    help="--backend pynq: a board name, looked up as <board>/ in $HYBRIDCIM_BITSTREAMS, the "
                         "checkout's bitstreams/, then the installed package's bitstreams/; or a folder holding "
-                        "manifest.json, the .bit and the .hwh (a path with a '/', e.g. ./my-board)")
+                        "manifest.json, the .bit and the .hwh (a path with a '/', e.g. ./my-board); "
+                        "--backend csim: the board of the FPGA kernel cycle model (pynq-z2 or kv260) whose "
+                        "est_board_images_per_s is reported (an estimate, not checked by csynth)")
+    p.add_argument("--pl-mhz", type=_pl_mhz, default=None, metavar="MHZ",
+                   help="--backend csim: PL clock of the kernel cycle model in MHz (default: the board's, 100)")
     p.add_argument("--cost-preset", default="dcim-28nm", metavar="P",
                    help="cost preset (name or .json) of energy_uj_per_image and latency_us_per_image (default: dcim-28nm)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.set_defaults(func=run)
+
+
+def _pl_mhz(text: str) -> float:
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < 10_000:
+        raise argparse.ArgumentTypeError(f"must be a clock in MHz, 0 < MHZ < 10000, got {text!r}")
+    return v
 
 
 def _reference(kind: str, program, model_path):
@@ -93,6 +111,11 @@ def run(args) -> int:
     from ..runtime.session import Session
     from ..cost import load_cost_preset
     cost_preset = load_cost_preset(args.cost_preset)  # a bad preset fails before any work
+    from ..runtime import kernel_cycles
+    if args.backend == "csim" and args.board not in kernel_cycles.BOARDS:
+        print(f"hybridcim run: error: --board {args.board!r}: the kernel cycle model knows "
+              f"{', '.join(kernel_cycles.BOARDS)}", file=sys.stderr)
+        return 2
     from ..fileio import check_input
     if args.data is not None:
         check_input(args.data, "--data", "dir")
@@ -126,11 +149,15 @@ def run(args) -> int:
             rep = session.run_cifar10(args.data, args.limit, args.batch_size)
             from ..report.workload import cost_fields
             costed = cost_fields(program, dev.counters if dev.reports_counters else None, cost_preset)
+            board_est = (kernel_cycles.estimate_device(dev, args.board, args.pl_mhz)
+                         if args.backend == "csim" and hasattr(dev, "kernel_profile") else None)
     except DeviceError as e:  # no board, no compiler, a kernel refusal: one line, no traceback
         print(f"hybridcim run: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({**rep.as_dict(), **costed}))
+        print(json.dumps({**rep.as_dict(), **costed, **kernel_cycles.json_fields(board_est)}))
     else:
         print(rep.summary())
+        if board_est is not None:
+            print(board_est.summary())
     return 0 if rep.ok else 1

@@ -290,3 +290,15 @@ def estimate(profile: Mapping, board: "str | Board" = "pynq-z2", pl_mhz: float |
     call = _layer(profile["call"], loops, -1, "(per call)", b) if profile.get("call") is not None else None
     notes = [] if call else ["work outside the layers (program checks, tables) is not in the profile"]
     return KernelEstimate(b, mhz, images, out, call, notes=notes)
+
+
+def estimate_device(device, board: "str | Board" = "pynq-z2", pl_mhz: float | None = None) -> KernelEstimate:
+    """The board estimate of ``device``'s last kernel call (a device with ``kernel_profile()``: CSimDevice)."""
+    return estimate(device.kernel_profile(), board, pl_mhz, [l.name for l in device.program.layers])
+
+
+def json_fields(est: "KernelEstimate | None") -> dict:
+    """The fields ``hybridcim run --json`` adds: est_board_images_per_s and the per-layer kernel cycles."""
+    if est is None:
+        return {}
+    return {"est_board_images_per_s": est.est_board_images_per_s, "kernel_cycles": est.as_dict()}

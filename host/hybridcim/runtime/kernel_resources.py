@@ -1,0 +1,380 @@
+"""Resource estimate of the HLS kernel (LUT, FF, BRAM36, DSP) per block, for a preset and a board.
+
+An **estimate, not checked by csynth**: no Vitis HLS run exists here. Two parts:
+
+* **On-chip memories** are read from the kernel sources (hls/*.cpp): every array (file-scope,
+  static or local, struct members included) with its element width and dimensions evaluated
+  from the preset's ``HCIM_*`` constants, split into banks by its ``ARRAY_PARTITION`` pragmas;
+  a bank of 1 Kbit or more is block RAM (36 Kb blocks in their 7-series/UltraScale+ aspect
+  ratios 512x72 ... 32Kx1, UG473/UG573; half blocks counted as 0.5), a smaller one
+  LUTRAM/registers (one LUT per 64 bits, SLICEM RAM64X1S).
+* **Logic** is counted per block from the datapath's width (:class:`Datapath`): a popcount of
+  ``n`` bits as the binary adder tree the C loop describes (``n/2`` two-input LUT6_2 sums that
+  also absorb the AND of x and w, then adders of growing width, one LUT per sum bit on the
+  carry chain), with the 6:3-compressor tree (three LUT6 per 6:3 counter: J. Gray, "Quick
+  FPGA Hacks: Population count", fpga.org 2014; Kumm & Zipf, FPL 2014) as its lower bound;
+  adders one LUT per bit; barrel shifters one LUT6 (4:1 mux) per bit per two shift stages;
+  pipeline registers about half the LUT outputs; the Vitis HLS AXI adapters by a typical
+  figure per interface (an assumption, stated in the block). DSPs: none in the datapath (no
+  multiplies; shifts and adds), 3 DSP48 per 32-bit index multiply site in the sources.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from math import ceil, log2
+from pathlib import Path
+
+from ..spec.hardware import HardwarePreset, get_preset
+from .kernel_cycles import LABEL, Board, get_board
+
+KERNEL_SOURCES = ("hybridcim_accel.cpp", "hcim_program.cpp", "hcim_layers.cpp")
+HEADERS = ("hybridcim_accel.h", "hcim_internal.h", "hcim_loops.h")
+PRIMITIVE_BITS = {"bool": 1, "char": 8, "uint8_t": 8, "int8_t": 8, "uint16_t": 16, "int16_t": 16, "uint32_t": 32,
+                  "int32_t": 32, "int": 32, "unsigned": 32, "uint64_t": 64, "int64_t": 64, "float": 32, "double": 64}
+BRAM36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+BRAM_MIN_BITS = 1024
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the estimate: resources and the reasoning behind them."""
+
+    name: str
+    luts: float
+    ffs: float
+    bram36: float
+    dsps: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Datapath:
+    """Width of the per-cycle datapath: ``columns`` popcounts of ``rows`` bits for each of ``planes`` input planes."""
+
+    columns: int
+    planes: int
+    rows: int
+    acc_bits: int = 32
+
+
+# ---- arithmetic building blocks (LUT6 + carry chain) ----
+
+def adder_tree_luts(widths: list[int]) -> int:
+    """LUTs of a balanced binary adder tree over operands of the given bit widths (one LUT per sum bit)."""
+    ws, luts = sorted(widths), 0
+    while len(ws) > 1:
+        nxt = []
+        for a, b in zip(ws[0::2], ws[1::2]):
+            w = max(a, b) + 1
+            luts += w
+            nxt.append(w)
+        if len(ws) % 2:
+            nxt.append(ws[-1])
+        ws = sorted(nxt)
+    return luts
+
+
+def popcount_luts(n: int) -> int:
+    """Binary adder tree of an n-bit popcount (as `for k: s += bit` synthesizes); first level: one LUT6_2 per bit pair.
+
+    >>> popcount_luts(64)   # 32 + 16*3 + 8*4 + 4*5 + 2*6 + 7
+    151
+    """
+    return n // 2 + adder_tree_luts([2] * (n // 2) + [1] * (n % 2)) if n > 1 else n
+
+
+def compressor_popcount_luts(n: int) -> int:
+    """Lower bound: 6:3 counters (3 LUT6 each) column by column until <= 3 bits a column, then a ternary adder.
+
+    >>> compressor_popcount_luts(64), compressor_popcount_luts(6)
+    (70, 3)
+    """
+    cols, luts = [n], 0
+    while max(cols) > 3:
+        nxt = [0] * (len(cols) + 2)
+        for i, h in enumerate(cols):
+            k = ceil(h / 6) if h > 3 else 0
+            luts += 3 * k
+            rest = h - min(h, 6 * k)
+            nxt[i] += rest + k
+            nxt[i + 1] += k
+            nxt[i + 2] += k
+        while nxt and nxt[-1] == 0:
+            nxt.pop()
+        cols = nxt
+    return luts + (len(cols) if max(cols) > 1 else 0)  # the last ternary adder, unless one bit a column is left
+
+
+def bram36(depth: int, width: int) -> float:
+    """36 Kb blocks of one memory bank (best aspect ratio; a bank fitting in 18 Kb counts 0.5).
+
+    >>> bram36(512, 64), bram36(16384, 64), bram36(256, 32)
+    (1, 32, 0.5)
+    """
+    best = min(ceil(width / w) * ceil(depth / d) for d, w in BRAM36_SHAPES)
+    return 0.5 if best == 1 and depth * width <= 18 * 1024 and (width <= 36 or depth <= 512) else best
+
+
+# ---- reading the kernel sources ----
+
+def _strip(src: str) -> str:
+    return re.sub(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"', " ", src, flags=re.S)
+
+
+class SourceModel:
+    """Constants, types and arrays of the kernel sources for one preset."""
+
+    def __init__(self, hls_dir: Path, preset: HardwarePreset):
+        texts = [(hls_dir / "presets" / f"{preset.name}.h").read_text()]
+        texts += [(hls_dir / h).read_text() for h in HEADERS if (hls_dir / h).is_file()]
+        self.sources = {f: _strip((hls_dir / f).read_text()) for f in KERNEL_SOURCES}
+        text = _strip("\n".join(texts)) + "\n" + "\n".join(self.sources.values())
+        self._raw = dict(re.findall(r"^\s*#define\s+(\w+)\s+([^\n]+)", text, re.M))
+        self._raw.update(re.findall(r"\b(?:static\s+)?(?:const|constexpr)\s+\w+\s+(\w+)\s*=\s*([^;{}]+);", text))
+        self._raw["HCIM_N_LOOPS"] = str(len(re.findall(r'X\(\w+,\s*"\w+"', text)))
+        self._consts: dict[str, int | None] = {}
+        self.types = dict(PRIMITIVE_BITS)
+        for m in re.finditer(r"typedef\s+(?:ap_u?int<(\d+)>|(\w+))\s+(\w+)\s*;", text):
+            self.types[m.group(3)] = int(m.group(1)) if m.group(1) else self.types.get(m.group(2), 32)
+        self.structs: dict[str, list[tuple[str, int, list[int]]]] = {}
+        for m in re.finditer(r"struct\s+(\w+)\s*\{([^{}]*)\}\s*;", text):
+            self.structs[m.group(1)] = [f for d in m.group(2).split(";") for f in self._declarators(d.strip())]
+        for s in self.structs:
+            self.types[s] = sum(b * _prod(dims) for _, b, dims in self.structs[s])
+
+    def const(self, expr: str) -> int | None:
+        """Integer value of a constant expression of the sources (None if not constant)."""
+        def name(m):
+            v = self._name(m.group(0))
+            if v is None:
+                raise ValueError(m.group(0))
+            return str(v)
+        e = re.sub(r"\b(\d+)[uUlL]+\b", r"\1", expr.strip())
+        e = re.sub(r"\(\s*(?:u?int\d+_t|int|unsigned)\s*\)", "", e)
+        try:
+            e = re.sub(r"\b[A-Za-z_]\w*\b", name, e)
+            if not re.fullmatch(r"[\d\s()+\-*/%<>&|^~?:]*", e):
+                return None
+            return int(eval(e.replace("/", "//"), {"__builtins__": {}}))  # digits and operators only
+        except (ValueError, SyntaxError, ZeroDivisionError, TypeError):
+            return None
+
+    def _name(self, n: str) -> int | None:
+        if n not in self._consts:
+            self._consts[n] = None  # a cycle evaluates to None
+            self._consts[n] = self.const(self._raw[n]) if n in self._raw else None
+        return self._consts[n]
+
+    def _declarators(self, decl: str) -> list[tuple[str, int, list[int]]]:
+        m = re.match(r"(?:static\s+|const\s+|volatile\s+)*(\w+)\s+(.+)$", decl, re.S)
+        if not m or m.group(1) not in self.types or "(" in m.group(2):
+            return []
+        out = []
+        for d in m.group(2).split(","):
+            dm = re.match(r"\s*(\w+)\s*((?:\[[^\]]+\]\s*)*)(?:=.*)?$", d, re.S)
+            if not dm:
+                continue
+            dims = [self.const(x) for x in re.findall(r"\[([^\]]+)\]", dm.group(2))]
+            if None not in dims:
+                out.append((dm.group(1), self.types[m.group(1)], dims))
+        return out
+
+    def arrays(self) -> list[dict]:
+        """Every array variable of the kernel sources (struct members flattened): name, width, dims, banks."""
+        out = []
+        for f, src in self.sources.items():
+            body = re.sub(r"\([^()]*(?:\([^()]*\)[^()]*)*\)", "()", src)  # drop parameter lists
+            body = re.sub(r"^\s*#[^\n]*", "", body, flags=re.M)  # and preprocessor lines
+            for decl in re.split(r"[;{}]", body):
+                for name, bits, dims in self._declarators(decl.strip()):
+                    tm = re.match(r"(?:static\s+|const\s+)*(\w+)", decl.strip())
+                    if dims:
+                        out.append({"file": f, "name": name, "width": bits, "dims": dims})
+                    elif tm and tm.group(1) in self.structs:
+                        out += [{"file": f, "name": f"{name}.{m}", "width": b, "dims": d}
+                                for m, b, d in self.structs[tm.group(1)] if d]
+        parts = re.findall(r"#pragma\s+HLS\s+ARRAY_PARTITION\s+([^\n]+)", "\n".join(self.sources.values()), re.I)
+        for a in out:
+            banks = 1
+            for p in parts:
+                if not re.search(rf"variable\s*=\s*{re.escape(a['name'])}\b", p):
+                    continue
+                dm = re.search(r"dim\s*=\s*(\d+)", p)
+                dim = int(dm.group(1)) if dm else 0
+                fm = re.search(r"factor\s*=\s*(\w+)", p)
+                for k, n in enumerate(a["dims"]):
+                    if dim in (0, k + 1):
+                        banks *= n if re.search(r"\bcomplete\b", p) else min(n, self.const(fm.group(1)) if fm else n)
+            total = _prod(a["dims"])
+            a["banks"], a["depth"] = banks, ceil(total / banks)
+        return out
+
+    def multiply_sites(self) -> tuple[int, int, int]:
+        """Variable x variable `a * b` sites: (all, inside pipelined loops, functions with others).
+
+        Sites in a pipelined loop each need their own multiplier; the others, in non-pipelined
+        code, can share one per function (HLS binds operations of different states to one unit).
+        """
+        total = piped = funcs = 0
+        for src in self.sources.values():
+            sites = []
+            for m in re.finditer(r"([\w\].)]+)\s*\*\s*\(?\s*([A-Za-z_][\w.\->\[\]]*)", src):
+                a, b = m.group(1), m.group(2)
+                if a in self.types or a in ("const", "void", "return") or a.endswith("_t"):
+                    continue  # a pointer declaration or a dereference, not a product
+                if not (re.fullmatch(r"\d+\w*|[A-Z_][A-Z0-9_]*", a) or re.fullmatch(r"[A-Z_][A-Z0-9_]*", b)):
+                    sites.append(m.start())
+            spans = [_enclosing_block(src, m.start()) for m in re.finditer(r"#pragma\s+HLS\s+PIPELINE", src, re.I)]
+            fn = _function_spans(src)
+            rest = set()
+            for pos in sites:
+                if any(a <= pos < b for a, b in spans):
+                    piped += 1
+                else:
+                    rest.add(next((k for k, (a, b) in enumerate(fn) if a <= pos < b), -1))
+            total += len(sites)
+            funcs += len(rest)
+        return total, piped, funcs
+
+
+def _enclosing_block(s: str, pos: int) -> tuple[int, int]:
+    depth, i = 0, pos
+    while i > 0:
+        i -= 1
+        depth += (s[i] == "}") - (s[i] == "{")
+        if depth < 0:
+            break
+    j, depth = i, 0
+    for j in range(i, len(s)):
+        depth += (s[j] == "{") - (s[j] == "}")
+        if depth == 0:
+            break
+    return i, j + 1
+
+
+def _function_spans(s: str) -> list[tuple[int, int]]:
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(s):
+        if ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                out.append((start, i + 1))
+    return out
+
+
+def _prod(xs) -> int:
+    p = 1
+    for x in xs:
+        p *= x
+    return p
+
+
+# ---- the estimate ----
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Blocks, the memories behind the BRAM row, totals and the board's capacity."""
+
+    preset: str
+    board: Board
+    datapath: Datapath
+    blocks: list[Block]
+    memories: list[dict]
+    label: str = LABEL
+
+    def total(self) -> dict[str, float]:
+        return {k: sum(getattr(b, k) for b in self.blocks) for k in ("luts", "ffs", "bram36", "dsps")}
+
+    def capacity(self) -> dict[str, int]:
+        b = self.board
+        return {"luts": b.luts, "ffs": b.ffs, "bram36": b.bram36, "dsps": b.dsps}
+
+    def fits(self) -> bool:
+        tot, cap = self.total(), self.capacity()
+        return all(tot[k] <= cap[k] for k in tot)
+
+    def table(self) -> str:
+        """Markdown: one row per block, the total and the board's capacity with the utilization."""
+        rows = [f"| block ({self.label}) | LUT | FF | BRAM36 | DSP | reasoning |", "|---|---:|---:|---:|---:|---|"]
+        for b in self.blocks:
+            rows.append(f"| {b.name} | {b.luts:,.0f} | {b.ffs:,.0f} | {b.bram36:g} | {b.dsps:g} | {b.why} |")
+        tot, cap = self.total(), self.capacity()
+        rows.append(f"| **total** | **{tot['luts']:,.0f}** | **{tot['ffs']:,.0f}** | **{tot['bram36']:g}** | "
+                    f"**{tot['dsps']:g}** | |")
+        pct = {k: 100 * tot[k] / cap[k] for k in tot}
+        rows.append(f"| {self.board.name} ({self.board.part}) | {cap['luts']:,} ({pct['luts']:.0f} %) | "
+                    f"{cap['ffs']:,} ({pct['ffs']:.0f} %) | {cap['bram36']} ({pct['bram36']:.0f} %) | "
+                    f"{cap['dsps']:,} ({pct['dsps']:.0f} %) | {'fits' if self.fits() else 'DOES NOT FIT'} |")
+        return "\n".join(rows)
+
+    def memory_table(self) -> str:
+        """Markdown: every array of 1 BRAM36 or more (name, element bits, dims, banks, blocks)."""
+        rows = ["| array (file) | bits x dims | banks | BRAM36 |", "|---|---|---:|---:|"]
+        for m in sorted(self.memories, key=lambda m: -m["bram36"]):
+            if m["bram36"] >= 1:
+                rows.append(f"| `{m['name']}` ({m['file']}) | {m['width']} x {m['dims']} | {m['banks']} | "
+                            f"{m['bram36']:g} |")
+        return "\n".join(rows)
+
+
+def _hls_dir() -> Path:
+    from .csim_build import hls_dir
+    return hls_dir()
+
+
+def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "str | Board" = "pynq-z2",
+                       datapath: Datapath | None = None, hls_dir: Path | None = None) -> ResourceEstimate:
+    """The resource estimate of the kernel built for ``preset`` on ``board`` (see the module docstring)."""
+    p, b = get_preset(preset), get_board(board)
+    src = SourceModel(Path(hls_dir) if hls_dir else _hls_dir(), p)
+    planes = src.const("HCIM_UNIT_PLANES") or src.const("HCIM_MAX_IN_BITS") or 8
+    dp = datapath or Datapath(columns=p.group_width, planes=planes, rows=p.rows_active, acc_bits=p.acc_bits)
+    n_pop = dp.columns * dp.planes
+    cw = int(log2(dp.rows)) + 1                       # popcount width
+    pc, pc_min = popcount_luts(dp.rows), compressor_popcount_luts(dp.rows)
+    sa = adder_tree_luts([cw + i for i in range(dp.planes)])  # sum_i n_i << i of one column
+    sw = cw + dp.planes                               # shift-add result width
+    shw = sw + 8                                      # after << j (weight plane j < 8) and the sign
+    shift_luts = shw * 2 + shw                        # 3 shift stages (two LUT levels) + conditional negate
+    mems = src.arrays()
+    bram = lutram = 0.0
+    for m in mems:
+        bank_bits = m["depth"] * m["width"]
+        m["bram36"] = m["banks"] * bram36(m["depth"], m["width"]) if bank_bits >= BRAM_MIN_BITS else 0
+        bram += m["bram36"]
+        lutram += 0 if m["bram36"] else m["banks"] * ceil(bank_bits / 64)
+    n_mul, n_piped, n_shared = src.multiply_sites()
+    n_axi = 5
+    blocks = [
+        Block("popcount array", n_pop * pc, n_pop * pc / 2, 0, 0,
+              f"{dp.columns} columns x {dp.planes} planes = {n_pop} popcounts of {dp.rows} bits a cycle, {pc} LUT "
+              f"each as a binary adder tree (6:3-compressor lower bound {pc_min}); FF: a register every other level"),
+        Block("plane shift-add", dp.columns * (sa + shift_luts), dp.columns * (sa + shift_luts) / 2, 0, 0,
+              f"per column: sum of {dp.planes} counts of {cw} bits shifted by the input plane ({sa} LUT), then "
+              f"<< weight plane (3 mux stages) and the MSB sign on {shw} bits ({shift_luts} LUT)"),
+        Block("accumulators", dp.columns * dp.acc_bits, dp.columns * dp.acc_bits * 2, 0, 0,
+              f"{dp.columns} accumulators of {dp.acc_bits} bits in registers (an adder each; FF: value + input)"),
+        Block("window and bit-plane buffer", dp.planes * dp.rows * 3, dp.planes * dp.rows * 2, 0, 0,
+              f"per input plane a {dp.rows}-bit funnel shift of the channel words into the row-block word "
+              "(6 stages, 3 LUT levels) and its double-buffered register"),
+        Block("requant", 480, 400, 0, 0,
+              "one filter a cycle: 64-bit bias and residual adds (128), shift by <= 31 with round half to even "
+              "(5 stages + compare: 256), clamp (96); pipelined over about 6 cycles of 64-bit registers"),
+        Block("performance counters", 16 * 64, 16 * 64, 0, 0, "16 counters of 64 bits, an adder each"),
+        Block("on-chip memories", lutram, 0, bram, 0,
+              f"{len(mems)} arrays from the sources with their partitioning: BRAM36 per bank by aspect ratio, "
+              "banks under 1 Kbit as LUTRAM (64 bits a LUT); see the memory table"),
+        Block("AXI interfaces (assumed)", n_axi * 1000 + 300, n_axi * 1500 + 400, n_axi * 0.5, 0,
+              f"{n_axi} m_axi adapters (read/write buffers of 16 x 16 beats) + s_axilite: typical Vitis HLS "
+              "figures of about 1,000 LUT / 1,500 FF / one 18 Kb buffer each, an assumption, not derived"),
+        Block("control and address arithmetic (assumed)", 2000, 3000, 0, 3 * (n_piped + n_shared),
+              f"loop FSMs and counters (assumed); of {n_mul} variable x variable multiply sites, {n_piped} in "
+              f"pipelined loops (a multiplier each) and the rest sharing one per function ({n_shared}), 3 DSP48 "
+              f"per 32-bit multiplier (upper bound without sharing: {3 * n_mul})"),
+    ]
+    return ResourceEstimate(p.name, b, dp, blocks, mems)

@@ -1,0 +1,104 @@
+"""The kernel resource estimate (hybridcim.runtime.kernel_resources): building blocks, source parsing, totals."""
+from math import ceil
+
+import pytest
+
+from hybridcim.runtime.kernel_cycles import BOARDS, LABEL
+from hybridcim.runtime.kernel_resources import (SourceModel, adder_tree_luts, bram36, compressor_popcount_luts,
+                                                estimate_resources, popcount_luts)
+from hybridcim.spec import get_preset
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_popcount_tree_closed_form(k):
+    n = 2 ** k
+    # level 1: n/2 LUT6_2 (two bits -> 2-bit sum, AND absorbed); level l >= 2: n/2^l adders of l+1 bits
+    assert popcount_luts(n) == n // 2 + sum((n >> l) * (l + 1) for l in range(2, k + 1))
+
+
+@pytest.mark.parametrize("n", [6, 7, 12, 36, 64, 128, 256])
+def test_compressor_tree_is_a_lower_bound(n):
+    assert n / 3 <= compressor_popcount_luts(n) <= popcount_luts(n)
+
+
+def test_adder_tree_and_bram_shapes():
+    assert adder_tree_luts([8, 8]) == 9 and adder_tree_luts([4, 4, 4, 4]) == 5 + 5 + 6 and adder_tree_luts([3]) == 0
+    assert bram36(512, 72) == 1 and bram36(513, 72) == 2 and bram36(1024, 64) == 2
+    assert bram36(32768, 1) == 1 and bram36(4096, 32) == 4 and bram36(128, 16) == 0.5
+
+
+HDR = """
+#define HCIM_N_MACROS 4
+#define HCIM_ROWS 256
+#define HCIM_ROWS_ACTIVE 64
+#define HCIM_BLOCKS (HCIM_ROWS / HCIM_ROWS_ACTIVE)
+typedef unsigned long long word_t_x;
+typedef ap_uint<40> w40_t;
+"""
+SRC = """
+#include "x.h"
+#define DEPTH (HCIM_BLOCKS * 256u)
+struct pair_s { uint16_t a; w40_t b[3]; };
+static word_t g_big[HCIM_N_MACROS][DEPTH];
+static uint32_t g_small[4], g_mid[2048];
+static pair_s g_p;
+void f(const word_t *p, uint32_t n, uint32_t m) {
+#pragma HLS ARRAY_PARTITION variable = g_big dim = 1 complete
+    uint32_t loc[HCIM_ROWS_ACTIVE * 16];
+    uint32_t q = n * m;
+    for (uint32_t i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+        loc[i] = i * m + p[i] * n;
+    }
+}
+"""
+
+
+@pytest.fixture
+def hls(tmp_path):
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "sun-mars-256.h").write_text(HDR)
+    (tmp_path / "hybridcim_accel.h").write_text("typedef uint64_t word_t;\n")
+    for f in ("hybridcim_accel.cpp", "hcim_program.cpp"):
+        (tmp_path / f).write_text("\n")
+    (tmp_path / "hcim_layers.cpp").write_text(SRC)
+    return tmp_path
+
+
+def test_source_model_reads_arrays_partitions_and_products(hls):
+    sm = SourceModel(hls, get_preset("sun-mars-256"))
+    assert sm.const("DEPTH") == 1024 and sm.const("HCIM_BLOCKS * 2") == 8 and sm.const("n * 2") is None
+    arr = {a["name"]: a for a in sm.arrays()}
+    assert arr["g_big"]["dims"] == [4, 1024] and arr["g_big"]["banks"] == 4 and arr["g_big"]["depth"] == 1024
+    assert arr["g_big"]["width"] == 64 and arr["g_small"]["dims"] == [4] and arr["g_mid"]["dims"] == [2048]
+    assert arr["loc"]["dims"] == [1024] and arr["g_p.b"]["width"] == 40 and arr["g_p.b"]["dims"] == [3]
+    assert "p" not in arr  # a parameter is not an array of the kernel
+    assert sm.multiply_sites() == (3, 2, 1)  # n*m outside the pipeline (shared), i*m and p[i]*n inside
+
+
+def test_estimate_counts_memories_from_sources(hls):
+    e = estimate_resources("sun-mars-256", "pynq-z2", hls_dir=hls)
+    mem = {m["name"]: m["bram36"] for m in e.memories}
+    assert mem["g_big"] == 4 * bram36(1024, 64) and mem["g_mid"] == bram36(2048, 32) and mem["g_small"] == 0
+    assert next(b for b in e.blocks if b.name == "on-chip memories").bram36 == sum(mem.values())
+    assert e.total()["dsps"] == 3 * (2 + 1)
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+@pytest.mark.parametrize("preset", ["sun-mars-256", "tiny-64", "wide-512"])
+def test_estimate_of_the_shipped_kernel(preset, board):
+    e = estimate_resources(preset, board)
+    p = get_preset(preset)
+    assert e.datapath.columns == p.group_width and e.datapath.rows == p.rows_active
+    t = e.table()
+    assert LABEL in t and BOARDS[board].part in t and "| **total** |" in t
+    pop = next(b for b in e.blocks if b.name == "popcount array")
+    assert pop.luts == e.datapath.columns * e.datapath.planes * popcount_luts(p.rows_active)
+    assert any(m["bram36"] >= 1 for m in e.memories) and "BRAM36" in e.memory_table()
+
+
+def test_default_kernel_fits_the_pynq_z2():
+    e = estimate_resources("sun-mars-256", "pynq-z2")
+    assert e.fits(), e.table()
+    assert e.total()["bram36"] == pytest.approx(sum(m["bram36"] for m in e.memories) + 2.5)
+    assert ceil(e.total()["luts"]) < 53_200
