@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from hybridcim.runtime.kernel_csynth import compare_hls_log
 from hybridcim.runtime.kernel_cycles import (BOARDS, LABEL, KernelProfileError, burst_cycles, estimate, get_board,
                                              loop_cycles)
 
@@ -151,3 +152,30 @@ def test_board_presets_match_the_overlay_build():
         (53_200, 106_400, 140, 220)
     for b in BOARDS.values():
         assert b.sources and b.pl_mhz == 100.0
+
+
+LOG = """INFO: [HLS 200-1470] Pipelining result : Target II = 1, Final II = 1, Depth = 7, loop 'units'
+INFO: [HLS 200-1470] Pipelining result : Target II = 1, Final II = 2, Depth = 4, loop 'VITIS_LOOP_12_load_w'
+INFO: [HLS 200-1470] Pipelining result : Target II = 1, Final II = 1, Depth = 3, loop 'other'
+"""
+
+
+def test_compare_hls_log():
+    rows = {r["name"]: r for r in compare_hls_log(LOG, LOOPS)}
+    assert set(rows) == {"units", "load_w"}  # only pipelined loops
+    assert rows["units"]["ok"] and rows["units"]["final_depth"] == 7
+    assert not rows["load_w"]["ok"] and rows["load_w"]["final_ii"] == 2
+    assert compare_hls_log("", LOOPS)[0]["final_ii"] is None and not compare_hls_log("", LOOPS)[0]["ok"]
+
+
+def test_loop_table_of_the_sources_and_log_cli(tmp_path, capsys):
+    from hybridcim.runtime.kernel_csynth import loop_table, main
+    table = loop_table()
+    assert table and all(set(l) == {"name", "ii", "depth"} for l in table)
+    log = tmp_path / "vitis_hls.log"
+    log.write_text("".join(f"INFO: [HLS 200-1470] Pipelining result : Target II = {l['ii']}, Final II = {l['ii']}, "
+                           f"Depth = {l['depth']}, loop '{l['name']}'\n" for l in table if l["ii"]))
+    assert main(["--hls-log", str(log)]) == 0 and "| ok |" in capsys.readouterr().out
+    log.write_text("")
+    assert main(["--hls-log", str(log)]) == 1 and "not in the log" in capsys.readouterr().out
+    assert main(["--hls-log", str(tmp_path / "missing.log")]) == 2

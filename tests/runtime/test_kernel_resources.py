@@ -102,3 +102,30 @@ def test_default_kernel_fits_the_pynq_z2():
     assert e.fits(), e.table()
     assert e.total()["bram36"] == pytest.approx(sum(m["bram36"] for m in e.memories) + 2.5)
     assert ceil(e.total()["luts"]) < 53_200
+
+
+RPT = """================================================================
+== Utilization Estimates
+================================================================
+* Summary:
++---------------------+---------+------+---------+---------+-----+
+|         Name        | BRAM_18K|  DSP |    FF   |   LUT   | URAM|
++---------------------+---------+------+---------+---------+-----+
+|DSP                  |        -|     -|        -|        -|    -|
+|Total                |      190|    54|    21033|    30512|    0|
++---------------------+---------+------+---------+---------+-----+
+|Available            |      280|   220|   106400|    53200|    0|
+"""
+
+
+def test_csynth_utilization_and_cli(tmp_path, capsys):
+    from hybridcim.runtime.kernel_csynth import csynth_utilization, main
+    assert csynth_utilization(RPT) == {"luts": 30512, "ffs": 21033, "bram36": 95, "dsps": 54}
+    with pytest.raises(ValueError, match="Utilization"):
+        csynth_utilization("no table here")
+    rpt = tmp_path / "csynth.rpt"
+    rpt.write_text(RPT)
+    assert main(["--csynth", str(rpt)]) == 0
+    assert "| csynth | 30,512 | 21,033 | 95 | 54 |" in capsys.readouterr().out
+    rpt.write_text("garbage")
+    assert main(["--csynth", str(rpt)]) == 2

@@ -302,3 +302,4 @@ def json_fields(est: "KernelEstimate | None") -> dict:
     if est is None:
         return {}
     return {"est_board_images_per_s": est.est_board_images_per_s, "kernel_cycles": est.as_dict()}
+
