@@ -121,9 +121,10 @@ def test_counters_add_and_scale(program):
 
 
 def test_per_image_lists_every_counter_that_grows_with_images():
-    from hybridcim.emulator.counters import HYBRID_EXTRA
-    static = {f for f in LayerCounters.__dataclass_fields__} - set(PER_IMAGE) - set(HYBRID_EXTRA) - {"layer"}
-    assert static == {"pixels", "units_total", "units_present", "weight_bits", "cells_allocated", "tiles"}
+    from hybridcim.emulator.counters import DUAL_EXTRA, HYBRID_EXTRA
+    static = {f for f in LayerCounters.__dataclass_fields__} - set(PER_IMAGE) - set(HYBRID_EXTRA) - set(DUAL_EXTRA) - {"layer"}
+    assert static == {"pixels", "units_total", "units_present", "weight_bits", "cells_allocated", "tiles",
+                      "tern_weight_bits", "tern_cells_allocated", "tern_tiles"}
     assert set(DATA_DEPENDENT) <= set(PER_IMAGE)
 
 
