@@ -218,6 +218,13 @@ def test_reader_header_bytes_of_the_second_macro_type():
         decode(_patch(image, 63, bytes((image[63] + 1,))))  # another refresh period: fingerprint differs
     with pytest.raises(PresetMismatchError, match="device is 'tiny-64'"):
         decode(image, get_preset("tiny-64"))
+    # 1.2 image of a preset without the second macro type, bytes 61..63 set: the fingerprint names tiny-64, so
+    # row 6 passes and row 7 refuses the bytes (kernel 1.2 reads them as reserved: the same verdict)
+    plain = bytearray(encode(random_program(2, "tiny-64")))
+    plain[10] = 2
+    plain[61:64] = image[61:64]
+    with pytest.raises(InvalidProgramError, match="header bytes 61..63 = 5605.. are not the second macro type"):
+        decode(reseal(plain))
     old = bytearray(encode(random_program(2, "tiny-64")))
     old[61] = 1  # format 1.0: reserved, refused as before
     with pytest.raises(InvalidProgramError, match="header reserved bytes 61..63 must be 0"):

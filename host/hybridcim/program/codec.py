@@ -123,6 +123,16 @@ def _preset_from_header(h: tuple, expected: HardwarePreset | None, tern: bytes =
     known = preset_by_fingerprint(fp)
     # format >= 1.2: header bytes 61..63 hold the second macro type's geometry (1.0 / 1.1: reserved, row 7)
     extra = tern_from_header(*tern) if vmin >= VERSION_MINOR_DUAL else {}
+    if extra:  # the fingerprint decides whether they describe the preset; if not, row 7 refuses the bytes
+        try:
+            if HardwarePreset("x", rows, cols, ra, gw, nm, acc, adc, precisions, **extra).fingerprint != fp:
+                raise PresetError("")
+        except PresetError:
+            try:
+                if HardwarePreset("x", rows, cols, ra, gw, nm, acc, adc, precisions).fingerprint == fp:
+                    extra = {}
+            except PresetError:
+                pass
     try:
         preset = HardwarePreset(known.name if known else "custom", rows, cols, ra, gw, nm, acc, adc, precisions, **extra)
     except PresetError as e:
@@ -165,7 +175,7 @@ def decode(buf: bytes, expected_preset: HardwarePreset | None = None, limits=Non
         raise ChecksumError(f"CRC-32 mismatch: header says {crc:08x}, image gives {got:08x} (corrupt image)")
     preset = _preset_from_header(h, expected_preset, buf[61:64])
     meta_off, meta_len = h[19:21]
-    trec = check_structure(buf, h, limits, Names(buf, meta_off, meta_len))
+    trec = check_structure(buf, h, limits, Names(buf, meta_off, meta_len), preset)
     try:
         return _decode_checked(buf, h, preset, trec)
     except ProgramError as e:

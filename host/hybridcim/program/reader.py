@@ -16,7 +16,7 @@ from .errors import CapacityError, InvalidProgramError, SectionError
 from .format import (ALIGN, CM_PLANE_SHIFT, CM_USED_SHIFT, FLAG_DUAL, HEADER, HEADER_RESERVED, LAYER, LAYER_OFF_DUAL,
                      LAYER_RESERVED, LAYER_OFF_HYBRID, LAYER_RESERVED_DUAL, LAYER_RESERVED_HYBRID, MANIFEST_MAX_DEPTH,
                      MODE_HYBRID, NO_TENSOR, TENSOR, TENSOR_RESERVED, VERSION_MINOR_DUAL, VERSION_MINOR_HYBRID)
-from .dualpath import DUAL, DUAL_RESERVED, DualPathParams, tern_from_header, tern_header_ok
+from .dualpath import DUAL, DUAL_RESERVED, DualPathParams, tern_from_header, tern_header_bytes, tern_header_ok
 from .hybrid import HYBRID, section_problem
 
 
@@ -101,19 +101,25 @@ def _check_dual(buf: bytes, base: int, total: int, f: int, k: int, bits_in: int,
             "ternary macros)")
 
 
-def check_structure(buf: bytes, h: tuple, limits, names: Names) -> list[tuple]:
+def check_structure(buf: bytes, h: tuple, limits, names: Names, preset=None) -> list[tuple]:
     """The kernel's table checks (hls/hcim_program.cpp ``hcim_load_tables``), in its order.
 
     Raises InvalidProgramError (kernel status LAYER / TENSOR), SectionError (the same, for a
-    section) or, with ``limits``, CapacityError (LIMIT) at the point the kernel does. Touches
+    section) or, with ``limits``, CapacityError (LIMIT) at the point the kernel does. ``preset``: the
+    preset row 6 read from the header (format 1.2: row 7 then wants its canonical bytes 61..63). Touches
     only sizes bounded by the image's length. Returns the raw tensor records.
     """
     total = len(buf)
     n_t, n_l, t_in, t_out, toff, loff = h[13:19]
     tern = tern_from_header(*buf[61:64]) if h[2] >= VERSION_MINOR_DUAL else {}
+    if h[2] >= VERSION_MINOR_DUAL and preset is not None and bytes(buf[61:64]) != tern_header_bytes(preset):
+        raise InvalidProgramError(f"header bytes 61..63 = {bytes(buf[61:64]).hex()} are not the second macro type of "
+                                  f"the preset the fingerprint names ({tern_header_bytes(preset).hex()})")
     if h[2] >= VERSION_MINOR_DUAL and not tern_header_ok(*buf[61:64]):
         raise InvalidProgramError("header bytes 61..63 (format 1.2: the second macro type's geometry) hold bits "
                                   "the encoding leaves 0, or bits without the presence bit (byte 63 bit 7)")
+    if preset is not None:
+        tern = {"tern_rows_active": preset.tern_rows_active} if preset.has_tern else {}
     if h[2] < VERSION_MINOR_DUAL and not _reserved_zero(buf, 0, HEADER_RESERVED):
         raise InvalidProgramError("header reserved bytes 61..63 must be 0 (format < 1.2)")
     if limits is not None and (n_t > limits.max_tensors or n_l > limits.max_layers):
