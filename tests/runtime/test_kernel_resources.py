@@ -76,6 +76,36 @@ def test_source_model_reads_arrays_partitions_and_products(hls):
     assert sm.multiply_sites() == (3, 2, 1)  # n*m outside the pipeline (shared), i*m and p[i]*n inside
 
 
+MUL = """
+template <int N>
+static uint32_t mix(uint32_t y) {
+    for (int r = 0; r < N; r++) {
+#pragma HLS UNROLL
+        y = (uint32_t)((uint64_t)0x9E3779B9u * y);
+        y = y * 4u + y * 1000u;
+    }
+    return y;
+}
+void top(uint32_t n, uint32_t *o) {
+lanes:
+    for (uint32_t i = 0; i < n; i++) {
+#pragma HLS PIPELINE II = 1
+        for (int c = 0; c < 8; c++) o[c] = mix<3>(o[c]) + mix<1>(i);
+    }
+    uint32_t q = n * n, z = n * 0x12345u;
+}
+"""
+
+
+def test_pipeline_multipliers_unroll_and_inline(hls):
+    (hls / "hcim_layers.cpp").write_text(MUL)
+    sm = SourceModel(hls, get_preset("sun-mars-256"))
+    # per lane (c < 8 unrolled): mix<3> and mix<1> inlined with their own N, one 64-bit product (4 DSP48) a
+    # round; *4 (a shift) and *1000 (a small constant) take none
+    assert sm.pipeline_multipliers() == [("hcim_layers.cpp", "lanes", 8 * (3 + 1) * 4)]
+    assert sm.multiply_sites()[0] == 1  # n * n (variable by variable); n * 0x12345 is by a constant
+
+
 def test_estimate_counts_memories_from_sources(hls):
     e = estimate_resources("sun-mars-256", "pynq-z2", hls_dir=hls)
     mem = {m["name"]: m["bram36"] for m in e.memories}

@@ -15,8 +15,10 @@ An **estimate, not checked by csynth**: no Vitis HLS run exists here. Two parts:
   FPGA Hacks: Population count", fpga.org 2014; Kumm & Zipf, FPL 2014) as its lower bound;
   adders one LUT per bit; barrel shifters one LUT6 (4:1 mux) per bit per two shift stages;
   pipeline registers about half the LUT outputs; the Vitis HLS AXI adapters by a typical
-  figure per interface (an assumption, stated in the block). DSPs: none in the datapath (no
-  multiplies; shifts and adds), 3 DSP48 per 32-bit index multiply site in the sources.
+  figure per interface (an assumption, stated in the block). DSPs: every product reached from
+  a pipelined loop (inner loops unrolled, callees inlined: :meth:`SourceModel.pipeline_multipliers`),
+  3 DSP48 per 32-bit product and 4 per 64-bit one; products elsewhere share one multiplier per
+  function. Products by a power of two or a constant under 1024 are LUT shifts and adds.
 """
 from __future__ import annotations
 
@@ -187,6 +189,10 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
         bram += m["bram36"]
         lutram += 0 if m["bram36"] else m["banks"] * ceil(bank_bits / 64)
     n_mul, n_piped, n_shared = src.multiply_sites()
+    per_loop = src.pipeline_multipliers()
+    piped_dsp = sum(d for _, _, d in per_loop)
+    top = sorted((r for r in per_loop if r[2]), key=lambda r: -r[2])[:4]
+    n_cnt = src.const("HCIM_N_COUNTERS") or 16
     n_axi = 5
     blocks = [
         Block("popcount array", n_pop * pc, n_pop * pc / 2, 0, 0,
@@ -203,17 +209,20 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
         Block("requant", 480, 400, 0, 0,
               "one filter a cycle: 64-bit bias and residual adds (128), shift by <= 31 with round half to even "
               "(5 stages + compare: 256), clamp (96); pipelined over about 6 cycles of 64-bit registers"),
-        Block("performance counters", 16 * 64, 16 * 64, 0, 0, "16 counters of 64 bits, an adder each"),
+        Block("performance counters", n_cnt * 64, n_cnt * 64, 0, 0, f"{n_cnt} counters of 64 bits, an adder each"),
         Block("on-chip memories", lutram, 0, bram, 0,
               f"{len(mems)} arrays from the sources with their partitioning: BRAM36 per bank by aspect ratio, "
               "banks under 1 Kbit as LUTRAM (64 bits a LUT); see the memory table"),
         Block("AXI interfaces (assumed)", n_axi * 1000 + 300, n_axi * 1500 + 400, n_axi * 0.5, 0,
               f"{n_axi} m_axi adapters (read/write buffers of 16 x 16 beats) + s_axilite: typical Vitis HLS "
               "figures of about 1,000 LUT / 1,500 FF / one 18 Kb buffer each, an assumption, not derived"),
-        Block("control and address arithmetic (assumed)", 2000, 3000, 0, 3 * (n_piped + n_shared),
-              f"loop FSMs and counters (assumed); of {n_mul} variable x variable multiply sites, {n_piped} in "
-              f"pipelined loops (a multiplier each) and the rest sharing one per function ({n_shared}), 3 DSP48 "
-              f"per 32-bit multiplier (upper bound without sharing: {3 * n_mul})"),
+        Block("multipliers in pipelined loops", 0, 0, 0, piped_dsp,
+              "every product reached from a pipelined loop, its inner loops unrolled and callees inlined "
+              "(largest template instance), 3 DSP48 per 32-bit product, 4 for a 64-bit one; by loop: "
+              + (", ".join(f"{lab} {d:,}" for _, lab, d in top) or "none")),
+        Block("control and address arithmetic (assumed)", 2000, 3000, 0, 3 * n_shared,
+              f"loop FSMs and counters (assumed); the {n_mul - n_piped} variable products outside pipelined loops "
+              f"share one 32-bit multiplier (3 DSP48) per function ({n_shared} functions)"),
     ]
     return ResourceEstimate(p.name, b, dp, blocks, mems)
 
