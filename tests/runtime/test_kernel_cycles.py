@@ -37,7 +37,12 @@ def test_unpipelined_loop_is_one_cycle_per_iteration():
     assert loop_cycles(0, 9, 5, 37) == 37  # depth means nothing without a pipeline
 
 
-@pytest.mark.parametrize("args", [(1, 4, 3, 2), (1, 4, 0, 5), (-1, 1, 1, 1), (1, 1, -1, 0)])
+def test_zero_trip_starts_pay_their_depth():
+    assert loop_cycles(2, 5, entries=4, iters=0) == 20
+    assert loop_cycles(2, 5, entries=4, iters=6) == 4 * 5 + 2 * 2
+
+
+@pytest.mark.parametrize("args", [(1, 4, 0, 5), (-1, 1, 1, 1), (1, 1, -1, 0)])
 def test_impossible_loop_counts_refused(args):
     with pytest.raises(KernelProfileError):
         loop_cycles(*args)
@@ -120,7 +125,7 @@ def test_call_overhead_counted_once():
     (lambda p: p["layers"][0].update(bursts=[1, -1]), "bursts"),
     (lambda p: p.update(images=-1), "images"),
     (lambda p: p["loops"].append({"name": "x", "ii": 1, "depth": 0}), "depth"),
-    (lambda p: p["layers"][1].update(entries=[1, 20, 0]), "units"),
+    (lambda p: p["layers"][1].update(entries=[1, 0, 0]), "units"),
 ])
 def test_malformed_profiles_refused(mutate, match):
     p = profile()

@@ -15,8 +15,9 @@ one kernel call, how often each loop of ``hls/hcim_loops.h`` starts (``entries``
 
 Per layer, in PL cycles:
 
-* a pipelined loop (``ii > 0``): ``entries * depth + (iters - entries) * ii`` (each start
-  pays the pipeline's fill/drain ``depth``, each further iteration ``ii``);
+* a pipelined loop (``ii > 0``): ``entries * depth + max(iters - entries, 0) * ii`` (each start
+  pays the pipeline's fill/drain ``depth``, each further iteration ``ii``; a start that runs no
+  iteration is charged ``depth`` too, more than the cycle or two of its exit test);
 * a loop that is not pipelined (``ii == 0``): ``iters`` (one control cycle per iteration;
   its body's loops are counted as loops of their own);
 * DDR: per burst ``latency_cycles`` plus its beats, ``ceil(bytes / beat_bytes)``, where
@@ -111,14 +112,16 @@ def loop_cycles(ii: int, depth: int, entries: int, iters: int) -> int:
     110
     >>> loop_cycles(0, 0, entries=3, iters=12)      # not pipelined: 1 control cycle per iteration
     12
+    >>> loop_cycles(1, 6, entries=3, iters=1)       # two of the three starts ran no iteration
+    18
     """
     if ii < 0 or depth < 0 or entries < 0 or iters < 0:
         raise KernelProfileError(f"negative loop figure: ii={ii} depth={depth} entries={entries} iters={iters}")
     if ii == 0:
         return iters
-    if iters < entries or (entries == 0 and iters):
-        raise KernelProfileError(f"a pipelined loop iterated {iters} times over {entries} starts")
-    return entries * depth + (iters - entries) * ii
+    if entries == 0 and iters:
+        raise KernelProfileError(f"a pipelined loop iterated {iters} times but never started")
+    return entries * depth + max(iters - entries, 0) * ii
 
 
 def burst_cycles(bursts: int, nbytes: int, beat_bytes: int, latency_cycles: int) -> int:
