@@ -97,32 +97,85 @@ class HybridLayer:
         per_pixel = self.kpad * 9 + u * 40 + self.n_f * 16 + self.r * 8
         self.chunk_pixels = max(1, CHUNK_BYTES // per_pixel)
 
+        # ---- level tables (built once): per level ℓ, input plane i and column u the path of the pair
+        t_lv = len(self.dd)
+        self.n_levels = t_lv
+        depth = self.base_depth[None, :] + (self.x_bits - 1 - np.arange(self.x_bits))[:, None]  # (X, U)
+        dig = depth[None] < self.dd[:, None, None]  # (T, X, U)
+        keep = depth[None] < self.kd[:, None, None]
+        self.analog = keep & ~dig  # (T, X, U)
+        # column reads per decision (pixel x group at level ℓ): Σ over planes and the group's used columns
+        # of its present blocks, by path
+        per = np.zeros((3, t_lv, layer.n_groups), np.int64)
+        for k, mask in enumerate((dig, self.analog, ~keep)):
+            np.add.at(per[k], (slice(None), self.g_u), (mask * self.blocks_u).sum(axis=1))
+        self.reads_per_decision = per  # (path, T, NG)
+        # digital part of level ℓ: Σ over planes i of 2^i x_i · (weights' top t = D_ℓ − (X − 1 − i) planes)
+        self.p_max = int(layer.precision.max(initial=0))
+        self.w_top = {}  # t -> (K_pad, F) float64: Σ over the top t planes of each filter, with signs
+        wbits = self.wcol.astype(np.float64)
+        prec_u = layer.precision.astype(np.int64)[self.f_u]
+        for t in range(1, self.p_max + 1):
+            sel = self.j_u >= prec_u - t
+            self.w_top[t] = wbits[:, sel] @ self.coef[sel]
+        # analog part: per level and plane, the ±2^(i+j) of every column analog there
+        self.a_coef = self.analog[..., None] * self.coef[None, None] * np.ldexp(1.0, np.arange(self.x_bits))[None, :,
+                                                                                                         None, None]
+        # exactness: every partial sum is bounded by the §9.5 hybrid bound's first term
+        n_hat_max = int(self.lut[-1]) if len(self.lut) else 0
+        rows = np.minimum(self.a, self.k - np.arange(self.r) * self.a)
+        per_f = np.zeros(self.n_f, np.int64)
+        if u:
+            blk = (layer.present.astype(np.int64) * np.maximum(rows, n_hat_max)[None, :]).sum(axis=1)
+            per_f[self.f_u] = blk[self.g_u]
+        bound = int(per_f.max(initial=0)) * ((1 << self.x_bits) - 1) * ((1 << self.p_max) - 1)
+        self.dtype = np.float32 if bound < (1 << 24) else np.float64
+        self.g_of_f = np.zeros(self.n_f, np.int64)
+        self.g_of_f[self.f_u] = self.g_u
+
+    def digital_terms(self, level: int) -> tuple[int, list[tuple[int, int]]]:
+        """Level ``level``'s digital part as (i0, [(i, t), ...]): (x >> i0 << i0) · W (all planes of every
+        filter) plus Σ 2^i x_i · w_top[t] over the listed planes (t < p_max weight planes kept); i0 = X: none."""
+        d = int(self.dd[level])
+        i0, terms = self.x_bits, []
+        for i in range(self.x_bits - 1, -1, -1):
+            t = d - (self.x_bits - 1 - i)
+            if t <= 0:
+                break
+            if t >= self.p_max and i0 == i + 1:
+                i0 = i
+            else:
+                terms.append((i, min(t, self.p_max)))
+        return i0, terms
+
+    def analog_columns(self, levels: np.ndarray, i: int) -> np.ndarray:
+        """Columns analog at plane ``i`` at one of ``levels``."""
+        return np.nonzero(self.analog[levels, i].any(axis=0))[0]
+
     # ---- step 1: saliency and level
-    def levels(self, xs: np.ndarray, c) -> tuple[np.ndarray, np.ndarray]:
-        """xs: uint8 (M, R·A) windows. Returns the per-column depths (D, E) at every pixel, int8 (M, U) each,
-        and adds the level histogram to counters ``c``."""
+    def levels(self, xs: np.ndarray, c) -> np.ndarray:
+        """xs: uint8 (M, R·A) windows. Returns the level of every pixel and group, int64 (M, NG); adds
+        the level histogram and the column reads by path to counters ``c``."""
         m = xs.shape[0]
-        per_block = (xs >> (self.x_bits - self.hp.sal_planes)).reshape(m, self.r, self.a).sum(axis=2, dtype=np.int64)
-        sal = per_block @ self.present_t  # (M, NG)
+        per_block = (xs >> (self.x_bits - self.hp.sal_planes)).reshape(m, self.r, self.a).sum(axis=2, dtype=np.int32)
+        sal = per_block.astype(np.int64) @ self.present_t  # (M, NG)
         lev = np.searchsorted(self.thresholds, sal, side="right") if len(self.thresholds) else \
             np.zeros(sal.shape, np.int64)
-        hist = np.bincount(lev[:, self.has_units].ravel(), minlength=8)
-        for k in range(len(self.dd)):
-            name = f"decisions_level{k}"
-            setattr(c, name, getattr(c, name) + int(hist[k]))
-        return self.dd.astype(np.int8)[lev][:, self.g_u], self.kd.astype(np.int8)[lev][:, self.g_u]
+        self.count(np.bincount((lev + self.n_levels * np.arange(lev.shape[1])).ravel(),
+                               minlength=self.n_levels * lev.shape[1]).reshape(-1, self.n_levels), c)
+        return lev
 
-    def paths(self, ddu: np.ndarray, kdu: np.ndarray, i: int, c) -> tuple[np.ndarray, np.ndarray]:
-        """Input plane ``i``: digital and analog masks (M, U) of every used column; counts the column reads."""
-        d = (self.base_depth + (self.x_bits - 1 - i)).astype(np.int8)
-        dig, keep = ddu > d, kdu > d
-        n_dig, n_keep = dig.sum(axis=0), keep.sum(axis=0)
-        m = ddu.shape[0]
-        c.digital_column_reads += int(n_dig @ self.blocks_u)
-        c.analog_column_reads += int((n_keep - n_dig) @ self.blocks_u)
-        c.adc_conversions += int((n_keep - n_dig) @ self.blocks_u)
-        c.skipped_bitplanes += int((m - n_keep) @ self.blocks_u)
-        return dig, keep & ~dig
+    def count(self, hist: np.ndarray, c) -> None:
+        """Counters from the decisions ``hist`` (NG, T) of a chunk: level histogram and column reads."""
+        h = hist[self.has_units].sum(axis=0)
+        for k in range(self.n_levels):
+            name = f"decisions_level{k}"
+            setattr(c, name, getattr(c, name) + int(h[k]))
+        dig, ana, skip = (int((self.reads_per_decision[k].T * hist).sum()) for k in range(3))
+        c.digital_column_reads += dig
+        c.analog_column_reads += ana
+        c.adc_conversions += ana
+        c.skipped_bitplanes += skip
 
     def noise(self, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray, b: int, i: int) -> np.ndarray:
         """Analog noise (1/16 counts) int64 (M, len(cols)) of row block ``b``, input plane ``i`` (§9.6)."""
@@ -164,29 +217,46 @@ class HybridLayer:
         return acc.reshape(n, self.ho, self.wo, self.n_f)
 
     def _chunk_numpy(self, xs: np.ndarray, image: np.ndarray, pixel: np.ndarray, c) -> np.ndarray:
-        ddu, kdu = self.levels(xs, c)
-        ft = np.float32 if self.exact_f32 else np.float64
-        acc = (xs[:, :self.k].astype(ft) @ self.w_int.astype(ft)).astype(np.float64)
+        lev = self.levels(xs, c)
+        used = np.unique(lev)
+        m, a, ft = xs.shape[0], self.a, self.dtype
+        planes = {}
+
+        def plane(i):
+            if i not in planes:
+                planes[i] = ((xs >> i) & 1).astype(ft)
+            return planes[i]
+
+        per_level = np.zeros((self.n_levels, m, self.n_f), ft)
+        products = {}
+        for lv in used:  # digital part
+            i0, terms = self.digital_terms(lv)
+            if i0 < self.x_bits:
+                key = ("hi", i0)
+                if key not in products:
+                    products[key] = ((xs >> i0) << i0).astype(ft) @ self.w_top[self.p_max].astype(ft)
+                per_level[lv] += products[key]
+            for i, t in terms:
+                if (i, t) not in products:
+                    products[(i, t)] = plane(i) @ (self.w_top[t] * float(1 << i)).astype(ft)
+                per_level[lv] += products[(i, t)]
         noisy = self.hp.noise_pairs > 0
-        a = self.a
-        for i in range(self.x_bits):
-            dig, ana = self.paths(ddu, kdu, i, c)
-            nd = np.nonzero(~dig.all(axis=0))[0]  # columns not digital at some pixel
-            if not len(nd):
+        for i in range(self.x_bits):  # analog part
+            cols = self.analog_columns(used, i)
+            if not len(cols):
                 continue
-            xi = ((xs >> i) & 1).astype(np.float32)
-            corr = np.where(dig[:, nd], 0.0, -(xi @ self.wcol[:, nd].astype(np.float32)).astype(np.float64))
-            an = np.nonzero(ana[:, nd].any(axis=0))[0]  # positions (in nd) of columns analog at some pixel
-            if len(an):
-                cols = nd[an]
-                asum = np.zeros((xs.shape[0], len(cols)), np.int64)
-                for b in range(self.r):
-                    sel = np.nonzero(self.present_u[cols, b])[0]
-                    if not len(sel):
-                        continue
-                    cnt = (xi[:, b * a:(b + 1) * a] @ self.wcol[b * a:(b + 1) * a, cols[sel]].astype(np.float32))
-                    cnt = cnt.astype(np.int64)
-                    asum[:, sel] += self.adc(cnt, self.noise(image, pixel, cols[sel], b, i) if noisy else None)
-                corr[:, an] += np.where(ana[:, cols], asum, 0)
-            acc += corr @ (self.coef[nd] * float(1 << i))
-        return np.rint(acc).astype(np.int64)
+            xi = plane(i)
+            asum = np.zeros((m, len(cols)), np.int64)
+            for b in range(self.r):
+                sel = np.nonzero(self.present_u[cols, b])[0]
+                if not len(sel):
+                    continue
+                cnt = (xi[:, b * a:(b + 1) * a] @ self.wcol[b * a:(b + 1) * a, cols[sel]].astype(ft)).astype(np.int64)
+                asum[:, sel] += self.adc(cnt, self.noise(image, pixel, cols[sel], b, i) if noisy else None)
+            asum = asum.astype(ft)
+            for lv in used:
+                per_level[lv] += asum @ self.a_coef[lv, i][cols].astype(ft)
+        if not lev.shape[1]:  # no group: every filter pruned, accumulators 0
+            return np.zeros((m, self.n_f), np.int64)
+        lev_f = lev[:, self.g_of_f]  # (M, F)
+        return np.take_along_axis(per_level, lev_f[None], axis=0)[0].astype(np.int64)

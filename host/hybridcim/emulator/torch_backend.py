@@ -188,11 +188,17 @@ class TorchPlan:
                 raise ValueError(f"engine 'int8' not available here: {why}")
         self.plan, self.program = plan, plan.program
         self.checked = False  # the first batch verifies every conv output (see module docstring)
-        self.steps, self.engines = {}, {}
+        self.steps, self.engines, self.hybrid = {}, {}, {}
         for i, st in plan.steps.items():
             self.steps[i] = self._step(self.program.layers[i], st, use_int8 and i not in plan.hybrid)
             if i in plan.hybrid:
-                self.engines[self.program.layers[i].name] = "hybrid"
+                layer = self.program.layers[i]
+                th = TorchHybrid(plan.hybrid[i], use_int8)
+                th.bias = torch.from_numpy(layer.bias.astype(np.float64))
+                th.res_scale = torch.from_numpy(np.ldexp(1.0, layer.res_shift.astype(np.int64)))
+                th.unshift = torch.from_numpy(np.ldexp(1.0, -layer.shift.astype(np.int64)))
+                self.hybrid[i] = th
+                self.engines[layer.name] = "hybrid-int8" if use_int8 else "hybrid-float"
 
     def _step(self, layer, st, use_int8: bool) -> SimpleNamespace:
         """Torch data of one CIM layer. The convolution computes the filters ``cols``: the
@@ -329,17 +335,17 @@ class TorchPlan:
                 for t in keys}
 
     def _hybrid(self, i: int, layer, x: torch.Tensor, env: dict, c, image_base: int) -> torch.Tensor:
-        """Hybrid layer (architecture.md §9): accumulators, requant (§6), stored whole as exact floats."""
-        hl = self.plan.hybrid[i]
-        xn = self._values(layer.in_tensor, x, torch.float32).permute(0, 2, 3, 1).numpy()
-        acc = hl.run_numpy(xn, image_base, c)
-        res = None
+        """Hybrid layer (architecture.md §9): accumulators (:class:`TorchHybrid`), requant (§6) in float64
+        (|v| < 2^53; power-of-two scaling, round half to even), stored whole as exact floats."""
+        th = self.hybrid[i]
+        t_out = self.program.tensors[layer.out_tensor]
+        acc = th.accumulators(self._values(layer.in_tensor, x, torch.float32), image_base, c)
+        v = acc.to(torch.float64).view(x.shape[0], t_out.height, t_out.width, -1) + th.bias
         if layer.res_tensor is not None:
-            res = self._values(layer.res_tensor, env[layer.res_tensor], torch.float64).permute(0, 2, 3, 1).numpy()
-            res = res.astype(np.int64)
-        y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
-                       layer.res_shift if res is not None else None)
-        return torch.from_numpy(y.astype(self.plan.steps[i].dtype)).permute(0, 3, 1, 2)
+            res = self._values(layer.res_tensor, env[layer.res_tensor], torch.float64).permute(0, 2, 3, 1)
+            v += res * th.res_scale
+        y = v.mul_(th.unshift).round_().clamp_(layer.clamp_lo, layer.clamp_hi)
+        return y.to(_dt(self.plan.steps[i].dtype)).permute(0, 3, 1, 2)
 
     def _float_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
         """Float engine: scaled v without residual, (N, cols, Ho, Wo) in st.dtype."""
@@ -433,3 +439,202 @@ class TorchPlan:
         if st.out_zp is None or st.int8 is None:
             return y
         return (y.add_(st.out_zp) if st.out_zp else y).to(torch.uint8)
+
+
+def philox4x32_torch(c0, c1, c2, c3, k0: int, k1: int, rounds: int = 10) -> tuple:
+    """Philox4x32-``rounds`` on int64 tensors holding u32 counter words (broadcastable), scalar key:
+    the words of :func:`hybridcim.cim.philox.philox4x32` (int64 products wrap mod 2^64 like uint64;
+    the high word is masked after the arithmetic shift)."""
+    from ..cim.philox import PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1
+    mask = 0xFFFFFFFF
+    c0, c1, c2, c3 = torch.broadcast_tensors(c0, c1, c2, c3)
+    for r in range(rounds):
+        if r:
+            k0, k1 = (k0 + PHILOX_W0) & mask, (k1 + PHILOX_W1) & mask
+        p0, p1 = c0 * PHILOX_M0, c2 * PHILOX_M1
+        c0, c1, c2, c3 = ((p1 >> 32) & mask) ^ c1 ^ k0, p1 & mask, ((p0 >> 32) & mask) ^ c3 ^ k1, p0 & mask
+    return c0, c1, c2, c3
+
+
+_POP16 = None
+
+
+def popcount32_torch(x: torch.Tensor) -> torch.Tensor:
+    """Set bits of int64 tensors holding values < 2^32 (int64), by a 16-bit lookup table."""
+    global _POP16
+    if _POP16 is None:
+        v = torch.arange(1 << 16)
+        _POP16 = torch.zeros(1 << 16, dtype=torch.int64)
+        for k in range(16):
+            _POP16 += (v >> k) & 1
+    return _POP16[x & 0xFFFF] + _POP16[x >> 16]
+
+
+class TorchHybrid:
+    """Hybrid layer (architecture.md §9) on torch: the numpy engine's steps (hybrid_engine.py) with
+    torch products. ``int8``: the per-block column counts and their ADC codes by one grouped oneDNN
+    int8 convolution per input plane (0/1 uint8 plane × 0/1 int8 column bits, one group per row
+    block, output scale 2^-s, round half to even and clamp to the ADC range fused: uint8 codes);
+    else float32 batched products and the ADC in float (exact: counts ≤ 64). The digital part and
+    the per-level sums are float matmuls (float32 when the §9.5 bound is < 2^24, else float64)."""
+
+    def __init__(self, hl, int8: bool):
+        self.hl = hl
+        ft = torch.float32 if hl.dtype == np.float32 else torch.float64
+        self.ft = ft
+        r, a = hl.r, hl.a
+        self.present_t = torch.from_numpy(hl.present_t.astype(np.float64))
+        self.thresholds = torch.from_numpy(hl.thresholds)
+        self.w_top = {t: torch.from_numpy(w).to(ft) for t, w in hl.w_top.items()}
+        self.g_of_f = torch.from_numpy(hl.g_of_f)
+        self.cmax = (1 << hl.adc_bits) - 1
+        self.int8, self.checked = int8, False
+        self.planes = []  # per input plane: columns analog at some level, their block weights and coefficients
+        for i in range(hl.x_bits):
+            cols = hl.analog_columns(np.arange(hl.n_levels), i)
+            if not len(cols):
+                self.planes.append(None)
+                continue
+            u = len(cols)
+            wb = hl.wcol[:, cols].reshape(r, a, u)  # (R, A, U): absent units are 0
+            pres = hl.present_u[cols].T  # (R, U)
+            coef = hl.a_coef[:, i][:, cols]  # (T, U, F)
+            a_exp = coef * float(1 << hl.s)  # n̂ = code · 2^s folded into the level's product
+            pl = SimpleNamespace(cols=cols, u=u, w_float=torch.from_numpy(wb.astype(np.float32)),
+                                 present=torch.from_numpy(pres.reshape(-1)),
+                                 a_exp=torch.from_numpy(np.array(a_exp)).to(ft),
+                                 col=torch.from_numpy(hl.col_u[cols]), j=torch.from_numpy(hl.j_u[cols]))
+            if int8:
+                w_oihw = np.ascontiguousarray(wb.transpose(0, 2, 1)).reshape(r * u, a, 1, 1)
+                pl.ws_code = torch.full((r * u,), float(np.ldexp(1.0, -hl.s)))
+                pl.ws_count = torch.ones(r * u)
+                wt = torch.from_numpy(w_oihw.astype(np.int8))
+                pl.pack_code = torch.ops.onednn.qconv_prepack(wt, pl.ws_code, 1.0, 0, [1, 1], [0, 0], [1, 1], r, None)
+                pl.pack_count = torch.ops.onednn.qconv_prepack(wt, pl.ws_count, 1.0, 0, [1, 1], [0, 0], [1, 1], r,
+                                                               None)
+                pl.zp = torch.zeros(r * u, dtype=torch.int64)
+            self.planes.append(pl)
+
+    def _qconv(self, xin, pack, ws, zp, groups: int, hi: float) -> torch.Tensor:
+        return torch.ops.onednn.qconv2d_pointwise(xin, 1.0, 0, pack, ws, zp, None, [1, 1], [0, 0], [1, 1], groups, 1.0,
+                                                  0, torch.uint8, "hardtanh", [0.0, hi], "")
+
+    def windows(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (M, R·A) zero-padded windows of NCHW ``x`` (all channels, exact integer values)."""
+        hl, l = self.hl, self.hl.layer
+        xh = x.permute(0, 2, 3, 1).to(torch.uint8)
+        if l.pad:
+            xh = tf.pad(xh, (0, 0, l.pad, l.pad, l.pad, l.pad))
+        n, s = xh.shape[0], l.stride
+        parts = [xh[:, ky:ky + s * (hl.ho - 1) + 1:s, kx:kx + s * (hl.wo - 1) + 1:s, :]
+                 for ky in range(l.kh) for kx in range(l.kw)]
+        m = n * hl.ho * hl.wo
+        xs = torch.zeros((m, hl.kpad), dtype=torch.uint8)
+        xs[:, :hl.k] = torch.cat(parts, dim=3).reshape(m, hl.k)
+        return xs
+
+    def accumulators(self, x: torch.Tensor, image_base: int, c) -> torch.Tensor:
+        """Accumulators (N·Ho·Wo, F) in the layer's float type of NCHW input ``x`` (all channels)."""
+        hl = self.hl
+        n, pix = x.shape[0], hl.ho * hl.wo
+        step = max(1, hl.chunk_pixels // max(pix, 1))
+        out = []
+        for a in range(0, n, step):
+            xs = self.windows(x[a:a + step])
+            y = self._chunk(xs, image_base + a, pix, c)
+            if self.int8 and a == 0:  # the int8 products against the float ones: the whole first chunk of
+                k = xs.shape[0] if not self.checked else min(xs.shape[0], pix)  # the first call, then image 0
+                self.int8 = False
+                want = self._chunk(xs[:k], image_base, pix, None)
+                self.int8 = torch.equal(y[:k], want)
+                if not self.int8:
+                    warnings.warn(f"layer {hl.layer.name!r}: the int8 column counts differ from the exact float ones "
+                                  "on this machine; the layer uses the float engine from now on", RuntimeWarning,
+                                  stacklevel=3)
+                    y = self._chunk(xs, image_base + a, pix, None)
+                self.checked = True
+            out.append(y)
+        return torch.cat(out) if len(out) > 1 else out[0]
+
+    def _chunk(self, xs: torch.Tensor, first_image: int, pix: int, c) -> torch.Tensor:
+        hl, ft = self.hl, self.ft
+        m, r, a = xs.shape[0], hl.r, hl.a
+        per_block = (xs >> (hl.x_bits - hl.hp.sal_planes)).view(m, r, a).sum(dim=2, dtype=torch.int32)
+        sal = (per_block.to(torch.float64) @ self.present_t).to(torch.int64)
+        lev = torch.searchsorted(self.thresholds, sal, right=True) if len(hl.thresholds) else \
+            torch.zeros(sal.shape, dtype=torch.int64)
+        ng, t_lv = lev.shape[1], hl.n_levels
+        if c is not None:
+            hist = torch.bincount((lev + t_lv * torch.arange(ng)).reshape(-1), minlength=t_lv * ng).reshape(ng, t_lv)
+            hl.count(hist.numpy(), c)
+        if not ng:
+            return torch.zeros((m, hl.n_f), dtype=ft)
+        used = torch.unique(lev).numpy()
+        planes = {}
+
+        def plane(i):
+            if i not in planes:
+                planes[i] = (xs >> i) & 1
+            return planes[i]
+
+        per_level = torch.zeros((t_lv, m, hl.n_f), dtype=ft)
+        products = {}
+        for lv in used:  # digital part
+            i0, terms = hl.digital_terms(int(lv))
+            if i0 < hl.x_bits:
+                if ("hi", i0) not in products:
+                    products[("hi", i0)] = ((xs >> i0) << i0).to(ft) @ self.w_top[hl.p_max]
+                per_level[lv] += products[("hi", i0)]
+            for i, t in terms:
+                if (i, t) not in products:
+                    products[(i, t)] = plane(i).to(ft) @ (self.w_top[t] * float(1 << i))
+                per_level[lv] += products[(i, t)]
+        noisy = hl.hp.noise_pairs > 0
+        if noisy:
+            mm = torch.arange(m)
+            image = (first_image + mm // pix).view(m, 1)
+            pixel = (mm % pix).view(m, 1)
+        for i, pl in enumerate(self.planes):  # analog part
+            if pl is None or not hl.analog[used, i].any():
+                continue
+            xi = plane(i)
+            if self.int8 and not noisy:
+                codes = self._qconv(xi.view(1, m, 1, r * a).permute(0, 3, 1, 2), pl.pack_code, pl.ws_code, pl.zp, r,
+                                    float(self.cmax))
+                codes = codes.permute(0, 2, 3, 1).reshape(m, r, pl.u)
+            else:
+                if self.int8:
+                    cnt = self._qconv(xi.view(1, m, 1, r * a).permute(0, 3, 1, 2), pl.pack_count, pl.ws_count, pl.zp,
+                                      r, 255.0).permute(0, 2, 3, 1).reshape(m, r, pl.u)
+                else:
+                    cnt = torch.bmm(xi.to(torch.float32).view(m, r, a).transpose(0, 1), pl.w_float).transpose(0, 1)
+                if noisy:
+                    codes = self._noisy_codes(cnt.to(torch.int64), image, pixel, pl, i)
+                else:
+                    codes = torch.round(cnt * float(np.ldexp(1.0, -hl.s))).clamp_(0, self.cmax)
+            codes = codes.sum(dim=1, dtype=ft)  # (M, U): Σ over row blocks
+            for lv in used:
+                if hl.analog[lv, i].any():
+                    per_level[lv] += codes @ pl.a_exp[lv]
+        lev_f = lev[:, self.g_of_f]
+        return torch.gather(per_level, 0, lev_f.unsqueeze(0)).squeeze(0)
+
+    def _noisy_codes(self, cnt: torch.Tensor, image, pixel, pl, i: int) -> torch.Tensor:
+        """ADC codes (M, R, U) int64 of counts ``cnt`` with the §9.6 noise; absent units give code 0."""
+        hl = self.hl
+        hp = hl.hp
+        r = hl.r
+        w3 = ((torch.arange(r).view(r, 1) << 8) | (i << 4) | pl.j.view(1, -1)).view(1, r, pl.u)
+        u0, u1, u2, u3 = philox4x32_torch(image.view(-1, 1, 1), pixel.view(-1, 1, 1), pl.col.view(1, 1, -1), w3,
+                                          hp.noise_seed, hl.index)
+        lo, hi = (1 << min(hp.noise_pairs, 32)) - 1, (1 << max(hp.noise_pairs - 32, 0)) - 1
+        e = popcount32_torch(u0 & lo) - popcount32_torch(u2 & lo)
+        if hp.noise_pairs > 32:
+            e += popcount32_torch(u1 & hi) - popcount32_torch(u3 & hi)
+        n16 = (cnt << 4) + (e << hp.noise_shift)
+        sh = 4 + hl.s  # rshift_rne(n16, sh): floor, then round half to even
+        q = n16 >> sh
+        rem = n16 - (q << sh)
+        half = 1 << (sh - 1)
+        q = q + ((rem > half) | ((rem == half) & ((q & 1) == 1))).to(torch.int64)
+        return q.clamp_(0, self.cmax) * pl.present.view(1, r, pl.u)
