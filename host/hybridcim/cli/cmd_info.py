@@ -1,4 +1,11 @@
-"""``hybridcim info [PROGRAM]``: the hardware presets, or a program's summary."""
+"""``hybridcim info [PROGRAM]``: the hardware presets, or a program's summary.
+
+A program's summary is one row per layer (its mode among them: digital, or hybrid of
+architecture.md §9) and, for each hybrid layer, its level table: the saliency range of every
+level, its boundary (D, E), the digital/analog/skipped pairs of a filter of each stored
+precision, the saliency planes and the analog noise. ``--json``: the manifest with ``mode`` on
+every layer and a ``hybrid`` entry (parameters and level table) on each hybrid layer.
+"""
 from __future__ import annotations
 
 import json
@@ -39,10 +46,20 @@ def run(args) -> int:
     if args.json:
         m = manifest(prog, encode(prog))
         m["counters_per_image"] = [{**c.as_dict(), **dict.fromkeys(DATA_DEPENDENT)} for c in counters]  # null: needs data
+        from ._hybrid import DATA_DEPENDENT_HYBRID, hybrid_layers, layer_hybrid_dict, mode_name, program_mode
+        for i in hybrid_layers(prog):  # data-dependent in a hybrid layer: null
+            m["counters_per_image"][i].update(dict.fromkeys(DATA_DEPENDENT_HYBRID))
+            m["layers"][i]["hybrid"] = layer_hybrid_dict(prog, i)
+        for entry, l in zip(m["layers"], prog.layers):
+            entry["mode"] = mode_name(l.mode)
+        m["mode"] = program_mode(prog)
         print(json.dumps(m))
         return 0
     print(layer_table(prog, counters))
     print(f"  total cycles/image: {sum(c.cycles for c in counters)}")
+    from ._hybrid import hybrid_layers, level_tables
+    if hybrid_layers(prog):
+        print(level_tables(prog))
     return 0
 
 
@@ -73,13 +90,15 @@ def model_name(prog, path) -> str:
 
 def layer_table(prog, counters) -> str:
     """The program's title line and one row per layer: output tensor (HxWxC, u/i bits), kernel,
-    stored/all filters, average stored weight bits, present/all units, residual input, CIM
-    cycles per image, macro utilization and tiles (architecture.md §7)."""
+    mode (digital or hybrid), stored/all filters, average stored weight bits, present/all units,
+    residual input, CIM cycles per image, macro utilization and tiles (architecture.md §7)."""
+    from ._hybrid import hybrid_layers, mode_name
     from ..table import format_table
     rows = []
     for i, (l, c) in enumerate(zip(prog.layers, counters)):
         o = prog.tensors[l.out_tensor]
-        row = [i, l.name, l.op.name.lower(), f"{o.height}x{o.width}x{o.channels}", f"{'i' if o.signed else 'u'}{o.bits}"]
+        row = [i, l.name, l.op.name.lower(), mode_name(l.mode) if l.op.is_cim else "",
+               f"{o.height}x{o.width}x{o.channels}", f"{'i' if o.signed else 'u'}{o.bits}"]
         if l.op.is_cim:
             p = l.precision
             kept = int((p > 0).sum())
@@ -92,6 +111,8 @@ def layer_table(prog, counters) -> str:
         rows.append(row)
     title = (f"program {prog.name!r} for preset {prog.preset.name!r} (fingerprint {prog.preset.fingerprint:08x}), "
              f"{len(prog.layers)} layers")
-    table = format_table(["#", "layer", "op", "output", "fmt", "kernel", "filters", "avg bits", "units", "+res",
-                          "cycles/img", "util", "tiles"], rows, ">" + "<" * 5 + ">" * 3 + "<" + ">" * 3, indent="  ")
+    n_hyb = len(hybrid_layers(prog))
+    title += f", {n_hyb} in hybrid mode" if n_hyb else ", all digital"
+    table = format_table(["#", "layer", "op", "mode", "output", "fmt", "kernel", "filters", "avg bits", "units", "+res",
+                          "cycles/img", "util", "tiles"], rows, ">" + "<" * 6 + ">" * 3 + "<" + ">" * 3, indent="  ")
     return title + "\n" + table

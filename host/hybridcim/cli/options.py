@@ -52,3 +52,22 @@ def add_batch_options(p, default_batch: int, what: str = "test images") -> None:
                    help=f"only the first N {what} (N >= 1; default: all)")
     p.add_argument("--batch-size", type=batch_size, default=default_batch, metavar="B",
                    help=f"images per batch, 1..{MAX_BATCH_SIZE} (memory grows with B; default: {default_batch})")
+
+
+def add_offset_option(p, what: str = "images of the split") -> None:
+    """--offset: skip the first N images; the global image index of the first image run is N
+    (it keys the analog noise of hybrid layers, architecture.md §9.6)."""
+    p.add_argument("--offset", type=non_negative_int, default=0, metavar="N",
+                   help=f"skip the first N {what} (default 0); the global image index (the analog noise "
+                        "key of hybrid layers) then starts at N, so a slice gives the same bits as a whole run")
+
+
+def run_with_base(executor, images, image_base: int):
+    """``executor.run(images, image_base=...)`` when its run takes ``image_base``, else ``run(images)``
+    (an executor without hybrid noise support ignores the image index)."""
+    import inspect
+    try:
+        takes = "image_base" in inspect.signature(executor.run).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return executor.run(images, image_base=image_base) if takes else executor.run(images)
