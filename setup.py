@@ -35,6 +35,7 @@ TRAIN = ["torch==2.13.0", "brevitas==0.13.4", "onnx", "onnxoptimizer", "qonnx==1
 CSIM = ["hls4ml==1.3.0"]
 TEST = ["pytest", "hypothesis", "nbformat", "nbclient", "ipykernel", "matplotlib"]
 BOARD = ["pynq>=3.0.1,<5"]  # 3.0.1 ships on the PYNQ-Z2 v3.0.1 image; pynq 4 dropped the Zynq-7000 boards
+SEARCH = ["optuna>=4.0,<6", "pyyaml"]  # hybridcim search (NSGA-II, journal/RDB storages)
 ZIGZAG = ["zigzag-dse==3.9.1", "six", "pyyaml"]  # cost-model cross-check only (zigzag uses six undeclared)
 
 setup(
@@ -53,7 +54,8 @@ setup(
         "test": TEST,
         "board": BOARD,
         "zigzag": ZIGZAG,
-        "all": TRAIN + CSIM + TEST + BOARD,
+        "search": SEARCH,
+        "all": TRAIN + CSIM + TEST + BOARD + SEARCH,
     },
     entry_points={"console_scripts": ["hybridcim=hybridcim.cli.main:main"]},
 )
