@@ -29,7 +29,7 @@ def test_dual_presets_fingerprint_is_crc_of_the_documented_string(name):
 
 def test_documented_dual_preset_values():
     p = get_preset("sun-mars-256-dual")
-    assert (p.tern_rows, p.tern_cols, p.tern_rows_active, p.tern_n_macros, p.tern_refresh_cycles) == (256, 512, 64, 4, 32768)
+    assert (p.tern_rows, p.tern_cols, p.tern_rows_active, p.tern_n_macros, p.tern_refresh_cycles) == (256, 512, 64, 4, 16384)
     assert (p.tern_blocks_per_macro, p.tern_filters_per_macro) == (4, 256)
     t = get_preset("tiny-64-dual")
     assert (t.tern_rows, t.tern_cols, t.tern_rows_active, t.tern_n_macros, t.tern_refresh_cycles) == (64, 32, 16, 2, 256)
@@ -70,7 +70,17 @@ def test_header_bytes_round_trip(rows_active, extra, cols, macros, period):
 
 def test_header_bytes_hand_encoded():
     # sun-mars-256-dual: log2 256 = 8, log2 512 = 9 -> 0x98; (log2 64 - 3) = 3 | log2 4 << 2 = 8 -> 0x0b;
-    # log2 32768 = 15 | 0x80 -> 0x8f
-    assert tern_header_bytes(get_preset("sun-mars-256-dual")) == bytes((0x98, 0x0B, 0x8F))
+    # log2 16384 = 14 | 0x80 -> 0x8e
+    assert tern_header_bytes(get_preset("sun-mars-256-dual")) == bytes((0x98, 0x0B, 0x8E))
     assert tern_header_bytes(get_preset("tiny-64")) == b"\0\0\0"
     assert not tern_header_ok(0, 0, 1) and not tern_header_ok(0x98, 0x4B, 0x8F) and not tern_header_ok(0x98, 0x0B, 0xAF)
+
+
+@pytest.mark.parametrize("cost", ["dcim-28nm", "dcim-65nm"])
+def test_refresh_period_is_inside_the_cost_presets_retention_time(cost):
+    """§10.1: every named preset's refresh period, at the cost preset's clock, is within the cell's retention."""
+    from hybridcim.cost import load_cost_preset
+    c = load_cost_preset(cost)
+    assert c["macro2_retention_us"] == 200 and c["macro2_area_mm2_per_kb"] < c["macro_area_mm2_per_kb"]
+    for p in HOST_PRESETS.values():
+        assert p.tern_refresh_cycles / c["clock_mhz"] <= c["macro2_retention_us"], (p.name, cost)

@@ -80,6 +80,13 @@ PARAMS: tuple[ParamSpec, ...] = (
               "(x saliency_ops x rows_active)", reserved=True),
     ParamSpec("macro2_bit_op_pj", "pJ", "one 1-bit operation of the second (eDRAM-like) macro type", reserved=True),
     ParamSpec("edram_refresh_uw_per_kb", "uW", "eDRAM refresh power per Kb of the second macro type", reserved=True),
+    # the second (eDRAM-like ternary) macro type of architecture.md §10, priced only for a hardware preset that has it
+    ParamSpec("macro2_area_mm2_per_kb", "mm2", "second macro type: area per Kb (1024 cells) including its adder trees",
+              reserved=True),
+    ParamSpec("macro2_refresh_pj_per_bit", "pJ", "second macro type: refreshing one cell; a refresh event (counter "
+              "refresh_events) rewrites one row of tern_cols cells", reserved=True),
+    ParamSpec("macro2_retention_us", "us", "second macro type: data retention time of a cell; a hardware preset's "
+              "refresh period (tern_refresh_cycles / clock) must not exceed it", reserved=True),
 )
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 TOP_FIELDS = ("format", "version", "name", "description", "technology_nm", "params")

@@ -162,9 +162,9 @@ HOST_PRESETS: dict[str, HardwarePreset] = {
     p.name: p
     for p in (
         # sun-mars-256 plus four 256 x 512 eDRAM-like ternary macros (256 ternary filters x 4 row blocks each),
-        # every row refreshed each 2^15 cycles (164 us at 200 MHz, inside a 200 us retention time)
+        # every row refreshed each 2^14 cycles (82 us at 200 MHz, 164 us at 100 MHz: inside a 200 us retention time)
         HardwarePreset("sun-mars-256-dual", tern_rows=256, tern_cols=512, tern_rows_active=64, tern_n_macros=4,
-                       tern_refresh_cycles=1 << 15),
+                       tern_refresh_cycles=1 << 14),
         # tiny-64 plus two 64 x 32 ternary macros (16 filters x 4 row blocks) refreshed every 256 cycles (tests)
         HardwarePreset("tiny-64-dual", rows=64, cols=64, rows_active=16, group_width=8, n_macros=2, adc_bits=4,
                        tern_rows=64, tern_cols=32, tern_rows_active=16, tern_n_macros=2, tern_refresh_cycles=256),
