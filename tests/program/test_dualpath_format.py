@@ -229,3 +229,33 @@ def test_reader_header_bytes_of_the_second_macro_type():
     old[61] = 1  # format 1.0: reserved, refused as before
     with pytest.raises(InvalidProgramError, match="header reserved bytes 61..63 must be 0"):
         decode(reseal(old))
+
+
+def test_hybrid_layers_on_a_dual_preset_and_the_sidecar(tmp_path):
+    """Format 1.2 carries 1.1's hybrid layers; the sidecar names each dual-path layer's parameters."""
+    import json
+    from hybridcim.emulator.reference import ReferenceEmulator
+    from hybridcim.program.codec import write_program, read_program
+    from hybridcim.zoo.fuzz import random_hybrid_program, random_images
+    p = random_hybrid_program(7, "tiny-64-dual", noise=False)
+    assert any(l.mode == 1 for l in p.layers)
+    image = encode(p)
+    assert image[10] == 2 and encode(decode(image)) == image
+    ReferenceEmulator(decode(image)).run(random_images(p, 1))
+    d = _layer(q=3)
+    write_program(d, tmp_path / "d.cim")
+    side = json.loads((tmp_path / "d.cim.json").read_text())
+    assert side["format_version"] == "1.2" and side["preset"]["tern_n_macros"] == 2
+    assert side["layers"][0]["dual"] == {"ratio_eighths": 3, "bin_threshold": 8, "n_tern": 3}
+    assert read_program(tmp_path / "d.cim").layers[0].dual == DualPathParams(3, 8)
+    assert "dual(ternary 3/8, x>=8)" in read_program(tmp_path / "d.cim").summary()
+
+
+def test_shipped_images_keep_their_bits():
+    from pathlib import Path
+    models = Path(__file__).resolve().parents[2] / "host" / "hybridcim" / "models"
+    images = sorted(models.rglob("model.cim"))
+    assert images
+    for f in images:
+        raw = f.read_bytes()
+        assert raw[10] == 0 and encode(decode(raw)) == raw, f
