@@ -10,9 +10,53 @@ extern "C" {
 // Run the top function; returns its status word (code | detail << 16).
 uint32_t hcim_csim_run(const uint64_t *prog, uint32_t prog_words, const uint64_t *images, uint32_t image_words,
                        uint32_t n_images, int32_t *out, uint32_t out_words, int32_t *scratch, uint32_t scratch_words,
-                       uint32_t flags, uint64_t *counters, uint32_t counters_words) {
+                       uint32_t flags, uint64_t *counters, uint32_t counters_words, uint32_t image_base) {
     return hybridcim_accel(prog, prog_words, images, image_words, n_images, out, out_words, scratch, scratch_words,
-                           flags, counters, counters_words);
+                           flags, counters, counters_words, image_base);
+}
+
+// ---- loop profile of the last call (hcim_loops.h; the library is built with HCIM_CYCLE_COUNT) ----
+#define HCIM_LOOP_NAME(id, name, ii, depth) name,
+#define HCIM_LOOP_II(id, name, ii, depth) ii,
+#define HCIM_LOOP_DEPTH(id, name, ii, depth) depth,
+static const char *const k_loop_names[] = {HCIM_LOOP_TABLE(HCIM_LOOP_NAME)};
+static const uint32_t k_loop_ii[] = {HCIM_LOOP_TABLE(HCIM_LOOP_II)};
+static const uint32_t k_loop_depth[] = {HCIM_LOOP_TABLE(HCIM_LOOP_DEPTH)};
+
+uint32_t hcim_csim_n_loops(void) { return HCIM_N_LOOPS; }
+const char *hcim_csim_loop_name(uint32_t id) { return id < HCIM_N_LOOPS ? k_loop_names[id] : ""; }
+uint32_t hcim_csim_loop_ii(uint32_t id) { return id < HCIM_N_LOOPS ? k_loop_ii[id] : 0; }
+uint32_t hcim_csim_loop_depth(uint32_t id) { return id < HCIM_N_LOOPS ? k_loop_depth[id] : 0; }
+
+// Per layer of the last call: loop entries and iterations (HCIM_N_LOOPS each); 0 ok, -1 bad layer
+// (or a library built without HCIM_CYCLE_COUNT).
+int hcim_csim_loop_stats(uint32_t layer, uint64_t *entries, uint64_t *iters) {
+#ifdef HCIM_CYCLE_COUNT
+    if (layer >= HCIM_MAX_LAYERS) return -1;
+    for (uint32_t k = 0; k < HCIM_N_LOOPS; k++) {
+        entries[k] = g_hcim_profile.entries[layer][k];
+        iters[k] = g_hcim_profile.iters[layer][k];
+    }
+    return 0;
+#else
+    (void)layer, (void)entries, (void)iters;
+    return -1;
+#endif
+}
+
+// Per layer of the last call: AXI bursts and bytes, [read, write] each; 0 ok, -1 bad layer.
+int hcim_csim_burst_stats(uint32_t layer, uint64_t *bursts, uint64_t *bytes) {
+#ifdef HCIM_CYCLE_COUNT
+    if (layer >= HCIM_MAX_LAYERS) return -1;
+    for (uint32_t d = 0; d < 2; d++) {
+        bursts[d] = g_hcim_profile.bursts[layer][d];
+        bytes[d] = g_hcim_profile.bytes[layer][d];
+    }
+    return 0;
+#else
+    (void)layer, (void)bursts, (void)bytes;
+    return -1;
+#endif
 }
 
 // Check a program image and report the buffer sizes it needs: int32 scratch words per image

@@ -4,6 +4,7 @@
 #define HCIM_INTERNAL_H
 
 #include "hybridcim_accel.h"
+#include "hcim_loops.h"
 
 // Parsed tensor table (on-chip): shape, format and scratch offset of every tensor.
 struct hcim_tensor {
@@ -19,11 +20,26 @@ struct hcim_layer {
     uint32_t f, k, ng, r;
     int32_t lo, hi, pool_shift;
     uint32_t off_prec, off_bias, off_shift, off_rshift, off_colmap, off_skip, off_weights, n_words;
-    bool reserved_ok;  // reserved bytes 33..35 and 68..95 of the record are 0
+    uint32_t off_hybrid;  // bytes 68..71: the hybrid section's offset (mode 1), reserved 0 otherwise
+    bool reserved_ok;     // reserved bytes 33..35 and 72..95 of the record are 0
+};
+
+// Parsed hybrid section of a mode-1 layer (architecture.md §9.4-§9.6). A digital layer runs the
+// same datapath with one level (D, E) = (15, 15): every pair digital.
+struct hcim_hybrid {
+    uint32_t n_levels, sal_planes, noise_pairs, noise_shift, noise_seed;
+    uint32_t thresholds[HCIM_MAX_LEVELS - 1];
+    uint8_t dd[HCIM_MAX_LEVELS], kd[HCIM_MAX_LEVELS];  // digital_depth D, keep_depth E per level
+};
+
+// Where a conv/fc layer runs: its index in the layer table and the global index of the image
+// (image_base + position in the call): the analog noise's key and counter (§9.6).
+struct hcim_ctx {
+    uint32_t layer, image;
 };
 
 struct hcim_tables {
-    uint32_t n_tensors, n_layers, input, output, image_bytes;
+    uint32_t n_tensors, n_layers, input, output, image_bytes, version_minor;
     uint32_t scratch_per_image;  // S, int32 words
     hcim_tensor t[HCIM_MAX_TENSORS];
 };
@@ -59,11 +75,13 @@ static inline acc_t hcim_clamp(wide_t v, int32_t lo, int32_t hi) {
 uint32_t hcim_check_header(const word_t *prog, uint32_t prog_words, uint32_t *image_bytes);
 uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab);
 void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l);
+// The hybrid section at l->off_hybrid (checked by hcim_load_tables before any run).
+void hcim_read_hybrid(const word_t *prog, const hcim_layer *l, hcim_hybrid *h);
 
 // hcim_layers.cpp: one layer on one image's scratch slice; a conv/fc layer writes its activity on
 // this image to cnt (every counter but images, which the caller counts; reserved ones untouched).
-void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s,
-                    cnt_t cnt[HCIM_N_COUNTERS]);
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, const hcim_ctx &ctx,
+                    acc_t *s, cnt_t cnt[HCIM_N_COUNTERS]);
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
 void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
 

@@ -1,35 +1,43 @@
-// The emulated CIM datapath (docs/architecture.md §4-§6) and the pool units.
+// The emulated CIM datapath (docs/architecture.md §4-§6, hybrid mode §9) and the pool units.
 //
-// A conv/fc layer runs as the MARS macro map prescribes: its (row block x column group)
-// grid is cut into tiles of one macro (rows/rows_active blocks x cols/group_width groups),
-// enumerated column-tile-major; a *round* loads the next n_macros tiles into the macros'
-// on-chip weight memories (macro m <- tile round*n_macros + m), then every output pixel
-// streams its input bit planes through them. Layers with more tiles than macros take
-// several rounds; partial sums are kept in the output tensor's scratch slot between rounds.
+// A conv/fc layer runs as the MARS macro map prescribes: its (row block x column group) grid is
+// cut into tiles of one macro (rows/rows_active blocks x cols/group_width groups), enumerated
+// column-tile-major; a *round* loads the next n_macros tiles into the macros' on-chip weight
+// memories (macro m <- tile round*n_macros + m), then every output pixel streams its input bit
+// planes through them. Layers with more tiles than macros take several rounds; partial sums are
+// kept in the output tensor's scratch slot between rounds.
 //
-// Per output pixel:
-//   1. the input window is packed into row-block words, one per input bit plane, from
-//      input planes that were packed once per layer (bit c of word = channel c of a pixel);
-//   2. for every *present* unit of the round (the precision controller walks the skip index
-//      and the column map: pruned units and pruned filters cost nothing), every used column
-//      c of the unit's group senses n = popcount(x_i & w_c) per input plane i, and the
-//      shift-add unit adds s_j * 2^(i+j) * n into the accumulator of the column's filter
-//      (s_j = -1 for the filter's MSB plane);
-//   3. requant: y = clamp(rshift_rne(acc + bias + (res << res_shift), shift), lo, hi).
-// Accumulators add modulo 2^32 (as an adder tree does); the validator guarantees the true
-// value fits int32, so the result is exact.
+// Per layer (burst copies into on-chip tables): per-filter requant parameters, the column map
+// decoded into per-column controller words (used, sign, plane j, MSB-aligned depth P_f - 1 - j),
+// the skip index as one bitmap row per group, and for a hybrid layer its level table.
+// Per round: the *schedule*, one flat list of the present units of the round's tiles, ordered
+// group-major (a group's units are consecutive, the last one flagged), each entry naming its row
+// block, group, macro, slot and macro type; the round's weights are burst-copied into the macros.
+// Per output pixel (incremental row/column counters, no divide):
+//   1. window: the zero-padded input window packed into row-block words, one per input bit plane,
+//      from input planes packed once per layer (bit c of a word = channel c of a pixel);
+//   2. hybrid layers, the precision controller (§9.2, §9.4): the saliency of every column group
+//      from the top sal_planes planes of its present row blocks, then its level (D, E);
+//      a digital layer has one level (15, 15): every pair digital;
+//   3. units: ONE pipelined iteration per scheduled unit computes all G columns x all input
+//      planes: n = popcount(x_i & w_c), routed per pair (i, j) by the group's level through the
+//      adder tree (n), the ADC (code << s, with the optional Philox noise, §9.3, §9.6) or nowhere;
+//      the shift-add goes into per-column accumulators held in registers, which are flushed into
+//      the column buffer (one entry per layer column, the sum of its filter's columns) when the
+//      group's last unit has run: no read-modify-write of a memory inside the pipelined loop;
+//   4. requant: y = clamp(rshift_rne(acc + bias + (res << res_shift), shift), lo, hi), acc read
+//      from the column buffer at the filter's first column.
+// Accumulators add modulo 2^32 (as an adder tree does); the validator guarantees the true value
+// fits int32, so the result is exact.
 //
-// Activity counters (architecture.md §7): the round loader counts what it schedules -- per
-// tile the absent units the skip index lets it skip and the row blocks it activates, per
-// scheduled unit its used columns and their real rows -- and every output pixel adds those
-// round totals once per input bit plane it streams (register counters outside the column
-// loop); a layer's cycles are its busiest macro's row-block activations. Memory traffic is
-// counted where it happens, in the emulated chip's native widths (not the prototype's int32
-// scratch words): per image the layer's tables, input, residual and output tensors (packed at
-// their bit widths), the input written into the bit-plane buffer; per round the units loaded
-// into the macros (G x A cells each) and the partial sums that leave and come back between
-// rounds (acc_bits each); per pixel and input plane the real rows of every activated row block
-// of every tile read from the buffer, and their 1 bits (input_ones).
+// Activity counters (architecture.md §7, §9.7): the round loader counts what it schedules -- per
+// tile the absent units the skip index lets it skip and the row blocks it activates, per scheduled
+// unit its used columns and their real rows -- and each round adds those totals once per input bit
+// plane and output pixel (one multiply per round). The data-dependent counts are taken as the data
+// flows: the 1 bits on the word lines per pixel, and in hybrid mode per (pixel, group) the decision
+// and, from the level, the unit's digital / analog / skipped column reads (per-group tables built
+// once per layer). Memory traffic is counted in the emulated chip's native widths (not the
+// prototype's int32 scratch words).
 #include "hcim_internal.h"
 
 // The datapath as synthesized: adder-tree popcount, one shift-add unit for HCIM_MAX_IN_BITS
@@ -42,31 +50,62 @@
 #define G_W HCIM_GROUP_WIDTH
 #define A_ROWS HCIM_ROWS_ACTIVE
 #define MAX_ROUND_UNITS (HCIM_N_MACROS * HCIM_UNITS_PER_MACRO)
+#define SKIP_WORDS ((HCIM_MAX_ROWBLOCKS + 63) / 64)  // bitmap words of one group's skip-index row
+#define STAGE_WORDS 4096                              // staging buffer of one table section (32 KiB)
+#define NO_COL 0xFFFFu
 
-// One used column of a group, as the precision controller decodes it from the column map.
-struct hcim_col {
-    uint16_t f;    // filter
-    uint8_t c;     // column inside the group
-    uint8_t j;     // weight bit plane (shift of the column result)
-    uint8_t neg;   // 1 for the filter's MSB plane (two's complement: weight -2^j)
+#if HCIM_ROWS_ACTIVE == 8
+#define LOG2_A 3
+#elif HCIM_ROWS_ACTIVE == 16
+#define LOG2_A 4
+#elif HCIM_ROWS_ACTIVE == 32
+#define LOG2_A 5
+#else
+#define LOG2_A 6
+#endif
+// ADC step 2^s counts (architecture.md §9.3): s = max(0, log2 A - adc_bits)
+#define ADC_S (LOG2_A > HCIM_ADC_BITS ? LOG2_A - HCIM_ADC_BITS : 0)
+#define ADC_MAX ((1 << HCIM_ADC_BITS) - 1)
+
+// Column controller word of one layer column: used, sign (the filter's MSB plane), plane j, and the
+// MSB-aligned depth P_f - 1 - j of §9.1 (0..7).
+struct hcim_colw {
+    uint8_t used, neg, j, dep;
 };
 
-static word_t g_planes[HCIM_MAX_PACK_WORDS];                 // input bit planes of the layer
-static word_t g_macro[HCIM_N_MACROS][HCIM_MACRO_WORDS];      // the macros' weight cells (this round)
-static hcim_col g_cols[HCIM_MAX_GROUPS * G_W];               // used columns per group, compacted
-static uint8_t g_ncols[HCIM_MAX_GROUPS];
-static uint32_t g_unit_base[HCIM_MAX_GROUPS];                // first stored unit of each group
+// One entry of a round's schedule: a present unit and where its weights sit.
+struct hcim_unit {
+    uint16_t block, group, slot;
+    uint8_t macro;
+    uint8_t last;        // last unit of its group in this round: flush the column accumulators
+    uint8_t macro_type;  // 0 = the SRAM CIM macro (a later second macro type, architecture.md §10)
+    uint32_t stored;     // index of the unit in the layer's weight section
+};
+
+static word_t g_planes[HCIM_MAX_PACK_WORDS];             // input bit planes of the layer
+static word_t g_macro[HCIM_N_MACROS][HCIM_MACRO_WORDS];  // the macros' weight cells (this round)
+static word_t g_stage[STAGE_WORDS];                      // one table section, burst-copied
+static hcim_colw g_colw[HCIM_MAX_GROUPS][G_W];           // column controller words
+static uint8_t g_owner[HCIM_MAX_GROUPS][G_W];            // first column of the same filter in the group
+static uint8_t g_ncols[HCIM_MAX_GROUPS];                 // used columns per group
+static uint8_t g_maxdep[HCIM_MAX_GROUPS];                // largest column depth of the group
+static word_t g_skipw[HCIM_MAX_GROUPS][SKIP_WORDS];      // skip index: bit b of row g = unit (g, b) present
+static uint32_t g_unit_base[HCIM_MAX_GROUPS];            // first stored unit of each group
+static uint16_t g_npresent[HCIM_MAX_GROUPS];             // present units of each group
 static int32_t g_bias[HCIM_MAX_FILTERS];
 static int8_t g_shift[HCIM_MAX_FILTERS], g_rshift[HCIM_MAX_FILTERS];
-// schedule of the present units of the current round
-static uint16_t g_u_block[MAX_ROUND_UNITS], g_u_group[MAX_ROUND_UNITS], g_u_slot[MAX_ROUND_UNITS];
-static uint8_t g_u_macro[MAX_ROUND_UNITS];
-// events of the current round, per input plane and pixel: absent units of its tiles, activated
-// row blocks per macro, used columns of the scheduled units, and those columns x real rows
-static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops;
-// per row block: in how many of the round's tiles it is activated; real rows of those activations
-static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];
-static uint32_t g_r_rows;
+static uint16_t g_fcol[HCIM_MAX_FILTERS];                // the filter's owner column (layer column), NO_COL if pruned
+static uint32_t g_colbuf[HCIM_MAX_GROUPS * G_W];         // per layer column: its filter's accumulator (this pixel)
+// the round's schedule and events
+static hcim_unit g_sched[MAX_ROUND_UNITS];
+static uint16_t g_r_gunits[HCIM_MAX_GROUPS];             // units of each group in this round
+static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops, g_r_rows;
+static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];             // tiles of the round that activate each row block
+// hybrid mode: the level table and per (group, level) the digital and analog pairs of one unit
+static hcim_hybrid g_hy;
+static uint16_t g_hy_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_hy_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
+static uint8_t g_lvl_d[HCIM_MAX_GROUPS], g_lvl_e[HCIM_MAX_GROUPS];  // this pixel's (D, E) per group
+static uint16_t g_nhat[A_ROWS + 1];                      // noise-free ADC: reconstructed count of n
 
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
@@ -82,38 +121,161 @@ static inline uint32_t hcim_popcount(word_t x) {
 #endif
 }
 
-static inline bool hcim_present(const word_t *prog, uint32_t off_skip, uint32_t u) {
-    return (hcim_rd8(prog, off_skip + (u >> 3)) >> (u & 7u)) & 1u;
+// ---- analog path (architecture.md §9.3, §9.6) ----
+
+// Philox4x32-10 (Salmon et al. 2011, Random123 philox4x32_R): counter c[4], key (k0, k1) -> c[4].
+static void hcim_philox(uint32_t c[4], uint32_t k0, uint32_t k1) {
+philox_rounds:
+    for (int r = 0; r < 10; r++) {
+#pragma HLS UNROLL
+        if (r) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        const uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+        c[1] = (uint32_t)p1;
+        c[3] = (uint32_t)p0;
+        c[0] = n0;
+        c[2] = n2;
+    }
 }
 
-// Per-filter requant parameters, the column controller tables and each group's first unit.
-static void hcim_setup_layer(const word_t *prog, const hcim_layer *l) {
+// Noise e of one analog read in 1/16 counts: centered binomial of noise_pairs coin pairs from
+// Philox4x32-10(counter = (image, pixel, column, b << 8 | i << 4 | j), key = (seed, layer)), << shift.
+static int32_t hcim_noise(const hcim_ctx &ctx, uint32_t pixel, uint32_t column, uint32_t b, uint32_t i, uint32_t j) {
+    uint32_t c[4] = {ctx.image, pixel, column, (b << 8) | (i << 4) | j};
+    hcim_philox(c, g_hy.noise_seed, ctx.layer);
+    const word_t m = g_hy.noise_pairs >= 64 ? ~(word_t)0 : (((word_t)1 << g_hy.noise_pairs) - 1);
+    const word_t a = ((word_t)c[0] | (word_t)c[1] << 32) & m, bb = ((word_t)c[2] | (word_t)c[3] << 32) & m;
+    return ((int32_t)hcim_popcount(a) - (int32_t)hcim_popcount(bb)) * (int32_t)(1u << g_hy.noise_shift);
+}
+
+// Reconstructed count n^ = code << s of a bit-line value n16 in 1/16 counts.
+static inline uint32_t hcim_adc(int32_t n16) {
+    wide_t code = hcim_rshift_rne((wide_t)n16, HCIM_NOISE_FRAC_BITS + ADC_S);
+    code = code < 0 ? 0 : (code > ADC_MAX ? ADC_MAX : code);
+    return (uint32_t)code << ADC_S;
+}
+
+// ---- per-layer tables ----
+
+// Burst-copy one table section (off is 8-aligned, checked by the reader) into the staging buffer.
+static void hcim_fetch(const word_t *prog, uint32_t off, uint32_t nbytes) {
+    const uint32_t words = (nbytes + 7) / 8, base = off >> 3;
+    HCIM_LOOP_ENTER(HCIM_LP_FETCH);
+    HCIM_LOOP_ITERS(HCIM_LP_FETCH, words);
+    if (words) HCIM_BURST(0, (uint64_t)words * 8);
+fetch:
+    for (uint32_t k = 0; k < words; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
+#pragma HLS PIPELINE II = 1
+        g_stage[k] = prog[base + k];
+    }
+}
+
+// Per-filter requant parameters, the column controller words, the skip-index rows, and for a
+// hybrid layer the level table and its per-(group, level) pair counts.
+static void hcim_setup_layer(const word_t *prog, const hcim_layer *l, uint32_t bits_in, bool hybrid) {
+    // precision, then bias, shift, res_shift: one burst each
+    uint8_t prec[HCIM_MAX_FILTERS];
+    hcim_fetch(prog, l->off_prec, l->f);
 load_filters:
     for (uint32_t f = 0; f < l->f; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
-        g_bias[f] = (int32_t)hcim_rd32(prog, l->off_bias + 4 * f);
-        g_shift[f] = (int8_t)hcim_rdi8(prog, l->off_shift + f);
-        g_rshift[f] = (int8_t)hcim_rdi8(prog, l->off_rshift + f);
+#pragma HLS PIPELINE II = 1
+        prec[f] = (uint8_t)hcim_rd8(g_stage, f);
+        g_fcol[f] = NO_COL;
     }
-    uint32_t units = 0;
-walk_colmap:
-    for (uint32_t g = 0; g < l->ng; g++) {
+    hcim_fetch(prog, l->off_bias, 4 * l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_bias[f] = (int32_t)hcim_rd32(g_stage, 4 * f);
+    hcim_fetch(prog, l->off_shift, l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_shift[f] = (int8_t)hcim_rdi8(g_stage, f);
+    hcim_fetch(prog, l->off_rshift, l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_rshift[f] = (int8_t)hcim_rdi8(g_stage, f);
+    HCIM_LOOP_ENTER(HCIM_LP_LOAD_FILTERS);
+    HCIM_LOOP_ITERS(HCIM_LP_LOAD_FILTERS, l->f);
+    // column map (u32 per column) -> controller words; owner column of each filter
+    hcim_fetch(prog, l->off_colmap, 4 * l->ng * G_W);
+    HCIM_LOOP_ENTER(HCIM_LP_LOAD_COLMAP);
+    HCIM_LOOP_ITERS(HCIM_LP_LOAD_COLMAP, l->ng);
+load_colmap:
+    for (uint32_t g = 0, e = 0; g < l->ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
-        uint32_t n = 0;
-        for (uint32_t c = 0; c < G_W; c++) {
-            uint32_t cm = hcim_rd32(prog, l->off_colmap + 4 * (g * G_W + c));
-            if (!((cm >> HCIM_CM_USED_SHIFT) & 1u)) continue;
-            hcim_col col;
-            col.f = (uint16_t)(cm & 0xFFFFu);
-            col.c = (uint8_t)c;
-            col.j = (uint8_t)((cm >> HCIM_CM_PLANE_SHIFT) & 0xFFu);
-            col.neg = col.j + 1u == hcim_rd8(prog, l->off_prec + col.f);
-            g_cols[g * G_W + n++] = col;
+#pragma HLS PIPELINE II = 1
+        uint32_t n = 0, maxdep = 0;
+        for (uint32_t c = 0; c < G_W; c++, e++) {
+            const uint32_t cm = hcim_rd32(g_stage, 4 * e);
+            hcim_colw w = {0, 0, 0, 0};
+            g_owner[g][c] = (uint8_t)c;
+            if ((cm >> HCIM_CM_USED_SHIFT) & 1u) {
+                const uint32_t f = cm & 0xFFFFu, j = (cm >> HCIM_CM_PLANE_SHIFT) & 0xFFu, p = prec[f];
+                w.used = 1;
+                w.j = (uint8_t)j;
+                w.neg = j + 1u == p;
+                w.dep = (uint8_t)(p - 1u - j);  // reader: j < p
+                maxdep = w.dep > maxdep ? w.dep : maxdep;
+                n++;
+                // the filter's columns share its first column of the group (owner)
+                const uint32_t col0 = g_fcol[f];
+                if (col0 != NO_COL && col0 / G_W == g) {
+                    g_owner[g][c] = (uint8_t)(col0 % G_W);
+                } else {
+                    g_fcol[f] = (uint16_t)e;
+                }
+            }
+            g_colw[g][c] = w;
         }
         g_ncols[g] = (uint8_t)n;
-        g_unit_base[g] = units;
-        for (uint32_t b = 0; b < l->r; b++) units += hcim_present(prog, l->off_skip, g * l->r + b);
+        g_maxdep[g] = (uint8_t)maxdep;
     }
+    // skip index -> one bitmap row per group; stored-unit base of each group
+    hcim_fetch(prog, l->off_skip, (l->ng * l->r + 7) / 8);
+    HCIM_LOOP_ITERS(HCIM_LP_LOAD_SKIP, l->ng * l->r);
+    uint32_t units = 0;
+    for (uint32_t g = 0, u = 0; g < l->ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
+        for (uint32_t k = 0; k < SKIP_WORDS; k++) g_skipw[g][k] = 0;
+        uint32_t n = 0;
+        HCIM_LOOP_ENTER(HCIM_LP_LOAD_SKIP);
+    load_skip:
+        for (uint32_t b = 0; b < l->r; b++, u++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
+#pragma HLS PIPELINE II = 1
+            const word_t bit = (g_stage[u >> 6] >> (u & 63u)) & 1u;
+            g_skipw[g][b >> 6] |= bit << (b & 63u);
+            n += (uint32_t)bit;
+        }
+        g_unit_base[g] = units;
+        g_npresent[g] = (uint16_t)n;
+        units += n;
+    }
+    if (!hybrid) {  // one level (15, 15): every pair digital
+        for (uint32_t g = 0; g < l->ng; g++) g_lvl_d[g] = g_lvl_e[g] = HCIM_DEPTH_ALL;
+        return;
+    }
+    // level table; per (group, level) the digital and analog pairs of one unit (§9.1):
+    // a column of depth dep has clamp(D - dep, 0, X) digital planes and clamp(E - dep, 0, X) kept ones
+    hcim_read_hybrid(prog, l, &g_hy);
+    HCIM_BURST(0, HCIM_HY_BYTES);
+level_counts:
+    for (uint32_t g = 0; g < l->ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
+        for (uint32_t v = 0; v < g_hy.n_levels; v++) {
+            uint32_t dig = 0, kept = 0;
+            for (uint32_t c = 0; c < G_W; c++) {
+                if (!g_colw[g][c].used) continue;
+                const int32_t dep = g_colw[g][c].dep;
+                const int32_t d = (int32_t)g_hy.dd[v] - dep, e = (int32_t)g_hy.kd[v] - dep, x = (int32_t)bits_in;
+                dig += (uint32_t)(d < 0 ? 0 : (d > x ? x : d));
+                kept += (uint32_t)(e < 0 ? 0 : (e > x ? x : e));
+            }
+            g_hy_dig[g][v] = (uint16_t)dig;
+            g_hy_ana[g][v] = (uint16_t)(kept - dig);
+        }
+    }
+adc_table:
+    for (uint32_t n = 0; n <= A_ROWS; n++) g_nhat[n] = (uint16_t)hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS));
 }
 
 // Pack the layer input once: for each pixel and bit plane i, ceil(C/64) words, bit c = bit i of channel c.
@@ -124,73 +286,123 @@ clear_planes:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_PACK_WORDS
         g_planes[k] = 0;
     }
-pack_pixels:
-    for (uint32_t p = 0; p < ti.h * ti.w; p++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
-        for (uint32_t c = 0; c < ti.c; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
-            uint32_t v = (uint32_t)x[p * ti.c + c];
-            for (uint32_t i = 0; i < ti.bits; i++) {
+    HCIM_BURST(0, (uint64_t)ti.size * 4);
+    HCIM_LOOP_ENTER(HCIM_LP_PACK_PLANES);
+    HCIM_LOOP_ITERS(HCIM_LP_PACK_PLANES, ti.size);
+    // one input value per iteration; running pixel/channel counters (no divide)
+    uint32_t c = 0, base = 0;
+pack_planes:
+    for (uint32_t k = 0; k < ti.size; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+        const uint32_t v = (uint32_t)x[k];
+        for (uint32_t i = 0; i < ti.bits; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 8
-                g_planes[(p * ti.bits + i) * cw + (c >> 6)] |= (word_t)((v >> i) & 1u) << (c & 63u);
-            }
+            g_planes[base + i * cw + (c >> 6)] |= (word_t)((v >> i) & 1u) << (c & 63u);
+        }
+        if (++c == ti.c) {
+            c = 0;
+            base += ti.bits * cw;
         }
     }
 }
 
-// Load the tiles of one round into the macros; returns the number of present units scheduled
-// and sets the round's events (g_r_*).
-static uint32_t hcim_load_round(const word_t *prog, const hcim_layer *l, uint32_t round, uint32_t n_row_tiles,
-                                uint32_t n_tiles) {
+// The schedule of one round: the present units of tiles round*n_macros ... (+ n_macros - 1),
+// group-major; loads their weights into the macros and sets the round's events (g_r_*).
+static uint32_t hcim_build_round(const word_t *prog, const hcim_layer *l, uint32_t round, uint32_t n_row_tiles,
+                                 uint32_t n_tiles) {
     uint32_t nu = 0;
     g_r_absent = g_r_cols = g_r_bitops = g_r_rows = 0;
-clear_mult:
-    for (uint32_t b = 0; b < l->r; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
-        g_r_mult[b] = 0;
-    }
-load_macros:
+    bool active[HCIM_N_MACROS][HCIM_BLOCKS_PER_MACRO];
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
         g_r_blocks[m] = 0;
-        uint32_t t = round * HCIM_N_MACROS + m;
-        if (t >= n_tiles) continue;
-        uint32_t g0 = (t / n_row_tiles) * HCIM_GROUPS_PER_MACRO, b0 = (t % n_row_tiles) * HCIM_BLOCKS_PER_MACRO;
-        bool active[HCIM_BLOCKS_PER_MACRO];
-        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) active[k] = false;
-        for (uint32_t g = g0; g < g0 + HCIM_GROUPS_PER_MACRO && g < l->ng; g++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32
-            uint32_t unit = g_unit_base[g];
-            for (uint32_t b = 0; b < l->r && b < b0 + HCIM_BLOCKS_PER_MACRO; b++) {
+        for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) active[m][k] = false;
+    }
+    for (uint32_t b = 0; b < l->r; b++) g_r_mult[b] = 0;
+    for (uint32_t g = 0; g < l->ng; g++) g_r_gunits[g] = 0;
+    const uint32_t t0 = round * HCIM_N_MACROS, t1 = t0 + HCIM_N_MACROS < n_tiles ? t0 + HCIM_N_MACROS : n_tiles;
+    if (t0 >= t1) return 0;
+    // absent units of the round's tiles = their units - the present ones scheduled below
+    for (uint32_t t = t0; t < t1; t++) {
+        const uint32_t g0 = (t / n_row_tiles) * HCIM_GROUPS_PER_MACRO, b0 = (t % n_row_tiles) * HCIM_BLOCKS_PER_MACRO;
+        const uint32_t ng = l->ng - g0 < HCIM_GROUPS_PER_MACRO ? l->ng - g0 : HCIM_GROUPS_PER_MACRO;
+        const uint32_t nb = l->r - b0 < HCIM_BLOCKS_PER_MACRO ? l->r - b0 : HCIM_BLOCKS_PER_MACRO;
+        g_r_absent += ng * nb;
+    }
+    // column tiles of the round, groups in order; per group its present blocks in the round's row tiles
+    const uint32_t ct0 = t0 / n_row_tiles, ct1 = (t1 - 1) / n_row_tiles;
+    for (uint32_t g = ct0 * HCIM_GROUPS_PER_MACRO; g < (ct1 + 1) * HCIM_GROUPS_PER_MACRO && g < l->ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
+        const uint32_t ct = g / HCIM_GROUPS_PER_MACRO, gi = g % HCIM_GROUPS_PER_MACRO;
+        uint32_t stored = g_unit_base[g], first = nu;
+        HCIM_LOOP_ENTER(HCIM_LP_BUILD_SCHEDULE);
+    build_schedule:
+        for (uint32_t b = 0, rt = 0, bi = 0; b < l->r; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
-                if (!hcim_present(prog, l->off_skip, g * l->r + b)) {  // skip index: not stored
-                    if (b >= b0) g_r_absent++;
-                    continue;
-                }
-                if (b >= b0) {
-                    const uint32_t rows = l->k - b * A_ROWS < A_ROWS ? l->k - b * A_ROWS : A_ROWS;  // real rows
-                    active[b - b0] = true;
+#pragma HLS PIPELINE II = 1
+            HCIM_LOOP_ITER(HCIM_LP_BUILD_SCHEDULE);
+            const uint32_t t = ct * n_row_tiles + rt;
+            if ((g_skipw[g][b >> 6] >> (b & 63u)) & 1u) {
+                if (t >= t0 && t < t1) {
+                    const uint32_t m = t - t0, rows = l->k - b * A_ROWS < A_ROWS ? l->k - b * A_ROWS : A_ROWS;
+                    hcim_unit &e = g_sched[nu++];
+                    e.block = (uint16_t)b;
+                    e.group = (uint16_t)g;
+                    e.slot = (uint16_t)(gi * HCIM_BLOCKS_PER_MACRO + bi);
+                    e.macro = (uint8_t)m;
+                    e.last = 0;
+                    e.macro_type = 0;
+                    e.stored = stored;
+                    active[m][bi] = true;
                     g_r_cols += g_ncols[g];
                     g_r_bitops += g_ncols[g] * rows;
-                    uint32_t slot = (g - g0) * HCIM_BLOCKS_PER_MACRO + (b - b0);
-                    for (uint32_t c = 0; c < G_W; c++) {
-#pragma HLS PIPELINE II = 1
-                        g_macro[m][slot * G_W + c] = prog[l->off_weights / 8 + unit * G_W + c];
-                    }
-                    g_u_block[nu] = (uint16_t)b;
-                    g_u_group[nu] = (uint16_t)g;
-                    g_u_slot[nu] = (uint16_t)slot;
-                    g_u_macro[nu] = (uint8_t)m;
-                    nu++;
+                    g_r_absent--;
                 }
-                unit++;
+                stored++;
+            }
+            if (++bi == HCIM_BLOCKS_PER_MACRO) {
+                bi = 0;
+                rt++;
             }
         }
+        if (nu > first) {
+            g_sched[nu - 1].last = 1;
+            g_r_gunits[g] = (uint16_t)(nu - first);
+        }
+    }
+    // activated row blocks per macro (word lines are shared by the tile's groups)
+    for (uint32_t t = t0; t < t1; t++) {
+        const uint32_t b0 = (t % n_row_tiles) * HCIM_BLOCKS_PER_MACRO, m = t - t0;
         for (uint32_t k = 0; k < HCIM_BLOCKS_PER_MACRO; k++) {
-            if (!active[k]) continue;
+            if (!active[m][k]) continue;
             const uint32_t b = b0 + k, rows = l->k - b * A_ROWS < A_ROWS ? l->k - b * A_ROWS : A_ROWS;
             g_r_blocks[m]++;
             g_r_mult[b]++;
             g_r_rows += rows;
+        }
+    }
+    // the round's weights into the macros: one burst per run of consecutive stored units
+    const uint32_t wbase = l->off_weights / 8;
+#ifdef HCIM_CYCLE_COUNT
+    for (uint32_t u = 0; u < nu; u++) {
+        if (u == 0 || g_sched[u - 1].stored + 1 != g_sched[u].stored) {
+            uint32_t run = 1;
+            while (u + run < nu && g_sched[u + run].stored == g_sched[u].stored + run) run++;
+            HCIM_BURST(0, (uint64_t)run * G_W * 8);
+        }
+    }
+#endif
+    HCIM_LOOP_ENTER(HCIM_LP_LOAD_WEIGHTS);
+    HCIM_LOOP_ITERS(HCIM_LP_LOAD_WEIGHTS, nu * G_W);
+load_weights:
+    for (uint32_t k = 0, u = 0, c = 0; k < nu * G_W; k++) {  // one weight word per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 8 max = 4096
+#pragma HLS PIPELINE II = 1
+        const hcim_unit &e = g_sched[u];
+        g_macro[e.macro][e.slot * G_W + c] = prog[wbase + e.stored * G_W + c];
+        if (++c == G_W) {
+            c = 0;
+            u++;
         }
     }
     return nu;
@@ -207,24 +419,32 @@ static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_
 #endif
     for (uint32_t i = 0; i < clear_bits; i++)
         for (uint32_t w = 0; w <= clear_words; w++) xw[i][w] = 0;
-    uint32_t pos = 0;
-window_rows:
-    for (uint32_t ky = 0; ky < l->kh; ky++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 7
-        for (uint32_t kx = 0; kx < l->kw; kx++, pos += ti.c) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 7
-            int32_t iy = (int32_t)(oy * l->stride + ky) - (int32_t)l->pad;
-            int32_t ix = (int32_t)(ox * l->stride + kx) - (int32_t)l->pad;
-            if (iy < 0 || ix < 0 || iy >= (int32_t)ti.h || ix >= (int32_t)ti.w) continue;  // zero padding
+    const int32_t iy0 = (int32_t)(oy * l->stride) - (int32_t)l->pad, ix0 = (int32_t)(ox * l->stride) - (int32_t)l->pad;
+    const uint32_t n = l->kh * l->kw * cw;
+    HCIM_LOOP_ENTER(HCIM_LP_WINDOW);
+    HCIM_LOOP_ITERS(HCIM_LP_WINDOW, n);
+    // one (window position, 64-channel word) per iteration, all input planes at once; running counters
+window:
+    for (uint32_t k = 0, ky = 0, kx = 0, wi = 0, pos = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
+#pragma HLS PIPELINE II = 1
+        const int32_t iy = iy0 + (int32_t)ky, ix = ix0 + (int32_t)kx;
+        if (iy >= 0 && ix >= 0 && iy < (int32_t)ti.h && ix < (int32_t)ti.w) {  // else zero padding
             const word_t *src = &g_planes[((uint32_t)iy * ti.w + (uint32_t)ix) * ti.bits * cw];
+            const uint32_t p = pos + 64 * wi, sh = p & 63u;
             for (uint32_t i = 0; i < ti.bits; i++) {
-                for (uint32_t wi = 0; wi < cw; wi++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_CWORDS
-                    word_t v = src[i * cw + wi];
-                    uint32_t p = pos + 64 * wi, sh = p & 63u;
-                    xw[i][p >> 6] |= v << sh;
-                    if (sh) xw[i][(p >> 6) + 1] |= v >> (64u - sh);
-                }
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 8
+                const word_t v = src[i * cw + wi];
+                xw[i][p >> 6] |= v << sh;
+                if (sh) xw[i][(p >> 6) + 1] |= v >> (64u - sh);
+            }
+        }
+        if (++wi == cw) {
+            wi = 0;
+            pos += ti.c;
+            if (++kx == l->kw) {
+                kx = 0;
+                ky++;
             }
         }
     }
@@ -241,50 +461,163 @@ window_rows:
 #endif
 }
 
-// Column results and shift-add of every scheduled unit for one output pixel (BITS input planes).
-template <int BITS>
-static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units,
-                       uint32_t *acc) {
-units:
-    for (uint32_t u = 0; u < n_units; u++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
-        const uint32_t b = g_u_block[u], g = g_u_group[u];
-        word_t xs[BITS];
-        for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
-        const word_t *w = &g_macro[g_u_macro[u]][g_u_slot[u] * G_W];
-        const hcim_col *cols = &g_cols[g * G_W];
-    columns:
-        for (uint32_t k = 0; k < g_ncols[g]; k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_GROUP_WIDTH
+// The precision controller of a hybrid layer for one output pixel (§9.4): the saliency of every
+// group with a present unit, its level and (D, E); counts the decisions (histogram, once per
+// image) and this round's digital / analog / skipped column reads.
+static void hcim_levels(const hcim_layer *l, const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t bits_in,
+                        bool count_decisions, cnt_t hist[HCIM_MAX_LEVELS], cnt_t *dig, cnt_t *ana, cnt_t *skip) {
+    uint32_t sal[HCIM_MAX_ROWBLOCKS];
+    const uint32_t base = bits_in - g_hy.sal_planes;
+    HCIM_LOOP_ENTER(HCIM_LP_SALIENCY);
+    HCIM_LOOP_ITERS(HCIM_LP_SALIENCY, l->r);
+saliency:
+    for (uint32_t b = 0; b < l->r; b++) {  // h popcounts of A bits per row block
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
 #pragma HLS PIPELINE II = 1
-            const hcim_col col = cols[k];
-            const word_t wc = w[col.c];
-            uint32_t s = 0;
-            for (int i = 0; i < BITS; i++) s += hcim_popcount(xs[i] & wc) << i;
-            const uint32_t v = s << col.j;
-            acc[col.f] += col.neg ? (0u - v) : v;
+        uint32_t s = 0;
+        for (uint32_t i = base; i < bits_in; i++) s += hcim_popcount(xw[i][b]) << (i - base);
+        sal[b] = s;
+    }
+    HCIM_LOOP_ENTER(HCIM_LP_LEVELS);
+    HCIM_LOOP_ITERS(HCIM_LP_LEVELS, l->ng);
+levels:
+    for (uint32_t g = 0; g < l->ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
+#pragma HLS PIPELINE II = 1
+        if (!g_npresent[g]) continue;  // a group with no present unit takes no decision
+        uint32_t s = 0;  // sum over the group's present row blocks (its skip-index row)
+#ifdef HCIM_HW_DATAPATH
+        for (uint32_t b = 0; b < HCIM_MAX_ROWBLOCKS; b++) {  // masked adder tree over the row
+#pragma HLS UNROLL
+            if (b < l->r && ((g_skipw[g][b >> 6] >> (b & 63u)) & 1u)) s += sal[b];
+        }
+#else
+        for (uint32_t k = 0; k < SKIP_WORDS; k++) {
+            word_t bits = g_skipw[g][k];
+            while (bits) {
+                s += sal[k * 64 + (uint32_t)__builtin_ctzll(bits)];
+                bits &= bits - 1;
+            }
+        }
+#endif
+        uint32_t v = 0;
+        for (uint32_t t = 0; t + 1 < g_hy.n_levels; t++) v += g_hy.thresholds[t] <= s;
+        g_lvl_d[g] = g_hy.dd[v];
+        g_lvl_e[g] = g_hy.kd[v];
+        if (count_decisions) hist[v]++;
+        const cnt_t n = g_r_gunits[g];
+        if (n) {
+            *dig += n * g_hy_dig[g][v];
+            *ana += n * g_hy_ana[g][v];
+            *skip += n * ((cnt_t)g_ncols[g] * bits_in - g_hy_dig[g][v] - g_hy_ana[g][v]);
         }
     }
 }
 
-void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, acc_t *s,
+// Column results and shift-add of every scheduled unit for one output pixel: one iteration per
+// unit, all G columns x BITS input planes; per pair (i, j) the path of the group's level (D, E):
+// depth d = dep_c + X - 1 - i digital if d < D, analog if D <= d < E, skipped otherwise. HYB = false
+// is the digital-only instance (every d < 15 = D) the csim uses for mode-0 layers; the synthesized
+// datapath is the general one.
+template <int BITS, bool HYB>
+static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
+                       const hcim_ctx &ctx, uint32_t pixel) {
+    uint32_t colacc[G_W];  // per-column accumulators (registers)
+#pragma HLS ARRAY_PARTITION variable = colacc complete
+    for (int c = 0; c < G_W; c++) colacc[c] = 0;
+    HCIM_LOOP_ENTER(HCIM_LP_UNITS);
+    HCIM_LOOP_ITERS(HCIM_LP_UNITS, n_units);
+units:
+    for (uint32_t u = 0; u < n_units; u++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
+#pragma HLS PIPELINE II = 1
+        const hcim_unit e = g_sched[u];
+        const uint32_t b = e.block, g = e.group;
+        const word_t *w = &g_macro[e.macro][e.slot * G_W];
+        word_t xs[BITS];
+        for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
+        const int32_t dlev = HYB ? (int32_t)g_lvl_d[g] : HCIM_DEPTH_ALL, elev = HYB ? (int32_t)g_lvl_e[g] : HCIM_DEPTH_ALL;
+        for (int c = 0; c < G_W; c++) {
+#pragma HLS UNROLL
+            const hcim_colw cw = g_colw[g][c];
+            if (!cw.used) continue;
+            const word_t wc = w[c];
+            uint32_t s = 0;
+            for (int i = 0; i < BITS; i++) {
+#pragma HLS UNROLL
+                const uint32_t n = hcim_popcount(xs[i] & wc);
+                if (!HYB) {
+                    s += n << i;
+                    continue;
+                }
+                const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - i;
+                uint32_t v;
+                if (i >= (int)bits_in) {
+                    v = 0;  // HW instance: planes >= bits_in do not exist
+                } else if (d < dlev) {
+                    v = n;  // digital: the adder tree's exact count
+                } else if (d < elev) {
+                    v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
+                                                    hcim_noise(ctx, pixel, g * G_W + c, b, i, cw.j))
+                                         : g_nhat[n];
+                } else {
+                    v = 0;  // skipped
+                }
+                s += v << i;
+            }
+            const uint32_t sv = s << cw.j;
+            colacc[c] += cw.neg ? (0u - sv) : sv;
+        }
+        if (e.last) {  // group change: flush the columns into the column buffer (sum per filter)
+            uint32_t fsum[G_W];
+#pragma HLS ARRAY_PARTITION variable = fsum complete
+            for (int c = 0; c < G_W; c++) fsum[c] = 0;
+            for (int c = 0; c < G_W; c++) fsum[g_owner[g][c]] += colacc[c];
+            for (int c = 0; c < G_W; c++) {
+                g_colbuf[g * G_W + c] = fsum[c];
+                colacc[c] = 0;
+            }
+        }
+    }
+}
+
+template <bool HYB>
+static void hcim_units_any(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
+                           const hcim_ctx &ctx, uint32_t pixel) {
+#ifdef HCIM_HW_DATAPATH
+    hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, ctx, pixel);  // planes >= bits_in are zero
+#else
+    switch (bits_in) {  // csim: one unrolled instance per input width
+        case 1: hcim_units<1, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 2: hcim_units<2, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 3: hcim_units<3, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 4: hcim_units<4, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 5: hcim_units<5, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 6: hcim_units<6, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        case 7: hcim_units<7, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+        default: hcim_units<8, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+    }
+#endif
+}
+
+void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, const hcim_ctx &ctx, acc_t *s,
                     cnt_t cnt[HCIM_N_COUNTERS]) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
-    const bool has_res = l->res != HCIM_NO_TENSOR;
-    const uint32_t res_off = has_res ? tab->t[l->res].off : 0, y_off = to.off;
-    hcim_setup_layer(prog, l);
+    const bool has_res = l->res != HCIM_NO_TENSOR, hybrid = l->mode == HCIM_MODE_HYBRID;
+    const uint32_t res_off = has_res ? tab->t[l->res].off : 0, y_off = to.off, bits = ti.bits;
+    hcim_setup_layer(prog, l, bits, hybrid);
     hcim_pack_planes(ti, s + ti.off);
     const uint32_t n_row_tiles = (l->r + HCIM_BLOCKS_PER_MACRO - 1) / HCIM_BLOCKS_PER_MACRO;
     const uint32_t n_tiles = n_row_tiles * ((l->ng + HCIM_GROUPS_PER_MACRO - 1) / HCIM_GROUPS_PER_MACRO);
     uint32_t n_rounds = (n_tiles + HCIM_N_MACROS - 1) / HCIM_N_MACROS;
     if (n_rounds == 0) n_rounds = 1;  // every filter pruned: outputs are requant(bias [+ res])
     static word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS];
-    uint32_t acc[HCIM_MAX_FILTERS];
+#pragma HLS ARRAY_PARTITION variable = xw dim = 1 complete
     cnt_t busy[HCIM_N_MACROS];  // row-block activations x input planes of each macro (its cycles)
 #pragma HLS ARRAY_PARTITION variable = busy complete
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) busy[m] = 0;
-    cnt_t macs = 0, unit_act = 0, skipped = 0, blocks = 0, col_reads = 0, bit_ops = 0;  // register counters
-    cnt_t wload = 0, ones = 0, requants = 0;
+    cnt_t unit_act = 0, skipped = 0, blocks = 0, col_reads = 0, bit_ops = 0, wload = 0, ones = 0;
+    cnt_t ana_reads = 0, skip_reads = 0, hist[HCIM_MAX_LEVELS] = {0, 0, 0, 0, 0, 0, 0, 0};
     const uint32_t pixels = to.h * to.w;
     // per image: tables (precision u8, bias i32, shift i8, res_shift i8 per filter; u32 column map;
     // skip bits), input, residual and output tensors at their bit widths; the input into the bit-plane buffer
@@ -295,96 +628,135 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
-        const uint32_t n_units = hcim_load_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
+        const uint32_t n_units = hcim_build_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
         const bool first = round == 0, last = round + 1 == n_rounds;
         wload += (cnt_t)n_units * G_W * A_ROWS;
         if (!first) dram += (cnt_t)pixels * l->f * (HCIM_ACC_BITS / 8) * 2;  // partial sums out, then back in
-    pixels:
-        for (uint32_t p = 0; p < to.h * to.w; p++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
-            for (uint32_t f = 0; f < l->f; f++) acc[f] = first ? 0u : (uint32_t)s[y_off + p * l->f + f];
-            if (first) macs += (cnt_t)l->f * l->k;
-            unit_act += (cnt_t)n_units * ti.bits;
-            skipped += (cnt_t)g_r_absent * ti.bits;
-            col_reads += (cnt_t)g_r_cols * ti.bits;
-            bit_ops += (cnt_t)g_r_bitops * ti.bits;
-            act_buf += (cnt_t)g_r_rows * ti.bits;
-            if (last) requants += l->f;
-            for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
+        // the round's events, once per input plane and pixel
+        const cnt_t per = (cnt_t)bits * pixels;
+        unit_act += n_units * per;
+        skipped += g_r_absent * per;
+        if (!hybrid) col_reads += g_r_cols * per;
+        bit_ops += g_r_bitops * per;
+        act_buf += g_r_rows * per;
+        for (uint32_t m = 0; m < HCIM_N_MACROS; m++) {
 #pragma HLS UNROLL
-                blocks += (cnt_t)g_r_blocks[m] * ti.bits;
-                busy[m] += (cnt_t)g_r_blocks[m] * ti.bits;
-            }
+            blocks += g_r_blocks[m] * per;
+            busy[m] += g_r_blocks[m] * per;
+        }
+        HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
+        HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
+    pixels:
+        for (uint32_t p = 0, oy = 0, ox = 0, pf = 0; p < pixels; p++, pf += l->f) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             if (n_units) {
-                hcim_pack_window(ti, l, p / to.w, p % to.w, xw);
+                hcim_pack_window(ti, l, oy, ox, xw);
+                HCIM_LOOP_ENTER(HCIM_LP_COUNT_ONES);
+                HCIM_LOOP_ITERS(HCIM_LP_COUNT_ONES, l->r);
             count_ones:  // 1 bits on the word lines: every activated row block of every tile, every plane
                 for (uint32_t b = 0; b < l->r; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
+#pragma HLS PIPELINE II = 1
                     if (!g_r_mult[b]) continue;
                     uint32_t n1 = 0;
-                    for (uint32_t i = 0; i < ti.bits; i++) n1 += hcim_popcount(xw[i][b]);
+                    for (uint32_t i = 0; i < bits; i++) n1 += hcim_popcount(xw[i][b]);
                     ones += (cnt_t)g_r_mult[b] * n1;
                 }
-#ifdef HCIM_HW_DATAPATH
-                hcim_units<HCIM_MAX_IN_BITS>(xw, n_units, acc);  // planes >= bits_in are zero
-#else
-                switch (ti.bits) {  // csim: one unrolled instance per input width
-                    case 1: hcim_units<1>(xw, n_units, acc); break;
-                    case 2: hcim_units<2>(xw, n_units, acc); break;
-                    case 3: hcim_units<3>(xw, n_units, acc); break;
-                    case 4: hcim_units<4>(xw, n_units, acc); break;
-                    case 5: hcim_units<5>(xw, n_units, acc); break;
-                    case 6: hcim_units<6>(xw, n_units, acc); break;
-                    case 7: hcim_units<7>(xw, n_units, acc); break;
-                    default: hcim_units<8>(xw, n_units, acc); break;
+                if (hybrid) {
+                    hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
+                    hcim_units_any<true>(xw, n_units, bits, ctx, p);
+                } else {
+                    hcim_units_any<false>(xw, n_units, bits, ctx, p);
                 }
-#endif
+            } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
+                hcim_pack_window(ti, l, oy, ox, xw);
+                hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);
             }
+            // requant (last round) or partial sums out: one filter per iteration
+            HCIM_LOOP_ENTER(HCIM_LP_REQUANT);
+            HCIM_LOOP_ITERS(HCIM_LP_REQUANT, l->f);
+            if (!first) HCIM_BURST(0, (uint64_t)l->f * 4);
+            if (last && has_res) HCIM_BURST(0, (uint64_t)l->f * 4);
+            HCIM_BURST(1, (uint64_t)l->f * 4);
         requant:
             for (uint32_t f = 0; f < l->f; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
+#pragma HLS PIPELINE II = 1
+                const uint32_t col = g_fcol[f];
+                uint32_t acc = first ? 0u : (uint32_t)s[y_off + pf + f];
+                if (col != NO_COL && g_r_gunits[col / G_W]) acc += g_colbuf[col];
                 if (!last) {
-                    s[y_off + p * l->f + f] = (acc_t)acc[f];
+                    s[y_off + pf + f] = (acc_t)acc;
                     continue;
                 }
-                wide_t v = (wide_t)(acc_t)acc[f] + g_bias[f];
-                if (has_res) v += (wide_t)((uint64_t)(wide_t)s[res_off + p * l->f + f] << (uint32_t)g_rshift[f]);
-                s[y_off + p * l->f + f] = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+                wide_t v = (wide_t)(acc_t)acc + g_bias[f];
+                if (has_res) v += (wide_t)((uint64_t)(wide_t)s[res_off + pf + f] << (uint32_t)g_rshift[f]);
+                s[y_off + pf + f] = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+            }
+            if (++ox == to.w) {
+                ox = 0;
+                oy++;
             }
         }
     }
     cnt_t cycles = 0;
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;
-    cnt[HCIM_C_MACS] = macs;
+    cnt[HCIM_C_MACS] = (cnt_t)l->f * l->k * pixels;
     cnt[HCIM_C_UNIT_ACTIVATIONS] = unit_act;
     cnt[HCIM_C_UNITS_SKIPPED] = skipped;
     cnt[HCIM_C_ROWBLOCK_ACTIVATIONS] = blocks;
     cnt[HCIM_C_CYCLES] = cycles;
     cnt[HCIM_C_BIT_OPS] = bit_ops;
     cnt[HCIM_C_DIGITAL_COLUMN_READS] = col_reads;
+    cnt[HCIM_C_ANALOG_COLUMN_READS] = ana_reads;
+    cnt[HCIM_C_ADC_CONVERSIONS] = ana_reads;  // one conversion per analog read (spec 1.1)
+    cnt[HCIM_C_SKIPPED_BITPLANES] = skip_reads;
     cnt[HCIM_C_WEIGHT_LOAD_BITS] = wload;
     cnt[HCIM_C_DRAM_BYTES] = dram + wload / 8;
     cnt[HCIM_C_ACT_BUFFER_BITS] = act_buf;
-    cnt[HCIM_C_REQUANT_OPS] = requants;
+    cnt[HCIM_C_REQUANT_OPS] = (cnt_t)l->f * pixels;
     cnt[HCIM_C_INPUT_ONES] = ones;
+    if (hybrid) {
+        // saliency_ops: h x (row blocks present in at least one group) per pixel
+        uint32_t any_blocks = 0;
+        for (uint32_t b = 0; b < l->r; b++) {
+            word_t any = 0;
+            for (uint32_t g = 0; g < l->ng; g++) any |= g_skipw[g][b >> 6] >> (b & 63u);
+            any_blocks += (uint32_t)(any & 1u);
+        }
+        cnt[HCIM_C_SALIENCY_OPS] = (cnt_t)g_hy.sal_planes * any_blocks * pixels;
+        for (uint32_t v = 0; v < HCIM_MAX_LEVELS; v++) cnt[HCIM_C_DECISIONS_LEVEL0 + v] = hist[v];
+    }
 }
 
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
-maxpool_pixels:
-    for (uint32_t p = 0; p < to.h * to.w; p++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
-        const uint32_t oy = p / to.w, ox = p % to.w;
-        for (uint32_t c = 0; c < to.c; c++) {
-            acc_t m = x[((oy * l->stride) * ti.w + ox * l->stride) * ti.c + c];
-            for (uint32_t ky = 0; ky < l->kh; ky++)
-                for (uint32_t kx = 0; kx < l->kw; kx++) {
-                    acc_t v = x[((oy * l->stride + ky) * ti.w + ox * l->stride + kx) * ti.c + c];
-                    m = v > m ? v : m;
-                }
-            y[p * to.c + c] = m;
+    HCIM_LOOP_ENTER(HCIM_LP_MAXPOOL);
+    HCIM_LOOP_ITERS(HCIM_LP_MAXPOOL, to.size);
+    for (uint32_t p = 0; p < to.h * to.w; p++) {  // per output pixel: kh window rows in, one pixel out
+        for (uint32_t ky = 0; ky < l->kh; ky++) HCIM_BURST(0, (uint64_t)l->kw * ti.c * 4);
+        HCIM_BURST(1, (uint64_t)to.c * 4);
+    }
+    uint32_t oy = 0, ox = 0, c = 0;
+maxpool:
+    for (uint32_t k = 0; k < to.size; k++) {  // one output value per iteration, the window unrolled
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+        acc_t m = x[((oy * l->stride) * ti.w + ox * l->stride) * ti.c + c];
+        for (uint32_t ky = 0; ky < l->kh; ky++)
+            for (uint32_t kx = 0; kx < l->kw; kx++) {
+                acc_t v = x[((oy * l->stride + ky) * ti.w + ox * l->stride + kx) * ti.c + c];
+                m = v > m ? v : m;
+            }
+        y[k] = m;
+        if (++c == to.c) {
+            c = 0;
+            if (++ox == to.w) {
+                ox = 0;
+                oy++;
+            }
         }
     }
 }
@@ -393,11 +765,26 @@ void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
-avgpool_channels:
-    for (uint32_t c = 0; c < ti.c; c++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
-        wide_t sum = 0;
-        for (uint32_t p = 0; p < ti.h * ti.w; p++) sum += x[p * ti.c + c];
-        y[c] = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
+    wide_t sum[1024];  // one per channel (a valid avgpool has C <= 65535; larger C run in chunks below)
+    HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL);
+    HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL, ti.size);
+    HCIM_BURST(0, (uint64_t)ti.size * 4);
+    HCIM_BURST(1, (uint64_t)to.size * 4);
+    for (uint32_t c0 = 0; c0 < ti.c; c0 += 1024) {
+        const uint32_t nc = ti.c - c0 < 1024 ? ti.c - c0 : 1024;
+        for (uint32_t c = 0; c < nc; c++) sum[c] = 0;
+        uint32_t c = 0, k = c0;
+    avgpool:
+        for (uint32_t n = 0; n < ti.h * ti.w * nc; n++) {  // pixel-major: one input value per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+            sum[c] += x[k];
+            k++;
+            if (++c == nc) {
+                c = 0;
+                k += ti.c - nc;
+            }
+        }
+        for (uint32_t c = 0; c < nc; c++) y[c0 + c] = hcim_clamp(hcim_rshift_rne(sum[c], l->pool_shift), l->lo, l->hi);
     }
 }

@@ -22,21 +22,25 @@
 
 #include "hybridcim_accel.h"
 
-#define HCIM_LOOP_TABLE(X)                                                                          \
-    X(HCIM_LP_LOAD_PIXELS, "load_pixels", 1, 4)     /* image bytes -> NHWC input slot, 1 pixel/cycle */ \
-    X(HCIM_LP_LOAD_FILTERS, "load_filters", 1, 4)   /* per layer: precision, bias, shifts per filter */  \
-    X(HCIM_LP_LOAD_COLMAP, "load_colmap", 1, 4)     /* per layer: column map word per column */          \
-    X(HCIM_LP_BUILD_SCHEDULE, "build_schedule", 1, 4) /* per layer: skip index bit per unit */           \
-    X(HCIM_LP_LOAD_WEIGHTS, "load_weights", 1, 3)   /* per round: one weight word per cycle (burst) */   \
-    X(HCIM_LP_PACK_PLANES, "pack_planes", 1, 4)     /* per layer: one input value per cycle -> planes */ \
-    X(HCIM_LP_PIXELS, "pixels", 0, 0)               /* per round: output pixels (not pipelined) */       \
-    X(HCIM_LP_WINDOW, "window", 1, 4)               /* per pixel: one window position per cycle */       \
-    X(HCIM_LP_SALIENCY, "saliency", 1, 4)           /* per pixel (hybrid): one present unit per cycle */ \
-    X(HCIM_LP_UNITS, "units", 1, 8)                 /* per pixel: one unit = G columns x X planes */     \
-    X(HCIM_LP_REQUANT, "requant", 1, 6)             /* per pixel: one filter per cycle */                \
-    X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)             /* one output value per cycle (window unrolled) */   \
-    X(HCIM_LP_AVGPOOL, "avgpool", 1, 3)             /* one input value per cycle */                      \
-    X(HCIM_LP_WRITE_OUT, "write_out", 1, 2)         /* output tensor -> out buffer */
+#define HCIM_LOOP_TABLE(X)                                                                                \
+    X(HCIM_LP_LOAD_PIXELS, "load_pixels", 1, 4)       /* per image: one input byte per cycle -> NHWC slot */  \
+    X(HCIM_LP_FETCH, "fetch", 1, 3)                   /* per layer: burst copy of one table section */       \
+    X(HCIM_LP_LOAD_FILTERS, "load_filters", 1, 4)     /* per layer: one filter's requant parameters */        \
+    X(HCIM_LP_LOAD_COLMAP, "load_colmap", 1, 4)       /* per layer: one group's G column-map entries */      \
+    X(HCIM_LP_LOAD_SKIP, "load_skip", 1, 3)           /* per layer and group: one skip-index bit */           \
+    X(HCIM_LP_PACK_PLANES, "pack_planes", 1, 4)       /* per layer: one input value -> its bit planes */     \
+    X(HCIM_LP_BUILD_SCHEDULE, "build_schedule", 1, 4) /* per round and group: one row block */               \
+    X(HCIM_LP_LOAD_WEIGHTS, "load_weights", 1, 3)     /* per round: one weight word (bursts) */               \
+    X(HCIM_LP_PIXELS, "pixels", 0, 0)                 /* per round: output pixels (not pipelined) */         \
+    X(HCIM_LP_WINDOW, "window", 1, 4)                 /* per pixel: one window position x 64 channels */     \
+    X(HCIM_LP_COUNT_ONES, "count_ones", 1, 4)         /* per pixel: one row block's 1 bits (all planes) */    \
+    X(HCIM_LP_SALIENCY, "saliency", 1, 4)             /* per pixel (hybrid): one row block's saliency */     \
+    X(HCIM_LP_LEVELS, "levels", 1, 6)                 /* per pixel (hybrid): one group's saliency, level */  \
+    X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
+    X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: one filter */                            \
+    X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \
+    X(HCIM_LP_AVGPOOL, "avgpool", 1, 3)               /* one input value */                                  \
+    X(HCIM_LP_WRITE_OUT, "write_out", 1, 2)           /* per image: output tensor -> out buffer */
 
 enum hcim_loop_id {
 #define HCIM_LOOP_ENUM(id, name, ii, depth) id,

@@ -98,16 +98,67 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
     l->off_skip = hcim_rd32(prog, b + HCIM_L_OFF_SKIP);
     l->off_weights = hcim_rd32(prog, b + HCIM_L_OFF_WEIGHTS);
     l->n_words = hcim_rd32(prog, b + HCIM_L_N_WEIGHT_WORDS);
+    l->off_hybrid = hcim_rd32(prog, b + HCIM_L_OFF_HYBRID);
     l->reserved_ok = hcim_zero_bytes(prog, b + HCIM_L_RESERVED0, HCIM_L_RESERVED0_BYTES) &&
-                     hcim_zero_bytes(prog, b + HCIM_L_RESERVED1, HCIM_L_RESERVED1_BYTES);
+                     hcim_zero_bytes(prog, b + HCIM_L_RESERVED2, HCIM_L_RESERVED2_BYTES);
     (void)tab;
+}
+
+// Layer mode 1 is hybrid on a conv/fc layer of a format >= 1.1 image (reader check 12(b)).
+static bool hcim_is_hybrid(const hcim_tables *tab, const hcim_layer *l) {
+    return l->mode == HCIM_MODE_HYBRID && tab->version_minor >= HCIM_FORMAT_MINOR_HYBRID &&
+           (l->op == HCIM_OP_CONV || l->op == HCIM_OP_FC);
+}
+
+void hcim_read_hybrid(const word_t *prog, const hcim_layer *l, hcim_hybrid *h) {
+    const uint32_t o = l->off_hybrid;
+    h->n_levels = hcim_rd8(prog, o + HCIM_HY_N_LEVELS);
+    h->sal_planes = hcim_rd8(prog, o + HCIM_HY_SAL_PLANES);
+    h->noise_pairs = hcim_rd8(prog, o + HCIM_HY_NOISE_PAIRS);
+    h->noise_shift = hcim_rd8(prog, o + HCIM_HY_NOISE_SHIFT);
+    h->noise_seed = hcim_rd32(prog, o + HCIM_HY_NOISE_SEED);
+read_levels:
+    for (uint32_t k = 0; k < HCIM_MAX_LEVELS; k++) {
+        if (k + 1 < HCIM_MAX_LEVELS) h->thresholds[k] = hcim_rd32(prog, o + HCIM_HY_THRESHOLDS + 4 * k);
+        h->dd[k] = (uint8_t)hcim_rd8(prog, o + HCIM_HY_DIGITAL_DEPTH + k);
+        h->kd[k] = (uint8_t)hcim_rd8(prog, o + HCIM_HY_KEEP_DEPTH + k);
+    }
+}
+
+// Reader check 12(e): the hybrid section of a mode-1 layer (program-format.md "Hybrid section", in
+// the order of hybridcim.program.hybrid.section_problem): the section rule, reserved bytes, n_levels
+// 1..8, entries past n_levels 0, thresholds strictly ascending, depths <= 15, D <= E per level, both
+// nondecreasing, sal_planes 1..bits_in, noise_pairs <= 64, noise_shift <= 8.
+static bool hcim_hybrid_ok(const word_t *prog, const hcim_layer *l, uint32_t bits_in, uint32_t nbytes) {
+    if (!hcim_section_ok(l->off_hybrid, HCIM_HY_BYTES, nbytes)) return false;
+    if (!hcim_zero_bytes(prog, l->off_hybrid + HCIM_HY_RESERVED0, 8) ||
+        !hcim_zero_bytes(prog, l->off_hybrid + HCIM_HY_RESERVED1, 4))
+        return false;
+    hcim_hybrid h;
+    hcim_read_hybrid(prog, l, &h);
+    const uint32_t n = h.n_levels;
+    if (n < 1 || n > HCIM_MAX_LEVELS) return false;
+    bool ok = true;
+check_levels:
+    for (uint32_t k = 0; k < HCIM_MAX_LEVELS; k++) {
+        if (k + 1 < HCIM_MAX_LEVELS && k + 1 >= n && h.thresholds[k]) ok = false;  // entries past T-1 are 0
+        if (k >= n && (h.dd[k] || h.kd[k])) ok = false;                          // entries past T are 0
+        if (k + 1 < n && k > 0 && h.thresholds[k] <= h.thresholds[k - 1]) ok = false;  // strictly ascending
+        if (k < n && (h.dd[k] > HCIM_DEPTH_ALL || h.kd[k] > HCIM_DEPTH_ALL || h.dd[k] > h.kd[k])) ok = false;
+        if (k > 0 && k < n && (h.dd[k] < h.dd[k - 1] || h.kd[k] < h.kd[k - 1])) ok = false;  // monotone
+    }
+    if (h.sal_planes < 1 || h.sal_planes > bits_in) ok = false;
+    if (h.noise_pairs > HCIM_MAX_NOISE_PAIRS || h.noise_shift > HCIM_MAX_NOISE_SHIFT) ok = false;
+    return ok;
 }
 
 // Shapes and formats of one layer against the tensor table; 0 if fine, else an error code.
 static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
-    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->mode != 0 || l->flags != 0) return HCIM_ERR_LAYER;
-    if (!l->reserved_ok) return HCIM_ERR_LAYER;
+    const bool hybrid = hcim_is_hybrid(tab, l);
+    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || (l->mode != HCIM_MODE_DIGITAL && !hybrid) || l->flags != 0)
+        return HCIM_ERR_LAYER;
+    if (!l->reserved_ok || (!hybrid && l->off_hybrid != 0)) return HCIM_ERR_LAYER;  // off_hybrid: 0 in mode 0
     const bool pool = l->op == HCIM_OP_MAXPOOL || l->op == HCIM_OP_AVGPOOL;
     if (pool) {
         if (ti.sgn || to.sgn) return HCIM_ERR_LAYER;
@@ -199,6 +250,7 @@ check_word_bits:
 uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab) {
     uint32_t nbytes = hcim_rd32(prog, HCIM_H_IMAGE_BYTES);
     tab->image_bytes = nbytes;
+    tab->version_minor = hcim_rd16(prog, HCIM_H_VERSION_MINOR);
     tab->n_tensors = hcim_rd16(prog, HCIM_H_N_TENSORS);
     tab->n_layers = hcim_rd16(prog, HCIM_H_N_LAYERS);
     tab->input = hcim_rd16(prog, HCIM_H_INPUT_TENSOR);
@@ -249,6 +301,8 @@ check_layers:
         if (l.res != HCIM_NO_TENSOR && (l.res >= tab->n_tensors || !produced[l.res])) HCIM_FAIL(HCIM_ERR_LAYER, i);
         uint32_t rc = hcim_check_shapes(tab, &l);
         if (rc == HCIM_OK && (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC)) rc = hcim_check_cim_sections(prog, &l, nbytes);
+        if (rc == HCIM_OK && hcim_is_hybrid(tab, &l) && !hcim_hybrid_ok(prog, &l, tab->t[l.in].bits, nbytes))
+            rc = HCIM_ERR_HYBRID;
         if (rc != HCIM_OK) HCIM_FAIL(rc, i);
         produced[l.out] = true;
     }

@@ -11,31 +11,47 @@
 static hcim_tables g_tab;
 static cnt_t g_cnt[HCIM_MAX_LAYERS][HCIM_N_COUNTERS];  // performance-counter block (one row a layer)
 
+#ifdef HCIM_CYCLE_COUNT
+hcim_profile g_hcim_profile;
+void hcim_profile_reset(void) {
+    static const hcim_profile zero = {};
+    g_hcim_profile = zero;
+}
+#endif
+
 // Image n's pixels (NCHW bytes in u64 words) -> NHWC int32 input slot; checks the input bit width.
 static bool hcim_load_image(const word_t *img, const hcim_tensor &t, acc_t *x) {
-    const uint32_t maxv = (1u << t.bits) - 1u;
+    const uint32_t maxv = (1u << t.bits) - 1u, hw = t.h * t.w;
     bool ok = true;
+    HCIM_LOOP_ENTER(HCIM_LP_LOAD_PIXELS);
+    HCIM_LOOP_ITERS(HCIM_LP_LOAD_PIXELS, t.size);
+    HCIM_BURST(0, (uint64_t)(t.size + 7) / 8 * 8);
+    HCIM_BURST(1, (uint64_t)t.size * 4);
+    uint32_t c = 0, yx = 0;  // running channel and pixel of byte k (NCHW): no divide
 load_pixels:
     for (uint32_t k = 0; k < t.size; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3072 max = 3072
 #pragma HLS PIPELINE II = 1
         const pixel_t v = (pixel_t)(uint32_t)((img[k >> 3] >> ((k & 7u) * 8u)) & 0xFFu);
-        const uint32_t c = k / (t.h * t.w), yx = k % (t.h * t.w);
         ok &= (uint32_t)v <= maxv;
         x[yx * t.c + c] = (acc_t)(uint32_t)v;
+        if (++yx == hw) {
+            yx = 0;
+            c++;
+        }
     }
     return ok;
 }
 
 uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
                          uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
-                         uint32_t flags, cnt_t *counters, uint32_t counters_words) {
+                         uint32_t flags, cnt_t *counters, uint32_t counters_words, uint32_t image_base) {
 #pragma HLS INTERFACE m_axi port = prog offset = slave bundle = gmem0 depth = 65536 max_read_burst_length = 64
 #pragma HLS INTERFACE m_axi port = images offset = slave bundle = gmem1 depth = 98304
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
 #pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
     // counters: depth = HCIM_CNT_HEADER_WORDS + HCIM_MAX_LAYERS * HCIM_N_COUNTERS (cosim buffer size)
-#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 2049
+#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 3201
 #pragma HLS INTERFACE s_axilite port = prog bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = out bundle = control
@@ -48,6 +64,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE s_axilite port = flags bundle = control
 #pragma HLS INTERFACE s_axilite port = counters bundle = control
 #pragma HLS INTERFACE s_axilite port = counters_words bundle = control
+#pragma HLS INTERFACE s_axilite port = image_base bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
 #pragma HLS ARRAY_PARTITION variable = g_cnt dim = 2 complete
     if (!prog || !images || !out || !scratch) return HCIM_ERR_ARGS;
@@ -68,6 +85,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
                                    HCIM_CNT_HEADER_WORDS + (uint64_t)g_tab.n_layers * HCIM_N_COUNTERS))
         return HCIM_ERR_ARGS;
     if (flags & HCIM_FLAG_VALIDATE_ONLY) return HCIM_OK;
+    HCIM_PROFILE_RESET();
 clear_counters:
     for (uint32_t i = 0; i < g_tab.n_layers; i++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
@@ -77,6 +95,7 @@ images_loop:
     for (uint32_t n = 0; n < n_images; n++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
         acc_t *s = scratch + (trace ? (uint64_t)n * per_image : 0);
+        HCIM_PROFILE_LAYER(0);
         if (!hcim_load_image(images + (uint64_t)n * img_words, tin, s + tin.off))
             return HCIM_ERR_INPUT | (n << HCIM_DETAIL_SHIFT);
     layers_loop:
@@ -84,12 +103,15 @@ images_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
             hcim_layer l;
             hcim_read_layer(prog, &g_tab, i, &l);
+            HCIM_PROFILE_LAYER(i);
+            HCIM_BURST(0, HCIM_LAYER_BYTES);
             cnt_t lc[HCIM_N_COUNTERS];  // this layer's activity on this image
 #pragma HLS ARRAY_PARTITION variable = lc complete
             for (uint32_t k = 0; k < HCIM_N_COUNTERS; k++) lc[k] = 0;
             lc[HCIM_C_IMAGES] = 1;
             if (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC) {
-                hcim_cim_layer(prog, &g_tab, &l, s, lc);
+                const hcim_ctx ctx = {i, image_base + n};  // global image index (wraps like a u32 register)
+                hcim_cim_layer(prog, &g_tab, &l, ctx, s, lc);
             } else {  // pools: input in, output out (packed at their bit widths); avgpool requantizes each channel
                 const hcim_tensor &pi = g_tab.t[l.in], &po = g_tab.t[l.out];
                 if (l.op == HCIM_OP_MAXPOOL) {
@@ -105,6 +127,10 @@ images_loop:
                 g_cnt[i][k] += lc[k];
             }
         }
+        HCIM_LOOP_ENTER(HCIM_LP_WRITE_OUT);
+        HCIM_LOOP_ITERS(HCIM_LP_WRITE_OUT, tout.size);
+        HCIM_BURST(0, (uint64_t)tout.size * 4);
+        HCIM_BURST(1, (uint64_t)tout.size * 4);
     write_out:
         for (uint32_t k = 0; k < tout.size; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 10 max = 1000

@@ -1,6 +1,6 @@
 // hybridcim accelerator: an emulated array of SRAM CIM macros as a Vitis HLS kernel.
 //
-// Integer semantics: docs/architecture.md (spec 1.0). Program image: docs/program-format.md.
+// Integer semantics: docs/architecture.md (spec 1.1: digital mode §4-§7, hybrid mode §9). Program image: docs/program-format.md.
 // DDR buffers and control registers: docs/program-format.md, section "Runtime buffers".
 //
 // The preset (array geometry + kernel capacity) is chosen at compile time:
@@ -23,7 +23,7 @@
 
 // ---- kernel version (bitstream manifest "kernel_version"; bump on any interface change) ----
 #define HCIM_KERNEL_VERSION_MAJOR 1
-#define HCIM_KERNEL_VERSION_MINOR 2
+#define HCIM_KERNEL_VERSION_MINOR 3  // 1.3: hybrid mode (format 1.1), image_base, counter layout 2
 
 // ---- number formats (architecture.md §2; hybridcim.spec.numformat) ----
 typedef ap_uint<8> pixel_t;   // UINT8: network input pixels
@@ -38,10 +38,11 @@ typedef uint64_t word_t;      // program words, packed input planes, weight word
 typedef int32_t acc_t;        // signed acc_bits = 32 accumulator (architecture.md §4)
 typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_shift) before the shift
 
-// ---- program image format 1.0 (program-format.md; hybridcim.program.format) ----
+// ---- program image format 1.1 (program-format.md; hybridcim.program.format) ----
 #define HCIM_MAGIC_WORD 0x474F52504D494348ull  // "HCIMPROG" read as a little-endian u64
 #define HCIM_FORMAT_MAJOR 1
 #define HCIM_FORMAT_MINOR 0
+#define HCIM_FORMAT_MINOR_HYBRID 1  // first minor version with layer mode 1
 #define HCIM_HEADER_BYTES 64
 #define HCIM_TENSOR_BYTES 16
 #define HCIM_LAYER_BYTES 96
@@ -108,8 +109,31 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_L_N_WEIGHT_WORDS 64
 #define HCIM_L_RESERVED0 33       // u8[3], 0
 #define HCIM_L_RESERVED0_BYTES 3
-#define HCIM_L_RESERVED1 68       // u8[28], 0
+#define HCIM_L_OFF_HYBRID 68      // u32: hybrid section (mode 1); part of the reserved bytes (0) in mode 0
+#define HCIM_L_RESERVED1 68       // u8[28], 0 in a digital layer (68..71 = off_hybrid in a hybrid one)
 #define HCIM_L_RESERVED1_BYTES 28
+#define HCIM_L_RESERVED2 72       // u8[24], 0 in every layer
+#define HCIM_L_RESERVED2_BYTES 24
+// layer modes (architecture.md §9)
+#define HCIM_MODE_DIGITAL 0
+#define HCIM_MODE_HYBRID 1
+// hybrid section (64 bytes; program-format.md "Hybrid section"; hybridcim.program.hybrid)
+#define HCIM_HY_BYTES 64
+#define HCIM_HY_N_LEVELS 0        // u8, 1..8
+#define HCIM_HY_SAL_PLANES 1      // u8, 1..bits_in
+#define HCIM_HY_NOISE_PAIRS 2     // u8, 0..64
+#define HCIM_HY_NOISE_SHIFT 3     // u8, 0..8
+#define HCIM_HY_NOISE_SEED 4      // u32
+#define HCIM_HY_RESERVED0 8       // u8[8], 0
+#define HCIM_HY_THRESHOLDS 16     // u32[7]
+#define HCIM_HY_DIGITAL_DEPTH 44  // u8[8]
+#define HCIM_HY_KEEP_DEPTH 52     // u8[8]
+#define HCIM_HY_RESERVED1 60      // u8[4], 0
+#define HCIM_MAX_LEVELS 8
+#define HCIM_DEPTH_ALL 15         // a depth no pair reaches (max 7 + 7 = 14)
+#define HCIM_MAX_NOISE_PAIRS 64
+#define HCIM_MAX_NOISE_SHIFT 8
+#define HCIM_NOISE_FRAC_BITS 4    // the ADC input carries 1/16 counts (architecture.md §9.3)
 // op codes (architecture.md §3; hybridcim.program.format.Op)
 #define HCIM_OP_CONV 1
 #define HCIM_OP_FC 2
@@ -140,6 +164,7 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_ERR_SCRATCH 9      // scratch buffer too small
 #define HCIM_ERR_INPUT 10       // an input pixel exceeds the input tensor's bit width (detail: image)
 #define HCIM_ERR_TENSOR 11      // malformed tensor table (detail: tensor)
+#define HCIM_ERR_HYBRID 12      // malformed hybrid section of a mode-1 layer (detail: layer)
 #define HCIM_DETAIL_SHIFT 16
 
 // ---- flags register ----
@@ -153,13 +178,14 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 // HCIM_N_COUNTERS u64 words, layer-major:
 //   word 0 = HCIM_CNT_MAGIC | HCIM_CNT_LAYOUT << 32 | HCIM_N_COUNTERS << 40 | n_layers << 48
 // Counters are append-only: a later kernel adds new ones after the last index and a reader
-// takes the count from the header. The analog/ADC/skipped-plane counters are reserved (0 in
-// digital mode).
+// takes the count from the header. Layout 2 (kernel 1.3) appends the hybrid-mode counters of
+// architecture.md §9.7 (saliency_ops, decisions_level0..7) as indices 16..24; the analog, ADC,
+// skipped-plane, saliency and decision counters are 0 in digital mode.
 typedef uint64_t cnt_t;
 #define HCIM_CNT_MAGIC 0x544E4348u  // "HCNT" read as a little-endian u32
-#define HCIM_CNT_LAYOUT 1           // header word + layer-major rows
+#define HCIM_CNT_LAYOUT 2           // header word + layer-major rows of HCIM_N_COUNTERS (layout 1: 16)
 #define HCIM_CNT_HEADER_WORDS 1
-#define HCIM_N_COUNTERS 16
+#define HCIM_N_COUNTERS 25
 #define HCIM_C_IMAGES 0
 #define HCIM_C_MACS 1
 #define HCIM_C_UNIT_ACTIVATIONS 2
@@ -176,6 +202,16 @@ typedef uint64_t cnt_t;
 #define HCIM_C_ACT_BUFFER_BITS 13
 #define HCIM_C_REQUANT_OPS 14
 #define HCIM_C_INPUT_ONES 15
+#define HCIM_C_SALIENCY_OPS 16
+// boundary histogram of hybrid mode: decisions at level 0..7
+#define HCIM_C_DECISIONS_LEVEL0 17
+#define HCIM_C_DECISIONS_LEVEL1 18
+#define HCIM_C_DECISIONS_LEVEL2 19
+#define HCIM_C_DECISIONS_LEVEL3 20
+#define HCIM_C_DECISIONS_LEVEL4 21
+#define HCIM_C_DECISIONS_LEVEL5 22
+#define HCIM_C_DECISIONS_LEVEL6 23
+#define HCIM_C_DECISIONS_LEVEL7 24
 // bytes of `values` activations of `bits` bits packed (the dram_bytes counter's tensor size)
 static inline cnt_t hcim_packed_bytes(uint64_t values, uint32_t bits) { return (values * bits + 7) / 8; }
 
@@ -187,11 +223,13 @@ static inline cnt_t hcim_packed_bytes(uint64_t values, uint32_t bits) { return (
 //            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
 //   counters: with HCIM_FLAG_COUNTERS, the header word and n_layers x HCIM_N_COUNTERS u64 activity
 //            counters of this call (counters_words >= HCIM_CNT_HEADER_WORDS + that); untouched otherwise
+//   image_base: global index of the first image of the call (u32; keys the analog noise of hybrid
+//            layers, architecture.md §9.6, so a batch split gives the same bits as one call)
 // Returns HCIM_OK or an error code (| detail << 16); never reads or writes out of bounds.
 // Every buffer size is checked: the kernel never reads or writes past prog_words, image_words,
 // out_words, scratch_words or counters_words.
 uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *images, uint32_t image_words,
                          uint32_t n_images, acc_t *out, uint32_t out_words, acc_t *scratch, uint32_t scratch_words,
-                         uint32_t flags, cnt_t *counters, uint32_t counters_words);
+                         uint32_t flags, cnt_t *counters, uint32_t counters_words, uint32_t image_base);
 
 #endif  // HYBRIDCIM_ACCEL_H

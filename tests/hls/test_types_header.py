@@ -116,15 +116,16 @@ def test_status_codes_and_flags():
 
 
 def test_counter_order_is_the_emulators():
-    from hybridcim.emulator.counters import PER_IMAGE
-    assert define("HCIM_N_COUNTERS") == len(PER_IMAGE) == len(buffers.COUNTER_FIELDS)
+    from hybridcim.emulator.counters import HYBRID_EXTRA, PER_IMAGE
+    assert define("HCIM_N_COUNTERS") == len(PER_IMAGE) + len(HYBRID_EXTRA) == len(buffers.COUNTER_FIELDS) == 25
     found = {k[len("HCIM_C_"):].lower(): define(k) for k in DEFINES if k.startswith("HCIM_C_")}
-    assert found == {name: i for i, name in enumerate(PER_IMAGE)}
+    assert found == {name: i for i, name in enumerate(PER_IMAGE + HYBRID_EXTRA)}
+    assert buffers.COUNTERS_PER_LAYOUT == {1: 16, 2: 25} and define("HCIM_CNT_LAYOUT") == 2
     assert re.search(r"typedef\s+uint64_t\s+cnt_t\s*;", HEADER)
     top = (HLS / "hybridcim_accel.cpp").read_text()
     depth = int(re.search(r"port = counters .*depth = (\d+)", top).group(1))
-    assert all(buffers.COUNTERS_HEADER_WORDS + kernel_info_from_headers(p).max_layers * len(PER_IMAGE) == depth
-               for p in PRESETS)
+    assert all(buffers.COUNTERS_HEADER_WORDS + kernel_info_from_headers(p).max_layers * len(buffers.COUNTER_FIELDS)
+               == depth for p in PRESETS)
     assert define("HCIM_CNT_MAGIC") == buffers.COUNTERS_MAGIC and define("HCIM_CNT_LAYOUT") == buffers.COUNTERS_LAYOUT
     assert define("HCIM_CNT_HEADER_WORDS") == buffers.COUNTERS_HEADER_WORDS
 
@@ -144,3 +145,22 @@ def test_preset_headers(name):
 def test_kernel_version_matches_runtime():
     from hybridcim.runtime.bitstream import KERNEL_MAJOR
     assert define("HCIM_KERNEL_VERSION_MAJOR") == KERNEL_MAJOR
+
+
+def test_hybrid_section_constants():
+    """The kernel's hybrid-section offsets, limits and layer-mode constants are the host's."""
+    from hybridcim.cim import hybrid as hy
+    from hybridcim.program.hybrid import HYBRID, HYBRID_RESERVED
+    offs = field_offsets(HYBRID)
+    names = ["N_LEVELS", "SAL_PLANES", "NOISE_PAIRS", "NOISE_SHIFT", "NOISE_SEED"]
+    assert [define(f"HCIM_HY_{n}") for n in names] == offs[:5]
+    assert (define("HCIM_HY_THRESHOLDS"), define("HCIM_HY_DIGITAL_DEPTH"), define("HCIM_HY_KEEP_DEPTH")) == \
+        (offs[5], offs[12], offs[20])
+    assert ((define("HCIM_HY_RESERVED0"), 8), (define("HCIM_HY_RESERVED1"), 4)) == HYBRID_RESERVED
+    assert define("HCIM_HY_BYTES") == HYBRID.size
+    assert (define("HCIM_MAX_LEVELS"), define("HCIM_DEPTH_ALL"), define("HCIM_MAX_NOISE_PAIRS"),
+            define("HCIM_MAX_NOISE_SHIFT"), define("HCIM_NOISE_FRAC_BITS")) == \
+        (hy.MAX_LEVELS, hy.DEPTH_ALL, hy.MAX_NOISE_PAIRS, hy.MAX_NOISE_SHIFT, hy.NOISE_FRAC_BITS)
+    assert (define("HCIM_MODE_DIGITAL"), define("HCIM_MODE_HYBRID")) == (fmt.MODE_DIGITAL, fmt.MODE_HYBRID)
+    assert define("HCIM_FORMAT_MINOR_HYBRID") == fmt.VERSION_MINOR_HYBRID
+    assert define("HCIM_L_OFF_HYBRID") == fmt.LAYER_OFF_HYBRID

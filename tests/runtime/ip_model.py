@@ -104,7 +104,7 @@ class Memory:
 
 class HlsIpModel:
     """The control register file of hybridcim_accel; ``kernel(prog, images, n, out, scratch, flags,
-    counters) -> status`` computes on device memory views (the csim library's ``run``)."""
+    counters, image_base) -> status`` computes on device memory views (the csim library's ``run``)."""
 
     def __init__(self, mem: Memory, regs: dict[str, regmap.Register], kernel, polls: int = 1,
                  never_finish: bool = False):
@@ -199,7 +199,8 @@ class HlsIpModel:
         self.ap_return = int(self.kernel(v("prog", "prog_words", np.uint64), v("images", "image_words", np.uint64),
                                          self.arg("n_images", self.snapshot), v("out", "out_words", np.int32),
                                          v("scratch", "scratch_words", np.int32), self.arg("flags", self.snapshot),
-                                         counters))
+                                         counters, self.arg("image_base", self.snapshot) if "image_base" in self.map
+                                         else 0))
         self.busy, self.start_bit, self.done, self.ready, self.in_use = False, False, True, True, set()
         self.isr |= self.ier & 3
         self.mem.log("done")

@@ -72,10 +72,27 @@ def test_counters_reader_takes_a_newer_kernels_extra_counters():
     assert [c.as_dict() for c in counters_from_buffer(prog, buf)] == [c.as_dict() for c in counters]
 
 
+def test_counters_reader_takes_a_kernel_1_2_block():
+    """Layout 1 (kernel 1.2: 16 counters, no hybrid mode) is read; the hybrid counters are 0."""
+    from hybridcim.emulator.counters import PER_IMAGE
+    from hybridcim.runtime.buffers import COUNTER_FIELDS, counters_from_buffer, counters_header, counters_to_words
+    prog, counters = _counted()
+    rows = counters_to_words(counters)[1:].reshape(len(prog.layers), len(COUNTER_FIELDS))
+    for c in counters:
+        c.saliency_ops = 5  # a layout-1 block cannot carry it: read back as 0
+    old = np.concatenate([[np.uint64(counters_header(len(prog.layers), 16, layout=1))],
+                          rows[:, :len(PER_IMAGE)].ravel()])
+    got = counters_from_buffer(prog, old)
+    assert all(c.saliency_ops == 0 for c in got)
+    assert [[getattr(c, f) for f in PER_IMAGE] for c in got] == [[getattr(c, f) for f in PER_IMAGE] for c in counters]
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda w: w ^ 1, "header magic"),                                  # wrong magic
-    (lambda w: w ^ (1 << 32) ^ (2 << 32), "layout version 2"),          # layout 1 -> 2
-    (lambda w: w - (1 << 40), "15 counters per layer, this package needs 16 (missing input_ones)"),
+    (lambda w: w ^ (2 << 32) ^ (3 << 32), "layout version 3"),          # layout 2 -> 3
+    (lambda w: w - (1 << 40), "24 counters per layer, layout 2 has 25 (missing decisions_level7)"),
+    (lambda w: w ^ (2 << 32) ^ (1 << 32) ^ (25 << 40) ^ (15 << 40),    # layout 1 with 15 counters
+     "15 counters per layer, layout 1 has 16 (missing input_ones)"),
     (lambda w: w + (1 << 48), "layers, the program has"),               # one layer more
     (lambda w: 0, "a kernel before 1.2 has no counter header"),          # a 1.1 block (no header)
 ])

@@ -104,7 +104,7 @@ def test_register_offsets_from_the_hls_driver_header():
                      [f"#define XHYBRIDCIM_ACCEL_CONTROL_ADDR_{n.upper()}_DATA 0x{REGISTERS[n]:02x}\n"
                       f"#define XHYBRIDCIM_ACCEL_CONTROL_BITS_{n.upper()}_DATA 32"
                       for n in ("prog", "prog_words", "images", "image_words", "n_images", "out", "out_words",
-                                "scratch", "scratch_words", "flags", "counters", "counters_words")])
+                                "scratch", "scratch_words", "flags", "counters", "counters_words", "image_base")])
     found = offsets_from_driver_header(text)
     assert found == {k: v for k, v in REGISTERS.items() if k not in ("gie", "ier", "isr")}
 

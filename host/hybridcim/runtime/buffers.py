@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..emulator.counters import PER_IMAGE, LayerCounters, static_counters
+from ..emulator.counters import HYBRID_EXTRA, PER_IMAGE, LayerCounters, static_counters
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
 from .errors import CapacityError, DeviceError
@@ -26,12 +26,16 @@ from .errors import CapacityError, DeviceError
 FLAG_TRACE = 1
 FLAG_VALIDATE_ONLY = 2
 FLAG_COUNTERS = 4
-COUNTER_FIELDS = PER_IMAGE
-"""Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h); append-only."""
+COUNTER_FIELDS = PER_IMAGE + HYBRID_EXTRA
+"""Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h); append-only:
+layout 1 (kernel 1.2) has the first 16 (PER_IMAGE), layout 2 (kernel 1.3) all 25."""
 COUNTERS_MAGIC = 0x544E4348
 """Low 32 bits of the counters buffer's header word: "HCNT" (HCIM_CNT_MAGIC)."""
-COUNTERS_LAYOUT = 1
-"""Layout version of the counters buffer (HCIM_CNT_LAYOUT): one header word, then layer-major rows."""
+COUNTERS_LAYOUT = 2
+"""Layout version of the counters buffer (HCIM_CNT_LAYOUT): one header word, then layer-major rows.
+Layout 1 (kernel 1.2, 16 counters: no hybrid-mode counters, read as 0) is read too."""
+COUNTERS_PER_LAYOUT = {1: len(PER_IMAGE), 2: len(PER_IMAGE) + len(HYBRID_EXTRA)}
+"""Counters a buffer of each layout version holds at least (those this package reads)."""
 COUNTERS_HEADER_WORDS = 1
 INFO_FIELDS = ("kernel_major", "kernel_minor", "fingerprint", "rows", "cols", "rows_active", "group_width",
                "n_macros", "acc_bits", "adc_bits", "precision_mask", "max_tensors", "max_layers", "max_filters",
@@ -120,13 +124,13 @@ class CounterLayoutError(DeviceError):
     """A counters buffer whose header does not describe a layout this package reads."""
 
 
-def counters_header(n_layers: int, n_counters: int = len(COUNTER_FIELDS)) -> int:
+def counters_header(n_layers: int, n_counters: int = len(COUNTER_FIELDS), layout: int = COUNTERS_LAYOUT) -> int:
     """The header word: magic | layout << 32 | counters per layer << 40 | n_layers << 48.
 
-    >>> hex(counters_header(2, 16))
-    '0x21001544e4348'
+    >>> hex(counters_header(2, 25))
+    '0x21902544e4348'
     """
-    return COUNTERS_MAGIC | COUNTERS_LAYOUT << 32 | n_counters << 40 | n_layers << 48
+    return COUNTERS_MAGIC | layout << 32 | n_counters << 40 | n_layers << 48
 
 
 def parse_counters_header(word: int, n_layers: int) -> int:
@@ -139,15 +143,15 @@ def parse_counters_header(word: int, n_layers: int) -> int:
     if magic != COUNTERS_MAGIC:
         raise CounterLayoutError(f"counters buffer: header magic {magic:#010x} is not {COUNTERS_MAGIC:#010x} "
                                  "('HCNT'); a kernel before 1.2 has no counter header: rebuild it")
-    if layout != COUNTERS_LAYOUT:
+    if layout not in COUNTERS_PER_LAYOUT:
         raise CounterLayoutError(f"counters buffer: layout version {layout} is not supported (this package reads "
-                                 f"layout {COUNTERS_LAYOUT})")
+                                 f"layouts {sorted(COUNTERS_PER_LAYOUT)})")
     if layers != n_layers:
         raise CounterLayoutError(f"counters buffer: header says {layers} layers, the program has {n_layers}")
-    if n_counters < len(COUNTER_FIELDS):
-        raise CounterLayoutError(f"counters buffer: {n_counters} counters per layer, this package needs "
-                                 f"{len(COUNTER_FIELDS)} (missing {', '.join(COUNTER_FIELDS[n_counters:])}): "
-                                 "the kernel is older than the package")
+    need = COUNTERS_PER_LAYOUT[layout]
+    if n_counters < need:
+        raise CounterLayoutError(f"counters buffer: {n_counters} counters per layer, layout {layout} has {need} "
+                                 f"(missing {', '.join(COUNTER_FIELDS[n_counters:need])})")
     return n_counters
 
 
@@ -176,10 +180,11 @@ def counters_from_buffer(program: Program, buf: np.ndarray) -> list[LayerCounter
     if words.size < need:
         raise CounterLayoutError(f"counters buffer of {words.size} words, its header needs {need}")
     rows = words[COUNTERS_HEADER_WORDS:need].reshape(n_layers, n_counters)
+    known = COUNTER_FIELDS[:COUNTERS_PER_LAYOUT[(int(words[0]) >> 32) & 0xFF]]  # layout 1: no hybrid counters
     out = []
     for layer, row in zip(program.layers, rows):
         c = static_counters(layer, program, 0)
-        for name, v in zip(COUNTER_FIELDS, row):
+        for name, v in zip(known, row):
             setattr(c, name, int(v))
         out.append(c)
     return out

@@ -30,9 +30,10 @@ from pathlib import Path
 from ..spec.hardware import HardwarePreset, get_preset
 from .errors import CSimBuildError, DeviceNotAvailableError
 
-HEADERS = ("hybridcim_accel.h", "hcim_internal.h")
+HEADERS = ("hybridcim_accel.h", "hcim_internal.h", "hcim_loops.h")
 CXX_SOURCES = ("hybridcim_accel.cpp", "hcim_program.cpp", "hcim_layers.cpp", "csim_api.cpp")
-BASE_FLAGS = ("-std=c++17", "-O2", "-Wno-unknown-pragmas", "-fPIC", "-shared")
+BASE_FLAGS = ("-std=c++17", "-O2", "-Wno-unknown-pragmas", "-fPIC", "-shared", "-DHCIM_CYCLE_COUNT")
+"""HCIM_CYCLE_COUNT: the csim library counts loop iterations and DDR bursts (hls/hcim_loops.h)."""
 
 
 def hls_dir() -> Path:

@@ -22,9 +22,11 @@ from .errors import DeviceError
 
 
 def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwarePreset | None = None,
-               limits=None) -> tuple[Program, bytes]:
+               limits=None, hybrid: "bool | str" = False) -> tuple[Program, bytes]:
     """(validated Program, its image bytes) from a Program, an image or an image path; a program
-    with a hybrid (mode 1) layer is refused (UnsupportedModeError): no device runs it yet.
+    with a hybrid (mode 1) layer is refused (UnsupportedModeError) unless ``hybrid`` is True (the
+    device runs hybrid mode: a kernel >= 1.3); a string ``hybrid`` is the reason it does not, named
+    in the error.
 
     ``limits``: the device kernel's capacities (an object with its ``max_*`` fields, e.g.
     :class:`~hybridcim.runtime.buffers.KernelInfo`). An image or file is then decoded with the
@@ -33,11 +35,12 @@ def as_program(program: "Program | bytes | str | os.PathLike", preset: HardwareP
     "Reader checks"). A file is read as :func:`~hybridcim.program.read_program` reads it (regular
     file, at most ``max_image_bytes`` of the preset its header names; errors name the file)."""
     prog, image = _as_program(program, preset, limits)
-    hybrid = [f"{i} ({l.name!r})" for i, l in enumerate(prog.layers) if l.mode != 0]
-    if hybrid:
+    layers = [f"{i} ({l.name!r})" for i, l in enumerate(prog.layers) if l.mode != 0]
+    if layers and hybrid is not True:
         from ..program.errors import UnsupportedModeError
-        raise UnsupportedModeError(f"layer {hybrid[0]} runs in hybrid mode 1, which no device (fast emulator, csim, "
-                                   "board) supports yet: only hybridcim.emulator.ReferenceEmulator runs it")
+        why = hybrid if isinstance(hybrid, str) and hybrid else "this device does not run hybrid mode"
+        raise UnsupportedModeError(f"layer {layers[0]} runs in hybrid mode 1: {why} (the reference emulator and "
+                                   "the csim kernel >= 1.3 run it)")
     return prog, image
 
 
@@ -128,11 +131,12 @@ class Device(abc.ABC):
         """Validate ``program`` against this device and make it the one that runs."""
 
     @abc.abstractmethod
-    def run(self, images: np.ndarray) -> np.ndarray:
-        """int64 outputs of uint8 NCHW ``images``."""
+    def run(self, images: np.ndarray, image_base: int = 0) -> np.ndarray:
+        """int64 outputs of uint8 NCHW ``images``; ``image_base`` is the global index of
+        ``images[0]`` (u32: keys the analog noise of hybrid layers, architecture.md §9.6)."""
 
     @abc.abstractmethod
-    def trace(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def trace(self, images: np.ndarray, image_base: int = 0) -> dict[str, np.ndarray]:
         """Every tensor (name -> int64 NHWC) of the program for ``images``."""
 
     def close(self) -> None:

@@ -39,12 +39,12 @@ class EmulatorDevice(Device):
         _ = self.program  # raises if nothing is loaded
         return self._emu
 
-    def run(self, images: np.ndarray) -> np.ndarray:
-        res = self._emulator().run(images)
+    def run(self, images: np.ndarray, image_base: int = 0) -> np.ndarray:
+        res = self._emulator().run(images, image_base=image_base)
         self._add_counters(res.counters)
         return res.outputs
 
-    def trace(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        res = self._emulator().run(images, trace=True)
+    def trace(self, images: np.ndarray, image_base: int = 0) -> dict[str, np.ndarray]:
+        res = self._emulator().run(images, trace=True, image_base=image_base)
         self._add_counters(res.counters)
         return res.tensors

@@ -44,6 +44,8 @@ STATUS = {
     9: ("SCRATCH", "scratch buffer too small for the program's tensors", None),
     10: ("INPUT", "an input pixel exceeds the input tensor's bit width", None),
     11: ("TENSOR", "malformed tensor table", InvalidProgramError),
+    12: ("HYBRID", "malformed hybrid section of a hybrid-mode layer (levels, thresholds, saliency or noise)",
+         InvalidProgramError),
 }
 _CLASSES: dict[int, type] = {}
 
@@ -56,7 +58,7 @@ def kernel_error(status: int, where: str = "kernel", layer_names: list[str] | No
         bases = (KernelError, base) if base is not None else (KernelError,)
         _CLASSES[code] = type(f"Kernel{name.title()}Error", bases, {})
     ctx = ""
-    if code in (7, 8) and detail != 0xFFFF:
+    if code in (7, 8, 12) and detail != 0xFFFF:
         lname = layer_names[detail] if layer_names and detail < len(layer_names) else f"#{detail}"
         ctx = f" at layer {detail} ({lname!r})"
     elif code == 10:

@@ -39,12 +39,13 @@ from .errors import DeviceError, DeviceNotAvailableError, kernel_error
 REGISTERS = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "ap_return": 0x10,
              "prog": 0x18, "prog_words": 0x20, "images": 0x28, "image_words": 0x30, "n_images": 0x38,
              "out": 0x40, "out_words": 0x48, "scratch": 0x50, "scratch_words": 0x58, "flags": 0x60,
-             "counters": 0x68, "counters_words": 0x70}
-"""Offsets with 32-bit m_axi addresses (Zynq-7000, ``m_axi_addr64=false``): one word per pointer."""
+             "counters": 0x68, "counters_words": 0x70, "image_base": 0x78}
+"""Offsets with 32-bit m_axi addresses (Zynq-7000, ``m_axi_addr64=false``): one word per pointer.
+``image_base`` exists from kernel 1.3 on (appended: the earlier offsets are unchanged)."""
 REGISTERS_64 = {"ap_ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "ap_return": 0x10,
                 "prog": 0x18, "prog_words": 0x24, "images": 0x2C, "image_words": 0x38, "n_images": 0x40,
                 "out": 0x48, "out_words": 0x54, "scratch": 0x5C, "scratch_words": 0x68, "flags": 0x70,
-                "counters": 0x78, "counters_words": 0x84}
+                "counters": 0x78, "counters_words": 0x84, "image_base": 0x8C}
 """Offsets with 64-bit m_axi addresses (Zynq UltraScale+): pointer = low word, high word, reserved."""
 POINTERS = ("prog", "images", "out", "scratch", "counters")
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
@@ -156,8 +157,12 @@ class PynqDevice(Device):
                 source = self.manifest["hwh"]
         if not found:
             bits = self._addr_bits_from_manifest()
-            return dict(REGISTERS if bits == 32 else REGISTERS_64), bits
-        need = [k for k in REGISTERS if self.has_counters or not k.startswith("counters")]
+            regs = dict(REGISTERS if bits == 32 else REGISTERS_64)
+            if not self.has_hybrid:
+                del regs["image_base"]
+            return regs, bits
+        need = [k for k in REGISTERS if (self.has_counters or not k.startswith("counters")) and
+                (self.has_hybrid or k != "image_base")]
         missing = [k for k in need if k not in found]
         if missing:
             raise DeviceError(f"{self.board_dir / source}: no control register {', '.join(missing)} "
@@ -175,7 +180,8 @@ class PynqDevice(Device):
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         self._check_open()
         self._check_not_wedged()
-        prog, image = as_program(program, self._preset, limits=self.info)
+        prog, image = as_program(program, self._preset, limits=self.info, hybrid=True if self.has_hybrid else
+                                 f"the bitstream's kernel {self.info.kernel_version} predates hybrid mode (1.3)")
         buffers.check_capacity(prog, self.info)
         words = buffers.program_words(image)
         buf = self._pynq.allocate(shape=words.shape, dtype=np.uint64)
@@ -193,19 +199,19 @@ class PynqDevice(Device):
             self._set_program(None)
             raise
 
-    def _start(self, n: int, images, out, scratch, flags: int, counters=None) -> None:
+    def _start(self, n: int, images, out, scratch, flags: int, counters=None, image_base: int = 0) -> None:
         """One kernel call on the given buffers, raising the kernel's status. ``images=None``: a
         validate-only call, where one int32 dummy (freed after) stands for images, out and scratch
         (any valid buffers satisfy the kernel's null checks; sized for the word counts written)."""
         if images is None:
             dummy = self._pynq.allocate(shape=(max(self._per_image, self._out_words, 1),), dtype=np.int32)
             try:
-                status = self._execute(n, dummy, dummy, dummy, None, flags, [dummy])
+                status = self._execute(n, dummy, dummy, dummy, None, flags, [dummy], image_base)
             finally:
                 self._release([dummy])
         else:
             outs = [out, scratch] + ([counters] if counters is not None else [])
-            status = self._execute(n, images, out, scratch, counters, flags, outs)
+            status = self._execute(n, images, out, scratch, counters, flags, outs, image_base)
         self._raise_status(status)
 
     @property
@@ -213,6 +219,11 @@ class PynqDevice(Device):
         """Kernels from 1.2 on have the counter block this package reads (COUNTERS flag, counters buffer
         with a header word). A 1.1 kernel's block has no header and lacks counters: it runs without."""
         return (self.info.kernel_major, self.info.kernel_minor) >= (1, 2)
+
+    @property
+    def has_hybrid(self) -> bool:
+        """Kernels from 1.3 on run hybrid layers (format 1.1) and have the ``image_base`` register."""
+        return (self.info.kernel_major, self.info.kernel_minor) >= (1, 3)
 
     @property
     def reports_counters(self) -> bool:
@@ -239,7 +250,7 @@ class PynqDevice(Device):
         elif addr >> 32:
             raise DeviceError(f"pynq: buffer {name} at 0x{addr:x} is above 4 GiB, but the IP has 32-bit addresses")
 
-    def _execute(self, n: int, images, out, scratch, counters, flags: int, outputs) -> int:
+    def _execute(self, n: int, images, out, scratch, counters, flags: int, outputs, image_base: int = 0) -> int:
         """One kernel call on allocated buffers; returns ap_return. Inputs must be flushed already;
         ``outputs`` are cleaned before the start and invalidated after ap_done. Frees nothing; if
         the call was started and did not report ap_done, every buffer it was given goes to the
@@ -266,6 +277,10 @@ class PynqDevice(Device):
         if self.has_counters:
             self._write_pointer("counters", counters)
             ip.write(r["counters_words"], int(counters.nbytes) // 8 if counters is not None else 0)
+        if "image_base" in r:
+            ip.write(r["image_base"], int(image_base))
+        elif image_base:
+            raise DeviceError(f"pynq: kernel {self.info.kernel_version} has no image_base register (1.3 on)")
         done = False
         try:
             ip.write(r["ap_ctrl"], AP_START)  # auto_restart (bit 7) stays 0: one run per start
@@ -293,10 +308,12 @@ class PynqDevice(Device):
             raise kernel_error(status, f"pynq kernel ({self.board_dir.name})",
                                [l.name for l in self._program.layers] if self._program else None)
 
-    def _call(self, images: np.ndarray, trace: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _call(self, images: np.ndarray, trace: bool, image_base: int = 0) -> tuple[np.ndarray, np.ndarray]:
         self._check_not_wedged()
         prog, packed = self._board_input(images)
         n = len(images)
+        if not (0 <= image_base and image_base + max(n, 1) - 1 <= 0xFFFFFFFF):
+            raise DeviceError(f"image_base {image_base}: global image indices must fit a u32")
         alloc = self._pynq.allocate
         ib = alloc(shape=packed.shape, dtype=np.uint64)
         ob = alloc(shape=(n * self._out_words,), dtype=np.int32)
@@ -307,23 +324,25 @@ class PynqDevice(Device):
         try:
             ib[:] = packed
             ib.sync_to_device()  # flush the images before the start
-            self._start(n, ib, ob, sb, flags, cb)
+            self._start(n, ib, ob, sb, flags, cb, image_base)
             if cb is not None:
                 self._add_counters(buffers.counters_from_buffer(prog, np.array(cb)))
             return np.array(ob), np.array(sb)
         finally:
             self._release([ib] + outs)
 
-    def run(self, images: np.ndarray) -> np.ndarray:
+    def run(self, images: np.ndarray, image_base: int = 0) -> np.ndarray:
+        """Outputs of ``images``; call k of ``batch_size`` images gets image_base + k * batch_size."""
         images = np.asarray(images)
-        parts = [self._call(images[s:s + self.batch_size], False)[0] for s in range(0, len(images), self.batch_size)]
+        parts = [self._call(images[s:s + self.batch_size], False, image_base + s)[0]
+                 for s in range(0, len(images), self.batch_size)]
         t = self.program.output
         y = np.concatenate(parts).astype(np.int64).reshape(len(images), t.height, t.width, t.channels)
         return final_output(self.program, y)
 
-    def trace(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def trace(self, images: np.ndarray, image_base: int = 0) -> dict[str, np.ndarray]:
         images = np.asarray(images)
-        _, scratch = self._call(images, True)
+        _, scratch = self._call(images, True, image_base)
         return buffers.tensors_from_scratch(self.program, scratch, len(images))
 
     def close(self) -> None:

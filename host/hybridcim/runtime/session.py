@@ -130,9 +130,21 @@ class SessionReport:
         return line
 
 
+def _call_at(fn, images: np.ndarray, image_base: int):
+    """``fn(images, image_base=...)`` when ``fn`` takes the global index of the first image (the
+    analog noise of hybrid layers depends on it, architecture.md §9.6), else ``fn(images)``."""
+    import inspect
+    try:
+        takes = "image_base" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return fn(images, image_base=image_base) if takes else fn(images)
+
+
 class Session:
     """Runs a loaded device over batches; ``reference`` is a Device, an object with ``run(images)``
-    (optionally ``trace(images)``), or None for no comparison."""
+    (optionally ``trace(images)``), or None for no comparison. Image k of the run (over all
+    batches) is global image k: devices and references that take ``image_base`` get it."""
 
     def __init__(self, device: Device, reference=None, reference_name: str = "emulator", model: str = "",
                  show_progress: bool = True):
@@ -176,22 +188,22 @@ class Session:
 
     def _batch(self, rep: SessionReport, images: np.ndarray, labels) -> None:
         t0 = time.perf_counter()
-        out = self.device.run(images)
+        out = _call_at(self.device.run, images, rep.images)
         rep.device_seconds += time.perf_counter() - t0
         if labels is not None and rep.correct is not None and out.ndim == 2:
             rep.correct += int((out.argmax(axis=1) == np.asarray(labels)).sum())
         elif labels is None or out.ndim != 2:
             rep.correct = None
         if self.reference is not None:
-            ref = np.asarray(self.reference.run(images))
+            ref = np.asarray(_call_at(self.reference.run, images, rep.images))
             same = (ref.reshape(len(images), -1) == out.reshape(len(images), -1)).all(axis=1)
             rep.agree += int(same.sum())
             bad = np.nonzero(~same)[0]
             rep.mismatches.extend(int(rep.images + i) for i in bad[:max(0, 100 - len(rep.mismatches))])
             if len(bad) and rep.first_mismatch is None and rep.mismatch_note is None and hasattr(self.reference, "trace"):
-                one = images[bad[0]:bad[0] + 1]
-                rep.first_mismatch = first_mismatch(self.device.program, self.reference.trace(one),
-                                                    self.device.trace(one), image=rep.images + int(bad[0]))
+                one, at = images[bad[0]:bad[0] + 1], rep.images + int(bad[0])
+                rep.first_mismatch = first_mismatch(self.device.program, _call_at(self.reference.trace, one, at),
+                                                    _call_at(self.device.trace, one, at), image=at)
                 if rep.first_mismatch is None:
                     rep.mismatch_note = (f"image {rep.images + int(bad[0])}: traced alone, every tensor agrees, so "
                                          "the difference arises after the last layer (output buffer or its "
