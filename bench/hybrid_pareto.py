@@ -67,6 +67,9 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-digital", default="stem")
     ap.add_argument("--steps", default="all", help="comma-separated step names or prefixes (default: all)")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--ship", default=None, metavar="COMMAND",
+                    help="write the first budget's dynamic program beside the model (model-hybrid.cim, hybrid.json); "
+                         "COMMAND: the calibrate command line to record")
     ap.add_argument("--data", default=None)
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -102,6 +105,8 @@ def main(argv=None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
         res["steps"][name] = fn()
         save()
+        if args.plot:
+            plot(res, args.plot)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {json.dumps({k: v for k, v in res['steps'][name].items() if k != 'read_split'})}",
               flush=True)
 
@@ -124,37 +129,113 @@ def main(argv=None) -> int:
             return d
         return fn
 
-    step("digital", lambda: {"test": evaluate(program, x_test, y_test, preset)})
-    for b in budgets:
-        step(f"dynamic-skip-{b:g}", calibrated(b, False))
-        if b == budgets[0]:
-            step(f"static-skip-{b:g}", calibrated(b, True))
-            step(f"dynamic-noskip-{b:g}", calibrated(b, False, skip=False))
-    for b in budgets[1:]:
-        step(f"static-skip-{b:g}", calibrated(b, True))
-    for d in (6, 5, 4, 3):
-        step(f"uniform-skip-D{d}", lambda d=d: {"test": evaluate(hybrid_program(program, uniform(program, (d, d), keep), 2),
-                                                                x_test, y_test, preset)})
-    for d in (4, 2):
-        step(f"uniform-analog-D{d}", lambda d=d: {"test": evaluate(
-            hybrid_program(program, uniform(program, (d, DEPTH_ALL), keep), 2), x_test, y_test, preset)})
-    # noise: the analog path only; the chosen point's analog reads decide whether it matters
-    for seed in range(5):
-        step(f"noise-analog-D4-seed{seed}", lambda seed=seed: {"test": evaluate(
-            hybrid_program(program, uniform(program, (4, DEPTH_ALL), keep), 2, (NOISE[0], NOISE[1], seed)),
-            x_test, y_test, preset)})
+    def uni(level, noise=(0, 0, 0)):
+        return lambda: {"test": evaluate(hybrid_program(program, uniform(program, level, keep), 2, noise),
+                                         x_test, y_test, preset)}
+
     head = f"dynamic-skip-{budgets[0]:g}"
+    step("digital", lambda: {"test": evaluate(program, x_test, y_test, preset)})
+    step(head, calibrated(budgets[0], False))
+    if head in res["steps"]:
+        step(f"sensitivity-{head}", lambda: sensitivity_of(calibrator(), res["steps"][head], preset))
+    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
+    step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
+    for d in (5, 4, 3):
+        step(f"uniform-skip-D{d}", uni((d, d)))
+    step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     if head in res["steps"]:
         hp = read_program(res["steps"][head]["program"])
-        for seed in range(5):
-            step(f"noise-{head}-seed{seed}", lambda seed=seed: {"test": evaluate(
-                _with_noise(hp, seed), x_test, y_test, preset)})
         xf, yf = test.read(0, len(test))
         step("full-digital", lambda: {"test": evaluate(program, xf, yf, preset)})
         step(f"full-{head}", lambda: {"test": evaluate(hp, xf, yf, preset)})
+        if args.ship:
+            res["steps"].pop("ship", None)
+            step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
+    for b in budgets[1:]:
+        step(f"dynamic-skip-{b:g}", calibrated(b, False))
+    for b in budgets[1:]:
+        step(f"static-skip-{b:g}", calibrated(b, True))
+    # noise acts on analog reads only: a uniform analog boundary, 5 seeds; and the chosen point
+    for seed in range(5):
+        step(f"noise-analog-D4-seed{seed}", uni((4, DEPTH_ALL), (NOISE[0], NOISE[1], seed)))
+    if head in res["steps"]:
+        analog = any(d < e for l in hp.layers if l.mode == 1 for d, e in zip(l.hybrid.digital_depth, l.hybrid.keep_depth))
+        if analog:
+            for seed in range(5):
+                step(f"noise-{head}-seed{seed}", lambda seed=seed: {"test": evaluate(
+                    _with_noise(hp, seed), x_test, y_test, preset)})
+        else:  # no analog pair anywhere: noise cannot act; checked on a few images
+            def check():
+                n = min(100, len(x_test))
+                a = run_logits(make_emulator(_with_noise(hp, 0)), x_test[:n], 250, 0)[0]
+                b = run_logits(make_emulator(hp), x_test[:n], 250, 0)[0]
+                return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
+            step(f"noise-{head}-check", check)
+    step("uniform-skip-D6", uni((6, 6)))
+    step("uniform-analog-D2", uni((2, DEPTH_ALL)))
     if args.plot:
         plot(res, args.plot)
     return 0
+
+
+def ship(res, head, model_path, preset, x, y, command):
+    """Write the chosen hybrid program beside the shipped model (model-hybrid.cim + .json, hybrid.json)."""
+    folder = Path(model_path).parent
+    point = res["steps"][head]
+    hp = read_program(point["program"])
+    base = read_program(model_path)
+    write_program(hp, folder / "model-hybrid.cim")
+    n = 50
+    r = make_emulator(hp).run(x[:n], image_base=0)
+    d = make_emulator(base).run(x[:n])
+    top = r.outputs.argmax(axis=1)
+    full = res["steps"].get(f"full-{head}", {}).get("test")
+    full_dig = res["steps"].get("full-digital", {}).get("test")
+    facts = {"program": "model-hybrid.cim", "from": "model.cim", "cost_preset": preset.name, "command": command,
+             "made_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+             "calibration": point["calibration"],
+             "cifar10_test": {"images": (full or point["test"])["images"],
+                              "correct": (full or point["test"])["correct"],
+                              "accuracy": (full or point["test"])["accuracy"],
+                              "accuracy_digital": (full_dig or res["steps"]["digital"]["test"])["accuracy"],
+                              "energy_uj_per_image": (full or point["test"])["energy_uj"],
+                              "macro_energy_uj_per_image": (full or point["test"])["macro_uj"]},
+             "test_sample": {"images": n, "top1": top.tolist(), "correct": int((top == y[:n]).sum()),
+                             "macro_gain": cost(base, d.counters, preset).energy_macro_pj
+                             / cost(hp, r.counters, preset).energy_macro_pj}}
+    atomic_write_text(folder / "hybrid.json", json.dumps(facts, indent=2) + "\n", "hybrid.json")
+    return {"wrote": str(folder / "model-hybrid.cim"), "test_images": facts["cifar10_test"]["images"]}
+
+
+def sensitivity_of(cal, point, preset):
+    """How the chosen point's energy gain over digital moves when each hybrid energy (and the digital
+    read's two parts) is doubled or halved, its counters (calibration images) fixed; and whether the
+    analog path would be offered (cheaper per read than digital) in at least one layer."""
+    from hybridcim.calibrate.search import _rows_eff
+    a = {k: ((tuple(v["thresholds"]), tuple(v["digital_depth"]), tuple(v["keep_depth"])))
+         for k, v in point["calibration"]["layers"].items()}
+    ev = cal.evaluate("full", a)
+    prog = hybrid_program(cal.program, a, cal.sal_planes)
+    dig = cal.full.digital
+    rows = []
+    names = ("analog_column_read_pj", "adc_conversion_pj", "skipped_bitplane_pj", "saliency_pj_per_row",
+             "adder_tree_pj_per_input", "shift_add_pj")
+    for name in names:
+        for f in (2.0, 0.5):
+            v = preset[name]
+            pr = preset.replace(**{name: (v * f) if v else (0.01 if f > 1 else 0.0)}) if name == "skipped_bitplane_pj" \
+                else preset.replace(**{name: v * f})
+            c, c0 = cost(prog, ev.counters, pr), cost(cal.program, dig.counters, pr)
+            p_ana = pr["analog_column_read_pj"] + pr["adc_conversion_pj"] * 2.0 ** (prog.preset.adc_bits - 5) \
+                + pr["shift_add_pj"]
+            offered = any(p_ana < _rows_eff(prog.layers[l.index], prog) * pr["adder_tree_pj_per_input"] + pr["shift_add_pj"]
+                          for l in cal.layers)
+            rows.append({"param": name, "factor": f if v else ("0.01 pJ" if f > 1 else "0"),
+                         "gain": c0.energy_pj / c.energy_pj, "macro_gain": c0.energy_macro_pj / c.energy_macro_pj,
+                         "analog_offered": bool(offered)})
+    c, c0 = cost(prog, ev.counters, preset), cost(cal.program, dig.counters, preset)
+    return {"base": {"gain": c0.energy_pj / c.energy_pj, "macro_gain": c0.energy_macro_pj / c.energy_macro_pj},
+            "rows": rows}
 
 
 def _with_noise(program, seed):
