@@ -138,11 +138,6 @@ def main(argv=None) -> int:
     step(head, calibrated(budgets[0], False))
     if head in res["steps"]:
         step(f"sensitivity-{head}", lambda: sensitivity_of(calibrator(), res["steps"][head], preset))
-    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
-    step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
-    for d in (5, 4, 3):
-        step(f"uniform-skip-D{d}", uni((d, d)))
-    step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     if head in res["steps"]:
         hp = read_program(res["steps"][head]["program"])
         xf, yf = test.read(0, len(test))
@@ -151,6 +146,11 @@ def main(argv=None) -> int:
         if args.ship:
             res["steps"].pop("ship", None)
             step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
+    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
+    step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
+    for d in (5, 4, 3):
+        step(f"uniform-skip-D{d}", uni((d, d)))
+    step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     for b in budgets[1:]:
         step(f"dynamic-skip-{b:g}", calibrated(b, False))
     for b in budgets[1:]:
@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     for seed in range(5):
         step(f"noise-analog-D4-seed{seed}", uni((4, DEPTH_ALL), (NOISE[0], NOISE[1], seed)))
     if head in res["steps"]:
+        hp = read_program(res["steps"][head]["program"])
         analog = any(d < e for l in hp.layers if l.mode == 1 for d, e in zip(l.hybrid.digital_depth, l.hybrid.keep_depth))
         if analog:
             for seed in range(5):
