@@ -259,3 +259,37 @@ def test_shipped_images_keep_their_bits():
     for f in images:
         raw = f.read_bytes()
         assert raw[10] == 0 and encode(decode(raw)) == raw, f
+
+
+_BASES = [encode(p) for p in (random_dualpath_program(s, "tiny-64-dual", max_convs=2, max_hw=5) for s in range(12))
+          if any(l.dual is not None and l.dual.n_tern(l.n_filters) for l in p.layers)][:3]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutated_dual_images_get_a_typed_verdict(data):
+    """Structure-aware mutation of header, records, sections, dual sections and ternary words: the reader
+    refuses with a typed error naming the problem, or the image decodes, re-encodes and runs."""
+    from hybridcim.emulator.reference import ReferenceEmulator
+    from hybridcim.program.errors import ProgramError
+    from hybridcim.zoo.fuzz import mutate_image, random_images
+    assert len(_BASES) == 3
+    base = data.draw(st.sampled_from(_BASES))
+    if data.draw(st.booleans()):
+        image, _ = mutate_image(base, lambda seq: data.draw(st.sampled_from(seq)), lambda lo, hi: data.draw(st.integers(lo, hi)))
+    else:  # bytes of a dual section or of the ternary words after it
+        layers = [i for i in range(HEADER.unpack_from(base, 0)[14]) if _dual_offset(base, i)]
+        od = _dual_offset(base, data.draw(st.sampled_from(layers)))
+        off_w = int.from_bytes(base[od + 8:od + 12], "little")
+        spots = list(range(od, od + DUAL.size)) + list(range(off_w, od))
+        buf = bytearray(base)
+        for _ in range(data.draw(st.integers(1, 3))):
+            buf[data.draw(st.sampled_from(spots))] = data.draw(st.integers(0, 255))
+        image = reseal(buf)
+    try:
+        p = decode(image)
+    except ProgramError as e:
+        assert type(e) is not ProgramError and str(e)
+        return
+    assert encode(p) == image or decode(encode(p)) is not None
+    ReferenceEmulator(p).run(random_images(p, 1))
