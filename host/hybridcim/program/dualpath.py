@@ -3,8 +3,8 @@ path on the eDRAM-like second macro type (architecture.md §10, program-format.m
 
 A dual-path conv/fc layer of F filters computes its first F − F_t output channels on the SRAM
 path (§4, the layer's ordinary column map and weights) and its last F_t = ⌊F · q / 8⌋ channels
-(q = ``ratio_eighths``, 0…8) on the ternary path: acc[f] = Σ_k T[f, k] · b[k], T ∈ {−1, 0, 1},
-b[k] = 1 if x[k] ≥ ``bin_threshold`` else 0. Both go through the per-filter requant of §6.
+(q = ``ratio_eighths``, 0…8) on the ternary path: acc[f] = Σ_k T[f, k] · z[k], T ∈ {−1, 0, 1},
+z[k] = 1 if x[k] ≥ ``bin_threshold`` else 0. Both go through the per-filter requant of §6.
 
 The 16-byte dual section of a layer with flags bit 0:
 
@@ -45,7 +45,7 @@ class DualPathParams:
 
     ratio_eighths: q in 0…8; the ternary path computes the last ⌊F·q/8⌋ output channels, the
     SRAM (INT4) path the others. bin_threshold: θ in 1…2^bits_in − 1; the ternary path's binary
-    input is b = 1 where the layer input x ≥ θ (zero padding gives b = 0).
+    input is z = 1 where the layer input x ≥ θ (zero padding gives z = 0).
     """
 
     ratio_eighths: int
