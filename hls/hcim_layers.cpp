@@ -237,14 +237,19 @@ load_colmap:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
         for (uint32_t k = 0; k < SKIP_WORDS; k++) g_skipw[g][k] = 0;
         uint32_t n = 0;
+        word_t row = 0;  // 64 bits of the group's bitmap row, written when full
         HCIM_LOOP_ENTER(HCIM_LP_LOAD_SKIP);
     load_skip:
         for (uint32_t b = 0; b < l->r; b++, u++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
 #pragma HLS PIPELINE II = 1
             const word_t bit = (g_stage[u >> 6] >> (u & 63u)) & 1u;
-            g_skipw[g][b >> 6] |= bit << (b & 63u);
+            row |= bit << (b & 63u);
             n += (uint32_t)bit;
+            if ((b & 63u) == 63u || b + 1 == l->r) {
+                g_skipw[g][b >> 6] = row;
+                row = 0;
+            }
         }
         g_unit_base[g] = units;
         g_npresent[g] = (uint16_t)n;
@@ -280,25 +285,28 @@ adc_table:
 
 // Pack the layer input once: for each pixel and bit plane i, ceil(C/64) words, bit c = bit i of channel c.
 static void hcim_pack_planes(const hcim_tensor &ti, const acc_t *x) {
-    const uint32_t cw = (ti.c + 63) / 64, n = ti.h * ti.w * ti.bits * cw;
-clear_planes:
-    for (uint32_t k = 0; k < n; k++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_PACK_WORDS
-        g_planes[k] = 0;
-    }
+    const uint32_t cw = (ti.c + 63) / 64;
     HCIM_BURST(0, (uint64_t)ti.size * 4);
     HCIM_LOOP_ENTER(HCIM_LP_PACK_PLANES);
     HCIM_LOOP_ITERS(HCIM_LP_PACK_PLANES, ti.size);
-    // one input value per iteration; running pixel/channel counters (no divide)
+    // one input value per iteration, its bits shifted into one register word per plane; a word is
+    // written when its 64 channels (or the pixel's last) are in; running counters (no divide)
+    word_t pw[HCIM_MAX_IN_BITS];
+#pragma HLS ARRAY_PARTITION variable = pw complete
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) pw[i] = 0;
     uint32_t c = 0, base = 0;
 pack_planes:
     for (uint32_t k = 0; k < ti.size; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
 #pragma HLS PIPELINE II = 1
         const uint32_t v = (uint32_t)x[k];
-        for (uint32_t i = 0; i < ti.bits; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 8
-            g_planes[base + i * cw + (c >> 6)] |= (word_t)((v >> i) & 1u) << (c & 63u);
+        const bool flush = (c & 63u) == 63u || c + 1 == ti.c;
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) {
+            pw[i] |= (word_t)((v >> i) & 1u) << (c & 63u);
+            if (flush) {
+                g_planes[base + i * cw + (c >> 6)] = pw[i];
+                pw[i] = 0;
+            }
         }
         if (++c == ti.c) {
             c = 0;
@@ -417,48 +425,86 @@ static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_
 #else
     const uint32_t clear_bits = ti.bits, clear_words = nsw;
 #endif
-    for (uint32_t i = 0; i < clear_bits; i++)
-        for (uint32_t w = 0; w <= clear_words; w++) xw[i][w] = 0;
+clear_window:
+    for (uint32_t w = 0; w <= clear_words; w++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_XW_WORDS
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < clear_bits; i++) xw[i][w] = 0;
+    }
     const int32_t iy0 = (int32_t)(oy * l->stride) - (int32_t)l->pad, ix0 = (int32_t)(ox * l->stride) - (int32_t)l->pad;
     const uint32_t n = l->kh * l->kw * cw;
     HCIM_LOOP_ENTER(HCIM_LP_WINDOW);
     HCIM_LOOP_ITERS(HCIM_LP_WINDOW, n);
-    // one (window position, 64-channel word) per iteration, all input planes at once; running counters
+    // A streaming packer: one (window position, 64-channel word) per iteration, all input planes at
+    // once, appended to a 128-bit register per plane (the window's rows in order); each full 64-bit
+    // stream word is written out (at most one per iteration). Running counters, no divide.
+    word_t lo[HCIM_MAX_IN_BITS], hi[HCIM_MAX_IN_BITS];
+#pragma HLS ARRAY_PARTITION variable = lo complete
+#pragma HLS ARRAY_PARTITION variable = hi complete
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) lo[i] = hi[i] = 0;
+    uint32_t fill = 0, wout = 0;  // valid bits in (hi, lo); stream words written
 window:
-    for (uint32_t k = 0, ky = 0, kx = 0, wi = 0, pos = 0; k < n; k++) {
+    for (uint32_t k = 0, ky = 0, kx = 0, wi = 0; k < n; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
 #pragma HLS PIPELINE II = 1
         const int32_t iy = iy0 + (int32_t)ky, ix = ix0 + (int32_t)kx;
-        if (iy >= 0 && ix >= 0 && iy < (int32_t)ti.h && ix < (int32_t)ti.w) {  // else zero padding
-            const word_t *src = &g_planes[((uint32_t)iy * ti.w + (uint32_t)ix) * ti.bits * cw];
-            const uint32_t p = pos + 64 * wi, sh = p & 63u;
-            for (uint32_t i = 0; i < ti.bits; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 8
-                const word_t v = src[i * cw + wi];
-                xw[i][p >> 6] |= v << sh;
-                if (sh) xw[i][(p >> 6) + 1] |= v >> (64u - sh);
+        const bool inside = iy >= 0 && ix >= 0 && iy < (int32_t)ti.h && ix < (int32_t)ti.w;  // else zero padding
+        const uint32_t src = inside ? ((uint32_t)iy * ti.w + (uint32_t)ix) * ti.bits * cw + wi : 0;
+        const uint32_t nb = wi + 1 == cw ? ti.c - 64 * wi : 64;  // channels in this word
+        const bool emit = fill + nb >= 64;
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) {
+            const word_t v = inside ? g_planes[src + i * cw] : 0;  // bits past the channels are 0
+            lo[i] |= v << fill;
+            hi[i] |= fill ? v >> (64u - fill) : 0;
+            if (emit) {
+                xw[i][wout] = lo[i];
+                lo[i] = hi[i];
+                hi[i] = 0;
             }
         }
+        fill = emit ? fill + nb - 64 : fill + nb;
+        wout += emit;
         if (++wi == cw) {
             wi = 0;
-            pos += ti.c;
             if (++kx == l->kw) {
                 kx = 0;
                 ky++;
             }
         }
     }
+    if (fill) {
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) xw[i][wout] = lo[i];
+    }
 #if HCIM_ROWS_ACTIVE < 64
     // split the 64-bit stream words into rows_active-bit row-block words (in place, high to low)
     const uint32_t per = 64 / A_ROWS;
     const word_t mask = (((word_t)1) << A_ROWS) - 1;
-    for (uint32_t i = 0; i < ti.bits; i++) {
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) {
         for (int32_t b = (int32_t)l->r - 1; b >= 0; b--) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
             xw[i][b] = (xw[i][(uint32_t)b / per] >> (((uint32_t)b % per) * A_ROWS)) & mask;
         }
     }
 #endif
+}
+
+// Saliency of group g: the sum of the per-block saliencies over its skip-index row (a masked adder
+// tree over the row in hardware; csim walks the set bits).
+static inline uint32_t hcim_group_saliency(uint32_t g, const uint32_t sal[HCIM_MAX_ROWBLOCKS]) {
+    uint32_t s = 0;
+#ifdef HCIM_HW_DATAPATH
+    for (uint32_t b = 0; b < HCIM_MAX_ROWBLOCKS; b++) {  // bits past n_rowblocks are 0
+#pragma HLS UNROLL
+        if ((g_skipw[g][b >> 6] >> (b & 63u)) & 1u) s += sal[b];
+    }
+#else
+    for (uint32_t k = 0; k < SKIP_WORDS; k++) {
+        for (word_t bits = g_skipw[g][k]; bits; bits &= bits - 1) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 64
+            s += sal[k * 64 + (uint32_t)__builtin_ctzll(bits)];
+        }
+    }
+#endif
+    return s;
 }
 
 // The precision controller of a hybrid layer for one output pixel (§9.4): the saliency of every
@@ -475,7 +521,7 @@ saliency:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
 #pragma HLS PIPELINE II = 1
         uint32_t s = 0;
-        for (uint32_t i = base; i < bits_in; i++) s += hcim_popcount(xw[i][b]) << (i - base);
+        for (uint32_t k = 0; k < HCIM_MAX_IN_BITS && k < g_hy.sal_planes; k++) s += hcim_popcount(xw[base + k][b]) << k;
         sal[b] = s;
     }
     HCIM_LOOP_ENTER(HCIM_LP_LEVELS);
@@ -485,23 +531,9 @@ levels:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
 #pragma HLS PIPELINE II = 1
         if (!g_npresent[g]) continue;  // a group with no present unit takes no decision
-        uint32_t s = 0;  // sum over the group's present row blocks (its skip-index row)
-#ifdef HCIM_HW_DATAPATH
-        for (uint32_t b = 0; b < HCIM_MAX_ROWBLOCKS; b++) {  // masked adder tree over the row
-#pragma HLS UNROLL
-            if (b < l->r && ((g_skipw[g][b >> 6] >> (b & 63u)) & 1u)) s += sal[b];
-        }
-#else
-        for (uint32_t k = 0; k < SKIP_WORDS; k++) {
-            word_t bits = g_skipw[g][k];
-            while (bits) {
-                s += sal[k * 64 + (uint32_t)__builtin_ctzll(bits)];
-                bits &= bits - 1;
-            }
-        }
-#endif
+        const uint32_t s = hcim_group_saliency(g, sal);
         uint32_t v = 0;
-        for (uint32_t t = 0; t + 1 < g_hy.n_levels; t++) v += g_hy.thresholds[t] <= s;
+        for (uint32_t t = 0; t < HCIM_MAX_LEVELS - 1 && t + 1 < g_hy.n_levels; t++) v += g_hy.thresholds[t] <= s;
         g_lvl_d[g] = g_hy.dd[v];
         g_lvl_e[g] = g_hy.kd[v];
         if (count_decisions) hist[v]++;
@@ -659,7 +691,7 @@ rounds:
 #pragma HLS PIPELINE II = 1
                     if (!g_r_mult[b]) continue;
                     uint32_t n1 = 0;
-                    for (uint32_t i = 0; i < bits; i++) n1 += hcim_popcount(xw[i][b]);
+                    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < bits; i++) n1 += hcim_popcount(xw[i][b]);
                     ones += (cnt_t)g_r_mult[b] * n1;
                 }
                 if (hybrid) {
@@ -733,23 +765,29 @@ void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
-    HCIM_LOOP_ENTER(HCIM_LP_MAXPOOL);
-    HCIM_LOOP_ITERS(HCIM_LP_MAXPOOL, to.size);
+    const uint32_t win = l->kh * l->kw;
+    HCIM_LOOP_ITERS(HCIM_LP_MAXPOOL, (uint64_t)to.size * win);
     for (uint32_t p = 0; p < to.h * to.w; p++) {  // per output pixel: kh window rows in, one pixel out
         for (uint32_t ky = 0; ky < l->kh; ky++) HCIM_BURST(0, (uint64_t)l->kw * ti.c * 4);
         HCIM_BURST(1, (uint64_t)to.c * 4);
     }
     uint32_t oy = 0, ox = 0, c = 0;
-maxpool:
-    for (uint32_t k = 0; k < to.size; k++) {  // one output value per iteration, the window unrolled
+    for (uint32_t k = 0; k < to.size; k++) {  // one output value per entry of the window loop
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+        const uint32_t x0 = ((oy * l->stride) * ti.w + ox * l->stride) * ti.c + c;
+        acc_t m = x[x0];
+        HCIM_LOOP_ENTER(HCIM_LP_MAXPOOL);
+    maxpool:
+        for (uint32_t q = 0, ky = 0, kx = 0; q < win; q++) {  // one window value per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 4 max = 9
 #pragma HLS PIPELINE II = 1
-        acc_t m = x[((oy * l->stride) * ti.w + ox * l->stride) * ti.c + c];
-        for (uint32_t ky = 0; ky < l->kh; ky++)
-            for (uint32_t kx = 0; kx < l->kw; kx++) {
-                acc_t v = x[((oy * l->stride + ky) * ti.w + ox * l->stride + kx) * ti.c + c];
-                m = v > m ? v : m;
+            const acc_t v = x[x0 + (ky * ti.w + kx) * ti.c];
+            m = v > m ? v : m;
+            if (++kx == l->kw) {
+                kx = 0;
+                ky++;
             }
+        }
         y[k] = m;
         if (++c == to.c) {
             c = 0;
@@ -765,26 +803,20 @@ void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
-    wide_t sum[1024];  // one per channel (a valid avgpool has C <= 65535; larger C run in chunks below)
-    HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL);
+    const uint32_t hw = ti.h * ti.w;
     HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL, ti.size);
-    HCIM_BURST(0, (uint64_t)ti.size * 4);
+    for (uint32_t k = 0; k < ti.size; k++) HCIM_BURST(0, 4);  // strided: single-word reads
     HCIM_BURST(1, (uint64_t)to.size * 4);
-    for (uint32_t c0 = 0; c0 < ti.c; c0 += 1024) {
-        const uint32_t nc = ti.c - c0 < 1024 ? ti.c - c0 : 1024;
-        for (uint32_t c = 0; c < nc; c++) sum[c] = 0;
-        uint32_t c = 0, k = c0;
+    for (uint32_t c = 0; c < ti.c; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
+        wide_t sum = 0;  // a register
+        HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL);
     avgpool:
-        for (uint32_t n = 0; n < ti.h * ti.w * nc; n++) {  // pixel-major: one input value per iteration
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+        for (uint32_t p = 0, k = c; p < hw; p++, k += ti.c) {  // one input value of channel c per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-            sum[c] += x[k];
-            k++;
-            if (++c == nc) {
-                c = 0;
-                k += ti.c - nc;
-            }
+            sum += x[k];
         }
-        for (uint32_t c = 0; c < nc; c++) y[c0 + c] = hcim_clamp(hcim_rshift_rne(sum[c], l->pool_shift), l->lo, l->hi);
+        y[c] = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
     }
 }
