@@ -5,7 +5,8 @@ by ``pack_filters`` (paired first-fit decreasing, the same packing the trainer a
 pruning units with), the skip index from all-zero (row block × group) units, int32 bias,
 requant shifts and residual shifts; pools as such. Filters whose weights are all zero get
 precision 0 only if they were pruned in training (precision 0 in the model), so the packing
-of the others never shifts.
+of the others never shifts. A dual-path layer (integer model version 2) becomes a builder layer
+with ``dual=DualPathParams(q, θ)`` whose last F_t filters carry the ternary weights (architecture.md §10).
 """
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def compile_model(model: IntegerModel, preset: "str | HardwarePreset | None" = N
             if l.get("res") is not None:
                 kw.update(res=ids[l["res"]], res_shift=model.array(n, "res_shift").astype(np.int64))
             shift = model.array(n, "shift").astype(np.int64)
+            if l.get("dual") is not None:  # dual-path layer (§10.2): the last F_t filters are ternary
+                from ..program.dualpath import DualPathParams
+                dual = DualPathParams(int(l["dual"]["ratio_eighths"]), int(l["dual"]["bin_threshold"]))
+                t = model.array(n, "tern_weight").astype(np.int64)
+                w[len(w) - len(t):] = t
+                kw["dual"] = dual
             if l["op"] == "fc" and l.get("logits"):
                 ids[n] = b.fc(n, x, w, prec, shift, logits=True, out_exponent=int(l["out_exponent"]), **kw)
                 meta["logit_exponent"] = int(l["out_exponent"])

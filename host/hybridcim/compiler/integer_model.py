@@ -21,6 +21,8 @@ import numpy as np
 
 FORMAT = "hybridcim-integer-model"
 VERSION = 1
+VERSION_DUAL = 2
+"""Version 2: a model with dual-path layers (a layer's ``dual`` object and ``L/tern_weight``, train/export.py)."""
 ARRAYS = ("weight", "precision", "weight_exponent", "bias", "shift", "res_shift")
 JSON_MAX_BYTES = 16 << 20
 NPZ_MAX_BYTES = 256 << 20
@@ -92,8 +94,8 @@ def check_desc(desc, where: str = "integer_model.json") -> dict:
     """Check the JSON description's schema (the fields train/export.py writes); returns it."""
     if not isinstance(desc, dict):
         raise IntegerModelError(f"{where}: a JSON {type(desc).__name__}, not an object")
-    if desc.get("format") != FORMAT or desc.get("version") != VERSION:
-        raise IntegerModelError(f"{where}: not a {FORMAT} v{VERSION} file (format={repr(desc.get('format'))[:40]}, "
+    if desc.get("format") != FORMAT or desc.get("version") not in (VERSION, VERSION_DUAL):
+        raise IntegerModelError(f"{where}: not a {FORMAT} v{VERSION}/v{VERSION_DUAL} file (format={repr(desc.get('format'))[:40]}, "
                                 f"version={repr(desc.get('version'))[:20]})")
     for key, kind in (("name", str), ("arch", str), ("preset", str), ("metadata", dict)):
         if key in desc and not isinstance(desc[key], kind):
@@ -131,6 +133,15 @@ def check_desc(desc, where: str = "integer_model.json") -> dict:
         for k in ("logits", "out_signed"):
             if k in layer and not isinstance(layer[k], bool):
                 raise IntegerModelError(f"{at}: {k} must be true or false, got {repr(layer[k])[:20]}")
+        if "dual" in layer:
+            dual = layer["dual"]
+            if desc["version"] != VERSION_DUAL or layer["op"] not in ("conv", "fc") or layer.get("logits"):
+                raise IntegerModelError(f"{at}: a dual-path layer must be a non-logits conv/fc of a "
+                                        f"version-{VERSION_DUAL} model")
+            if not isinstance(dual, dict) or set(dual) != {"ratio_eighths", "bin_threshold"}:
+                raise IntegerModelError(f"{at}: dual must be an object with ratio_eighths and bin_threshold")
+            _int(f"{at}: dual.ratio_eighths", dual["ratio_eighths"], 0, 8)
+            _int(f"{at}: dual.bin_threshold", dual["bin_threshold"], 1, 255)
         names.add(name)
     out = desc.get("output")
     if not isinstance(out, str) or out not in names - {inp["name"]}:
@@ -199,8 +210,27 @@ def load_integer_model(path: str | Path) -> IntegerModel:
         bad = np.flatnonzero(mine & ((wf.min(axis=1, initial=0) < -half) | (wf.max(axis=1, initial=0) > np.maximum(half - 1, 0))))
         if bad.size:
             raise IntegerModelError(f"{npz}: {name}/weight filter {int(bad[0])} exceeds its {int(prec[bad[0]])}-bit range")
+        if "dual" in layer:
+            _check_tern(npz, layer, arrays, prec)
     _check_shapes(desc, arrays, str(jp))
     return IntegerModel(desc, arrays, jp)
+
+
+def _check_tern(npz: Path, layer: dict, arrays: dict[str, np.ndarray], prec: np.ndarray) -> None:
+    """A dual-path layer's ternary weights: (F_t, C, k, k) in {-1, 0, 1}; its last F_t filters have precision 0."""
+    name, f = layer["name"], layer["filters"]
+    ft = f * layer["dual"]["ratio_eighths"] // 8
+    key = f"{name}/tern_weight"
+    t = arrays.get(key)
+    if t is None:
+        raise IntegerModelError(f"{npz}: missing array {key!r} (layer {name!r} is dual-path)")
+    want = (ft,) + arrays[f"{name}/weight"].shape[1:]
+    if t.dtype.kind != "i" or t.dtype.itemsize > 4 or t.shape != want:
+        raise IntegerModelError(f"{npz}: {key} must be an integer array of shape {want}, got {t.dtype} {t.shape}")
+    if t.size and (t.min() < -1 or t.max() > 1):
+        raise IntegerModelError(f"{npz}: {key} has a ternary weight outside {{-1, 0, 1}} ([{t.min()}, {t.max()}])")
+    if ft and prec[f - ft:].any():
+        raise IntegerModelError(f"{npz}: {name}/precision must be 0 for the {ft} ternary-path filters {f - ft}..{f - 1}")
 
 
 def _preset_precisions(name) -> tuple[int, ...]:

@@ -88,6 +88,44 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class DualConfig:
+    layers: str = "none"                # dual-path convs (DualNet): none | blocks (the residual blocks' 3x3 convs) | all (+ stem, shortcuts)
+    mode: str = "fixed"                 # fixed: train at the ratios below | supernet: sample a ratio per layer per batch from ``ratios``
+    ratios: tuple = (0, 1, 2, 3, 4, 5, 6, 7, 8)  # the discrete set of ratios q (ternary share q/8 of a layer's output channels)
+    ratio: int = 4                      # q of every dual layer (fixed mode; the supernet's evaluation/export ratio)
+    layer_ratios: Optional[tuple] = None  # q per dual layer in network order (overrides ``ratio``)
+    bin_threshold: Optional[int] = None   # θ of the binary input b = x >= θ; null: 2^(bits_in - 1), the input's MSB
+    tern_delta: float = 0.7             # initial ternary threshold ratio Δ_f / mean|W_f| (learned)
+
+    def model_kwargs(self) -> dict:
+        """Keyword options of the model builder (structure only: ratios are set by dualpath.configure_dual)."""
+        if self.layers == "none":
+            return {}
+        return {"dual_layers": self.layers, "bin_threshold": self.bin_threshold, "tern_delta": self.tern_delta}
+
+    def check(self, preset) -> None:
+        """ConfigError naming the key unless the section is consistent (architecture.md §10.2 ratios 0..8)."""
+        if self.layers not in ("none", "blocks", "all"):
+            raise ConfigError(f"dual.layers={self.layers!r} must be none, blocks or all")
+        if self.mode not in ("fixed", "supernet"):
+            raise ConfigError(f"dual.mode={self.mode!r} must be fixed or supernet")
+        if not self.ratios or len(set(self.ratios)) != len(self.ratios) or not all(0 <= q <= 8 for q in self.ratios):
+            raise ConfigError(f"dual.ratios={list(self.ratios)} must be distinct ratios q in 0..8 (q/8 of the channels)")
+        for q in (self.ratio, *(self.layer_ratios or ())):
+            if q not in self.ratios:
+                raise ConfigError(f"dual ratio {q} is outside the allowed set dual.ratios={list(self.ratios)}")
+        if self.mode == "supernet" and len(self.ratios) < 2:
+            raise ConfigError("dual.mode=supernet needs at least two dual.ratios to sample from")
+        if self.bin_threshold is not None and not 1 <= self.bin_threshold <= 255:
+            raise ConfigError(f"dual.bin_threshold={self.bin_threshold} must be in 1..255 (or null: the input's MSB)")
+        if not 0 < self.tern_delta < 2:
+            raise ConfigError(f"dual.tern_delta={self.tern_delta} must be in (0, 2)")
+        if self.layers != "none" and not preset.has_tern:
+            raise ConfigError(f"dual.layers={self.layers!r} needs a preset with the second macro type "
+                              f"(e.g. sun-mars-256-dual); preset {preset.name!r} has none")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     name: str = "model"
     seed: int = 0
@@ -102,9 +140,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dual: DualConfig = field(default_factory=DualConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def model_kwargs(self) -> dict:
+        """Keyword options of ``build_model``: the model section's plus the dual section's structure."""
+        return {**self.model.kwargs(), **self.dual.model_kwargs()}
 
     def validate(self) -> "TrainConfig":
         from ..spec.hardware import get_preset
@@ -129,6 +172,9 @@ class TrainConfig:
                               f"distill.temperature={self.distill.temperature} > 0")
         if self.optim.epochs < 1 or self.optim.batch_size < 1:
             raise ConfigError("optim.epochs and optim.batch_size must be >= 1")
+        self.dual.check(pr)
+        if self.dual.layers != "none" and (self.pruning.target > 0 or not self.model.arch.startswith("resnet")):
+            raise ConfigError("dual.layers needs a resnet arch with pruning.target 0 (the dual paths are dense)")
         return self
 
 

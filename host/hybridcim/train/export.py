@@ -15,6 +15,13 @@ NPZ (no pickles) per conv/fc layer ``L``: ``L/weight`` int8 (F, C, k, k) codes,
 ``L/precision`` uint8 (F,) (0 = pruned), ``L/weight_exponent`` int8 (F,),
 ``L/bias`` int32 (F,), ``L/shift`` int8 (F,) = e_w + e_in - e_out,
 ``L/res_shift`` int8 (F,) = e_w + e_in - e_res (zeros without residual).
+
+Version 2 (only when the model has dual-path layers, architecture.md §10): such a conv/fc layer has
+``"dual": {"ratio_eighths": q, "bin_threshold": θ}`` and ``L/tern_weight`` int8 (F_t, C, k, k) in
+{-1, 0, 1}, the ternary weights of its last F_t = ⌊F·q/8⌋ filters, which have precision 0 and zero
+``L/weight`` rows; their ``weight_exponent``, ``bias``, ``shift`` and ``res_shift`` follow the formulas
+above with the binary input b = [x ≥ θ] taken at the input's scale 2^-e_in. No QONNX file is written
+for a version-2 model.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from .quantizers import exponent_of
 
 FORMAT = "hybridcim-integer-model"
 VERSION = 1
+VERSION_DUAL = 2
 
 
 class ExportError(ValueError):
@@ -99,6 +107,10 @@ def integer_model(model: CIMNet, preset: str = "sun-mars-256", name: str | None 
             arrays[f"{n.name}/bias"] = p["bias_codes"].numpy().astype(np.int32)
             arrays[f"{n.name}/shift"] = shift.astype(np.int8)
             arrays[f"{n.name}/res_shift"] = res_shift.astype(np.int8)
+            if "tern_codes" in p:  # a dual-path layer (dualpath.DualConv2d, architecture.md §10.2): version 2
+                d["dual"] = {"ratio_eighths": int(p["ratio"]), "bin_threshold": int(p["bin_threshold"])}
+                arrays[f"{n.name}/tern_weight"] = p["tern_codes"].numpy().astype(np.int8)
+                desc["version"] = VERSION_DUAL
         elif n.op == "maxpool":
             d.update(k=n.k, stride=n.stride)
         elif n.op == "avgpool":
@@ -133,6 +145,8 @@ def export_model(model: CIMNet, out_dir: str | os.PathLike, preset: str = "sun-m
     """Integer model + (optionally) QONNX ``model.onnx`` into ``out_dir``; returns the description."""
     desc, arrays = integer_model(model, preset, name, metadata)
     save_integer_model(desc, arrays, out_dir)
+    if qonnx and desc["version"] == VERSION_DUAL:
+        qonnx = False  # the dual path's binary input has no QONNX export; the reference emulator checks it
     if qonnx:
         from .qonnx_export import export_qonnx_model
         export_qonnx_model(Path(out_dir), Path(out_dir) / "model.onnx")
@@ -147,7 +161,7 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dic
     from .models import build_model
     tensors, meta = read_checkpoint(run_checkpoint(path))
     cfg = config_from_dict(meta["config"])
-    model = build_model(cfg.model.arch, **cfg.model.kwargs())
+    model = build_model(cfg.model.arch, **cfg.model_kwargs())
     load_model_state(model, tensors)
     model.eval()
     return model, meta

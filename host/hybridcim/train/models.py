@@ -98,36 +98,53 @@ class CIMNet(nn.Module):
 
 
 def _conv(nodes, layers, acts, name, inp, cin, cout, k, stride, pad, bits, calib, res=None, signed=False,
-          keep_dead_bias=False):
+          keep_dead_bias=False, dual: dict | None = None):
     nodes.append(Node(name, "conv", inp, res=res, k=k, stride=stride, pad=pad, bits=bits, signed=signed))
-    layers[name] = CIMConv2d(cin, cout, k, stride, pad, keep_dead_bias=keep_dead_bias)
+    if dual is not None:  # a dual-path (INT4 + ternary-binary) conv, architecture.md §10
+        from .dualpath import DualConv2d
+        layers[name] = DualConv2d(cin, cout, k, stride, pad, keep_dead_bias=keep_dead_bias, **dual)
+    else:
+        layers[name] = CIMConv2d(cin, cout, k, stride, pad, keep_dead_bias=keep_dead_bias)
     acts[name] = act_quant(bits, calib, relu=not signed, signed=signed)
 
 
 def resnet(blocks=(3, 3, 3), widths=(16, 32, 64), act_bits: int = 4, num_classes: int = 10,
-           calib_steps: int = 30, image_hw: int = 32, arch: str = "resnet20", shortcut_bits: int = 8) -> CIMNet:
+           calib_steps: int = 30, image_hw: int = 32, arch: str = "resnet20", shortcut_bits: int = 8,
+           dual_layers: str = "none", bin_threshold: int | None = None, tern_delta: float = 0.7) -> CIMNet:
     """CIFAR ResNet (He et al. 2016, 6n+2 layers; (3,3,3) = ResNet-20) with option-B shortcuts.
 
     The projection shortcut (1x1 conv + BN, no ReLU) is quantized to a signed
     ``shortcut_bits`` tensor; it is only ever a residual operand, never a CIM input.
+    ``dual_layers``: which convs are dual-path (dualpath.DualConv2d): ``none``, ``blocks`` (the
+    residual blocks' 3x3 convs) or ``all`` (also the stem and the shortcuts); ``bin_threshold`` θ
+    (None: the input's MSB) and ``tern_delta`` (initial ternary threshold ratio) configure them.
     """
     nodes: list[Node] = []
     layers: dict = {}
     acts: dict = {}
-    _conv(nodes, layers, acts, "stem", INPUT, 3, widths[0], 3, 1, 1, act_bits, calib_steps)
+    if dual_layers not in ("none", "blocks", "all"):
+        raise ValueError(f"dual_layers={dual_layers!r} must be none, blocks or all")
+
+    def dual(in_bits: int, where: str) -> dict | None:
+        if dual_layers == "all" or (dual_layers == "blocks" and where == "block"):
+            return {"in_bits": in_bits, "bin_threshold": bin_threshold, "tern_delta": tern_delta}
+        return None
+
+    _conv(nodes, layers, acts, "stem", INPUT, 3, widths[0], 3, 1, 1, act_bits, calib_steps, dual=dual(8, "stem"))
     x, cin = "stem", widths[0]
     for s, (nb, w) in enumerate(zip(blocks, widths)):
         for b in range(nb):
             stride = 2 if (s > 0 and b == 0) else 1
             p = f"s{s + 1}b{b + 1}"
-            _conv(nodes, layers, acts, f"{p}_conv1", x, cin, w, 3, stride, 1, act_bits, calib_steps)
+            _conv(nodes, layers, acts, f"{p}_conv1", x, cin, w, 3, stride, 1, act_bits, calib_steps,
+                  dual=dual(act_bits, "block"))
             short = x
             if stride != 1 or cin != w:
                 _conv(nodes, layers, acts, f"{p}_short", x, cin, w, 1, stride, 0, shortcut_bits, calib_steps,
-                      signed=True, keep_dead_bias=True)
+                      signed=True, keep_dead_bias=True, dual=dual(act_bits, "short"))
                 short = f"{p}_short"
             _conv(nodes, layers, acts, f"{p}_conv2", f"{p}_conv1", w, w, 3, 1, 1, act_bits, calib_steps,
-                  res=short, keep_dead_bias=True)
+                  res=short, keep_dead_bias=True, dual=dual(act_bits, "block"))
             x, cin = f"{p}_conv2", w
     nodes.append(Node("pool", "avgpool", x, bits=act_bits))
     acts["pool"] = act_quant(act_bits, calib_steps, relu=False)

@@ -2,7 +2,8 @@
 
 ``DeployNet`` is made only of Brevitas layers (QuantIdentity/QuantReLU with power-of-two
 scales set exactly, QuantConv2d with 8-bit per-filter power-of-two weights and Int32Bias,
-QuantMaxPool2d) plus a float global average pool; its float outputs are exact multiples of
+QuantMaxPool2d) plus a float global average pool (and, for a dual-path layer, the comparison
+x >= θ feeding a 1-bit quantizer and a second QuantConv2d of the ternary weights); its float outputs are exact multiples of
 the program's scales, so ``value * 2^exponent`` is the program's integer tensor. It is the
 model exported to QONNX and the reference ``hybridcim run --backend emulator`` compares with.
 """
@@ -46,6 +47,8 @@ class DeployNet(nn.Module):
                     unit = np.ldexp(1.0, -(e_w + int(l["in_exponent"])))
                     conv.bias.copy_(torch.from_numpy(model.array(n, "bias").astype(np.float64) * unit))
                 self.mods[n] = conv
+                if l.get("dual") is not None:
+                    self._dual(model, l, e_w)
                 if not l.get("logits"):
                     signed = bool(l.get("out_signed", False))
                     self.mods[n + "__act"] = deploy_act(int(l["out_bits"]), int(l["out_exponent"]), relu=not signed,
@@ -57,6 +60,23 @@ class DeployNet(nn.Module):
             self.exponents[n] = int(l["out_exponent"]) if "out_exponent" in l else self.exponents[l["in"]]
         self.trace: dict | None = None
 
+    def _dual(self, model: IntegerModel, l: dict, e_w: np.ndarray) -> None:
+        """Brevitas layers of a dual-path layer's ternary path: the binary input b = [x >= θ] as a 1-bit
+        quantizer at the input's scale 2^-e_in, and a QuantConv2d of the ternary weights T · 2^-e_w."""
+        n, e_in = l["name"], int(l["in_exponent"])
+        t = model.array(n, "tern_weight").astype(np.float64)
+        f = l["filters"]
+        f0 = f - len(t)
+        self.mods[n + "__bin"] = deploy_act(1, e_in, relu=False)
+        if not len(t):
+            return
+        e_t = e_w[f0:]
+        conv = deploy_conv(t.shape[1], len(t), t.shape[2], int(l.get("stride", 1)), int(l.get("pad", 0)), e_t)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(np.ldexp(t, -e_t[:, None, None, None])))
+            conv.bias.copy_(torch.from_numpy(model.array(n, "bias")[f0:].astype(np.float64) * np.ldexp(1.0, -(e_t + e_in))))
+        self.mods[n + "__tern"] = conv
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env = {self.desc["input"]["name"]: self.inp(x)}
         y = None
@@ -64,6 +84,11 @@ class DeployNet(nn.Module):
             n, q = l["name"], env[l["in"]]
             if l["op"] in ("conv", "fc"):
                 y = self.mods[n](q)
+                if n + "__tern" in self.mods:  # dual-path (§10.2): the last F_t channels from the ternary path
+                    ft = len(self.mods[n + "__tern"].weight)
+                    s_in = 2.0 ** -int(l["in_exponent"])
+                    b = self.mods[n + "__bin"]((_val(q) >= l["dual"]["bin_threshold"] * s_in).to(torch.float32) * s_in)
+                    y = torch.cat([y[:, :y.shape[1] - ft], self.mods[n + "__tern"](b)], dim=1)
                 if l.get("res") is not None:
                     y = y + _val(env[l["res"]])
                 env[n] = y if l.get("logits") else self.mods[n + "__act"](y)

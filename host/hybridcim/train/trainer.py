@@ -200,7 +200,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model.arch, **cfg.model.kwargs())
+        self.model = build_model(cfg.model.arch, **cfg.model_kwargs())
         self.compressed = isinstance(self.model, CIMNet)  # else a float teacher: no compression, no export
         self.device = self._device()
         self.data = data
@@ -215,6 +215,9 @@ class Trainer:
         self.precision_from_init = False
         if cfg.init_from and loaded is None:
             self.precision_from_init = self._init_from(Path(cfg.init_from))
+        if cfg.dual.layers != "none":  # DualNet: this config's ratios / supernet sampling (dualpath.py)
+            from .dualpath import configure_dual
+            configure_dual(self.model, cfg.dual, cfg.seed)
         self.model.to(self.device)
         self.teacher = load_teacher(Path(cfg.distill.teacher), self.device) if cfg.distill.teacher else None
         if self.compressed:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..compiler import compile_model, load_integer_model
-from ..emulator import FastEmulator
+from ..emulator import FastEmulator, ReferenceEmulator
 from .reference import BrevitasReference
 
 
@@ -44,7 +44,10 @@ def verify_exact(model_dir: str | Path, images: np.ndarray, trained=None, qonnx_
     """
     im = load_integer_model(model_dir)
     prog = compile_model(im, preset)
-    emu = FastEmulator(prog).run(images, trace=True)
+    dual = any(l.flags for l in prog.layers)  # dual-path layers: only the reference emulator runs them (§10.6)
+    if dual and qonnx_images:
+        raise ValueError("a model with dual-path layers has no QONNX export: qonnx_images must be 0")
+    emu = (ReferenceEmulator if dual else FastEmulator)(prog).run(images, trace=True)
     ref = BrevitasReference(im)
     ref_t = ref.trace(images)
     order = [im.desc["input"]["name"]] + [l["name"] for l in im.layers]
