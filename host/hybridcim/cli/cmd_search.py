@@ -89,7 +89,8 @@ def run(args) -> int:
     if best is not None:
         tail = f"; most accurate: trial {best['trial']}, " + ", ".join(f"{k} {_fmt(best[k], k)}" for k in ev.objectives
                                                                       if k in best)
-    print(f"note: {ev.notes}", file=sys.stderr) if getattr(ev, "notes", "") else None
+    if getattr(ev, "notes", ""):
+        print(f"note: {ev.notes}", file=sys.stderr)
     print(f"search {cfg.name}: {s['complete']} complete trials ({s['failed']} failed), {s['front']} on the Pareto front"
           f"{tail}; wrote {out / 'pareto.csv'}, {out / 'trials.csv'}"
           + (f", {s['plot']}" if s["plot"] else " (no plot: matplotlib is not installed)"))

@@ -140,7 +140,7 @@ def parse_config(d) -> SearchConfig:
     fixed = sp.get("fixed", {}) or {}
     if not isinstance(fixed, dict):
         raise SearchConfigError("space.fixed: must be a mapping layer -> ratio")
-    fixed = {str(k): _ratio(v, f"space.fixed.{k}", range(RATIO_MAX + 1)) for k, v in fixed.items()}
+    fixed = {str(k): _ratio(v, f"space.fixed.{k}", ratios) for k, v in fixed.items()}
     objs = d.get("objectives", list(OBJECTIVES))
     if not isinstance(objs, list) or len(objs) < 2 or not all(isinstance(o, str) for o in objs):
         raise SearchConfigError(f"objectives: must be a list of at least 2 objective names, got {objs!r}")

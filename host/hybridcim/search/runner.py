@@ -50,7 +50,7 @@ def open_study(cfg: SearchConfig, storage, directions: list[str], salt: int = 0,
     """Create or load the config's study in ``storage``; refuse a study of another config (its
     fingerprint) and, in a journal file, any study not made by ``hybridcim search``."""
     import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed candidate is reported by the search
     try:
         summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     except Exception as e:
@@ -91,8 +91,9 @@ def enqueue_baselines(study, cfg: SearchConfig, free: list[str]) -> None:
 
 def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, lock_path: Path | None,
                bar=None) -> WorkerStats:
-    """Ask, evaluate and tell until the study holds ``n_trials`` complete trials (module doc)."""
-    import optuna
+    """Evaluate one trial after another until the study holds ``n_trials`` complete trials (module doc); a
+    candidate whose evaluation raises is a FAILED trial with the error in its user attr ``error``, and
+    :data:`MAX_CONSECUTIVE_FAILURES` of them in a row stop the worker (:class:`SearchError`)."""
     from optuna.trial import TrialState
     from .evaluators import check_values
     stats = WorkerStats()
@@ -109,34 +110,42 @@ def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, loc
         if done + pending >= n_trials:
             time.sleep(POLL_S)
             continue
-        trial = study.ask()
-        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_record())
-        try:
+        box = {}
+
+        def objective(trial):
+            box["trial"] = trial
+            study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_record())
             ratios = {l: trial.suggest_categorical(l, list(cfg.ratios)) for l in free}
-            ratios = {**cfg.fixed, **{l: int(q) for l, q in ratios.items()}}
-            values = ev.evaluate(ratios)
-            vec = check_values(ev, values)
-        except KeyboardInterrupt:  # a clean stop: this trial goes back to the queue
-            study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(dict(trial.params), user_attrs={**trial.user_attrs, REQUEUED_ATTR: trial.number})
+            try:
+                values = ev.evaluate({**cfg.fixed, **{l: int(q) for l, q in ratios.items()}})
+                vec = check_values(ev, values)
+            except Exception as e:  # this candidate failed (invalid program, evaluator error): recorded, not retried
+                trial.set_user_attr("error", f"{type(e).__name__}: {' '.join(str(e).split())}"[:500])
+                raise
+            trial.set_user_attr(OBJ_ATTR, {k: float(values[k]) for k in ev.objectives})
+            keep = dict(zip(ev.objectives, vec))
+            return [keep[o] for o in cfg.objectives]
+
+        try:  # optimize, not ask/tell: an RDB storage's heartbeat runs only inside optimize
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        except KeyboardInterrupt:  # optuna failed the trial: a clean stop puts it back in the queue
+            t = box.get("trial")
+            if t is not None:
+                study.enqueue_trial(dict(t.params), user_attrs={**t.user_attrs, REQUEUED_ATTR: t.number})
             raise
-        except Exception as e:  # this candidate failed (invalid program, evaluator error): recorded, not retried
-            last_error = f"{type(e).__name__}: {' '.join(str(e).split())}"
-            trial.set_user_attr("error", last_error[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            stats.failed += 1
-            streak += 1
-            if streak >= MAX_CONSECUTIVE_FAILURES:
-                raise SearchError(f"{streak} candidates in a row failed to evaluate; last: {last_error}") from None
+        t = box.get("trial")
+        if t is None:
             continue
-        streak = 0
-        trial.set_user_attr(OBJ_ATTR, {k: float(values[k]) for k in ev.objectives})
-        keep = dict(zip(ev.objectives, vec))
-        try:
-            study.tell(trial, [keep[o] for o in cfg.objectives])
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker judged this one dead (it cannot be: it runs here) — never overwrite
-        stats.completed += 1
+        state = study._storage.get_trial(t._trial_id).state
+        if state == TrialState.COMPLETE:
+            streak = 0
+            stats.completed += 1
+            continue
+        stats.failed += 1
+        streak += 1
+        last_error = study._storage.get_trial_user_attrs(t._trial_id).get("error") or f"trial ended {state.name}"
+        if streak >= MAX_CONSECUTIVE_FAILURES:
+            raise SearchError(f"{streak} candidates in a row failed to evaluate; last: {last_error}")
 
 
 def trial_rows(study, cfg: SearchConfig) -> list[dict]:

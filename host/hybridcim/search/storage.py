@@ -140,10 +140,18 @@ def open_storage(url: str | None, out: Path):
     if "://" not in url:
         raise SearchStorageError(f"--storage {url!r} is not a database URL (postgresql://user@host/db, "
                                  "sqlite:///file.db); leave it out for the journal file under --out")
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    import warnings
+    import optuna.storages as ost
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna's words since 2.8
+        warnings.simplefilter("ignore")
+        if hasattr(ost, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
+            retry = {"heartbeat_stale_trial_callback": ost.RetryHeartbeatStaleTrialCallback(max_retry=3)}
+        else:
+            retry = {"failed_trial_callback": ost.RetryFailedTrialCallback(max_retry=3)}
     try:
-        st = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                        failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            st = ost.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry)
     except Exception as e:  # sqlalchemy / driver errors: one line naming the URL's scheme
         raise SearchStorageError(f"--storage {url.split('://')[0]}://…: cannot open: {' '.join(str(e).split())[:300]}") \
             from None
@@ -176,12 +184,12 @@ def recover_dead_trials(study, lock_path: Path | None = None) -> list[int]:
             if not dead:
                 continue
             try:
+                study._storage.set_trial_user_attr(t._trial_id, "failed_because", "its worker died")
                 ok = study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker finished or failed it meanwhile
+                continue  # another worker (on another host, or without the lock) finished or failed it meanwhile
             if ok is False:
                 continue
-            study._storage.set_trial_user_attr(t._trial_id, "failed_because", "its worker died")
             study.enqueue_trial(dict(t.params), user_attrs={**t.user_attrs, REQUEUED_ATTR: t.number})
             failed.append(t.number)
     return failed

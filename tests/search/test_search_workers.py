@@ -1,0 +1,145 @@
+"""Resume and scale-out: concurrent workers on one journal file, SIGKILL of a worker mid-trial and the
+rerun that re-queues its trial, dead-worker detection, corrupt/foreign storages, an RDB URL."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import cli, load_trials, popen, run_main, toy_config
+
+from hybridcim.search.storage import WORKER_ATTR, worker_alive, worker_record
+
+
+def _wait(pred, timeout=60.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_concurrent_workers_no_lost_or_duplicated_trials(tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    cfg = toy_config(tmp_path, trials=10, sleep_s=0.3, log_dir=str(log))
+    out = tmp_path / "out"
+    r = cli(cfg, "--out", out, "--workers", "2", check=True)
+    trials = load_trials(out)
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert 10 <= len(done) <= 11  # two workers asking at once may finish one past the target
+    assert all(t.state.name == "COMPLETE" for t in trials)  # nothing running, failed or waiting
+    pids = {t.system_attrs[WORKER_ATTR]["pid"] for t in done}
+    assert len(pids) == 2  # both workers evaluated
+    finished = sorted(p.read_text() for p in log.glob("*.done"))
+    assert len(finished) == len(done)  # every finished evaluation is a complete trial: none lost
+    assert sorted(",".join(str(t.params[f"L{i}"]) for i in range(3)) for t in done) == finished
+    assert any(t.user_attrs.get("baseline") == "all INT4" for t in done)  # the uniform baseline ran once
+    assert sum(t.user_attrs.get("baseline") == "all INT4" for t in done) == 1
+    assert "complete trials" in r.stdout and "Pareto front" in r.stdout
+
+
+def test_sigkill_mid_trial_then_rerun_requeues_it(tmp_path, capsys):
+    log = tmp_path / "log"
+    log.mkdir()
+    cfg = toy_config(tmp_path, trials=5, sleep_s=0.5, log_dir=str(log))
+    out = tmp_path / "out"
+    w = popen(cfg, "--out", out, "--worker-only")
+    _wait(lambda: len(list(log.glob("*.done"))) >= 2 and len(list(log.glob("*.start"))) > len(list(log.glob("*.done"))),
+          what="two finished trials and one running")
+    os.kill(w.pid, signal.SIGKILL)
+    w.wait()
+    before = load_trials(out)
+    running = [t for t in before if t.state.name == "RUNNING"]
+    kept = {t.number: t.values for t in before if t.state.name == "COMPLETE"}
+    assert len(running) == 1 and len(kept) >= 2
+    dead = running[0]
+    assert worker_alive(dead.system_attrs[WORKER_ATTR]) is False
+    rc, _, err = run_main(capsys, cfg, "--out", out)
+    assert rc == 0 and f"re-queued trials [{dead.number}]" in err
+    after = {t.number: t for t in load_trials(out)}
+    assert after[dead.number].state.name == "FAIL"
+    assert after[dead.number].user_attrs["failed_because"] == "its worker died"
+    again = [t for t in after.values() if t.user_attrs.get("requeued_from") == dead.number]
+    assert len(again) == 1 and again[0].state.name == "COMPLETE" and again[0].params == dead.params
+    for n, v in kept.items():  # finished evaluations survive the kill unchanged
+        assert after[n].state.name == "COMPLETE" and after[n].values == v
+    assert sum(t.state.name == "COMPLETE" for t in after.values()) == 5
+    # a third run with the target reached evaluates nothing and rewrites the outputs
+    n_logs = len(list(log.glob("*.start")))
+    rc, out_text, _ = run_main(capsys, cfg, "--out", out)
+    assert rc == 0 and len(list(log.glob("*.start"))) == n_logs and "5 complete trials (1 failed)" in out_text
+
+
+def test_worker_alive():
+    assert worker_alive(worker_record()) is True
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    rec = worker_record(p.pid)
+    assert worker_alive(rec) is True
+    p.kill()
+    _wait(lambda: worker_alive(rec) is False, 10, "a zombie to read as dead")  # killed, not yet reaped
+    p.wait()
+    assert worker_alive(rec) is False  # reaped: no such pid
+    assert worker_alive({**worker_record(), "start": worker_record()["start"] + 1}) is False  # pid reused
+    assert worker_alive({**worker_record(), "boot": "another-boot"}) is False
+    assert worker_alive({**worker_record(), "host": socket.gethostname() + "-elsewhere"}) is None
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"this is not a journal\n", "corrupt or not an Optuna journal (line 1"),
+    (b'{"op_code": 0, "worker_id": "w", "study_name": "x", "directions": [1]}\n\x00\xff garbage\n', "line 2"),
+    (b'[1, 2, 3]\n', "no op_code"),
+    (b"SQLite format 3\x00" + bytes(100), "SQLite database"),
+])
+def test_corrupt_storage_is_a_clear_error(tmp_path, capsys, content, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "search.journal").write_bytes(content)
+    rc, _, err = run_main(capsys, toy_config(tmp_path), "--out", out)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0]
+
+
+def test_foreign_and_other_config_storage(tmp_path, capsys):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    out = tmp_path / "foreign"
+    out.mkdir()
+    st = JournalStorage(JournalFileBackend(str(out / "search.journal")))
+    s = optuna.create_study(storage=st, study_name="someone-else")
+    s.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    rc, _, err = run_main(capsys, toy_config(tmp_path), "--out", out)
+    assert rc == 2 and "which hybridcim search did not create (a foreign storage)" in err
+    out2 = tmp_path / "mine"
+    assert run_main(capsys, toy_config(tmp_path, trials=3), "--out", out2)[0] == 0
+    cfg = json.loads(toy_config(tmp_path).read_text())
+    cfg["space"]["ratios"] = [0, 8]
+    cfg["baselines"] = []
+    (tmp_path / "changed.json").write_text(json.dumps(cfg))
+    rc, _, err = run_main(capsys, tmp_path / "changed.json", "--out", out2)
+    assert rc == 2 and "of another config" in err
+    rc, out_text, _ = run_main(capsys, toy_config(tmp_path, trials=4), "--out", out2)  # more trials, same config
+    assert rc == 0 and "4 complete trials" in out_text
+
+
+def test_rdb_storage_url(tmp_path, capsys):
+    """The database path (here SQLite; PostgreSQL is the same code with another URL, untested here)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rc, out_text, err = run_main(capsys, toy_config(tmp_path, trials=3), "--out", tmp_path / "o", "--storage", url)
+    assert rc == 0 and "3 complete trials" in out_text, err
+    assert not (tmp_path / "o" / "search.journal").exists()
+    rc, _, err = run_main(capsys, toy_config(tmp_path), "--out", tmp_path / "o", "--storage", "postgres-without-scheme")
+    assert rc == 2 and "not a database URL" in err
+
+
+def test_failing_evaluator_stops_after_three(tmp_path, capsys):
+    rc, _, err = run_main(capsys, toy_config(tmp_path, fail=True), "--out", tmp_path / "o")
+    assert rc == 1 and "3 candidates in a row failed" in err and "toy evaluator told to fail" in err
