@@ -86,6 +86,7 @@ def main(argv=None) -> int:
 
     if args.plot_only:
         plot(res, args.plot)
+        print(markdown(res))
         return 0
     preset = load_cost_preset(args.cost_preset)
     program = read_program(args.model)
@@ -237,6 +238,51 @@ def sensitivity_of(cal, point, preset):
     c, c0 = cost(prog, ev.counters, preset), cost(cal.program, dig.counters, preset)
     return {"base": {"gain": c0.energy_pj / c.energy_pj, "macro_gain": c0.energy_macro_pj / c.energy_macro_pj},
             "rows": rows}
+
+
+def markdown(res) -> str:
+    """The finished steps as Markdown tables (docs/hybrid.md)."""
+    st = res["steps"]
+    out = []
+    dig = st.get("digital", {}).get("test")
+    if dig:
+        out.append("| point | budget (pp) | calibration: loss (pp) | test acc. (%) | loss vs digital (pp) | "
+                   "datapath uJ/img | datapath gain | chip uJ/img | chip gain | reads digital / analog / skipped |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        rows = [("digital", "all digital", "—")]
+        for k in st:
+            if k.startswith(("dynamic-", "static-", "uniform-")) and "test" in st[k]:
+                rows.append((k, k, k.rsplit("-", 1)[-1] if not k.startswith("uniform") else "—"))
+        for k, label, budget in rows:
+            t = st[k]["test"]
+            cal = st[k].get("calibration")
+            split = t.get("read_split") or {}
+            tot = [0.0, 0.0, 0.0]
+            for v in split.values():
+                tot = [tot[0] + v["digital"], tot[1] + v["analog"], tot[2] + v["skipped"]]
+            mix = " / ".join(f"{100 * x / len(split):.0f} %" for x in tot) if split else "100 % / 0 / 0"
+            out.append(f"| {label} | {budget} | {cal['loss_pp']:+.2f} ({cal['images']} img) | " if cal else f"| {label} | {budget} | — | ")
+            out[-1] += (f"{100 * t['accuracy']:.2f} | {100 * (dig['accuracy'] - t['accuracy']):+.2f} | {t['macro_uj']:.4f} | "
+                        f"{dig['macro_uj'] / t['macro_uj']:.3f}x | {t['energy_uj']:.3f} | {dig['energy_uj'] / t['energy_uj']:.3f}x | "
+                        f"{mix} |")
+    for k in st:
+        if k.startswith("sensitivity-"):
+            out.append("")
+            out.append(f"| constant | ×2: datapath gain | ÷2: datapath gain | ×2: chip gain | ÷2: chip gain | analog offered (×2 / ÷2) |")
+            out.append("|---|---|---|---|---|---|")
+            rows = st[k]["rows"]
+            for i in range(0, len(rows), 2):
+                u, d = rows[i], rows[i + 1]
+                out.append(f"| `{u['param']}` | {u['macro_gain']:.3f}x | {d['macro_gain']:.3f}x | {u['gain']:.4f}x | "
+                           f"{d['gain']:.4f}x | {'yes' if u['analog_offered'] else 'no'} / {'yes' if d['analog_offered'] else 'no'} |")
+            out.append(f"(base: datapath {st[k]['base']['macro_gain']:.3f}x, chip {st[k]['base']['gain']:.4f}x)")
+    noise = [st[k]["test"] for k in st if k.startswith("noise-analog-D4-seed")]
+    if noise:
+        acc = np.array([100 * t["accuracy"] for t in noise])
+        out.append("")
+        out.append(f"noise (uniform analog D=4, {len(noise)} seeds, {noise[0]['images']} images): accuracy "
+                   f"{acc.mean():.2f} % ± {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} (min {acc.min():.2f}, max {acc.max():.2f})")
+    return "\n".join(out)
 
 
 def _with_noise(program, seed):
