@@ -65,6 +65,13 @@ def main() -> None:
         if v:
             print(f"| {k} | {v / est.images:,.0f} | {100 * v / est.kernel_cycles:.1f} % |")
     print()
+    # what each of the largest terms costs: the estimate without it, and the term alone as a ceiling
+    hz = est.pl_mhz * 1e6
+    for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:4]:
+        if v:
+            print(f"- {k}: without it {est.images * hz / (est.kernel_cycles - v):,.0f} images/s; "
+                  f"alone {est.images * hz / v:,.0f} images/s")
+    print()
     res = estimate_resources(prog.preset, args.board)
     print(res.table())
     print()
