@@ -171,6 +171,11 @@ def test_compare_hls_log():
     assert rows["units"]["ok"] and rows["units"]["final_depth"] == 7
     assert not rows["load_w"]["ok"] and rows["load_w"]["final_ii"] == 2
     assert compare_hls_log("", LOOPS)[0]["final_ii"] is None and not compare_hls_log("", LOOPS)[0]["ok"]
+    old = ("INFO: [SCHED 204-61] Pipelining loop 'units'.\n"
+           "INFO: [SCHED 204-61] Pipelining result : Target II = 1, Final II = 1, Depth = 9.\n"
+           "INFO: [v++ 200-1470] Pipelining result : Target II = NA, Final II = 3, Depth = 2, loop 'load_w'\n")
+    rows = {r["name"]: r for r in compare_hls_log(old, LOOPS)}
+    assert rows["units"]["final_depth"] == 9 and rows["units"]["ok"] and rows["load_w"]["final_ii"] == 3
 
 
 def test_loop_table_of_the_sources_and_log_cli(tmp_path, capsys):

@@ -34,16 +34,24 @@ def compare_hls_log(log: str, loops: Sequence[Mapping]) -> list[dict]:
     """Each pipelined loop of the table against Vitis HLS's "Pipelining result" lines of vitis_hls.log.
 
     A line ``INFO: [HLS 200-1470] Pipelining result : Target II = 1, Final II = 4, Depth = 6, loop 'units'``
-    (UG1399, "Synthesizing the Code") gives the achieved II and depth of a loop; the loop name is
-    matched as the label or as a suffix of HLS's generated names (``..._units``). Returns one row per
-    pipelined loop: name, model ii/depth, achieved ii/depth (None if no line names it), ok.
+    (UG1399, "Synthesizing the Code"; older versions name the loop on the line before it,
+    ``Pipelining loop 'units'.``, and ``v++`` prints ``[v++ 200-1470]``) gives the achieved II and
+    depth of a loop; the loop name is matched as the label or as a suffix of HLS's generated
+    names (``..._units``). Returns one row per pipelined loop of the table: name, model
+    ii/depth, achieved ii/depth (None if no line names it), ok.
     """
     import re
     found: dict[str, tuple[int, int]] = {}
-    for m in re.finditer(r"Pipelining result\s*:\s*Target II\s*=\s*\d+,\s*Final II\s*=\s*(\d+),\s*Depth\s*=\s*(\d+)"
-                         r"(?:,\s*loop\s*'([^']+)')?", log):
-        if m.group(3):
-            found[m.group(3)] = (int(m.group(1)), int(m.group(2)))
+    last_named = None  # older versions name the loop on the line before: "Pipelining loop 'NAME'."
+    for m in re.finditer(r"Pipelining loop\s*'([^']+)'|Pipelining result\s*:\s*Target II\s*=\s*\w+,\s*"
+                         r"Final II\s*=\s*(\d+),\s*Depth\s*=\s*(\d+)(?:,\s*loop\s*'([^']+)')?", log):
+        if m.group(1):
+            last_named = m.group(1)
+            continue
+        name = m.group(4) or last_named
+        if name:
+            found[name] = (int(m.group(2)), int(m.group(3)))
+        last_named = None
     rows = []
     for lp in loops:
         if lp["ii"] == 0:
