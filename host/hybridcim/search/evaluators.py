@@ -143,7 +143,7 @@ class TernarizedDualEvaluator:
         self.images, self.labels = calibration_split(data, limit=images)
         self.base = dataclasses.replace(base, preset=preset)
         thr = opts["bin_threshold"]
-        trace = FastEmulator(base).run(self.images, trace=True).tensors  # inputs of every layer, once
+        trace = FastEmulator(base, "numpy").run(self.images, trace=True).tensors  # inputs of every layer, once
         self._tern = {}
         for l in self.base.layers:
             if l.name not in self._layers:
