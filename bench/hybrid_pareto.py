@@ -45,7 +45,8 @@ def evaluate(program, images, labels, preset, image_base=0, batch=250):
                                 "skipped": cnt.skipped_bitplanes / reads}
     return {"images": n, "correct": int((logits.argmax(1) == labels).sum()),
             "accuracy": float((logits.argmax(1) == labels).mean()), "energy_uj": c.energy_pj / n / 1e6,
-            "macro_uj": c.energy_macro_pj / n / 1e6, "seconds": round(time.time() - t, 1), "read_split": hist}
+            "macro_uj": c.energy_macro_pj / n / 1e6, "seconds": round(time.time() - t, 1), "read_split": hist,
+            "by_kind_uj": {k: v / n / 1e6 for k, v in c.energy_by_kind.items() if v}}
 
 
 def uniform(program, level, exclude=("stem",)):
