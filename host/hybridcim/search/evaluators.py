@@ -168,7 +168,7 @@ class TernarizedDualEvaluator:
             bias = np.rint((l.bias.astype(np.float64) + c) / np.exp2(e)).astype(np.int64)
             self._tern[l.name] = (theta, t, bias, l.shift.astype(np.int64) - e,
                                   None if l.res_tensor is None else l.res_shift.astype(np.int64) - e)
-        self.notes = (f"untrained: ternary weights derived from {base.name!r}'s integer weights (no fine-tuning), "
+        self.notes = (f"untrained: ternary weights derived from the integer weights of {base.name} (no fine-tuning), "
                       f"accuracy on the first {images} calibration images (training split) through the reference "
                       f"emulator; energy/latency/memory from cost preset {self.cost_preset.name!r}, whose ternary-macro "
                       "energy is not priced yet (macro2_bit_op_pj is null), memory adds the ternary cells 2*F_t*K")
