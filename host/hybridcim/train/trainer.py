@@ -17,6 +17,13 @@ model starts as the given checkpoint's: weights, BN statistics, activation scale
 kept when the source run had made it (masks only grow, so the pruning schedule can only
 add to the source's sparsity). The source must have the same model and preset.
 
+Post-training quantization: ``init_from`` may name a *float* ResNet checkpoint (``model.arch:
+float_resnet20``, float_models.py) for a ``resnet`` config of the same shape: its weights and BN
+state are copied into the CIM model (ptq.py); precision is assigned at ``precision.assign_epoch``
+and the activation scales are calibrated by the first ``model.calib_steps`` steps, as in a fresh
+run. With ``optim.lr: 0`` and ``optim.bn_freeze_epoch: 0`` nothing is trained: the run is plain
+PTQ (configs/resnet20_w8a8_ptq.yaml).
+
 Distillation (``distill.teacher``): a trained run of any architecture, loaded from its
 checkpoint (with the model config stored in it) and frozen in eval mode; the loss becomes
 ``(1 - alpha) * CE + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T))`` (Hinton
@@ -249,6 +256,15 @@ class Trainer:
         tensors, meta = read_checkpoint(path)
         src = meta.get("config", {})
         mine = self.cfg.to_dict()
+        src_arch = str(src.get("model", {}).get("arch", ""))
+        if self.compressed and src_arch.startswith("float_"):  # post-training quantization of a float model
+            from .ptq import load_float_into_cim
+            blocks = (3, 3, 3) if self.cfg.model.arch == "resnet20" else tuple(self.cfg.model.blocks or (3, 3, 3))
+            if not self.cfg.model.arch.startswith("resnet"):
+                raise ValueError(f"init_from: {path} is a float {src_arch} model; only a resnet can start from it")
+            load_float_into_cim(self.model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")},
+                                blocks)
+            return False  # a float model has no per-filter precision: assigned at precision.assign_epoch
         for key in ("model", "preset"):
             if src.get(key) is not None and _plain(src[key]) != _plain(mine[key]):
                 raise ValueError(f"init_from: {path} was trained with {key}={src[key]!r}, this config has "
