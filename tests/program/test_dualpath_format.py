@@ -293,3 +293,11 @@ def test_mutated_dual_images_get_a_typed_verdict(data):
         return
     assert encode(p) == image or decode(encode(p)) is not None
     ReferenceEmulator(p).run(random_images(p, 1))
+
+
+def test_too_many_ternary_row_blocks_refused_before_encoding():
+    import dataclasses as dc
+    p = _layer()
+    big = dc.replace(p.layers[0], k_rows=8 * 0x10000 + 8)
+    with pytest.raises(InvalidProgramError, match="exceed the dual section's u16 n_tern_rowblocks"):
+        validate(dc.replace(p, preset=dc.replace(DUAL_PRESET, tern_rows_active=8, tern_rows=64), layers=[big]))

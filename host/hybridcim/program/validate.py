@@ -136,6 +136,9 @@ def _check_dual(i: int, layer: Layer, program: Program) -> None:
         _fail(i, layer, problem)
     f, a = layer.n_filters, pr.tern_rows_active
     f_t, r_t = layer.dual.n_tern(f), -(-layer.k_rows // a)
+    if r_t > 0xFFFF:
+        _fail(i, layer, f"{r_t} ternary row blocks (K = {layer.k_rows} / tern_rows_active {a}) exceed the dual "
+                        "section's u16 n_tern_rowblocks")
     tw = layer.tern_words
     if not isinstance(tw, np.ndarray) or tw.dtype != np.uint64 or tw.shape != (f_t, r_t, 2):
         _fail(i, layer, f"ternary weights must be uint64 ({f_t}, {r_t}, 2) (ternary filters, row blocks, "
