@@ -9,7 +9,6 @@ prints a summary line. docs/dualnet.md describes the config and the evaluators.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -29,8 +28,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int_range(1, 256), default=1, metavar="K",
                    help="worker processes on this machine, this one included (default 1)")
     add_data_options(p)
-    p.add_argument("--worker-only", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-only", action="store_true",
+                   help="join the search as one more worker: evaluate trials until the target, write no outputs "
+                        "(what --workers starts; also for extra workers started by hand)")
     p.set_defaults(func=run)
 
 
@@ -62,7 +62,7 @@ def run(args) -> int:
     data = args.data or os.environ.get("CIFAR10_DIR")
     try:
         ev = make_evaluator(cfg.evaluator, cfg.evaluator_options, data)
-        study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=args.worker_index or os.getpid() % 9973)
+        study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0)
         if args.worker_only:
             run_worker(cfg, study, ev, free, n_trials, lock if args.storage is None else None)
             return 0

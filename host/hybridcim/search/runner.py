@@ -189,7 +189,7 @@ def write_outputs(study, cfg: SearchConfig, ev_objectives: dict, layers: list[st
 def spawn_workers(argv: list[str], k: int) -> list[subprocess.Popen]:
     """Start ``k`` worker processes running ``hybridcim search ... --worker-only`` (same config and storage)."""
     cmd = [sys.executable, "-m", "hybridcim.cli.main", "search", *argv, "--worker-only"]
-    return [subprocess.Popen([*cmd, "--worker-index", str(i)], stdout=subprocess.DEVNULL) for i in range(1, k + 1)]
+    return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(k)]
 
 
 def directions_of(cfg: SearchConfig, ev) -> list[str]:
