@@ -12,7 +12,7 @@ from hybridcim.emulator.counters import DUAL_EXTRA, InputOnesCounter, static_cou
 from hybridcim.emulator.ops import avgpool, im2col, maxpool
 from hybridcim.emulator.reference import ReferenceEmulator
 from hybridcim.program.builder import ProgramBuilder
-from hybridcim.program.dualpath import TERN_PER_IMAGE, DualPathParams, decode_ternary, tern_static
+from hybridcim.program.dualpath import TERN_PER_IMAGE, DualPathParams, decode_ternary, tern_input_ones, tern_path, tern_static
 from hybridcim.program.format import Op
 from hybridcim.program.weights import decode_weight_matrix
 from hybridcim.spec import get_preset
@@ -126,6 +126,8 @@ def _independent(program, images):
             f0 = l.dual.first_tern(l.n_filters)
             t = decode_ternary(l.tern_words, l.k_rows, p.preset.tern_rows_active)
             acc[:, f0:] = (xs >= l.dual.bin_threshold).astype(np.int64) @ t.T
+            assert np.array_equal(tern_path(l.tern_words, (xs >= l.dual.bin_threshold).astype(np.int64),
+                                            p.preset.tern_rows_active), acc[:, f0:])  # the word-level helper
         res = env[l.res_tensor] if l.res_tensor is not None else None
         env[l.out_tensor] = requantize(acc.reshape(n, ho, wo, -1), l.bias, l.shift, l.clamp_lo, l.clamp_hi, res,
                                        l.res_shift if res is not None else None)
@@ -151,6 +153,7 @@ def _expected_counters(layer, program, env, n):
     cols = im2col(env[layer.in_tensor], layer.kh, layer.kw, layer.stride, layer.pad)
     n_ftiles = -(-f_t // pr.tern_filters_per_macro)
     c.tern_input_ones = n_ftiles * int((cols >= layer.dual.bin_threshold).sum())
+    assert tern_input_ones(layer, program, env[layer.in_tensor]) == c.tern_input_ones  # the vectorized count
     c.cycles = max(c.cycles, c.tern_cycles)
     return c
 

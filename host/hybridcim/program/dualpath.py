@@ -229,3 +229,23 @@ def tern_path(words: np.ndarray, b_cols: np.ndarray, rows_active: int) -> np.nda
             acc[:, u] += popcount64(bw[:, b] & words[u, b, 0]).astype(np.int64) - \
                 popcount64(bw[:, b] & words[u, b, 1]).astype(np.int64)
     return acc
+
+
+def tern_input_ones(layer, program, x: np.ndarray) -> int:
+    """``tern_input_ones`` of a dual-path layer from its NHWC input ``x`` (§10.4), without im2col:
+    (filter tiles) × Σ over images, output pixels and kernel offsets of the ones of z = x ≥ θ in the
+    zero-padded window (every filter tile reads every row of K once per pixel)."""
+    pr = program.preset
+    f_t = layer.dual.n_tern(layer.n_filters)
+    if not f_t:
+        return 0
+    n_ftiles = -(-f_t // pr.tern_filters_per_macro)
+    out = program.tensors[layer.out_tensor]
+    ones = (np.asarray(x) >= layer.dual.bin_threshold).sum(axis=(0, 3), dtype=np.int64)  # (H, W)
+    p, s = layer.pad, layer.stride
+    ones = np.pad(ones, ((p, p), (p, p)))
+    total = 0
+    for ky in range(layer.kh):
+        for kx in range(layer.kw):
+            total += int(ones[ky:ky + s * (out.height - 1) + 1:s, kx:kx + s * (out.width - 1) + 1:s].sum())
+    return n_ftiles * total
