@@ -215,6 +215,36 @@ def get_ratios(model) -> dict[str, int]:
     return {n: int(l.ratio) for n, l in dual_layers(model)}
 
 
+def recalibrate_bn(model, batches) -> None:
+    """Re-estimate the running BN statistics of every CIM layer (both paths of a dual layer, for the
+    channels its current ``ratio`` puts on each) as the plain average over ``batches`` (float NCHW
+    model inputs), with the ratios fixed (no supernet draws) and no gradient; the eval-mode fold, and so
+    the exported integer model, then matches these ratios. A candidate of the ratio search needs this
+    after ``set_ratios``: the statistics a supernet keeps are averaged over the sampled ratios."""
+    layers = [l for _, l in model.cim_layers() if l.has_bn]
+    saved = [(l.bn_momentum, l.bn_frozen.clone(), getattr(l, "allowed", None)) for l in layers]
+    allowed = [None if a is None else a.clone() for _, _, a in saved]
+    was = model.training
+    try:
+        model.train()
+        for l in layers:
+            l.bn_frozen.fill_(False)
+            if isinstance(l, DualConv2d):
+                l.allowed.zero_()
+        with torch.no_grad():
+            for i, x in enumerate(batches):
+                for l in layers:
+                    l.bn_momentum = 1.0 / (i + 1)
+                model(x)
+    finally:
+        for l, (mom, frozen, _), a in zip(layers, saved, allowed):
+            l.bn_momentum = mom
+            l.bn_frozen.copy_(frozen)
+            if a is not None:
+                l.allowed.copy_(a)
+        model.train(was)
+
+
 def configure_dual(model, dual, seed: int) -> None:
     """Apply a config's ``dual`` section (config.DualConfig) to a built or loaded model: the fixed ratios
     (``layer_ratios`` in network order, else ``ratio``) and, in supernet mode, the sampling set and seed.
