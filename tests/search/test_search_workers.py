@@ -143,3 +143,11 @@ def test_rdb_storage_url(tmp_path, capsys):
 def test_failing_evaluator_stops_after_three(tmp_path, capsys):
     rc, _, err = run_main(capsys, toy_config(tmp_path, fail=True), "--out", tmp_path / "o")
     assert rc == 1 and "3 candidates in a row failed" in err and "toy evaluator told to fail" in err
+
+
+def test_enqueued_trials_are_not_counted_as_running(tmp_path, capsys):
+    """trials=1 with a baseline waiting in the queue: the worker takes it (it used to wait for it forever)."""
+    rc, out_text, err = run_main(capsys, toy_config(tmp_path, trials=1), "--out", tmp_path / "o")
+    assert rc == 0 and "1 complete trials" in out_text, err
+    (t,) = load_trials(tmp_path / "o")
+    assert t.user_attrs["baseline"] == "all INT4" and t.state.name == "COMPLETE"

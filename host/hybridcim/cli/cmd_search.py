@@ -54,15 +54,15 @@ def run(args) -> int:
     out = check_output_dir(args.out, "--out folder")
     out.mkdir(parents=True, exist_ok=True)
     children = []
-    if not args.worker_only and args.workers > 1:
+    data = args.data or os.environ.get("CIFAR10_DIR")
+    ev = make_evaluator(cfg.evaluator, cfg.evaluator_options, data)
+    study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0)
+    if not args.worker_only and args.workers > 1:  # after the checks above: a bad config fails once, here
         argv = [args.config, "--out", str(out), "--trials", str(n_trials), "--workers", "1"]
         argv += ["--storage", args.storage] if args.storage else []
         argv += ["--data", args.data] if args.data else []
         children = spawn_workers(argv, args.workers - 1)
-    data = args.data or os.environ.get("CIFAR10_DIR")
     try:
-        ev = make_evaluator(cfg.evaluator, cfg.evaluator_options, data)
-        study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0)
         if args.worker_only:
             run_worker(cfg, study, ev, free, n_trials, lock if args.storage is None else None)
             return 0

@@ -75,8 +75,9 @@ def open_study(cfg: SearchConfig, storage, directions: list[str], salt: int = 0,
 
 
 def _counts(study) -> tuple[int, int]:
+    """(complete, running) trials; WAITING (enqueued) ones are neither: the next ask takes them."""
     from optuna.trial import TrialState
-    ts = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+    ts = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
     done = sum(t.state == TrialState.COMPLETE for t in ts)
     return done, len(ts) - done
 
@@ -107,7 +108,10 @@ def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, loc
             shown = done
         if done >= n_trials:
             return stats
-        if done + pending >= n_trials:
+        if done + pending >= n_trials:  # the others' running trials may reach the target: wait and see
+            if lock_path is None:  # a database: fail (and re-queue) trials whose heartbeat stopped
+                import optuna
+                optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_S)
             continue
         box = {}
