@@ -101,11 +101,18 @@ static hcim_unit g_sched[MAX_ROUND_UNITS];
 static uint16_t g_r_gunits[HCIM_MAX_GROUPS];             // units of each group in this round
 static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops, g_r_rows;
 static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];             // tiles of the round that activate each row block
+static cnt_t g_ones[HCIM_MAX_ROWBLOCKS];                 // 1 bits per row block over the round's pixels
 // hybrid mode: the level table and per (group, level) the digital and analog pairs of one unit
 static hcim_hybrid g_hy;
 static uint16_t g_hy_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_hy_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
 static uint8_t g_lvl_d[HCIM_MAX_GROUPS], g_lvl_e[HCIM_MAX_GROUPS];  // this pixel's (D, E) per group
 static uint16_t g_nhat[A_ROWS + 1];                      // noise-free ADC: reconstructed count of n
+// noisy hybrid layers: the binomial noise of every analog pair of this pixel, per schedule entry,
+// column and input plane, made by one Philox unit (the noise loop) before the units loop reads it
+static int8_t g_noise[MAX_ROUND_UNITS][G_W][HCIM_MAX_IN_BITS];
+// per group and level: this round's digital / analog / skipped column reads of one pixel
+static uint32_t g_r_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_r_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
+static uint32_t g_r_skp[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
 
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
@@ -141,14 +148,15 @@ philox_rounds:
     }
 }
 
-// Noise e of one analog read in 1/16 counts: centered binomial of noise_pairs coin pairs from
-// Philox4x32-10(counter = (image, pixel, column, b << 8 | i << 4 | j), key = (seed, layer)), << shift.
-static int32_t hcim_noise(const hcim_ctx &ctx, uint32_t pixel, uint32_t column, uint32_t b, uint32_t i, uint32_t j) {
+// Noise of one analog read before its scale: the centered binomial popcount(a) - popcount(b)
+// (-64..64) of noise_pairs coin pairs, a | b = the words of Philox4x32-10(counter = (image, pixel,
+// column, b << 8 | i << 4 | j), key = (seed, layer)); e = that << noise_shift (1/16 counts).
+static int8_t hcim_noise(const hcim_ctx &ctx, uint32_t pixel, uint32_t column, uint32_t b, uint32_t i, uint32_t j) {
     uint32_t c[4] = {ctx.image, pixel, column, (b << 8) | (i << 4) | j};
     hcim_philox(c, g_hy.noise_seed, ctx.layer);
     const word_t m = g_hy.noise_pairs >= 64 ? ~(word_t)0 : (((word_t)1 << g_hy.noise_pairs) - 1);
     const word_t a = ((word_t)c[0] | (word_t)c[1] << 32) & m, bb = ((word_t)c[2] | (word_t)c[3] << 32) & m;
-    return ((int32_t)hcim_popcount(a) - (int32_t)hcim_popcount(bb)) * (int32_t)(1u << g_hy.noise_shift);
+    return (int8_t)((int32_t)hcim_popcount(a) - (int32_t)hcim_popcount(bb));
 }
 
 // Reconstructed count n^ = code << s of a bit-line value n16 in 1/16 counts.
@@ -301,10 +309,11 @@ pack_planes:
 #pragma HLS PIPELINE II = 1
         const uint32_t v = (uint32_t)x[k];
         const bool flush = (c & 63u) == 63u || c + 1 == ti.c;
-        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) {
+        uint32_t a = base + (c >> 6);
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++, a += cw) {
             pw[i] |= (word_t)((v >> i) & 1u) << (c & 63u);
             if (flush) {
-                g_planes[base + i * cw + (c >> 6)] = pw[i];
+                g_planes[a] = pw[i];
                 pw[i] = 0;
             }
         }
@@ -442,17 +451,19 @@ clear_window:
 #pragma HLS ARRAY_PARTITION variable = hi complete
     for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) lo[i] = hi[i] = 0;
     uint32_t fill = 0, wout = 0;  // valid bits in (hi, lo); stream words written
+    // plane-buffer address of window position (ky, kx), kept by additions (may be negative outside)
+    const int32_t pix_words = (int32_t)(ti.bits * cw), row_words = (int32_t)ti.w * pix_words;
+    int32_t row_addr = iy0 * row_words + ix0 * pix_words, addr = row_addr, iy = iy0, ix = ix0;
 window:
-    for (uint32_t k = 0, ky = 0, kx = 0, wi = 0; k < n; k++) {
+    for (uint32_t k = 0, wi = 0; k < n; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
 #pragma HLS PIPELINE II = 1
-        const int32_t iy = iy0 + (int32_t)ky, ix = ix0 + (int32_t)kx;
         const bool inside = iy >= 0 && ix >= 0 && iy < (int32_t)ti.h && ix < (int32_t)ti.w;  // else zero padding
-        const uint32_t src = inside ? ((uint32_t)iy * ti.w + (uint32_t)ix) * ti.bits * cw + wi : 0;
         const uint32_t nb = wi + 1 == cw ? ti.c - 64 * wi : 64;  // channels in this word
         const bool emit = fill + nb >= 64;
-        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) {
-            const word_t v = inside ? g_planes[src + i * cw] : 0;  // bits past the channels are 0
+        uint32_t a = (uint32_t)(addr + (int32_t)wi);
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++, a += cw) {
+            const word_t v = inside ? g_planes[a] : 0;  // bits past the channels are 0
             lo[i] |= v << fill;
             hi[i] |= fill ? v >> (64u - fill) : 0;
             if (emit) {
@@ -465,9 +476,12 @@ window:
         wout += emit;
         if (++wi == cw) {
             wi = 0;
-            if (++kx == l->kw) {
-                kx = 0;
-                ky++;
+            addr += pix_words;
+            if (++ix == ix0 + (int32_t)l->kw) {
+                ix = ix0;
+                iy++;
+                row_addr += row_words;
+                addr = row_addr;
             }
         }
     }
@@ -537,12 +551,9 @@ levels:
         g_lvl_d[g] = g_hy.dd[v];
         g_lvl_e[g] = g_hy.kd[v];
         if (count_decisions) hist[v]++;
-        const cnt_t n = g_r_gunits[g];
-        if (n) {
-            *dig += n * g_hy_dig[g][v];
-            *ana += n * g_hy_ana[g][v];
-            *skip += n * ((cnt_t)g_ncols[g] * bits_in - g_hy_dig[g][v] - g_hy_ana[g][v]);
-        }
+        *dig += g_r_dig[g][v];
+        *ana += g_r_ana[g][v];
+        *skip += g_r_skp[g][v];
     }
 }
 
@@ -551,11 +562,39 @@ levels:
 // depth d = dep_c + X - 1 - i digital if d < D, analog if D <= d < E, skipped otherwise. HYB = false
 // is the digital-only instance (every d < 15 = D) the csim uses for mode-0 layers; the synthesized
 // datapath is the general one.
+// Noisy hybrid layers, per output pixel: the noise of every analog pair the units loop will read,
+// one Philox4x32-10 evaluation per iteration (one noise unit; a noisy layer runs at one analog read
+// per cycle, the price of an SNR study), in schedule order.
+static void hcim_make_noise(uint32_t n_units, uint32_t bits_in, const hcim_ctx &ctx, uint32_t pixel) {
+    const uint32_t n = n_units * G_W * bits_in;
+    HCIM_LOOP_ENTER(HCIM_LP_NOISE);
+    HCIM_LOOP_ITERS(HCIM_LP_NOISE, n);
+noise:
+    for (uint32_t k = 0, u = 0, c = 0, i = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 32768
+#pragma HLS PIPELINE II = 1
+        const hcim_unit &e = g_sched[u];
+        const hcim_colw cw = g_colw[e.group][c];
+        const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - (int32_t)i;
+        if (cw.used && d >= (int32_t)g_lvl_d[e.group] && d < (int32_t)g_lvl_e[e.group])  // analog pairs only
+            g_noise[u][c][i] = hcim_noise(ctx, pixel, e.group * G_W + c, e.block, i, cw.j);
+        if (++i == bits_in) {
+            i = 0;
+            if (++c == G_W) {
+                c = 0;
+                u++;
+            }
+        }
+    }
+}
+
 template <int BITS, bool HYB>
 static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
                        const hcim_ctx &ctx, uint32_t pixel) {
     uint32_t colacc[G_W];  // per-column accumulators (registers)
 #pragma HLS ARRAY_PARTITION variable = colacc complete
+#pragma HLS ARRAY_PARTITION variable = g_noise dim = 2 complete
+#pragma HLS ARRAY_PARTITION variable = g_noise dim = 3 complete
     for (int c = 0; c < G_W; c++) colacc[c] = 0;
     HCIM_LOOP_ENTER(HCIM_LP_UNITS);
     HCIM_LOOP_ITERS(HCIM_LP_UNITS, n_units);
@@ -590,7 +629,7 @@ units:
                     v = n;  // digital: the adder tree's exact count
                 } else if (d < elev) {
                     v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
-                                                    hcim_noise(ctx, pixel, g * G_W + c, b, i, cw.j))
+                                                    (int32_t)g_noise[u][c][i] * (1 << g_hy.noise_shift))
                                          : g_nhat[n];
                 } else {
                     v = 0;  // skipped
@@ -663,6 +702,17 @@ rounds:
         const uint32_t n_units = hcim_build_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
         const bool first = round == 0, last = round + 1 == n_rounds;
         wload += (cnt_t)n_units * G_W * A_ROWS;
+        if (hybrid) {  // this round's column reads per (group, level) of one pixel
+            for (uint32_t g = 0; g < l->ng; g++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
+                for (uint32_t v = 0; v < HCIM_MAX_LEVELS && v < g_hy.n_levels; v++) {
+                    const uint32_t n = g_r_gunits[g];
+                    g_r_dig[g][v] = n * g_hy_dig[g][v];
+                    g_r_ana[g][v] = n * g_hy_ana[g][v];
+                    g_r_skp[g][v] = n * (g_ncols[g] * bits - g_hy_dig[g][v] - g_hy_ana[g][v]);
+                }
+            }
+        }
         if (!first) dram += (cnt_t)pixels * l->f * (HCIM_ACC_BITS / 8) * 2;  // partial sums out, then back in
         // the round's events, once per input plane and pixel
         const cnt_t per = (cnt_t)bits * pixels;
@@ -676,6 +726,7 @@ rounds:
             blocks += g_r_blocks[m] * per;
             busy[m] += g_r_blocks[m] * per;
         }
+        for (uint32_t b = 0; b < l->r; b++) g_ones[b] = 0;
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
         HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
     pixels:
@@ -685,17 +736,17 @@ rounds:
                 hcim_pack_window(ti, l, oy, ox, xw);
                 HCIM_LOOP_ENTER(HCIM_LP_COUNT_ONES);
                 HCIM_LOOP_ITERS(HCIM_LP_COUNT_ONES, l->r);
-            count_ones:  // 1 bits on the word lines: every activated row block of every tile, every plane
+            count_ones:  // 1 bits on the word lines per row block (x its activations in the round's tiles, below)
                 for (uint32_t b = 0; b < l->r; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
 #pragma HLS PIPELINE II = 1
-                    if (!g_r_mult[b]) continue;
                     uint32_t n1 = 0;
                     for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < bits; i++) n1 += hcim_popcount(xw[i][b]);
-                    ones += (cnt_t)g_r_mult[b] * n1;
+                    g_ones[b] += n1;
                 }
                 if (hybrid) {
                     hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
+                    if (g_hy.noise_pairs) hcim_make_noise(n_units, bits, ctx, p);
                     hcim_units_any<true>(xw, n_units, bits, ctx, p);
                 } else {
                     hcim_units_any<false>(xw, n_units, bits, ctx, p);
@@ -730,6 +781,7 @@ rounds:
                 oy++;
             }
         }
+        for (uint32_t b = 0; b < l->r; b++) ones += (cnt_t)g_r_mult[b] * g_ones[b];  // a block read in m tiles: m times
     }
     cnt_t cycles = 0;
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;

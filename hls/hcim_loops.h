@@ -36,6 +36,7 @@
     X(HCIM_LP_COUNT_ONES, "count_ones", 1, 4)         /* per pixel: one row block's 1 bits (all planes) */    \
     X(HCIM_LP_SALIENCY, "saliency", 1, 4)             /* per pixel (hybrid): one row block's saliency */     \
     X(HCIM_LP_LEVELS, "levels", 1, 6)                 /* per pixel (hybrid): one group's saliency, level */  \
+    X(HCIM_LP_NOISE, "noise", 1, 36)                 /* per pixel (noisy hybrid): one pair's Philox4x32-10 */ \
     X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
     X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: one filter */                            \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \

@@ -1,12 +1,13 @@
 // Testbench of the hybridcim accelerator (Vitis HLS csim/cosim, or g++: `make -C hls tb`).
 //
-//   hybridcim_accel_tb PROGRAM.cim IMAGES.u8 EXPECTED.i32 [COUNTERS.u64]
+//   hybridcim_accel_tb PROGRAM.cim IMAGES.u8 EXPECTED.i32 [COUNTERS.u64 [IMAGE_BASE]]
 //
 // PROGRAM.cim: the program image; IMAGES.u8: n uint8 NCHW images back to back (raw bytes);
 // EXPECTED.i32: n x (output size) little-endian int32 (the golden emulator's outputs);
 // COUNTERS.u64 (optional): the emulator's activity counters of the n images as the kernel's
 // counters buffer: the header word, then n_layers x HCIM_N_COUNTERS little-endian u64
-// (architecture.md §7).
+// (architecture.md §7, §9.7). IMAGE_BASE (default 0): the global index of the first image (the
+// analog noise of hybrid layers depends on it).
 // Write them with `python -m hybridcim.runtime.tb_files`. main returns 0 only when every
 // output (and counter) equals the expectation exactly; 1 on any mismatch, 2 on a kernel
 // error, 3 on a file or size problem.
@@ -87,7 +88,8 @@ int main(int argc, char **argv) {
     if (cp) std::memcpy(expected_cnt.data(), cnt_b.data(), cnt_b.size());
     const uint32_t rc = hybridcim_accel(prog.data(), (uint32_t)prog.size(), images.data(), (uint32_t)images.size(), n, out.data(),
                                         (uint32_t)out.size(), scratch.data(), (uint32_t)scratch.size(), HCIM_FLAG_COUNTERS,
-                                        counters.data(), (uint32_t)counters.size());
+                                        counters.data(), (uint32_t)counters.size(),
+                                        argc > 5 ? (uint32_t)std::strtoul(argv[5], nullptr, 0) : 0u);
     if (rc != HCIM_OK) {
         std::fprintf(stderr, "tb: kernel returned error %u (detail %u)\n", rc & 0xFFFF, rc >> HCIM_DETAIL_SHIFT);
         return 2;

@@ -52,7 +52,7 @@ static uint32_t run(const uint64_t *prog, uint32_t words, uint32_t per_image, ui
     uint32_t flags = HCIM_FLAG_COUNTERS | (trace ? HCIM_FLAG_TRACE : 0u);
     return hybridcim_accel(prog, words, images.data(), (uint32_t)images.size(), n, out.data(), (uint32_t)out.size(),
                            scratch.data(), (uint32_t)scratch.size(), flags, counters.data(),
-                           (uint32_t)counters.size());
+                           (uint32_t)counters.size(), 0u);
 }
 
 int main(int argc, char **argv) {
