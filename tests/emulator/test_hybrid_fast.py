@@ -151,3 +151,17 @@ def test_vectorized_noise_equals_the_reference_draw(seed, layer, pairs, shift):
         from hybridcim.emulator.torch_backend import philox4x32_torch
         got = philox4x32_torch(*(torch.from_numpy(ctr[:, k].astype(np.int64)) for k in range(4)), seed, layer)
         assert np.array_equal(np.stack([g.numpy() for g in got], -1).astype(np.uint64), words)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2 ** 31), st.sampled_from(["tiny-64", "sun-mars-256"]))
+def test_input_ones_counted_in_torch_equals_numpy(seed, preset):
+    """The torch backend counts input_ones in torch (uint8 popcount): the same integers as the numpy
+    counter, compact (pruned-channel) tensors and 8-bit inputs included."""
+    from hybridcim.zoo.fuzz import random_program
+    p = random_program(seed, preset, max_convs=3, max_hw=6, max_channels=8)
+    imgs = _images(p, 3, np.random.default_rng(seed))
+    a, b = FastEmulator(p, "numpy").run(imgs), FastEmulator(p, "torch").run(imgs)
+    assert [c.input_ones for c in a.counters] == [c.input_ones for c in b.counters]
+    assert np.array_equal(a.outputs, b.outputs)

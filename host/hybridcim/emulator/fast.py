@@ -7,7 +7,8 @@ run by a backend: ``torch`` (used when importable; channels-last convolutions by
 else the *float* engine, exact float32/float64 conv2d) or ``numpy`` (im2col + BLAS float
 matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 :func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
-which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs, and
+which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs (in
+torch on the torch backend), and
 the data-dependent counters of hybrid layers (architecture.md §9), which their engine
 (hybrid_engine.py; torch_backend.py on the torch backend) counts as it runs them.
 """
@@ -82,7 +83,7 @@ class FastEmulator:
                 self._torch = TorchPlan(self.plan, self.engine)
             from .torch_backend import Int8Mismatch
             try:
-                env = self._torch.run(x0, keep_all=trace, observe=observe, counters=counters, image_base=image_base)
+                env = self._torch.run(x0, keep_all=trace, counters=counters, image_base=image_base, ones=self._ones)
                 break
             except Int8Mismatch:  # that layer is float now (a warning said so): run the batch again
                 continue

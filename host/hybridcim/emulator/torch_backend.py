@@ -299,10 +299,13 @@ class TorchPlan:
         y = self._full(t, x).to(dtype)
         return y.sub_(zp) if zp else y
 
-    def run(self, x0: np.ndarray, keep_all: bool, observe=None, counters=None, image_base: int = 0) -> dict[int, np.ndarray]:
+    def run(self, x0: np.ndarray, keep_all: bool, observe=None, counters=None, image_base: int = 0,
+            ones=None) -> dict[int, np.ndarray]:
         """x0: int64 NHWC input (uint8 range). Returns {tensor index: int64 NHWC} (all tensors if keep_all).
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
-        the place where per-layer input activations are available. Hybrid layers add their data-dependent
+        the place where per-layer input activations are available. ``ones``: {CIM layer i: its
+        :class:`~hybridcim.emulator.counters.InputOnesCounter`}: ``input_ones`` is then counted in torch
+        (:func:`input_ones_torch`) into ``counters[i]`` instead of calling ``observe``. Hybrid layers add their data-dependent
         counters to ``counters[i]`` (required when the program has hybrid layers); ``image_base`` numbers
         the images for their analog noise."""
         p = self.program
@@ -312,7 +315,9 @@ class TorchPlan:
             for i, layer in enumerate(p.layers):
                 x = env[layer.in_tensor]
                 if layer.op.is_cim:
-                    if observe is not None:
+                    if ones is not None:
+                        counters[i].input_ones += input_ones_torch(ones[i], x, self.plan.stored[layer.in_tensor])
+                    elif observe is not None:
                         observe(i, x.permute(0, 2, 3, 1).numpy())
                     y = self._hybrid(i, layer, x, env, counters[i], image_base) if i in self.plan.hybrid else \
                         self._cim(i, layer, x, env)
@@ -441,6 +446,39 @@ class TorchPlan:
         return (y.add_(st.out_zp) if st.out_zp else y).to(torch.uint8)
 
 
+def popcount8_torch(x: torch.Tensor) -> torch.Tensor:
+    """Set bits of every byte of a uint8 tensor (uint8, SWAR on bytes)."""
+    x = x - ((x >> 1) & 0x55)
+    x = (x & 0x33) + ((x >> 2) & 0x33)
+    return (x + (x >> 4)) & 0x0F
+
+
+def input_ones_torch(counter, x: torch.Tensor, channels: np.ndarray | None) -> int:
+    """``input_ones`` of one CIM layer (architecture.md §7) from its stored input ``x`` (NCHW, uint8 or
+    exact float values 0…255 of the stored ``channels``; None: all), counted in torch: per (channel, y, x)
+    the 1 bits summed over the images, then per kernel offset a strided window sum times the tiles
+    that activate each row (the same integer as :class:`~hybridcim.emulator.counters.InputOnesCounter`)."""
+    l, t = counter.layer, counter.t_in
+    ones = torch.zeros((t.channels, t.height, t.width), dtype=torch.int64)
+    if x.numel():
+        xu = x if x.dtype == torch.uint8 else x.to(torch.uint8)
+        per = popcount8_torch(xu).sum(dim=0, dtype=torch.int64)  # (C', H, W)
+        if channels is None:
+            ones = per
+        else:
+            ones[torch.from_numpy(channels)] = per
+    p, s = l.pad, l.stride
+    if p:
+        ones = tf.pad(ones, (p, p, p, p))
+    mult = torch.from_numpy(counter.row_mult)  # (kh, kw, C)
+    total = 0
+    for ky in range(l.kh):
+        for kx in range(l.kw):
+            win = ones[:, ky:ky + s * (counter.ho - 1) + 1:s, kx:kx + s * (counter.wo - 1) + 1:s].sum(dim=(1, 2))
+            total += int(win @ mult[ky, kx])
+    return total
+
+
 def philox4x32_torch(c0, c1, c2, c3, k0: int, k1: int, rounds: int = 10) -> tuple:
     """Philox4x32-``rounds`` on int64 tensors holding u32 counter words (broadcastable), scalar key:
     the words of :func:`hybridcim.cim.philox.philox4x32` (int64 products wrap mod 2^64 like uint64;
@@ -489,35 +527,42 @@ class TorchHybrid:
         self.g_of_f = torch.from_numpy(hl.g_of_f)
         self.cmax = (1 << hl.adc_bits) - 1
         self.int8, self.checked = int8, False
-        self.planes = []  # per input plane: columns analog at some level, their block weights and coefficients
+        self.planes = []  # per input plane: columns analog at some level; per row block its present ones
         for i in range(hl.x_bits):
             cols = hl.analog_columns(np.arange(hl.n_levels), i)
             if not len(cols):
                 self.planes.append(None)
                 continue
-            u = len(cols)
-            wb = hl.wcol[:, cols].reshape(r, a, u)  # (R, A, U): absent units are 0
-            pres = hl.present_u[cols].T  # (R, U)
-            coef = hl.a_coef[:, i][:, cols]  # (T, U, F)
-            a_exp = coef * float(1 << hl.s)  # n̂ = code · 2^s folded into the level's product
-            pl = SimpleNamespace(cols=cols, u=u, w_float=torch.from_numpy(wb.astype(np.float32)),
-                                 present=torch.from_numpy(pres.reshape(-1)),
-                                 a_exp=torch.from_numpy(np.array(a_exp)).to(ft),
-                                 col=torch.from_numpy(hl.col_u[cols]), j=torch.from_numpy(hl.j_u[cols]))
-            if int8:
-                w_oihw = np.ascontiguousarray(wb.transpose(0, 2, 1)).reshape(r * u, a, 1, 1)
-                pl.ws_code = torch.full((r * u,), float(np.ldexp(1.0, -hl.s)))
-                pl.ws_count = torch.ones(r * u)
-                wt = torch.from_numpy(w_oihw.astype(np.int8))
-                pl.pack_code = torch.ops.onednn.qconv_prepack(wt, pl.ws_code, 1.0, 0, [1, 1], [0, 0], [1, 1], r, None)
-                pl.pack_count = torch.ops.onednn.qconv_prepack(wt, pl.ws_count, 1.0, 0, [1, 1], [0, 0], [1, 1], r,
-                                                               None)
-                pl.zp = torch.zeros(r * u, dtype=torch.int64)
+            coef = hl.a_coef[:, i][:, cols] * float(1 << hl.s)  # (T, U, F); n̂ = code · 2^s folded in
+            pl = SimpleNamespace(cols=cols, u=len(cols), a_exp=torch.from_numpy(coef).to(ft),
+                                 col=torch.from_numpy(hl.col_u[cols]), j=torch.from_numpy(hl.j_u[cols]), blocks=[])
+            for blk in range(r):
+                sel = np.nonzero(hl.present_u[cols, blk])[0]
+                if not len(sel):
+                    continue
+                wb = hl.wcol[blk * a:(blk + 1) * a, cols[sel]]  # (A, U_b) 0/1
+                bk = SimpleNamespace(b=blk, sel=torch.from_numpy(sel), whole=len(sel) == len(cols),
+                                     w_float=torch.from_numpy(wb.astype(np.float32)))
+                if int8:
+                    w_oihw = torch.from_numpy(np.ascontiguousarray(wb.T).reshape(len(sel), a, 1, 1).astype(np.int8))
+                    bk.ws_code = torch.full((len(sel),), float(np.ldexp(1.0, -hl.s)))
+                    bk.ws_count = torch.ones(len(sel))
+                    bk.pack_code = torch.ops.onednn.qconv_prepack(w_oihw, bk.ws_code, 1.0, 0, [1, 1], [0, 0], [1, 1],
+                                                                  1, None)
+                    bk.pack_count = torch.ops.onednn.qconv_prepack(w_oihw, bk.ws_count, 1.0, 0, [1, 1], [0, 0], [1, 1],
+                                                                   1, None)
+                    bk.zp = torch.zeros(len(sel), dtype=torch.int64)
+                pl.blocks.append(bk)
             self.planes.append(pl)
 
-    def _qconv(self, xin, pack, ws, zp, groups: int, hi: float) -> torch.Tensor:
-        return torch.ops.onednn.qconv2d_pointwise(xin, 1.0, 0, pack, ws, zp, None, [1, 1], [0, 0], [1, 1], groups, 1.0,
-                                                  0, torch.uint8, "hardtanh", [0.0, hi], "")
+    @staticmethod
+    def _qconv(x: torch.Tensor, pack, ws, zp, hi: float) -> torch.Tensor:
+        """(M, U_b) uint8 clamp(round_half_even(x · w · ws), 0, hi) of a contiguous uint8 (M, A) ``x`` (a 1x1
+        oneDNN int8 convolution over M pixels)."""
+        m, a = x.shape
+        y = torch.ops.onednn.qconv2d_pointwise(x.view(1, m, 1, a).permute(0, 3, 1, 2), 1.0, 0, pack, ws, zp, None,
+                                               [1, 1], [0, 0], [1, 1], 1, 1.0, 0, torch.uint8, "hardtanh", [0.0, hi], "")
+        return y.permute(0, 2, 3, 1).reshape(m, -1)
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (M, R·A) zero-padded windows of NCHW ``x`` (all channels, exact integer values)."""
@@ -594,39 +639,44 @@ class TorchHybrid:
             mm = torch.arange(m)
             image = (first_image + mm // pix).view(m, 1)
             pixel = (mm % pix).view(m, 1)
+        xsb = None
         for i, pl in enumerate(self.planes):  # analog part
             if pl is None or not hl.analog[used, i].any():
                 continue
-            xi = plane(i)
-            if self.int8 and not noisy:
-                codes = self._qconv(xi.view(1, m, 1, r * a).permute(0, 3, 1, 2), pl.pack_code, pl.ws_code, pl.zp, r,
-                                    float(self.cmax))
-                codes = codes.permute(0, 2, 3, 1).reshape(m, r, pl.u)
-            else:
-                if self.int8:
-                    cnt = self._qconv(xi.view(1, m, 1, r * a).permute(0, 3, 1, 2), pl.pack_count, pl.ws_count, pl.zp,
-                                      r, 255.0).permute(0, 2, 3, 1).reshape(m, r, pl.u)
+            if xsb is None:  # row-block-major windows: (R, M, A), each block contiguous
+                xsb = xs.view(m, r, a).transpose(0, 1).contiguous()
+            xi = (xsb >> i) & 1
+            asum = torch.zeros((m, pl.u), dtype=ft)
+            for bk in pl.blocks:
+                if self.int8 and not noisy:
+                    codes = self._qconv(xi[bk.b], bk.pack_code, bk.ws_code, bk.zp, float(self.cmax))
                 else:
-                    cnt = torch.bmm(xi.to(torch.float32).view(m, r, a).transpose(0, 1), pl.w_float).transpose(0, 1)
-                if noisy:
-                    codes = self._noisy_codes(cnt.to(torch.int64), image, pixel, pl, i)
+                    if self.int8:
+                        cnt = self._qconv(xi[bk.b], bk.pack_count, bk.ws_count, bk.zp, 255.0)
+                    else:
+                        cnt = xi[bk.b].to(torch.float32) @ bk.w_float
+                    if noisy:
+                        codes = self._noisy_codes(cnt.to(torch.int64), image, pixel, pl.col[bk.sel], pl.j[bk.sel],
+                                                  bk.b, i)
+                    else:
+                        codes = torch.round(cnt * float(np.ldexp(1.0, -hl.s))).clamp_(0, self.cmax)
+                if bk.whole:
+                    asum += codes
                 else:
-                    codes = torch.round(cnt * float(np.ldexp(1.0, -hl.s))).clamp_(0, self.cmax)
-            codes = codes.sum(dim=1, dtype=ft)  # (M, U): Σ over row blocks
+                    asum.index_add_(1, bk.sel, codes.to(ft))
             for lv in used:
                 if hl.analog[lv, i].any():
-                    per_level[lv] += codes @ pl.a_exp[lv]
+                    per_level[lv] += asum @ pl.a_exp[lv]
         lev_f = lev[:, self.g_of_f]
         return torch.gather(per_level, 0, lev_f.unsqueeze(0)).squeeze(0)
 
-    def _noisy_codes(self, cnt: torch.Tensor, image, pixel, pl, i: int) -> torch.Tensor:
-        """ADC codes (M, R, U) int64 of counts ``cnt`` with the §9.6 noise; absent units give code 0."""
+    def _noisy_codes(self, cnt: torch.Tensor, image, pixel, col, j, b: int, i: int) -> torch.Tensor:
+        """ADC codes (M, U_b) int64 of row block ``b``'s counts ``cnt`` with the §9.6 noise (columns
+        ``col``, weight planes ``j``)."""
         hl = self.hl
         hp = hl.hp
-        r = hl.r
-        w3 = ((torch.arange(r).view(r, 1) << 8) | (i << 4) | pl.j.view(1, -1)).view(1, r, pl.u)
-        u0, u1, u2, u3 = philox4x32_torch(image.view(-1, 1, 1), pixel.view(-1, 1, 1), pl.col.view(1, 1, -1), w3,
-                                          hp.noise_seed, hl.index)
+        w3 = ((b << 8) | (i << 4) | j).view(1, -1)
+        u0, u1, u2, u3 = philox4x32_torch(image, pixel, col.view(1, -1), w3, hp.noise_seed, hl.index)
         lo, hi = (1 << min(hp.noise_pairs, 32)) - 1, (1 << max(hp.noise_pairs - 32, 0)) - 1
         e = popcount32_torch(u0 & lo) - popcount32_torch(u2 & lo)
         if hp.noise_pairs > 32:
@@ -637,4 +687,4 @@ class TorchHybrid:
         rem = n16 - (q << sh)
         half = 1 << (sh - 1)
         q = q + ((rem > half) | ((rem == half) & ((q & 1) == 1))).to(torch.int64)
-        return q.clamp_(0, self.cmax) * pl.present.view(1, r, pl.u)
+        return q.clamp_(0, self.cmax)
