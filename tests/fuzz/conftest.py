@@ -61,3 +61,17 @@ def build_sanitized_driver(preset: str) -> Path:
 @pytest.fixture(scope="session")
 def asan_driver():
     return build_sanitized_driver("tiny-64")
+
+
+@pytest.fixture(scope="session")
+def hybrid_base_images():
+    """Valid tiny-64 images with hybrid (mode 1) layers: random level tables, saliency and noise."""
+    from hybridcim.zoo.fuzz import random_hybrid_program
+    out = []
+    for seed in range(40):
+        prog = random_hybrid_program(seed, "tiny-64", max_convs=2, max_hw=6, max_channels=8)
+        if any(l.mode == 1 for l in prog.layers):
+            out.append(encode(prog))
+        if len(out) == 6:
+            break
+    return out

@@ -1,0 +1,88 @@
+"""The csim library's loop and DDR profile (hls/hcim_loops.h, CSimDevice.kernel_profile()).
+
+The loop table comes out of the library as compiled; the per-layer counts agree with the
+activity counters where both count the same events (one `units` iteration = one present unit
+for one output pixel, so iterations x bits_in = unit_activations), and they cover exactly the
+last call.
+"""
+import re
+
+import numpy as np
+import pytest
+
+from hybridcim.runtime.csim_build import hls_dir
+from hybridcim.runtime.csim_device import CSimDevice
+from hybridcim.runtime.errors import DeviceError
+from hybridcim.zoo import random_images, random_program
+from hybridcim.zoo.fuzz import random_hybrid_program
+
+
+def _table():
+    text = (hls_dir() / "hcim_loops.h").read_text()
+    return [(n, int(ii), int(d)) for n, ii, d in re.findall(r'X\(HCIM_LP_\w+,\s*"(\w+)",\s*(\d+),\s*(\d+)\)', text)]
+
+
+def test_loop_table_is_the_headers(csim_lib):
+    csim_lib("tiny-64")
+    dev = CSimDevice("tiny-64")
+    prog = random_program(3, "tiny-64")
+    dev.load(prog)
+    with pytest.raises(DeviceError, match="no kernel call yet"):
+        dev.kernel_profile()
+    dev.run(random_images(prog, 1))
+    prof = dev.kernel_profile()
+    assert [(l["name"], l["ii"], l["depth"]) for l in prof["loops"]] == _table()
+    assert len(prof["layers"]) == len(prog.layers) and prof["images"] == 1
+
+
+@pytest.mark.parametrize("preset, hybrid", [("tiny-64", False), ("sun-mars-256", False), ("tiny-64", True),
+                                            ("wide-512", True)])
+def test_profile_counts_agree_with_the_activity_counters(csim_lib, preset, hybrid):
+    csim_lib(preset)
+    dev = CSimDevice(preset, batch_size=64)
+    for seed in range(4):
+        prog = (random_hybrid_program if hybrid else random_program)(seed, preset)
+        dev.load(prog)
+        images = random_images(prog, 3, seed)
+        dev.run(images)
+        prof = dev.kernel_profile()
+        names = [l["name"] for l in prof["loops"]]
+        units, noise = names.index("units"), names.index("noise")
+        for layer, row, c in zip(prog.layers, prof["layers"], dev.counters):
+            bits = prog.tensors[layer.in_tensor].bits
+            assert len(row["entries"]) == len(row["iters"]) == len(names)
+            assert row["iters"][units] * bits == c.unit_activations, layer.name
+            if layer.op.is_cim:
+                assert row["bursts"][0] > 0 and row["bytes"][1] > 0  # tables read, outputs written
+            if layer.mode == 1 and layer.hybrid.noise_pairs:
+                assert row["iters"][noise] == row["iters"][units] * prog.preset.group_width * bits
+            else:
+                assert row["iters"][noise] == 0
+        assert prof["layers"][0]["iters"][names.index("load_pixels")] == 3 * prog.input.channels * \
+            prog.input.height * prog.input.width
+        # the profile covers the last call only: one image now
+        dev.run(images[:1])
+        assert dev.kernel_profile()["images"] == 1
+        one = dev.kernel_profile()["layers"]
+        assert all(3 * a["iters"][units] == b["iters"][units] for a, b in zip(one, prof["layers"]))
+
+
+def test_library_without_the_profile_is_named(csim_lib, monkeypatch):
+    """Negative case: a library whose profile calls fail (built without HCIM_CYCLE_COUNT) gives a clear error."""
+    csim_lib("tiny-64")
+    dev = CSimDevice("tiny-64")
+    prog = random_program(1, "tiny-64")
+    dev.load(prog)
+    lib, raw = dev.lib, dev.lib.lib
+
+    class NoProfile:
+        def __getattr__(self, name):
+            return getattr(raw, name)
+
+        @staticmethod
+        def hcim_csim_loop_stats(*_):
+            return -1
+
+    monkeypatch.setattr(lib, "lib", NoProfile())
+    with pytest.raises(DeviceError, match="HCIM_CYCLE_COUNT"):
+        dev.run(random_images(prog, 1))
