@@ -90,3 +90,10 @@ def test_yaml_file_and_cli_exit_2(tmp_path, capsys):
     (tmp_path / "j.json").write_text("{not json")
     assert main(["search", str(tmp_path / "j.json"), "--out", str(tmp_path / "o")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_without_optuna_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "optuna", None)  # as if the 'search' extra were not installed
+    (tmp_path / "c.json").write_text(json.dumps(GOOD))
+    assert main(["search", str(tmp_path / "c.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "needs Optuna: pip install 'hybridcim[search]'" in capsys.readouterr().err

@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--storage", default=None, metavar="URL",
                    help="database URL (postgresql://user:pw@host/db) shared by workers on several machines "
                         "(default: the journal file DIR/search.journal)")
+    p.add_argument("--heartbeat", type=int_range(1, 3600), default=60, metavar="S",
+                   help="with --storage: a running trial's heartbeat period in seconds; a trial silent for 3*S "
+                        "seconds (its worker died) is failed and re-queued (default 60)")
     p.add_argument("--trials", type=int_range(1), default=None, metavar="N",
                    help="complete evaluations the search should hold in all (default: the config's 'trials')")
     p.add_argument("--workers", type=int_range(1, 256), default=1, metavar="K",
@@ -56,10 +59,11 @@ def run(args) -> int:
     children = []
     data = args.data or os.environ.get("CIFAR10_DIR")
     ev = make_evaluator(cfg.evaluator, cfg.evaluator_options, data)
-    study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0)
+    study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0,
+                                      heartbeat_s=args.heartbeat)
     if not args.worker_only and args.workers > 1:  # after the checks above: a bad config fails once, here
         argv = [args.config, "--out", str(out), "--trials", str(n_trials), "--workers", "1"]
-        argv += ["--storage", args.storage] if args.storage else []
+        argv += ["--storage", args.storage, "--heartbeat", str(args.heartbeat)] if args.storage else []
         argv += ["--data", args.data] if args.data else []
         children = spawn_workers(argv, args.workers - 1)
     try:

@@ -110,8 +110,11 @@ def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, loc
             return stats
         if done + pending >= n_trials:  # the others' running trials may reach the target: wait and see
             if lock_path is None:  # a database: fail (and re-queue) trials whose heartbeat stopped
+                import warnings
                 import optuna
-                optuna.storages.fail_stale_trials(study)
+                with warnings.catch_warnings():  # "experimental" in Optuna's words since 2.9
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_S)
             continue
         box = {}
@@ -200,10 +203,10 @@ def directions_of(cfg: SearchConfig, ev) -> list[str]:
     return [ev.objectives[o] for o in cfg.objectives]
 
 
-def prepare(cfg: SearchConfig, ev, storage_url: str | None, out: Path, salt: int):
+def prepare(cfg: SearchConfig, ev, storage_url: str | None, out: Path, salt: int, heartbeat_s: int = 60):
     """(study, free layers, lock path, storage description) for this process."""
     free = check_against_evaluator(cfg, ev)
-    storage, desc = open_storage(storage_url, out)
+    storage, desc = open_storage(storage_url, out, heartbeat_s)
     study = open_study(cfg, storage, directions_of(cfg, ev), salt=salt, journal=storage_url is None)
     study.sampler = make_sampler(cfg, salt * 7919 + len(study.get_trials(deepcopy=False)))
     lock = out / LOCK_NAME

@@ -28,8 +28,8 @@ REQUEUED_ATTR = "requeued_from"
 STUDY_ATTR = "hybridcim_search"
 HEARTBEAT_S = 60
 """RDB storages: a running trial writes a heartbeat every HEARTBEAT_S seconds ..."""
-GRACE_S = 180
-"""... and one silent for GRACE_S seconds is failed and re-queued (RetryFailedTrialCallback)."""
+GRACE_S = 3 * HEARTBEAT_S
+"""... and one silent for GRACE_S seconds is failed and re-queued (Optuna's retry callback, 3 times at most)."""
 ORPHAN_S = 120
 """A RUNNING trial with no worker record (killed between its creation and the record, a window
 of milliseconds) older than this many seconds is treated as dead too."""
@@ -119,8 +119,10 @@ def check_journal(path: Path) -> None:
                                          "op_code)")
 
 
-def open_storage(url: str | None, out: Path):
-    """(Optuna storage, description). ``url`` None: the journal file under ``out``."""
+def open_storage(url: str | None, out: Path, heartbeat_s: int = HEARTBEAT_S):
+    """(Optuna storage, description). ``url`` None: the journal file under ``out``; else a database
+    whose running trials write a heartbeat every ``heartbeat_s`` seconds and are failed and re-queued
+    after ``3 * heartbeat_s`` seconds of silence."""
     import optuna
     if url is None:
         path = Path(out) / JOURNAL_NAME
@@ -151,7 +153,7 @@ def open_storage(url: str | None, out: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            st = ost.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry)
+            st = ost.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s, **retry)
     except Exception as e:  # sqlalchemy / driver errors: one line naming the URL's scheme
         raise SearchStorageError(f"--storage {url.split('://')[0]}://…: cannot open: {' '.join(str(e).split())[:300]}") \
             from None
