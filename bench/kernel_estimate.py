@@ -50,8 +50,11 @@ def main() -> None:
     ref = emu.run(images)
     agree = int((np.asarray(ref).reshape(len(images), -1) == np.asarray(out).reshape(len(images), -1)).all(1).sum())
     est = estimate_device(dev, args.board, args.pl_mhz)
+    root = Path(__file__).resolve().parents[1]
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.strip() or "?"
+                         cwd=root).stdout.strip() or "?"
+    if subprocess.run(["git", "status", "--porcelain", "hls"], capture_output=True, text=True, cwd=root).stdout.strip():
+        rev += " + uncommitted changes in hls/"
     print(f"model {path}, {len(images)} CIFAR-10 test images in one csim call ({secs:.1f} s), "
           f"csim == emulator on {agree}/{len(images)}; commit {rev}; {platform.machine()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
