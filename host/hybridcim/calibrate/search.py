@@ -13,11 +13,12 @@ The search (docs/hybrid.md, "Calibration"), on a fixed image set (the calibratio
    cheaper than a digital one (else it is dominated: less exact *and* dearer); skip unless
    ``skip=False``. Chains: static (one level at D for the whole layer) and, unless ``static``,
    two levels split at t_q: below it the family level at D, above it all digital. D walks from
-   all-digital − 1 down to 0.
+   all-digital − 1 down to 0 (every other D in the lower range of layers deeper than 8).
 3. **Per-layer sensitivity** on a subset (``sens_images``): each chain's tables are run with
    only that layer hybrid; measured: the layer's energy (cost model), the mean KL divergence of
    the network's softmax from the digital one (additive to first order over layers) and the
-   accuracy loss; a chain stops once one layer alone loses more than ``1.5·budget + 0.5`` pp.
+   accuracy loss; a chain stops once one layer alone loses more than ``1.5·budget + 0.5`` pp or
+   moves the softmax by more than KL_STOP.
 4. **Lagrangian path.** Per layer the lower convex hull of (KL, energy) from its digital point;
    all hull moves merged by energy saved per KL added, largest first, give a sequence of
    assignments from all-digital to most aggressive. A bisection over that sequence finds the
@@ -46,6 +47,8 @@ QUANTILES = (0.5, 0.8)
 """Saliency quantiles at which a two-level table splits (fraction of decisions below the threshold)."""
 GRID_QUANTILES = (0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.97)
 """Quantiles the second saliency grid aims at (interpolated from the first, geometric grid)."""
+KL_STOP = 0.25
+"""A chain stops after a table whose layer alone moves the softmax by more than this (mean KL, nats)."""
 HYBRID_ENERGIES = ("analog_column_read_pj", "adc_conversion_pj", "skipped_bitplane_pj", "saliency_pj_per_row")
 
 
@@ -286,7 +289,7 @@ class Calibrator:
                 if t is not None:
                     seen.add(t)
                 chain = []
-                for d in range(layer.dm - 1, -1, -1):
+                for d in _depths(layer.dm):
                     lo = (d, d) if fam == "skip" else (d, DEPTH_ALL)
                     if t is None:
                         chain.append(((), (lo[0],), (lo[1],)))
@@ -312,7 +315,7 @@ class Calibrator:
                         ev = self.evaluate("sens", a, bar)
                         loss = 100.0 * (dig.correct - ev.correct) / ev.images
                         opts.append(Option(table, self._layer_energy(a, ev, l.index), ev.kl, loss))
-                        if loss > stop_pp:
+                        if loss > stop_pp or ev.kl > KL_STOP:
                             bar.update(len(chain) - k - 1)
                             break
                 options[l.name] = opts
@@ -388,6 +391,13 @@ class Calibrator:
         e0, m0 = self.energy({}, dig)
         return Result(a, ev, dig, hybrid_program(self.program, a, self.sal_planes), e, e0, m, m0,
                       100.0 * (dig.correct - ev.correct) / ev.images, len(seq) - 1, checks)
+
+
+def _depths(dm: int) -> list[int]:
+    """Digital depths a chain walks, mild to aggressive: dm − 1 … 0, every other one below dm − 4 when
+    dm > 8 (8-bit filters or inputs: finer steps there cost runs and matter little)."""
+    out = [d for d in range(dm - 1, -1, -1) if dm <= 8 or d >= dm - 4 or (dm - 1 - d) % 2 == 0]
+    return out if 0 in out else out + [0]
 
 
 def _geometric_grid(sal_max: int) -> list[int]:
