@@ -17,6 +17,7 @@ expires, :data:`HEARTBEAT_S`, :data:`GRACE_S`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -164,7 +165,6 @@ def recover_dead_trials(study, lock_path: Path | None = None) -> list[int]:
     """Fail every RUNNING trial of a dead worker on this host and enqueue its params again; returns the
     numbers of the trials failed. Serialized by an exclusive lock on ``lock_path`` (when given) so two
     workers resuming at once re-queue a trial once."""
-    import contextlib
     import datetime
     import optuna
     from optuna.trial import TrialState
@@ -197,8 +197,9 @@ def recover_dead_trials(study, lock_path: Path | None = None) -> list[int]:
     return failed
 
 
-@__import__("contextlib").contextmanager
+@contextlib.contextmanager
 def _flock(path: Path):
+    """An exclusive advisory lock (fcntl.flock) on ``path`` for the duration of the block."""
     import fcntl
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
