@@ -165,3 +165,26 @@ def test_input_ones_counted_in_torch_equals_numpy(seed, preset):
     a, b = FastEmulator(p, "numpy").run(imgs), FastEmulator(p, "torch").run(imgs)
     assert [c.input_ones for c in a.counters] == [c.input_ones for c in b.counters]
     assert np.array_equal(a.outputs, b.outputs)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+def test_wrong_int8_counts_fall_back_to_float(monkeypatch):
+    """The int8 column counts are checked against the float engine (first chunk of the first call, then
+    image 0): a kernel that gives wrong counts switches the layer to float with a warning, and the
+    result stays exact."""
+    from hybridcim.emulator.torch_backend import TorchHybrid, int8_status
+    if not int8_status()[0]:
+        pytest.skip("no oneDNN int8 convolution here")
+    p = _one_pixel_program(HybridParams.static(0))
+    real = TorchHybrid._qconv
+
+    def off_by_one(x, pack, ws, zp, hi):
+        y = real(x, pack, ws, zp, hi)
+        return y + 1 if hi is not None else y
+
+    monkeypatch.setattr(TorchHybrid, "_qconv", staticmethod(off_by_one))
+    emu = FastEmulator(p, "torch", engine="int8")
+    with pytest.warns(RuntimeWarning, match="float engine"):
+        r = emu.run(np.full((1, 16, 1, 1), 3, np.uint8))
+    assert r.outputs.ravel().tolist() == [45]
+    assert not emu._torch.hybrid[0].int8

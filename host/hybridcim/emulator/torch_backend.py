@@ -527,6 +527,7 @@ class TorchHybrid:
         self.g_of_f = torch.from_numpy(hl.g_of_f)
         self.cmax = (1 << hl.adc_bits) - 1
         self.int8, self.checked = int8, False
+        self.dpacks = {}  # digital products' int8 weights, packed on first use
         self.planes = []  # per input plane: columns analog at some level; per row block its present ones
         for i in range(hl.x_bits):
             cols = hl.analog_columns(np.arange(hl.n_levels), i)
@@ -555,13 +556,30 @@ class TorchHybrid:
                 pl.blocks.append(bk)
             self.planes.append(pl)
 
+    def _digital_pack(self, key, t: int, scale: float, xmax: int):
+        """(prepacked int8 weights, w_scale, zp) of the digital product ``key``: the top ``t`` weight planes
+        of every filter times ``scale`` (a power of two), or None where the int8 engine is off or not
+        provably exact: float32 output (the §9.5 bound < 2^24) and no int16 pair-sum saturation."""
+        if key not in self.dpacks:
+            pk = None
+            w = self.hl.w_top[t]  # (K_pad, F) exact integers
+            wmax = int(np.abs(w).max(initial=0))
+            if self.ft == torch.float32 and wmax <= 127 and 2 * xmax * wmax <= PAIR_SUM_MAX:
+                ws = torch.full((w.shape[1],), scale)
+                wt = torch.from_numpy(np.ascontiguousarray(w.T).reshape(w.shape[1], -1, 1, 1).astype(np.int8))
+                pk = (torch.ops.onednn.qconv_prepack(wt, ws, 1.0, 0, [1, 1], [0, 0], [1, 1], 1, None), ws,
+                      torch.zeros(w.shape[1], dtype=torch.int64))
+            self.dpacks[key] = pk
+        return self.dpacks[key]
+
     @staticmethod
-    def _qconv(x: torch.Tensor, pack, ws, zp, hi: float) -> torch.Tensor:
-        """(M, U_b) uint8 clamp(round_half_even(x · w · ws), 0, hi) of a contiguous uint8 (M, A) ``x`` (a 1x1
-        oneDNN int8 convolution over M pixels)."""
+    def _qconv(x: torch.Tensor, pack, ws, zp, hi: float | None) -> torch.Tensor:
+        """1x1 oneDNN int8 convolution over the M pixels of a contiguous uint8 (M, A) ``x``: (M, U) uint8
+        clamp(round_half_even(x · w · ws), 0, hi), or with ``hi`` None the float32 x · w · ws."""
         m, a = x.shape
+        out, attr, sc = (torch.float32, "none", []) if hi is None else (torch.uint8, "hardtanh", [0.0, hi])
         y = torch.ops.onednn.qconv2d_pointwise(x.view(1, m, 1, a).permute(0, 3, 1, 2), 1.0, 0, pack, ws, zp, None,
-                                               [1, 1], [0, 0], [1, 1], 1, 1.0, 0, torch.uint8, "hardtanh", [0.0, hi], "")
+                                               [1, 1], [0, 0], [1, 1], 1, 1.0, 0, out, attr, sc, "")
         return y.permute(0, 2, 3, 1).reshape(m, -1)
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
@@ -628,11 +646,15 @@ class TorchHybrid:
             i0, terms = hl.digital_terms(int(lv))
             if i0 < hl.x_bits:
                 if ("hi", i0) not in products:
-                    products[("hi", i0)] = ((xs >> i0) << i0).to(ft) @ self.w_top[hl.p_max]
+                    xh = (xs >> i0) << i0
+                    pk = self._digital_pack(("hi", i0), hl.p_max, 1.0, (1 << hl.x_bits) - (1 << i0)) if self.int8 else None
+                    products[("hi", i0)] = self._qconv(xh, *pk, None) if pk else xh.to(ft) @ self.w_top[hl.p_max]
                 per_level[lv] += products[("hi", i0)]
             for i, t in terms:
                 if (i, t) not in products:
-                    products[(i, t)] = plane(i).to(ft) @ (self.w_top[t] * float(1 << i))
+                    pk = self._digital_pack((i, t), t, float(1 << i), 1) if self.int8 else None
+                    products[(i, t)] = self._qconv(plane(i), *pk, None) if pk else \
+                        plane(i).to(ft) @ (self.w_top[t] * float(1 << i))
                 per_level[lv] += products[(i, t)]
         noisy = hl.hp.noise_pairs > 0
         if noisy:
