@@ -151,3 +151,19 @@ def test_enqueued_trials_are_not_counted_as_running(tmp_path, capsys):
     assert rc == 0 and "1 complete trials" in out_text, err
     (t,) = load_trials(tmp_path / "o")
     assert t.user_attrs["baseline"] == "all INT4" and t.state.name == "COMPLETE"
+
+
+def test_journal_line_cut_by_a_kill_is_dropped(tmp_path, capsys):
+    """A writer killed inside a write leaves a last line without its newline: the next run drops it
+    (else every later record would follow it and the journal would no longer replay)."""
+    cfg = toy_config(tmp_path, trials=3)
+    out = tmp_path / "o"
+    assert run_main(capsys, cfg, "--out", out)[0] == 0
+    journal = out / "search.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "w", "trial_id": 1, "stat')
+    rc, out_text, err = run_main(capsys, toy_config(tmp_path, trials=5), "--out", out)
+    assert rc == 0 and "5 complete trials" in out_text, err
+    data = journal.read_bytes()
+    assert data.startswith(whole) and b'"stat{' not in data and data.endswith(b"\n")
+    assert run_main(capsys, toy_config(tmp_path, trials=5), "--out", out)[0] == 0  # and it replays again

@@ -120,6 +120,38 @@ def check_journal(path: Path) -> None:
                                          "op_code)")
 
 
+def repair_tail(path: Path, lock) -> int:
+    """Drop a last journal line cut short (no newline: its writer was killed inside a write) so that
+    later appends do not follow it; under the journal's own lock, so no live writer is mid-line.
+    Returns the bytes dropped (the cut line was never a complete record: nothing finished is lost)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return 0
+            pos, chunk = size, 1 << 16
+            while pos > 0:  # the last newline
+                start = max(0, pos - chunk)
+                f.seek(start)
+                i = f.read(pos - start).rfind(b"\n")
+                if i >= 0:
+                    keep = start + i + 1
+                    break
+                pos = start
+            else:
+                keep = 0
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+            return size - keep
+    finally:
+        lock.release()
+
+
 def open_storage(url: str | None, out: Path, heartbeat_s: int = HEARTBEAT_S):
     """(Optuna storage, description). ``url`` None: the journal file under ``out``; else a database
     whose running trials write a heartbeat every ``heartbeat_s`` seconds and are failed and re-queued
@@ -131,10 +163,12 @@ def open_storage(url: str | None, out: Path, heartbeat_s: int = HEARTBEAT_S):
         from optuna.storages import JournalStorage
         try:
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-            backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         except ImportError:  # optuna < 4.0
-            from optuna.storages import JournalFileOpenLock, JournalFileStorage
-            backend = JournalFileStorage(str(path), lock_obj=JournalFileOpenLock(str(path)))
+            from optuna.storages import JournalFileOpenLock
+            from optuna.storages import JournalFileStorage as JournalFileBackend
+        lock = JournalFileOpenLock(str(path))
+        repair_tail(path, lock)
+        backend = JournalFileBackend(str(path), lock_obj=lock)
         try:
             return JournalStorage(backend), f"journal file {path}"
         except (ValueError, KeyError, TypeError) as e:
