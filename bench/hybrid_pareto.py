@@ -140,19 +140,31 @@ def main(argv=None) -> int:
     step(head, calibrated(budgets[0], False))
     if head in res["steps"]:
         step(f"sensitivity-{head}", lambda: sensitivity_of(calibrator(), res["steps"][head], preset))
+    if head in res["steps"] and args.ship:
+        res["steps"].pop("ship", None)
+        step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
+    step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
+    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
+    for d in (4, 3):
+        step(f"uniform-skip-D{d}", uni((d, d)))
+    step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     if head in res["steps"]:
         hp = read_program(res["steps"][head]["program"])
+        if not any(d < e for l in hp.layers if l.mode == 1 for d, e in zip(l.hybrid.digital_depth, l.hybrid.keep_depth)):
+            def check():  # no analog pair anywhere: noise cannot act; checked on a few images
+                n = min(100, len(x_test))
+                a = run_logits(make_emulator(_with_noise(hp, 0)), x_test[:n], 250, 0)[0]
+                b = run_logits(make_emulator(hp), x_test[:n], 250, 0)[0]
+                return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
+            step(f"noise-{head}-check", check)
+    step("uniform-skip-D5", uni((5, 5)))
+    if head in res["steps"]:
         xf, yf = test.read(0, len(test))
         step("full-digital", lambda: {"test": evaluate(program, xf, yf, preset)})
         step(f"full-{head}", lambda: {"test": evaluate(hp, xf, yf, preset)})
         if args.ship:
             res["steps"].pop("ship", None)
             step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
-    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
-    step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
-    for d in (5, 4, 3):
-        step(f"uniform-skip-D{d}", uni((d, d)))
-    step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     for b in budgets[1:]:
         step(f"dynamic-skip-{b:g}", calibrated(b, False))
     for b in budgets[1:]:
@@ -167,13 +179,6 @@ def main(argv=None) -> int:
             for seed in range(5):
                 step(f"noise-{head}-seed{seed}", lambda seed=seed: {"test": evaluate(
                     _with_noise(hp, seed), x_test, y_test, preset)})
-        else:  # no analog pair anywhere: noise cannot act; checked on a few images
-            def check():
-                n = min(100, len(x_test))
-                a = run_logits(make_emulator(_with_noise(hp, 0)), x_test[:n], 250, 0)[0]
-                b = run_logits(make_emulator(hp), x_test[:n], 250, 0)[0]
-                return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
-            step(f"noise-{head}-check", check)
     step("uniform-skip-D6", uni((6, 6)))
     step("uniform-analog-D2", uni((2, DEPTH_ALL)))
     if args.plot:
