@@ -132,6 +132,20 @@ class HybridLayer:
         self.dtype = np.float32 if bound < (1 << 24) else np.float64
         self.g_of_f = np.zeros(self.n_f, np.int64)
         self.g_of_f[self.f_u] = self.g_u
+        # numpy run: the digital products' weights in the run's float type, and per input plane the
+        # columns analog at some level with, per row block, those present there and their weight bits
+        ft = self.dtype
+        self.w_top_ft = {t: w.astype(ft) for t, w in self.w_top.items()}
+        self.np_planes = []
+        for i in range(self.x_bits):
+            cols = self.analog_columns(np.arange(t_lv), i)
+            blocks = []
+            for b in range(self.r):
+                sel = np.nonzero(self.present_u[cols, b])[0]
+                if len(sel):
+                    blocks.append((b, sel, len(sel) == len(cols),
+                                   np.ascontiguousarray(self.wcol[b * self.a:(b + 1) * self.a, cols[sel]].astype(ft))))
+            self.np_planes.append((cols, blocks, (self.a_coef[:, i][:, cols] * float(1 << self.s)).astype(ft)))
 
     def digital_terms(self, level: int) -> tuple[int, list[tuple[int, int]]]:
         """Level ``level``'s digital part as (i0, [(i, t), ...]): (x >> i0 << i0) · W (all planes of every
@@ -234,28 +248,36 @@ class HybridLayer:
             if i0 < self.x_bits:
                 key = ("hi", i0)
                 if key not in products:
-                    products[key] = ((xs >> i0) << i0).astype(ft) @ self.w_top[self.p_max].astype(ft)
+                    products[key] = ((xs >> i0) << i0).astype(ft) @ self.w_top_ft[self.p_max]
                 per_level[lv] += products[key]
             for i, t in terms:
                 if (i, t) not in products:
-                    products[(i, t)] = plane(i) @ (self.w_top[t] * float(1 << i)).astype(ft)
+                    products[(i, t)] = plane(i) @ self.w_top_ft[t]
+                    products[(i, t)] *= float(1 << i)
                 per_level[lv] += products[(i, t)]
         noisy = self.hp.noise_pairs > 0
-        for i in range(self.x_bits):  # analog part
-            cols = self.analog_columns(used, i)
-            if not len(cols):
+        step = float(np.ldexp(1.0, -self.s))
+        cmax = float((1 << self.adc_bits) - 1)
+        for i, (cols, blocks, coef) in enumerate(self.np_planes):  # analog part
+            if not len(cols) or not self.analog[used, i].any():
                 continue
             xi = plane(i)
-            asum = np.zeros((m, len(cols)), np.int64)
-            for b in range(self.r):
-                sel = np.nonzero(self.present_u[cols, b])[0]
-                if not len(sel):
-                    continue
-                cnt = (xi[:, b * a:(b + 1) * a] @ self.wcol[b * a:(b + 1) * a, cols[sel]].astype(ft)).astype(np.int64)
-                asum[:, sel] += self.adc(cnt, self.noise(image, pixel, cols[sel], b, i) if noisy else None)
-            asum = asum.astype(ft)
+            codes = np.zeros((m, len(cols)), ft)  # Σ over present row blocks of the ADC codes
+            for b, sel, whole, wb in blocks:
+                cnt = xi[:, b * a:(b + 1) * a] @ wb
+                if noisy:
+                    n = cnt.astype(np.int64)
+                    code = adc_code((n << NOISE_FRAC_BITS) + self.noise(image, pixel, cols[sel], b, i), a,
+                                    self.adc_bits).astype(ft)
+                else:  # exact: counts ≤ 64, round half to even
+                    code = np.clip(np.round(np.multiply(cnt, step, out=cnt), out=cnt), 0.0, cmax, out=cnt)
+                if whole:
+                    codes += code
+                else:
+                    codes[:, sel] += code
             for lv in used:
-                per_level[lv] += asum @ self.a_coef[lv, i][cols].astype(ft)
+                if self.analog[lv, i].any():
+                    per_level[lv] += codes @ coef[lv]
         if not lev.shape[1]:  # no group: every filter pruned, accumulators 0
             return np.zeros((m, self.n_f), np.int64)
         lev_f = lev[:, self.g_of_f]  # (M, F)
