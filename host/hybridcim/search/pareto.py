@@ -8,7 +8,13 @@ from pathlib import Path
 
 def dominates(a, b, directions) -> bool:
     """True if value vector ``a`` is at least as good as ``b`` in every objective and better in one
-    (directions: "maximize" / "minimize" per objective)."""
+    (directions: "maximize" / "minimize" per objective).
+
+    >>> dominates([0.9, 2.0], [0.8, 3.0], ["maximize", "minimize"])
+    True
+    >>> dominates([0.9, 4.0], [0.8, 3.0], ["maximize", "minimize"])  # a trade-off
+    False
+    """
     better = False
     for x, y, d in zip(a, b, directions):
         if d == "maximize":
@@ -22,7 +28,12 @@ def dominates(a, b, directions) -> bool:
 
 def pareto_front(rows: list[dict], objectives: list[str], directions: list[str]) -> list[dict]:
     """The rows (dicts with every objective) no other row dominates, sorted by the first objective
-    (best first) then the rest; rows with identical values are all kept."""
+    (best first) then the rest; rows with identical values are all kept.
+
+    >>> rows = [{"trial": 0, "acc": 0.9, "e": 5.0}, {"trial": 1, "acc": 0.8, "e": 6.0}, {"trial": 2, "acc": 0.7, "e": 1.0}]
+    >>> [r["trial"] for r in pareto_front(rows, ["acc", "e"], ["maximize", "minimize"])]
+    [0, 2]
+    """
     vals = [[r[o] for o in objectives] for r in rows]
     front = [r for i, r in enumerate(rows)
              if not any(dominates(vals[j], vals[i], directions) for j in range(len(rows)) if j != i)]
