@@ -93,9 +93,13 @@ def plot_front(path: Path, rows: list[dict], front: list[dict], baselines: list[
         ax.set_xlabel(LABELS[x])
         ax.set_ylabel(LABELS["accuracy"])
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
+    seen = {}
+    for ax in axes[0]:  # one legend under the panels (it never hides a point)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(len(seen), 6), fontsize=8, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
