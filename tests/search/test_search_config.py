@@ -97,3 +97,18 @@ def test_without_optuna_a_clear_error(tmp_path, capsys, monkeypatch):
     (tmp_path / "c.json").write_text(json.dumps(GOOD))
     assert main(["search", str(tmp_path / "c.json"), "--out", str(tmp_path / "o")]) == 2
     assert "needs Optuna: pip install 'hybridcim[search]'" in capsys.readouterr().err
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]"
+              for i in range(1, 12)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\nname: s\n")
+    t0 = time.monotonic()
+    with pytest.raises(SearchConfigError, match="line 2: YAML aliases"):
+        load_config(tmp_path / "bomb.yaml")
+    assert time.monotonic() - t0 < 5
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(SearchConfigError, match="config: must be a mapping"):
+        load_config(tmp_path / "list.yaml")

@@ -214,8 +214,18 @@ def load_config(path) -> SearchConfig:
         except ImportError:
             raise SearchConfigError("reading a YAML search config needs PyYAML (pip install pyyaml), or give a "
                                     ".json config") from None
+        class NoAliasLoader(yaml.SafeLoader):
+            """safe_load without aliases (*name): an alias bomb would expand exponentially when hashed."""
+
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.AliasEvent):
+                    mark = self.peek_event().start_mark
+                    raise SearchConfigError(f"search config {str(path)!r} line {mark.line + 1}: YAML aliases "
+                                            "(*name) are not allowed in a search config")
+                return super().compose_node(parent, index)
+
         try:
-            d = yaml.safe_load(text)
+            d = yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as e:
             raise SearchConfigError(f"search config {str(path)!r} is not valid YAML: {' '.join(str(e).split())}") from None
     return parse_config(d)
