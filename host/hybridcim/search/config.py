@@ -66,7 +66,7 @@ class SearchConfig:
         d = {"evaluator": self.evaluator, "options": self.evaluator_options, "ratios": list(self.ratios),
              "fixed": self.fixed, "objectives": list(self.objectives), "population_size": self.population_size,
              "seed": self.seed, "mutation_prob": self.mutation_prob, "crossover_prob": self.crossover_prob}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
 TOP = {"name", "evaluator", "space", "objectives", "sampler", "trials", "baselines"}
