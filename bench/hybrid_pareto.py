@@ -193,7 +193,7 @@ def ship(res, head, model_path, preset, x, y, command):
     hp = read_program(point["program"])
     base = read_program(model_path)
     write_program(hp, folder / "model-hybrid.cim")
-    n = 50
+    n = 20
     r = make_emulator(hp).run(x[:n], image_base=0)
     d = make_emulator(base).run(x[:n])
     top = r.outputs.argmax(axis=1)
