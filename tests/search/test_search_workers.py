@@ -167,3 +167,18 @@ def test_journal_line_cut_by_a_kill_is_dropped(tmp_path, capsys):
     data = journal.read_bytes()
     assert data.startswith(whole) and b'"stat{' not in data and data.endswith(b"\n")
     assert run_main(capsys, toy_config(tmp_path, trials=5), "--out", out)[0] == 0  # and it replays again
+
+
+def test_ctrl_c_puts_the_running_trial_back_in_the_queue(tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    cfg = toy_config(tmp_path, trials=5, sleep_s=2.0, log_dir=str(log))
+    out = tmp_path / "out"
+    w = popen(cfg, "--out", out, "--worker-only")
+    _wait(lambda: len(list(log.glob("*.start"))) >= 1, what="a trial to start")
+    os.kill(w.pid, signal.SIGINT)
+    assert w.wait(timeout=60) == 130 and "interrupted" in w.stderr.read()
+    ts = load_trials(out)
+    (failed,) = [t for t in ts if t.state.name == "FAIL"]
+    (queued,) = [t for t in ts if t.state.name == "WAITING"]
+    assert queued.user_attrs["requeued_from"] == failed.number and not [t for t in ts if t.state.name == "RUNNING"]
