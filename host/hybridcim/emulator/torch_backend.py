@@ -535,7 +535,12 @@ class TorchHybrid:
                 self.planes.append(None)
                 continue
             coef = hl.a_coef[:, i][:, cols] * float(1 << hl.s)  # (T, U, F); n̂ = code · 2^s folded in
-            pl = SimpleNamespace(cols=cols, u=len(cols), a_exp=torch.from_numpy(coef).to(ft),
+            levels = []  # per level: the columns analog there (indices into cols) and their coefficients
+            for lv in range(hl.n_levels):
+                idx = np.nonzero(hl.analog[lv, i, cols])[0]
+                levels.append(None if not len(idx) else (None if len(idx) == len(cols) else torch.from_numpy(idx),
+                                                          torch.from_numpy(np.ascontiguousarray(coef[lv][idx])).to(ft)))
+            pl = SimpleNamespace(cols=cols, u=len(cols), levels=levels,
                                  col=torch.from_numpy(hl.col_u[cols]), j=torch.from_numpy(hl.j_u[cols]), blocks=[])
             for blk in range(r):
                 sel = np.nonzero(hl.present_u[cols, blk])[0]
@@ -687,8 +692,9 @@ class TorchHybrid:
                 else:
                     asum.index_add_(1, bk.sel, codes.to(ft))
             for lv in used:
-                if hl.analog[lv, i].any():
-                    per_level[lv] += asum @ pl.a_exp[lv]
+                if pl.levels[lv] is not None:
+                    idx, coef = pl.levels[lv]
+                    per_level[lv] += (asum if idx is None else asum.index_select(1, idx)) @ coef
         lev_f = lev[:, self.g_of_f]
         return torch.gather(per_level, 0, lev_f.unsqueeze(0)).squeeze(0)
 
