@@ -59,9 +59,13 @@ def test_a_float_model_of_another_shape_is_refused():
         cim_state_from_float(wide.state_dict(), build_model("resnet", act_bits=8, blocks=(1, 1, 1), widths=(8, 16, 16)))
 
 
-def test_ptq_run_from_a_float_checkpoint(tmp_path, cifar10_root):
+def test_ptq_run_from_a_float_checkpoint(tmp_path, cifar10_root, monkeypatch):
     """A float teacher, then the W8A8 PTQ recipe (configs/resnet20_w8a8_ptq.yaml's settings on the smoke
-    network): weights and BN statistics stay the teacher's, and the integer model agrees with it."""
+    network): weights and BN statistics stay the teacher's, and the compiled program agrees with it."""
+    import functools
+
+    from hybridcim.train import export
+    monkeypatch.setattr(export, "export_model", functools.partial(export.export_model, qonnx=False))  # speed
     base = _cfg(cifar10_root, epochs=2)
     tcfg = dataclasses.replace(base, model=dataclasses.replace(base.model, arch="float_resnet"),
                                pruning=dataclasses.replace(base.pruning, target=0.0)).validate()
@@ -83,10 +87,13 @@ def test_ptq_run_from_a_float_checkpoint(tmp_path, cifar10_root):
     for k, v in cim_state_from_float(fstate, tr.model, (1, 1, 1)).items():
         assert torch.equal(qstate[k], v), k  # nothing trained, BN statistics not re-estimated
     assert all(int(l.precision.min()) == 8 and bool(l.mask.all()) for _, l in tr.model.cim_layers())
-    # the exported integer model (the Brevitas reference) follows the float teacher
-    from hybridcim.train.reference import load_brevitas_reference
+    # the exported integer model, compiled, follows the float teacher
+    from hybridcim.compiler import compile_model, load_integer_model
+    from hybridcim.emulator import FastEmulator
     images, _ = Cifar10(cifar10_root, "test").read(0, 128)
-    ref = load_brevitas_reference(tmp_path / "q" / "model").run(images)
+    prog = compile_model(load_integer_model(tmp_path / "q" / "model"))
+    assert all(int(l.precision.min()) == 8 for l in prog.layers if l.op.is_cim)
+    ref = FastEmulator(prog, "numpy").run(images).outputs
     fm = teacher.model.eval()
     with torch.no_grad():
         want = fm(as_input(torch.from_numpy(images))).argmax(1).numpy()
