@@ -102,6 +102,9 @@ static uint16_t g_r_gunits[HCIM_MAX_GROUPS];             // units of each group 
 static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops, g_r_rows;
 static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];             // tiles of the round that activate each row block
 static cnt_t g_ones[HCIM_MAX_ROWBLOCKS];                 // 1 bits per row block over the round's pixels
+// requant's DDR chunks: outputs (write-combined), partial sums and residual (read ahead)
+#define IO_WORDS (HCIM_MAX_FILTERS > 2048 ? HCIM_MAX_FILTERS : 2048)
+static acc_t g_obuf[IO_WORDS], g_pbuf[IO_WORDS], g_rbuf[IO_WORDS];
 // hybrid mode: the level table and per (group, level) the digital and analog pairs of one unit
 static hcim_hybrid g_hy;
 static uint16_t g_hy_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_hy_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
@@ -425,6 +428,32 @@ load_weights:
     return nu;
 }
 
+// One burst of n int32 words from DDR (scratch) into an on-chip buffer, one word per cycle.
+static void hcim_burst_in(const acc_t *src, uint32_t n, acc_t *dst) {
+    HCIM_LOOP_ENTER(HCIM_LP_BURST_IN);
+    HCIM_LOOP_ITERS(HCIM_LP_BURST_IN, n);
+    HCIM_BURST(0, (uint64_t)n * 4);
+burst_in:
+    for (uint32_t k = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 2048
+#pragma HLS PIPELINE II = 1
+        dst[k] = src[k];
+    }
+}
+
+// One burst of n int32 words from an on-chip buffer to DDR (scratch), one word per cycle.
+static void hcim_burst_out(const acc_t *src, uint32_t n, acc_t *dst) {
+    HCIM_LOOP_ENTER(HCIM_LP_BURST_OUT);
+    HCIM_LOOP_ITERS(HCIM_LP_BURST_OUT, n);
+    HCIM_BURST(1, (uint64_t)n * 4);
+burst_out:
+    for (uint32_t k = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 2048
+#pragma HLS PIPELINE II = 1
+        dst[k] = src[k];
+    }
+}
+
 // Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit plane.
 static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t oy, uint32_t ox,
                              word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS]) {
@@ -696,6 +725,7 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
                  hcim_packed_bytes(ti.size, ti.bits) + hcim_packed_bytes(to.size, to.bits);
     if (has_res) dram += hcim_packed_bytes(tab->t[l->res].size, tab->t[l->res].bits);
     cnt_t act_buf = (cnt_t)ti.size * ti.bits;
+    const uint32_t chunk_px = IO_WORDS / l->f;  // whole pixels per DDR chunk (>= 1: F <= HCIM_MAX_FILTERS)
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
@@ -730,7 +760,7 @@ rounds:
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
         HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
     pixels:
-        for (uint32_t p = 0, oy = 0, ox = 0, pf = 0; p < pixels; p++, pf += l->f) {
+        for (uint32_t p = 0, oy = 0, ox = 0, pf = 0, q = 0; p < pixels; p++, pf += l->f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             if (n_units) {
                 hcim_pack_window(ti, l, oy, ox, xw);
@@ -755,26 +785,35 @@ rounds:
                 hcim_pack_window(ti, l, oy, ox, xw);
                 hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);
             }
+            // the DDR side of requant works in chunks of whole pixels (IO_WORDS values): partial sums
+            // and the residual are read ahead one burst a chunk, outputs written back one burst a chunk
+            if (q == 0) {
+                const uint32_t n = (pixels - p < chunk_px ? pixels - p : chunk_px) * l->f;
+                if (!first) hcim_burst_in(s + y_off + pf, n, g_pbuf);
+                if (last && has_res) hcim_burst_in(s + res_off + pf, n, g_rbuf);
+            }
             // requant (last round) or partial sums out: one filter per iteration
             HCIM_LOOP_ENTER(HCIM_LP_REQUANT);
             HCIM_LOOP_ITERS(HCIM_LP_REQUANT, l->f);
-            if (!first) HCIM_BURST(0, (uint64_t)l->f * 4);
-            if (last && has_res) HCIM_BURST(0, (uint64_t)l->f * 4);
-            HCIM_BURST(1, (uint64_t)l->f * 4);
         requant:
             for (uint32_t f = 0; f < l->f; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
 #pragma HLS PIPELINE II = 1
                 const uint32_t col = g_fcol[f];
-                uint32_t acc = first ? 0u : (uint32_t)s[y_off + pf + f];
+                uint32_t acc = first ? 0u : (uint32_t)g_pbuf[q + f];
                 if (col != NO_COL && g_r_gunits[col / G_W]) acc += g_colbuf[col];
                 if (!last) {
-                    s[y_off + pf + f] = (acc_t)acc;
+                    g_obuf[q + f] = (acc_t)acc;
                     continue;
                 }
                 wide_t v = (wide_t)(acc_t)acc + g_bias[f];
-                if (has_res) v += (wide_t)((uint64_t)(wide_t)s[res_off + pf + f] << (uint32_t)g_rshift[f]);
-                s[y_off + pf + f] = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+                if (has_res) v += (wide_t)((uint64_t)(wide_t)g_rbuf[q + f] << (uint32_t)g_rshift[f]);
+                g_obuf[q + f] = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+            }
+            q += l->f;
+            if (q == chunk_px * l->f || p + 1 == pixels) {  // chunk done: one burst out
+                hcim_burst_out(g_obuf, q, s + y_off + pf + l->f - q);
+                q = 0;
             }
             if (++ox == to.w) {
                 ox = 0;

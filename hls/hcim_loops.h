@@ -39,6 +39,8 @@
     X(HCIM_LP_NOISE, "noise", 1, 36)                 /* per pixel (noisy hybrid): one pair's Philox4x32-10 */ \
     X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
     X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: one filter */                            \
+    X(HCIM_LP_BURST_IN, "burst_in", 1, 2)             /* per chunk of pixels: partial sums / residual in */  \
+    X(HCIM_LP_BURST_OUT, "burst_out", 1, 2)           /* per chunk of pixels: outputs / partial sums out */  \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \
     X(HCIM_LP_AVGPOOL, "avgpool", 1, 3)               /* one input value */                                  \
     X(HCIM_LP_WRITE_OUT, "write_out", 1, 2)           /* per image: output tensor -> out buffer */

@@ -228,3 +228,17 @@ def test_old_kernel_refuses_hybrid_programs_before_any_call(csim_lib, monkeypatc
     monkeypatch.setattr(dev.lib, "info", dataclasses.replace(dev.lib.info, kernel_minor=2))
     with pytest.raises(UnsupportedModeError, match="1.2 predates hybrid mode"):
         dev.load(prog)
+
+
+def test_emulator_device_runs_hybrid_programs_like_csim(csim_lib):
+    """The fast-emulator device takes hybrid programs too (same bits as csim, noise keyed by image_base)."""
+    from hybridcim.runtime.emulator_device import EmulatorDevice
+    csim_lib("tiny-64")
+    prog = next(p for p in (random_hybrid_program(s, "tiny-64") for s in range(40))
+                if any(l.mode == 1 and l.hybrid.noise_pairs for l in p.layers))
+    images = random_images(prog, 3, 1)
+    emu, dev = EmulatorDevice("tiny-64", backend="numpy"), CSimDevice("tiny-64")
+    emu.load(prog)
+    dev.load(prog)
+    assert np.array_equal(emu.run(images, image_base=9), dev.run(images, image_base=9))
+    assert [c.as_dict() for c in emu.counters] == [c.as_dict() for c in dev.counters]
