@@ -35,7 +35,7 @@ from ..program.model import Layer, Program
 from ..program.weights import decode_weight_matrix
 from .ops import im2col
 
-CHUNK_BYTES = 24 << 20
+CHUNK_BYTES = 16 << 20
 """Working-set target of one chunk of pixels (bytes; the chunk holds at least one image)."""
 
 COLUMN_READ_COUNTERS = ("digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes")
@@ -94,7 +94,10 @@ class HybridLayer:
         self.has_units = layer.present.any(axis=1)
         self.lut = adc_count(adc_code(np.arange(self.a + 1) << NOISE_FRAC_BITS, self.a, self.adc_bits),
                              self.a, self.adc_bits)  # reconstructed count of every noise-free n
-        per_pixel = self.kpad * 9 + u * 40 + self.n_f * 16 + self.r * 8
+        # bytes per pixel of a chunk: windows and one float input plane (plus the torch engine's cached
+        # planes), column codes and counts, the per-level accumulators and the digital products
+        per_pixel = self.kpad * (2 + 4 * 2) + u * (16 + (96 if hp.noise_pairs else 0)) + \
+            self.n_f * 8 * (len(hp.digital_depth) + 4) + 64
         self.chunk_pixels = max(1, CHUNK_BYTES // per_pixel)
 
         # ---- level tables (built once): per level ℓ, input plane i and column u the path of the pair
@@ -198,13 +201,6 @@ class HybridLayer:
         return analog_noise_words(hp.noise_seed, self.index, image[:, None], pixel[:, None], self.col_u[cols][None, :],
                                   w3[None, :], hp.noise_pairs, hp.noise_shift)
 
-    def adc(self, n: np.ndarray, e: np.ndarray | None) -> np.ndarray:
-        """Reconstructed counts n̂ (int64) of integer counts ``n`` with noise ``e`` (None: off)."""
-        if e is None:
-            return self.lut[n]
-        return adc_count(adc_code((n.astype(np.int64) << NOISE_FRAC_BITS) + e, self.a, self.adc_bits),
-                         self.a, self.adc_bits)
-
     # ---- the numpy run
     def windows(self, x: np.ndarray) -> np.ndarray:
         """uint8 (M, R·A) zero-padded input windows of NHWC ``x`` (all channels, exact integers)."""
@@ -234,34 +230,31 @@ class HybridLayer:
         lev = self.levels(xs, c)
         used = np.unique(lev)
         m, a, ft = xs.shape[0], self.a, self.dtype
-        planes = {}
-
-        def plane(i):
-            if i not in planes:
-                planes[i] = ((xs >> i) & 1).astype(ft)
-            return planes[i]
-
         per_level = np.zeros((self.n_levels, m, self.n_f), ft)
-        products = {}
-        for lv in used:  # digital part
+        digital = {i: [] for i in range(self.x_bits)}  # plane -> [(level, top weight planes t)]
+        for lv in used:  # digital part: the all-planes product of the high input bits now, the rest per plane
             i0, terms = self.digital_terms(lv)
             if i0 < self.x_bits:
-                key = ("hi", i0)
-                if key not in products:
-                    products[key] = ((xs >> i0) << i0).astype(ft) @ self.w_top_ft[self.p_max]
-                per_level[lv] += products[key]
+                per_level[lv] += ((xs >> i0) << i0).astype(ft) @ self.w_top_ft[self.p_max]
             for i, t in terms:
-                if (i, t) not in products:
-                    products[(i, t)] = plane(i) @ self.w_top_ft[t]
-                    products[(i, t)] *= float(1 << i)
-                per_level[lv] += products[(i, t)]
+                digital[i].append((lv, t))
         noisy = self.hp.noise_pairs > 0
         step = float(np.ldexp(1.0, -self.s))
         cmax = float((1 << self.adc_bits) - 1)
-        for i, (cols, blocks, coef) in enumerate(self.np_planes):  # analog part
-            if not len(cols) or not self.analog[used, i].any():
+        for i, (cols, blocks, coef) in enumerate(self.np_planes):  # one input plane at a time (memory)
+            need_analog = len(cols) and self.analog[used, i].any()
+            if not digital[i] and not need_analog:
                 continue
-            xi = plane(i)
+            xi = ((xs >> i) & 1).astype(ft)
+            products = {}
+            for lv, t in digital[i]:
+                if t not in products:
+                    products[t] = xi @ self.w_top_ft[t]
+                    products[t] *= float(1 << i)
+                per_level[lv] += products[t]
+            del products
+            if not need_analog:
+                continue
             codes = np.zeros((m, len(cols)), ft)  # Σ over present row blocks of the ADC codes
             for b, sel, whole, wb in blocks:
                 cnt = xi[:, b * a:(b + 1) * a] @ wb
