@@ -72,8 +72,8 @@ class FastEmulator:
             def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
                 counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
 
-            def hybrid(i: int, x: np.ndarray) -> np.ndarray:  # hybrid layer i's accumulators (numpy engine)
-                return self.plan.hybrid[i].run_numpy(x, image_base, counters[i])
+            def hybrid(i: int, x: np.ndarray, first: int) -> np.ndarray:  # hybrid layer i's accumulators (numpy)
+                return self.plan.hybrid[i].run_numpy(x, image_base + first, counters[i])
 
             if self.backend != "torch":
                 env = run_numpy(self.plan, x0, keep_all=trace, observe=observe, hybrid=hybrid)

@@ -45,22 +45,28 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
 
 
 def _hybrid(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict, accumulate) -> np.ndarray:
-    """Hybrid layer (architecture.md §9): ``accumulate(i, x)`` gives the int64 accumulators of the
-    whole-channel input; requant as §6, stored whole in the plan's float type."""
-    acc = accumulate(i, plan.expand(layer.in_tensor, x))
-    res = None
-    if layer.res_tensor is not None:
-        res = plan.expand(layer.res_tensor, env[layer.res_tensor]).astype(np.int64)
-    y = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
-                   layer.res_shift if res is not None else None)
-    return y.astype(plan.steps[i].dtype)
+    """Hybrid layer (architecture.md §9): ``accumulate(i, x, first)`` gives the int64 accumulators of
+    whole-channel input images ``x`` (``first``: the position of x[0] in the batch); requant as §6 in
+    chunks of images (bounded memory), stored whole in the plan's float type."""
+    t_out = plan.program.tensors[layer.out_tensor]
+    n = x.shape[0]
+    y = np.empty((n, t_out.height, t_out.width, layer.n_filters), plan.steps[i].dtype)
+    step = max(1, plan.hybrid[i].chunk_pixels // max(t_out.height * t_out.width, 1))
+    for a in range(0, n, step):
+        acc = accumulate(i, plan.expand(layer.in_tensor, x[a:a + step]), a)
+        res = None
+        if layer.res_tensor is not None:
+            res = plan.expand(layer.res_tensor, env[layer.res_tensor][a:a + step]).astype(np.int64)
+        y[a:a + step] = requantize(acc, layer.bias, layer.shift, layer.clamp_lo, layer.clamp_hi, res,
+                                   layer.res_shift if res is not None else None)
+    return y
 
 
 def run_numpy(plan: ExecPlan, x0: np.ndarray, keep_all: bool, observe=None, hybrid=None) -> dict[int, np.ndarray]:
     """x0: int64 NHWC input. Returns {tensor index: int64 NHWC} (every tensor if keep_all).
     ``observe(i, x)``, if given, sees CIM layer i's stored NHWC input before the layer runs.
-    ``hybrid(i, x)``: the int64 accumulators (N, Ho, Wo, F) of hybrid layer i on its whole-channel
-    NHWC input ``x`` (required when the program has hybrid layers)."""
+    ``hybrid(i, x, first)``: the int64 accumulators (n, Ho, Wo, F) of hybrid layer i on whole-channel
+    NHWC input images ``x``, the batch's images ``first`` … (required when the program has hybrid layers)."""
     p = plan.program
     env = {p.input_tensor: x0.astype(np.float32)}
     for i, layer in enumerate(p.layers):
