@@ -322,7 +322,7 @@ def plot(res, path):
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=label)
             for e, a, tag in pts:
-                ax.annotate(tag if not prefix.startswith("uniform") else tag, (e, a), fontsize=7,
+                ax.annotate(tag if prefix.startswith("uniform") else f"{tag} pp", (e, a), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
     ax.plot([dig["macro_uj"]], [100 * dig["accuracy"]], "k*", ms=12, label="all digital")
     ax.set_xlabel("CIM datapath energy per image (uJ, dcim-65nm)")
