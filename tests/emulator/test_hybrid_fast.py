@@ -157,12 +157,17 @@ def test_vectorized_noise_equals_the_reference_draw(seed, layer, pairs, shift):
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2 ** 31), st.sampled_from(["tiny-64", "sun-mars-256"]))
 def test_input_ones_counted_in_torch_equals_numpy(seed, preset):
-    """The torch backend counts input_ones in torch (uint8 popcount): the same integers as the numpy
-    counter, compact (pruned-channel) tensors and 8-bit inputs included."""
+    """input_ones counted in torch (SWAR popcount on the uint8 activations): the same integers as the
+    numpy counter, compact (pruned-channel) tensors and 8-bit inputs included."""
+    import hybridcim.emulator.fast as fast
     from hybridcim.zoo.fuzz import random_program
     p = random_program(seed, preset, max_convs=3, max_hw=6, max_channels=8)
-    imgs = _images(p, 3, np.random.default_rng(seed))
-    a, b = FastEmulator(p, "numpy").run(imgs), FastEmulator(p, "torch").run(imgs)
+    imgs = _images(p, 40, np.random.default_rng(seed))  # > one chunk of images of the torch count
+    fast.INPUT_ONES_IN_TORCH = True
+    try:
+        a, b = FastEmulator(p, "numpy").run(imgs), FastEmulator(p, "torch").run(imgs)
+    finally:
+        fast.INPUT_ONES_IN_TORCH = False
     assert [c.input_ones for c in a.counters] == [c.input_ones for c in b.counters]
     assert np.array_equal(a.outputs, b.outputs)
 

@@ -7,8 +7,8 @@ run by a backend: ``torch`` (used when importable; channels-last convolutions by
 else the *float* engine, exact float32/float64 conv2d) or ``numpy`` (im2col + BLAS float
 matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 :func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
-which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs (in
-torch on the torch backend), and
+which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs
+(numpy; in torch with :data:`INPUT_ONES_IN_TORCH`), and
 the data-dependent counters of hybrid layers (architecture.md §9), which their engine
 (hybrid_engine.py; torch_backend.py on the torch backend) counts as it runs them.
 """
@@ -24,6 +24,12 @@ from .counters import InputOnesCounter, LayerCounters, static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
 from .result import ExecutionResult, check_images, final_output
+
+
+INPUT_ONES_IN_TORCH = False
+"""Count ``input_ones`` in torch on the torch backend (``torch_backend.input_ones_torch``, exact) instead
+of numpy's SWAR popcount. Off: on the 2-core development machine the torch count was slower (98 vs
+135 ms per batch of 250 with 1 thread, far slower with 2 threads on a loaded machine; docs/performance.md)."""
 
 
 def available_backends() -> list[str]:
@@ -83,7 +89,8 @@ class FastEmulator:
                 self._torch = TorchPlan(self.plan, self.engine)
             from .torch_backend import Int8Mismatch
             try:
-                env = self._torch.run(x0, keep_all=trace, counters=counters, image_base=image_base, ones=self._ones)
+                env = self._torch.run(x0, keep_all=trace, observe=observe, counters=counters, image_base=image_base,
+                                      ones=self._ones if INPUT_ONES_IN_TORCH else None)
                 break
             except Int8Mismatch:  # that layer is float now (a warning said so): run the batch again
                 continue

@@ -446,35 +446,64 @@ class TorchPlan:
         return (y.add_(st.out_zp) if st.out_zp else y).to(torch.uint8)
 
 
-def popcount8_torch(x: torch.Tensor) -> torch.Tensor:
-    """Set bits of every byte of a uint8 tensor (uint8, SWAR on bytes)."""
-    x = x - ((x >> 1) & 0x55)
-    x = (x & 0x33) + ((x >> 2) & 0x33)
-    return (x + (x >> 4)) & 0x0F
+def popcount_sum_torch(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """int64 (H·W·C,): Σ over the images of the 1 bits of every value (< 2^bits) of a channels-last uint8
+    NCHW tensor, in (y, x, c) order. Chunks of ≤ ⌊255 / bits⌋ images are copied into one reused buffer,
+    popcounted by SWAR on its bytes viewed as int64 words (in place, into a reused scratch word array),
+    summed over the chunk as words (no byte carries) and unpacked (as numpy's
+    :func:`~hybridcim.emulator.counters.popcount_sum`)."""
+    n = x.shape[0]
+    flat = x.permute(0, 2, 3, 1).reshape(n, -1)
+    m = flat.shape[1]
+    mw = -(-m // 8)
+    out = torch.zeros(mw * 8, dtype=torch.int64)
+    if n == 0 or m == 0:
+        return out[:m]
+    step = min(n, 32, 255 // max(bits, 1))
+    buf = torch.zeros((step, mw * 8), dtype=torch.uint8)
+    tmp = torch.empty((step, mw), dtype=torch.int64)
+    wsum = torch.empty(mw, dtype=torch.int64)
+    for a in range(0, n, step):
+        c = min(step, n - a)
+        buf[:c, :m].copy_(flat[a:a + c])
+        w, t = buf[:c].view(torch.int64), tmp[:c]
+        if bits > 1:
+            torch.bitwise_right_shift(w, 1, out=t).bitwise_and_(0x5555555555555555)
+            w.sub_(t)
+        if bits > 2:
+            torch.bitwise_right_shift(w, 2, out=t).bitwise_and_(0x3333333333333333)
+            w.bitwise_and_(0x3333333333333333).add_(t)
+        if bits > 4:
+            torch.bitwise_right_shift(w, 4, out=t)
+            w.add_(t).bitwise_and_(0x0F0F0F0F0F0F0F0F)
+        torch.sum(w, 0, out=wsum)
+        out += wsum.view(torch.uint8)
+    return out[:m]
 
 
 def input_ones_torch(counter, x: torch.Tensor, channels: np.ndarray | None) -> int:
     """``input_ones`` of one CIM layer (architecture.md §7) from its stored input ``x`` (NCHW, uint8 or
-    exact float values 0…255 of the stored ``channels``; None: all), counted in torch: per (channel, y, x)
-    the 1 bits summed over the images, then per kernel offset a strided window sum times the tiles
-    that activate each row (the same integer as :class:`~hybridcim.emulator.counters.InputOnesCounter`)."""
+    exact float values 0…255 of the stored ``channels``; None: all), counted in torch: per (y, x, channel)
+    the 1 bits summed over the images (:func:`popcount_sum_torch`), then per kernel offset a strided window
+    sum times the tiles that activate each row (the same integer as
+    :class:`~hybridcim.emulator.counters.InputOnesCounter`)."""
     l, t = counter.layer, counter.t_in
-    ones = torch.zeros((t.channels, t.height, t.width), dtype=torch.int64)
+    ones = torch.zeros((t.height, t.width, t.channels), dtype=torch.int64)
     if x.numel():
         xu = x if x.dtype == torch.uint8 else x.to(torch.uint8)
-        per = popcount8_torch(xu).sum(dim=0, dtype=torch.int64)  # (C', H, W)
+        per = popcount_sum_torch(xu, t.bits).view(t.height, t.width, -1)
         if channels is None:
             ones = per
         else:
-            ones[torch.from_numpy(channels)] = per
+            ones[..., torch.from_numpy(channels)] = per
     p, s = l.pad, l.stride
     if p:
-        ones = tf.pad(ones, (p, p, p, p))
+        ones = tf.pad(ones, (0, 0, p, p, p, p))
     mult = torch.from_numpy(counter.row_mult)  # (kh, kw, C)
     total = 0
     for ky in range(l.kh):
         for kx in range(l.kw):
-            win = ones[:, ky:ky + s * (counter.ho - 1) + 1:s, kx:kx + s * (counter.wo - 1) + 1:s].sum(dim=(1, 2))
+            win = ones[ky:ky + s * (counter.ho - 1) + 1:s, kx:kx + s * (counter.wo - 1) + 1:s, :].sum(dim=(0, 1))
             total += int(win @ mult[ky, kx])
     return total
 
