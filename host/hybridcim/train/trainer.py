@@ -288,7 +288,8 @@ class Trainer:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids)
+        # a dual-path model leaves one path's parameters unused in a step (its ratio puts no channel there)
+        return DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=self.cfg.dual.layers != "none")
 
     def _sync_from_rank0(self) -> None:
         import torch.distributed as dist
