@@ -353,8 +353,9 @@ class Calibrator:
             seq.append(a)
         return seq
 
-    def run(self, max_loss: float, skip: bool = True, static: bool = False) -> Result:
-        """Calibrate for an accuracy loss of at most ``max_loss`` percentage points vs digital mode."""
+    def run(self, max_loss: float, skip: bool = True, static: bool = False, refine: int = 8) -> Result:
+        """Calibrate for an accuracy loss of at most ``max_loss`` percentage points vs digital mode;
+        ``refine``: full-network checks of the greedy pass after the bisection (module doc, step 5)."""
         if not (isinstance(max_loss, (int, float)) and math.isfinite(max_loss) and max_loss >= 0):
             raise CalibrationError(f"--max-loss must be a finite number >= 0 (percentage points), got {max_loss}")
         if not static and not all(l.cdf for l in self.layers):
@@ -373,7 +374,7 @@ class Calibrator:
             return loss <= max_loss + 1e-9
 
         steps = max(1, math.ceil(math.log2(len(seq) + 1)))
-        with progress(steps + 1, "full-network checks", unit="run", disable=not self.show_progress) as bar:
+        with progress(steps + 1 + refine, "full-network checks", unit="run", disable=not self.show_progress) as bar:
             if passes(len(seq) - 1):
                 best = len(seq) - 1
             else:
@@ -385,7 +386,24 @@ class Calibrator:
                     else:
                         hi = mid
                 best = lo
-        a = seq[best]
+            a = dict(seq[best])
+            tries = 0
+            for m in range(best + 1, len(seq)):  # greedy: the later moves one by one, kept when within budget
+                if tries >= refine:
+                    break
+                (name, table), = [(k, v) for k, v in seq[m].items() if seq[m - 1].get(k) != v]
+                if a.get(name) == table:
+                    continue
+                cand = dict(a)
+                cand[name] = table
+                tries += 1
+                ev = self.evaluate("full", cand, bar)
+                loss = 100.0 * (dig.correct - ev.correct) / ev.images
+                checks.append({"step": f"greedy {m}", "loss_pp": loss, "accuracy": ev.accuracy})
+                self.log(f"  greedy move {m} ({name}): accuracy {100 * ev.accuracy:.2f} % (loss {loss:+.2f} pp)"
+                         f"{' kept' if loss <= max_loss + 1e-9 else ''}")
+                if loss <= max_loss + 1e-9:
+                    a = cand
         ev = self.evaluate("full", a)
         e, m = self.energy(a, ev)
         e0, m0 = self.energy({}, dig)

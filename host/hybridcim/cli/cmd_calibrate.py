@@ -44,6 +44,8 @@ def register(sub) -> None:
                    help="static boundary only: one level per layer (no saliency decision), the baseline")
     p.add_argument("--sal-planes", type=int_range(1, 8), default=2, metavar="H",
                    help="input planes (from the MSB) the saliency reads, capped at each layer's input bits (default 2)")
+    p.add_argument("--refine", type=int_range(0), default=8, metavar="N",
+                   help="full-network checks of the greedy pass after the bisection (default 8; 0: none)")
     p.add_argument("--keep-digital", default="", metavar="NAMES",
                    help="comma-separated conv/fc layers to leave in digital mode (e.g. the first layer)")
     p.add_argument("--state", default=None, metavar="FILE",
@@ -100,7 +102,7 @@ def run(args) -> int:
     if cal.state.loaded:
         print(f"resuming from {state}: {cal.state.loaded} evaluations cached", flush=True)
     try:
-        res = cal.run(args.max_loss, skip=not args.no_skip, static=args.static)
+        res = cal.run(args.max_loss, skip=not args.no_skip, static=args.static, refine=args.refine)
     except KeyboardInterrupt:
         print(f"interrupted: {len(cal.state.evals)} evaluations kept in {state}; rerun to continue")
         raise
