@@ -30,12 +30,13 @@ Per layer, in PL cycles:
 ``kernel_cycles`` = loops + DDR: **serial**, no overlap of bursts with computation or of one
 loop with another (the kernel has no DATAFLOW region; a loop that copies a burst word by word
 is counted once as loop iterations and once as beats, so the figure errs high by at most the
-beats). ``est_board_images_per_s = images * pl_mhz * 1e6 / total kernel_cycles`` of the call.
+beats). The profile does not say which port a burst used: every beat is counted at
+``beat_bytes``, although the int32 ports (out, scratch) move 4 bytes a beat.
+``est_board_images_per_s = images * pl_mhz * 1e6 / total kernel_cycles`` of the call.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import ceil
 from typing import Mapping, Sequence
 
 LABEL = "estimate, not checked by csynth"
