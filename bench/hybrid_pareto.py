@@ -140,9 +140,14 @@ def main(argv=None) -> int:
     step(head, calibrated(budgets[0], False))
     if head in res["steps"]:
         step(f"sensitivity-{head}", lambda: sensitivity_of(calibrator(), res["steps"][head], preset))
-    if head in res["steps"] and args.ship:
-        res["steps"].pop("ship", None)
-        step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
+    if head in res["steps"]:
+        hp = read_program(res["steps"][head]["program"])
+        xf, yf = test.read(0, len(test))
+        step("full-digital", lambda: {"test": evaluate(program, xf, yf, preset)})
+        step(f"full-{head}", lambda: {"test": evaluate(hp, xf, yf, preset)})
+        if args.ship:
+            res["steps"].pop("ship", None)
+            step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
     step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
     step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
     for d in (4, 3):
@@ -158,13 +163,6 @@ def main(argv=None) -> int:
                 return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
             step(f"noise-{head}-check", check)
     step("uniform-skip-D5", uni((5, 5)))
-    if head in res["steps"]:
-        xf, yf = test.read(0, len(test))
-        step("full-digital", lambda: {"test": evaluate(program, xf, yf, preset)})
-        step(f"full-{head}", lambda: {"test": evaluate(hp, xf, yf, preset)})
-        if args.ship:
-            res["steps"].pop("ship", None)
-            step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
     for b in budgets[1:]:
         step(f"dynamic-skip-{b:g}", calibrated(b, False))
     for b in budgets[1:]:
