@@ -193,3 +193,12 @@ def test_evaluator_matches_the_emulator(tiny):
     assert got.correct == int((out.outputs.argmax(1) == labels).sum())
     assert [c.skipped_bitplanes for c in got.counters] == [c.skipped_bitplanes for c in out.counters]
     assert got.kl > 0 and ev.digital.kl == 0
+
+
+def test_greedy_pass_never_breaks_the_budget_and_never_costs_energy(tiny):
+    p, imgs, labels = tiny
+    cal = Calibrator(p, imgs, labels, **KW)
+    plain, greedy = cal.run(5.0, refine=0), cal.run(5.0, refine=8)
+    assert greedy.loss_pp <= 5.0 and greedy.macro_pj <= plain.macro_pj
+    assert all(isinstance(c["step"], int) for c in plain.checks)
+    assert len([c for c in greedy.checks if str(c["step"]).startswith("greedy")]) <= 8
