@@ -36,12 +36,10 @@ only its live channels are stored, with their original indices. Row-block sparsi
 live filters is not exploited (a dense int8 convolution over the live filters is faster
 than per-block products at these sizes; docs/performance.md).
 
-Hybrid mode (architecture.md §9; not run by the fast emulator yet) will need, per row block b and input/weight
-bit-plane pair (i, j), the column counts n(b, i, c) = Σ_{rows of b} x_i · w_c: int8
-products of 0/1 planes over K = rows_active. They fit this engine as one batched product
-per layer and input plane: ``int8_conv`` of the 0/1 uint8 plane x_i with one 0/1 int8
-filter per (row block b, column c) that holds column c's weight bits on block b's rows
-only; output channel (b, c) is then exactly n(b, i, c), all blocks and columns at once.
+Hybrid mode (architecture.md §9): :class:`TorchHybrid` runs a hybrid layer with the steps of
+``hybrid_engine.py``: per row block and input plane the 0/1 column counts by a 1x1 int8 convolution
+over the block's rows with the ADC fused (output scale 2^-s, round half to even, clamp: uint8 codes),
+the digital pairs by int8 products of input planes with the filters' top weight planes.
 """
 from __future__ import annotations
 
@@ -305,9 +303,9 @@ class TorchPlan:
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
         the place where per-layer input activations are available. ``ones``: {CIM layer i: its
         :class:`~hybridcim.emulator.counters.InputOnesCounter`}: ``input_ones`` is then counted in torch
-        (:func:`input_ones_torch`) into ``counters[i]`` instead of calling ``observe``. Hybrid layers add their data-dependent
-        counters to ``counters[i]`` (required when the program has hybrid layers); ``image_base`` numbers
-        the images for their analog noise."""
+        (:func:`input_ones_torch`) into ``counters[i]`` instead of calling ``observe``. Hybrid layers add
+        their data-dependent counters to ``counters[i]`` (required when the program has hybrid layers);
+        ``image_base`` numbers the images for their analog noise."""
         p = self.program
         self._keep_all = keep_all
         env = {p.input_tensor: torch.from_numpy(x0.astype(np.uint8)).permute(0, 3, 1, 2)}
@@ -681,7 +679,8 @@ class TorchHybrid:
             if i0 < hl.x_bits:
                 if ("hi", i0) not in products:
                     xh = (xs >> i0) << i0
-                    pk = self._digital_pack(("hi", i0), hl.p_max, 1.0, (1 << hl.x_bits) - (1 << i0)) if self.int8 else None
+                    xmax = (1 << hl.x_bits) - (1 << i0)
+                    pk = self._digital_pack(("hi", i0), hl.p_max, 1.0, xmax) if self.int8 else None
                     products[("hi", i0)] = self._qconv(xh, *pk, None) if pk else xh.to(ft) @ self.w_top[hl.p_max]
                 per_level[lv] += products[("hi", i0)]
             for i, t in terms:
