@@ -150,7 +150,7 @@ def main(argv=None) -> int:
             step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
     step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
     step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
-    for d in (4, 3):
+    for d in (4, 5, 6):
         step(f"uniform-skip-D{d}", uni((d, d)))
     step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     if head in res["steps"]:
@@ -162,7 +162,6 @@ def main(argv=None) -> int:
                 b = run_logits(make_emulator(hp), x_test[:n], 250, 0)[0]
                 return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
             step(f"noise-{head}-check", check)
-    step("uniform-skip-D5", uni((5, 5)))
     for b in budgets[1:]:
         step(f"dynamic-skip-{b:g}", calibrated(b, False))
     for b in budgets[1:]:
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
             for seed in range(5):
                 step(f"noise-{head}-seed{seed}", lambda seed=seed: {"test": evaluate(
                     _with_noise(hp, seed), x_test, y_test, preset)})
-    step("uniform-skip-D6", uni((6, 6)))
+    step("uniform-skip-D3", uni((3, 3)))
     step("uniform-analog-D2", uni((2, DEPTH_ALL)))
     if args.plot:
         plot(res, args.plot)
