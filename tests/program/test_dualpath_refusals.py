@@ -61,7 +61,6 @@ def test_csim_device_refuses_a_dual_path_program_before_running():
         dev.load(_with_dual_layer())
 
 
-@pytest.mark.xfail(strict=True, reason="the fast emulator's refusal of dual-path layers lands after the hybrid work in fast.py")
 def test_fast_emulator_refuses_dual_path_layers_naming_the_layer():
     from hybridcim.emulator.fast import FastEmulator
     p = _with_dual_layer()
@@ -70,7 +69,6 @@ def test_fast_emulator_refuses_dual_path_layers_naming_the_layer():
         FastEmulator(p, backend="numpy")
 
 
-@pytest.mark.xfail(strict=True, reason="the fast emulator's refusal of dual-path layers lands after the hybrid work in fast.py")
 def test_emulator_device_refuses_dual_path_layers():
     from hybridcim.runtime.emulator_device import EmulatorDevice
     with pytest.raises(UnsupportedModeError, match="dual-path"):

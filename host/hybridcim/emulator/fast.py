@@ -57,6 +57,11 @@ class FastEmulator:
         if unknown:  # the validator refuses these too; a hand-made Program may still carry one
             raise UnsupportedModeError(f"layer {unknown[0]} is not a mode the fast emulator implements "
                                        "(0 = digital, 1 = hybrid conv/fc)")
+        dual = [f"{i} ({l.name!r})" for i, l in enumerate(program.layers) if l.flags]
+        if dual:  # architecture.md §10.6: the ternary path on the second macro type is the reference emulator's only
+            raise UnsupportedModeError(f"layer {dual[0]} is a dual-path layer (flags bit 0, a ternary path on the "
+                                       "second macro type), which the fast emulator does not implement yet: run it "
+                                       "with hybridcim.emulator.ReferenceEmulator")
         self.program, self.backend, self.engine = program, backend, engine
         self.plan = ExecPlan(program)
         self._per_image = [static_counters(l, program, 1) for l in program.layers]
