@@ -11,10 +11,10 @@ from hybridcim.cim.hybrid import (PATH_ANALOG, PATH_DIGITAL, PATH_SKIPPED, adc_c
                                   level_of, noise_counter, noise_key, pair_depth, pair_path)
 from hybridcim.cim.philox import philox4x32
 from hybridcim.emulator import FastEmulator, ReferenceEmulator
+from hybridcim.emulator.fast import available_backends
 from hybridcim.emulator.counters import static_counters
 from hybridcim.program.builder import ProgramBuilder, make_hybrid
 from hybridcim.program.codec import decode, encode
-from hybridcim.program.errors import UnsupportedModeError
 from hybridcim.program.hybrid import HybridParams
 from hybridcim.spec.hardware import HardwarePreset, get_preset
 from hybridcim.zoo.fuzz import random_hybrid_program, random_program
@@ -191,13 +191,19 @@ def test_noise_is_a_centered_binomial():
     assert not analog_noise(noise_key(9, 4), ctr, 0, 3).any()
 
 
-def test_fast_emulator_and_devices_refuse_hybrid_layers():
+def test_fast_emulator_and_emulator_device_run_hybrid_layers_like_the_reference():
+    """Hybrid mode is implemented by the fast emulator (both backends) and so by the emulator device."""
     from hybridcim.runtime.emulator_device import EmulatorDevice
     p = _one_pixel_program(HybridParams.static(2))
-    with pytest.raises(UnsupportedModeError, match=r"layer 0 \('c'\).*ReferenceEmulator"):
-        FastEmulator(p, backend="numpy")
-    with pytest.raises(UnsupportedModeError, match=r"layer 0 \('c'\).*ReferenceEmulator"):
-        EmulatorDevice().load(p)
+    x = np.random.default_rng(3).integers(0, 16, (5, 16, 1, 1)).astype(np.uint8)
+    want = ReferenceEmulator(p).run(x)
+    for backend in available_backends():
+        got = FastEmulator(p, backend=backend).run(x)
+        assert np.array_equal(got.outputs, want.outputs), backend
+        assert [c.as_dict() for c in got.counters] == [c.as_dict() for c in want.counters], backend
+    dev = EmulatorDevice()
+    dev.load(p)
+    assert np.array_equal(dev.run(x), want.outputs)
 
 
 def _independent_hybrid_layer(layer, program, x, layer_index, image_base):
