@@ -103,3 +103,18 @@ def test_makefile_and_python_name_the_same_library(preset):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().rsplit("/", 1)[-1] == library_path(preset).name
+
+
+def test_make_targets_take_absolute_build_and_data_folders(tmp_path):
+    """`make tb-data TB_DATA=/abs` writes there (not under hls/), and `tb-run BUILD=/abs` runs the
+    testbench built there (it ran `./$(TB)`, a path under hls/, before)."""
+    data, build = tmp_path / "data", tmp_path / "build"
+    proc = subprocess.run(["make", "-s", "-C", str(HLS), "tb-data", "PRESET=tiny-64", f"TB_DATA={data}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["counters.u64", "expected.i32", "images.u8", "program.cim"]
+    dry = subprocess.run(["make", "-n", "-C", str(HLS), "tb-run", "PRESET=tiny-64", f"BUILD={build}",
+                          f"TB_DATA={data}"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    run_line = [ln for ln in dry.stdout.splitlines() if ln.endswith("counters.u64")][-1]
+    assert run_line.startswith(f"{build}/hybridcim_accel_tb_tiny-64 {data}/program.cim"), run_line
