@@ -110,8 +110,14 @@ def _check_mode(i: int, layer: Layer, program: Program) -> None:
         _fail(i, layer, "mode 1 (hybrid) applies to conv/fc layers only")
     if not isinstance(layer.hybrid, HybridParams):
         _fail(i, layer, "mode 1 (hybrid) needs its hybrid parameters (level table)")
+    _check_params(i, layer, program, layer.hybrid)
+
+
+def _check_params(i: int, layer: Layer, program: Program, params) -> None:
+    """A layer section's own field rules (HybridParams / DualPathParams ``problem(bits_in)``),
+    against the layer input's bit width (8 when the input tensor index is itself invalid)."""
     bits_in = program.tensors[layer.in_tensor].bits if 0 <= layer.in_tensor < len(program.tensors) else 8
-    problem = layer.hybrid.problem(bits_in)
+    problem = params.problem(bits_in)
     if problem:
         _fail(i, layer, problem)
 
@@ -130,10 +136,7 @@ def _check_dual(i: int, layer: Layer, program: Program) -> None:
         _fail(i, layer, f"dual-path layer in mode {layer.mode}: spec 1.2 combines the dual path with digital mode 0 only")
     if not isinstance(layer.dual, DualPathParams):
         _fail(i, layer, "a dual-path layer needs its DualPathParams (ratio_eighths, bin_threshold)")
-    bits_in = program.tensors[layer.in_tensor].bits if 0 <= layer.in_tensor < len(program.tensors) else 8
-    problem = layer.dual.problem(bits_in)
-    if problem:
-        _fail(i, layer, problem)
+    _check_params(i, layer, program, layer.dual)
     f, a = layer.n_filters, pr.tern_rows_active
     f_t, r_t = layer.dual.n_tern(f), -(-layer.k_rows // a)
     if r_t > 0xFFFF:
