@@ -245,15 +245,6 @@ def test_batching_does_not_change_results(csim_lib):
     assert one.run(images[:0]).shape == (0, prog.output.channels)
 
 
-@pytest.fixture(scope="module")
-def hw_datapath_lib(csim_lib):
-    """The csim library compiled with -DHCIM_HW_DATAPATH: the adder-tree popcount and the single
-    8-plane shift-add unit that synthesis uses (__SYNTHESIS__ selects the same code)."""
-    from hybridcim.runtime.csim_build import build
-    csim_lib("tiny-64")
-    return {p: build(p, extra=("-DHCIM_HW_DATAPATH",)) for p in ("tiny-64", "sun-mars-256")}
-
-
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256"]))
 def test_synthesis_datapath_equals_emulator(hw_datapath_lib, seed, preset):

@@ -133,19 +133,12 @@ def test_noise_depends_on_the_global_image_index(csim_lib):
     pytest.fail("noise never depended on image_base")
 
 
-@pytest.fixture(scope="module")
-def hw_lib(csim_lib):
-    from hybridcim.runtime.csim_build import build
-    csim_lib("tiny-64")
-    return {p: build(p, extra=("-DHCIM_HW_DATAPATH",)) for p in ("tiny-64", "sun-mars-256")}
-
-
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), preset=st.sampled_from(["tiny-64", "sun-mars-256"]))
-def test_synthesis_datapath_equals_reference_on_hybrid_programs(hw_lib, seed, preset):
+def test_synthesis_datapath_equals_reference_on_hybrid_programs(hw_datapath_lib, seed, preset):
     """The one general datapath synthesis uses (all 8 planes, the per-pair path mask) == reference."""
     prog = random_hybrid_program(seed, preset)
-    dev = CSimDevice(preset, library=hw_lib[preset])
+    dev = CSimDevice(preset, library=hw_datapath_lib[preset])
     dev.load(prog)
     assert_same_as_reference(prog, dev, random_images(prog, 2, seed), image_base=seed % 1000)
 
