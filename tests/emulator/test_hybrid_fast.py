@@ -148,7 +148,7 @@ def test_vectorized_noise_equals_the_reference_draw(seed, layer, pairs, shift):
     assert np.array_equal(words, philox4x32(ctr, np.array([seed, layer], np.uint32)).astype(np.uint64))
     if HAS_TORCH:
         import torch
-        from hybridcim.emulator.torch_backend import philox4x32_torch
+        from hybridcim.emulator.torch_hybrid import philox4x32_torch
         got = philox4x32_torch(*(torch.from_numpy(ctr[:, k].astype(np.int64)) for k in range(4)), seed, layer)
         assert np.array_equal(np.stack([g.numpy() for g in got], -1).astype(np.uint64), words)
 
@@ -177,7 +177,8 @@ def test_wrong_int8_counts_fall_back_to_float(monkeypatch):
     """The int8 column counts are checked against the float engine (first chunk of the first call, then
     image 0): a kernel that gives wrong counts switches the layer to float with a warning, and the
     result stays exact."""
-    from hybridcim.emulator.torch_backend import TorchHybrid, int8_status
+    from hybridcim.emulator.torch_backend import int8_status
+    from hybridcim.emulator.torch_hybrid import TorchHybrid
     if not int8_status()[0]:
         pytest.skip("no oneDNN int8 convolution here")
     p = _one_pixel_program(HybridParams.static(0))

@@ -10,7 +10,7 @@ matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs
 (numpy; in torch with :data:`INPUT_ONES_IN_TORCH`), and
 the data-dependent counters of hybrid layers (architecture.md §9), which their engine
-(hybrid_engine.py; torch_backend.py on the torch backend) counts as it runs them.
+(hybrid_engine.py; torch_hybrid.py on the torch backend) counts as it runs them.
 """
 from __future__ import annotations
 

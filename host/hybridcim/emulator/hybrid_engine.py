@@ -24,7 +24,7 @@ plane j_u of a P_u-bit filter, layer column g_u·G + c_u):
 Every step is integer arithmetic carried in float32 (0/1 products over ≤ 576 rows: < 2^24) or
 float64 (accumulator corrections: |partial| ≤ 2 · the §9.5 bound < 2^32 ≪ 2^53), so the result
 equals the reference emulator's bit for bit. The numpy functions here are the board path; the torch
-backend runs the same steps with its own products (torch_backend.py).
+backend runs the same steps with its own products (torch_hybrid.py).
 """
 from __future__ import annotations
 
