@@ -1,9 +1,11 @@
 """Activity counters per layer (architecture.md §7).
 
-``static_counters`` computes every data-independent counter from the program alone; the
-one data-dependent counter, ``input_ones`` (1 bits on the word lines), comes from the
-layer's input activations (:class:`InputOnesCounter`, vectorized: the fast emulator calls
-it on every CIM layer's input). The reference emulator counts everything literally while it
+``static_counters`` computes every data-independent counter of the SRAM macros (§7) from the
+program alone, and ``dual_static_counters`` adds a dual-path layer's ternary path (§10.4); the
+data-dependent counter ``input_ones`` (1 bits on the word lines) comes from the layer's input
+activations (:class:`InputOnesCounter`, vectorized: the fast emulator calls it on every CIM
+layer's input), as does a dual-path layer's ``tern_input_ones``
+(:func:`hybridcim.program.dualpath.tern_input_ones`). The reference emulator counts everything literally while it
 runs and the tests check that all three agree (and the HLS kernel's counter block).
 """
 from __future__ import annotations
@@ -221,6 +223,31 @@ def static_counters(layer: Layer, program: Program, images: int) -> LayerCounter
                     + 2 * (n_rounds - 1) * pixels * layer.n_filters * (pr.acc_bits // 8) * images)
     streamed_rows = int((activated_blocks(layer, program) * rows).sum())
     c.act_buffer_bits = (t_in.channels * t_in.height * t_in.width + pixels * streamed_rows) * bits_in * images
+    return c
+
+
+def dual_static_counters(layer: Layer, program: Program, images: int) -> LayerCounters:
+    """Every data-independent counter of ``layer`` for ``images`` images: :func:`static_counters`
+    and, in a dual-path layer (architecture.md §10.4), the ternary path's counters
+    (:func:`hybridcim.program.dualpath.tern_static`; ``tern_input_ones`` is data dependent: 0 here) and
+    the four shared ones: ``cycles`` the longer path, ``act_buffer_bits`` + the binary plane and the
+    ternary rows read, ``dram_bytes`` with the SRAM filters' partial sums only + the dual section,
+    the ternary weights and the ternary partial sums."""
+    c = static_counters(layer, program, images)
+    if layer.dual is None:
+        return c
+    from ..program.dualpath import tern_static
+    pr = program.preset
+    f_t = layer.dual.n_tern(layer.n_filters)
+    out = program.tensors[layer.out_tensor]
+    n_rounds = max(1, -(-c.tiles // pr.n_macros))
+    c.dram_bytes -= 2 * (n_rounds - 1) * out.height * out.width * f_t * (pr.acc_bits // 8) * images
+    d = tern_static(layer, program, images)
+    c.act_buffer_bits += d.pop("act_buffer_bits")
+    c.dram_bytes += d.pop("dram_bytes")
+    for name, v in d.items():
+        setattr(c, name, v)
+    c.cycles = max(c.cycles, c.tern_cycles)
     return c
 
 

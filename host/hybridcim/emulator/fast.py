@@ -6,11 +6,17 @@ run by a backend: ``torch`` (used when importable; channels-last convolutions by
 *int8* engine, oneDNN int8 x int8 -> int32, wherever it is available and provably exact,
 else the *float* engine, exact float32/float64 conv2d) or ``numpy`` (im2col + BLAS float
 matmul in bounded-memory chunks; the PYNQ board path). Counters come from
-:func:`counters.static_counters` (digital mode is data independent) except ``input_ones``,
+:func:`counters.dual_static_counters` (digital mode is data independent) except ``input_ones``,
 which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs
-(numpy; in torch with :data:`INPUT_ONES_IN_TORCH`), and
+(numpy; in torch with :data:`INPUT_ONES_IN_TORCH`), a dual-path layer's ``tern_input_ones``
+(:func:`hybridcim.program.dualpath.tern_input_ones`, from the same input), and
 the data-dependent counters of hybrid layers (architecture.md §9), which their engine
 (hybrid_engine.py; torch_hybrid.py on the torch backend) counts as it runs them.
+
+Dual-path layers (DualNet, architecture.md §10) run on both backends: the plan splits such a
+layer's computed filters into two weight sets, its SRAM (INT4) filters on the input x and its
+ternary filters (T in {-1, 0, 1}) on the binary input z = [x >= bin_threshold], convolved
+separately (both exact: |T z| <= K) and requantized together per filter (§6).
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ import importlib.util
 import numpy as np
 
 from ..program.errors import UnsupportedModeError
-from ..program.format import MODE_DIGITAL, MODE_HYBRID
-from .counters import InputOnesCounter, LayerCounters, static_counters
+from ..program.dualpath import tern_input_ones
+from ..program.format import FLAG_DUAL, MODE_DIGITAL, MODE_HYBRID
+from .counters import InputOnesCounter, LayerCounters, dual_static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
 from .result import ExecutionResult, check_images, final_output
@@ -57,15 +64,16 @@ class FastEmulator:
         if unknown:  # the validator refuses these too; a hand-made Program may still carry one
             raise UnsupportedModeError(f"layer {unknown[0]} is not a mode the fast emulator implements "
                                        "(0 = digital, 1 = hybrid conv/fc)")
-        dual = [f"{i} ({l.name!r})" for i, l in enumerate(program.layers) if l.flags]
-        if dual:  # architecture.md §10.6: the ternary path on the second macro type is the reference emulator's only
-            raise UnsupportedModeError(f"layer {dual[0]} is a dual-path layer (flags bit 0, a ternary path on the "
-                                       "second macro type), which the fast emulator does not implement yet: run it "
-                                       "with hybridcim.emulator.ReferenceEmulator")
+        odd = [f"{i} ({l.name!r}) flags {l.flags} mode {l.mode}" for i, l in enumerate(program.layers)
+               if l.flags not in (0, FLAG_DUAL) or (l.flags and (l.mode != MODE_DIGITAL or l.dual is None))]
+        if odd:  # §10.5: a dual-path layer is flags 1 in mode 0 with its dual section; the validator refuses others
+            raise UnsupportedModeError(f"layer {odd[0]} is not a layer the fast emulator implements (flags 0, or "
+                                       "flags 1 = dual-path in digital mode 0)")
         self.program, self.backend, self.engine = program, backend, engine
         self.plan = ExecPlan(program)
-        self._per_image = [static_counters(l, program, 1) for l in program.layers]
+        self._per_image = [dual_static_counters(l, program, 1) for l in program.layers]
         self._ones = {i: InputOnesCounter(l, program) for i, l in enumerate(program.layers) if l.op.is_cim}
+        self._dual = {i for i, l in enumerate(program.layers) if l.flags & FLAG_DUAL and l.dual.n_tern(l.n_filters)}
         self._torch = None
 
     def run(self, images: np.ndarray, trace: bool = False, image_base: int = 0) -> ExecutionResult:
@@ -80,8 +88,13 @@ class FastEmulator:
         while True:  # once, unless the torch plan's check of a later batch switched a layer to float
             counters = self.counters(x0.shape[0])
 
+            in_torch = self.backend == "torch" and INPUT_ONES_IN_TORCH
+
             def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
-                counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
+                if not in_torch:
+                    counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
+                if i in self._dual:  # §10.4; missing (provably 0) channels give z = 0: the stored ones suffice
+                    counters[i].tern_input_ones += tern_input_ones(p.layers[i], p, x)
 
             def hybrid(i: int, x: np.ndarray, first: int) -> np.ndarray:  # hybrid layer i's accumulators (numpy)
                 return self.plan.hybrid[i].run_numpy(x, image_base + first, counters[i])
@@ -95,7 +108,7 @@ class FastEmulator:
             from .torch_backend import Int8Mismatch
             try:
                 env = self._torch.run(x0, keep_all=trace, observe=observe, counters=counters, image_base=image_base,
-                                      ones=self._ones if INPUT_ONES_IN_TORCH else None)
+                                      ones=self._ones if in_torch else None)
                 break
             except Int8Mismatch:  # that layer is float now (a warning said so): run the batch again
                 continue

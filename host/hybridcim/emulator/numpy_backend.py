@@ -2,7 +2,9 @@
 
 Activations are NHWC float arrays holding exact integers; a CIM layer is an im2col +
 BLAS matmul with the plan's scaled weights (exact, see plan.py), processed in chunks of
-images so that the im2col buffer stays under ``CHUNK_BYTES``.
+images so that the im2col buffer stays under ``CHUNK_BYTES``. A dual-path layer (architecture.md
+§10) multiplies the same windows twice: by its SRAM filters' weights, and, compared with its
+binary-input threshold (z = [x >= threshold], 0/1), by its ternary filters' weights.
 """
 from __future__ import annotations
 
@@ -28,7 +30,14 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
         acc = np.empty((n, t_out.height, t_out.width, live_out), dtype=st.dtype)
         for a in range(0, n, step):
             cols = im2col(xin[a:a + step].astype(st.dtype, copy=False), layer.kh, layer.kw, layer.stride, layer.pad)
-            np.matmul(cols, st.w_hwc, out=acc[a:a + step])
+            if not st.dual:
+                np.matmul(cols, st.w_hwc, out=acc[a:a + step])
+                continue
+            ns = st.n_sram  # dual-path (§10.2): SRAM filters on x, ternary filters on z = [x >= threshold]
+            if ns:
+                acc[a:a + step, ..., :ns] = cols @ st.w_hwc[:, :ns]
+            if ns < live_out:
+                acc[a:a + step, ..., ns:] = (cols >= st.threshold).astype(st.dtype) @ st.w_hwc[:, ns:]
     else:  # nothing to compute: every filter pruned, or every input channel provably 0
         acc = np.zeros((n, t_out.height, t_out.width, live_out), dtype=st.dtype)
     if st.bias_full is not None:  # residual layer: full-width v = res*2^(rs-s) + bias*2^-s (+ acc)

@@ -38,6 +38,14 @@ than per-block products at these sizes; docs/performance.md).
 
 Hybrid mode (architecture.md §9): hybrid layers run on :class:`~.torch_hybrid.TorchHybrid`
 (torch_hybrid.py), whose accumulators this backend requantizes like any other layer's.
+
+Dual-path layers (architecture.md §10): a step's computed filters form one or two *weight sets*,
+the SRAM filters on the input x and a dual-path layer's ternary filters on the binary input
+z = [x >= threshold] (0/1, computed per batch from the stored input; padding gives z = 0 as
+threshold >= 1). Each set is its own convolution, int8 or float with the proofs above (the
+ternary set has xmax = 1 and |w| <= 1: 2 * 1 * 1 pair sums, never split), with its requant
+fused when every set's is; the outputs are concatenated in filter order, so compact tensors,
+residuals and the first-batch and later-batch checks work as for any layer.
 """
 from __future__ import annotations
 
@@ -198,7 +206,9 @@ class TorchPlan:
     def _step(self, layer, st, use_int8: bool) -> SimpleNamespace:
         """Torch data of one CIM layer. The convolution computes the filters ``cols``: the
         live ones for a compact output, else all F (a non-live filter has zero weights, so
-        its output is requant(bias [+ residual]) without scattering channels afterwards)."""
+        its output is requant(bias [+ residual]) without scattering channels afterwards).
+        ``sets``: the weight sets, each a namespace (theta: None for the input x, else the
+        binary-input threshold; lo, hi: its columns cols[lo:hi]; weight, bias: float)."""
         dt, f = _dt(st.dtype), layer.n_filters
         full_width = not st.compact_out and len(st.live_f) < f
         cols = np.arange(f) if full_width else st.live_f
@@ -210,10 +220,14 @@ class TorchPlan:
         scale = np.ldexp(1.0, -shift)
         bias = layer.bias[cols] * scale
         lo, hi = layer.clamp_lo, layer.clamp_hi
+        split = int(np.searchsorted(cols, layer.dual.first_tern(f))) if st.dual else len(cols)  # SRAM | ternary
+        sets = [SimpleNamespace(theta=th, lo=a, hi=b, weight=torch.from_numpy(
+                    w_int[a:b] * scale[a:b, None, None, None]).to(dt).contiguous(memory_format=CL),
+                    bias=torch.from_numpy(bias[a:b]).to(dt))
+                for th, a, b in ((None, 0, split), (st.threshold, split, len(cols))) if b > a]
         step = SimpleNamespace(
-            in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos), n_cols=len(cols),
-            weight=torch.from_numpy(w_int * scale[:, None, None, None]).to(dt).contiguous(memory_format=CL),
-            bias=torch.from_numpy(bias).to(dt), dtype=dt, residual=st.bias_full is not None,
+            in_pos=None if st.in_pos is None else torch.from_numpy(st.in_pos), n_cols=len(cols), n_in=w_int.shape[1],
+            sets=sets, bias=torch.from_numpy(bias).to(dt), dtype=dt, residual=st.bias_full is not None,
             res_scale=None if st.res_scale is None else torch.from_numpy(st.res_scale).to(dt).view(1, f, 1, 1),
             unscale=torch.from_numpy(np.ldexp(1.0, shift)).to(dt).view(1, -1, 1, 1),
             out_zp=self._zp_of(layer.out_tensor, lo, hi), int8=None, fused=False, res_alpha=None)
@@ -224,23 +238,28 @@ class TorchPlan:
                 w_all = np.zeros((len(cols), n_in) + w_int.shape[2:], dtype=np.int64)
                 w_all[:, st.in_pos] = w_int
                 w_int = w_all
-            step.int8 = self._int8_parts(layer, st, w_int, scale, bias)
-            step.fused = step.int8 is not None and len(step.int8) == 1 and step.out_zp is not None
+            step.int8 = [self._int8_parts(layer, st, w_int[ws.lo:ws.hi], scale[ws.lo:ws.hi], bias[ws.lo:ws.hi],
+                                          1 if ws.theta is not None else None) for ws in sets]
+            step.int8 = None if any(p is None for p in step.int8) else step.int8
+            step.fused = step.int8 is not None and all(len(p) == 1 for p in step.int8) and step.out_zp is not None
             if step.fused and step.residual:  # oneDNN's sum post-op: one scalar scale, an 8-bit residual
                 rel = layer.res_shift.astype(np.int64) - layer.shift.astype(np.int64)
                 t_res = self.program.tensors[layer.res_tensor]
                 step.fused = bool((rel == rel[0]).all()) and t_res.bits <= 8
                 step.res_alpha = float(np.ldexp(1.0, int(rel[0]))) if step.fused else None
-        self.engines[layer.name] = "float" if step.int8 is None else "int8-split" if len(step.int8) > 1 else \
-            "int8" if step.fused else "int8+requant"
+        self.engines[layer.name] = "float" if step.int8 is None else "int8-split" if \
+            any(len(p) > 1 for p in step.int8) else "int8" if step.fused else "int8+requant"
         return step
 
-    def _int8_parts(self, layer, st, w_int: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> list | None:
-        """[(input part, prepacked weights, w_scale, bias)] whose float32 outputs sum to the
-        layer's scaled v (without residual), or None when the int8 engine is not provably exact."""
+    def _int8_parts(self, layer, st, w_int: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+                    xmax: int | None = None) -> list | None:
+        """[(input part, prepacked weights, w_scale, bias)] whose float32 outputs sum to one weight
+        set's scaled v (without residual), or None when the int8 engine is not provably exact.
+        ``xmax``: the set's largest input (None: the layer input's; 1 for the binary input z)."""
         if st.bound >= F32_EXACT:  # float32 outputs (and the int32 accumulators) must be exact
             return None
-        xmax = self.program.tensors[layer.in_tensor].fmt.max
+        if xmax is None:
+            xmax = self.program.tensors[layer.in_tensor].fmt.max
         wmax = int(np.abs(w_int).max(initial=0))
         if wmax > 128 or xmax > 255:
             return None
@@ -300,7 +319,7 @@ class TorchPlan:
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
         the place where per-layer input activations are available. ``ones``: {CIM layer i: its
         :class:`~hybridcim.emulator.counters.InputOnesCounter`}: ``input_ones`` is then counted in torch
-        (:func:`input_ones_torch`) into ``counters[i]`` instead of calling ``observe``. Hybrid layers add
+        (:func:`input_ones_torch`) into ``counters[i]`` (``observe``, still called, must not count it). Hybrid layers add
         their data-dependent counters to ``counters[i]`` (required when the program has hybrid layers);
         ``image_base`` numbers the images for their analog noise."""
         p = self.program
@@ -312,7 +331,7 @@ class TorchPlan:
                 if layer.op.is_cim:
                     if ones is not None:
                         counters[i].input_ones += input_ones_torch(ones[i], x, self.plan.stored[layer.in_tensor])
-                    elif observe is not None:
+                    if observe is not None:
                         observe(i, x.permute(0, 2, 3, 1).numpy())
                     y = self._hybrid(i, layer, x, env, counters[i], image_base) if i in self.plan.hybrid else \
                         self._cim(i, layer, x, env)
@@ -348,9 +367,11 @@ class TorchPlan:
         return y.to(_dt(self.plan.steps[i].dtype)).permute(0, 3, 1, 2)
 
     def _float_conv(self, st, layer, xin: torch.Tensor) -> torch.Tensor:
-        """Float engine: scaled v without residual, (N, cols, Ho, Wo) in st.dtype."""
-        acc = tf.conv2d(xin.to(st.dtype).contiguous(memory_format=CL), st.weight, st.bias,
-                        stride=layer.stride, padding=layer.pad)
+        """Float engine: scaled v without residual, (N, cols, Ho, Wo) in st.dtype (the weight sets'
+        outputs concatenated: the ternary set's input is z = [xin >= threshold])."""
+        outs = [tf.conv2d((xin if ws.theta is None else xin.ge(ws.theta)).to(st.dtype).contiguous(memory_format=CL),
+                          ws.weight, ws.bias, stride=layer.stride, padding=layer.pad) for ws in st.sets]
+        acc = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
         if not self.checked:
             v = acc.double() * st.unscale.double()  # v itself: integers (power-of-two scaling, exact in float64)
             if not torch.equal(v, v.round()):
@@ -382,12 +403,18 @@ class TorchPlan:
             if res.data_ptr() == env[t].data_ptr() and (self._keep_all or not self.checked or t == layer.in_tensor
                                                          or self.plan.last_use[t] != self._layer_index):
                 res = res.clone(memory_format=CL)
-        acc = None
-        for part, packed, ws, bias in st.int8:
-            xp = xu if part == "x" else xu >> 1 if part == "hi" else xu & 1
-            y = int8_conv(xp, packed, ws, bias, stride, pad, clamp, st.out_zp if st.fused else 0, res,
-                          st.res_alpha or 1.0, res_zp)
-            acc = y if acc is None else acc.add_(y)
+        outs = []
+        for wset, parts in zip(st.sets, st.int8):  # one convolution per weight set (two in a dual-path layer)
+            xs = xu if wset.theta is None else xu.ge(wset.theta).view(torch.uint8)
+            rs = res if res is None or len(st.sets) == 1 else res[:, wset.lo:wset.hi].contiguous(memory_format=CL)
+            acc = None
+            for part, packed, ws, bias in parts:
+                xp = xs if part == "x" else xs >> 1 if part == "hi" else xs & 1
+                y = int8_conv(xp, packed, ws, bias, stride, pad, clamp, st.out_zp if st.fused else 0, rs,
+                              st.res_alpha or 1.0, res_zp)
+                acc = y if acc is None else acc.add_(y)
+            outs.append(acc)
+        acc = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
         if not st.fused and acc.dtype != st.dtype:
             acc = acc.to(st.dtype)
         zp = st.out_zp if st.fused else 0
@@ -424,7 +451,7 @@ class TorchPlan:
         st = self.steps[i]
         self._layer_index = i
         t_out = self.program.tensors[layer.out_tensor]
-        if st.n_cols and st.weight.shape[1]:
+        if st.n_cols and st.n_in:
             if st.int8 is not None:
                 v = self._int8_conv(st, layer, x, env)
                 if v.dtype == torch.uint8:  # requant fused into the int8 convolution
