@@ -22,20 +22,27 @@ import numpy as np
 
 from ..emulator.counters import LayerCounters, tensor_bytes, tile_of_units
 from ..program.model import Layer, Program
+from . import dualpath as dp
+from .dualpath import MACRO2_PARAMS  # noqa: F401  (re-exported)
+from .errors import CostError
 from .preset import CostPreset, load_cost_preset
 
 EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "requant", "weight_load",
                "act_buffer", "act_onchip", "dram_weights", "dram_activations", "analog_column_read", "adc_conversion", "skipped_bitplane",
-               "saliency", "macro2", "edram_refresh", "leakage")
-"""Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events")."""
+               "saliency", "macro2", "tern_accumulate", "tern_weight_load", "edram_refresh", "leakage")
+"""Energy breakdown keys of LayerCost.energy_pj, in report order (docs/cost-model.md, "Events"); ``macro2``,
+``tern_accumulate``, ``tern_weight_load`` and ``edram_refresh`` are the ternary path of a dual-path layer
+(architecture.md §10; docs/cost-model.md, "Dual-path layers")."""
 
 DRAM_KINDS = ("dram_weights", "dram_activations")
 """Event kinds that are off-chip (DRAM) transfers: everything else is on-chip energy."""
 
 MACRO_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "analog_column_read", "adc_conversion",
-               "skipped_bitplane", "saliency")
-"""Event kinds inside the CIM datapath (macro + accumulators, and in hybrid mode the analog path, its
-ADC and the saliency unit; those four are 0 in digital mode): what a macro-level TOPS/W counts."""
+               "skipped_bitplane", "saliency", "macro2", "tern_accumulate")
+"""Event kinds inside the CIM datapath (macro + accumulators, in hybrid mode the analog path, its ADC
+and the saliency unit, in a dual-path layer the ternary macros and their accumulators; those six are 0
+in a digital layer): what a macro-level TOPS/W counts."""
+
 
 ADC_REFERENCE_BITS = 5
 """Resolution at which a cost preset prices ``adc_conversion_pj``; a conversion of the hardware
@@ -52,10 +59,6 @@ CLAMP_BITS = 64
 LATENCY_KIND = "CIM chip latency"
 
 
-class CostError(ValueError):
-    """Counters and program that cannot be costed (missing counter, mismatched layers, event without a price)."""
-
-
 @dataclass
 class LayerCost:
     """Cost of one layer over ``images`` images.
@@ -70,6 +73,11 @@ class LayerCost:
     act_working_set_bits: activation working set of one image (activation_traffic);
     activations_on_chip: whether it fits the preset's act_buffer_kib; dram_bytes: bytes that
     actually cross DRAM (weights and tables, plus the activation traffic when it does not fit).
+    Dual-path layer (architecture.md §10): dual_ratio q (eighths; None in a layer without a dual
+    section), n_tern_filters F_t; sram_path_cycles and tern_path_cycles (compute + weight loads of
+    each path; the layer takes the longer, critical_path "sram" or "ternary", and compute_cycles /
+    load_cycles are that path's); weight_bits / cells_allocated and tern_weight_bits /
+    tern_cells_allocated: used weight bits and allocated cells of each macro type (utilizations).
     """
 
     layer: str
@@ -87,6 +95,25 @@ class LayerCost:
     act_working_set_bits: int = 0
     activations_on_chip: bool = False
     dram_bytes: int = 0
+    dual_ratio: int | None = None
+    n_tern_filters: int = 0
+    sram_path_cycles: float = 0.0
+    tern_path_cycles: float = 0.0
+    critical_path: str = "sram"
+    weight_bits: int = 0
+    cells_allocated: int = 0
+    tern_weight_bits: int = 0
+    tern_cells_allocated: int = 0
+
+    @property
+    def sram_utilization(self) -> float | None:
+        """Used weight bits / allocated cells of the SRAM macros (None: the layer stores no SRAM weights)."""
+        return self.weight_bits / self.cells_allocated if self.cells_allocated else None
+
+    @property
+    def tern_utilization(self) -> float | None:
+        """Ternary weight cells (2 per weight) / allocated ternary cells (None: no ternary path)."""
+        return self.tern_weight_bits / self.tern_cells_allocated if self.tern_cells_allocated else None
 
     @property
     def cycles(self) -> float:
@@ -107,6 +134,8 @@ class LayerCost:
         d["cycles"] = self.cycles
         d["energy_total_pj"] = self.energy_total_pj
         d["energy_macro_pj"] = self.energy_macro_pj
+        d["sram_utilization"] = self.sram_utilization
+        d["tern_utilization"] = self.tern_utilization
         return d
 
 
@@ -114,8 +143,10 @@ class LayerCost:
 class Cost:
     """Cost of a program run: per-layer costs plus chip-level area and memory.
 
-    area_mm2: {"macros", "periphery"}; memory_bits: {"weights", "index", "requant"} summed
-    over layers. Layers run one after another, so latency_ns sums the layers'.
+    area_mm2: {"macros", "periphery"} (+ "tern_macros" on a hardware preset with the second macro
+    type); memory_bits: {"weights", "index", "requant"} (+ "tern_weights") summed over layers;
+    memory_area_mm2: the weight cells of each macro type at its density. Layers run one after
+    another, so latency_ns sums the layers'.
     """
 
     program: str
@@ -128,6 +159,19 @@ class Cost:
     memory_bits: dict
     latency_kind: str = LATENCY_KIND
     assumptions: list = field(default_factory=list)
+    memory_area_mm2: dict = field(default_factory=dict)
+
+    @property
+    def macro_utilization(self) -> dict:
+        """Used weight bits / allocated cells over all layers, per macro type: {"sram": ...} and, when
+        the program has a ternary path, "ternary" (2 cells per ternary weight / allocated ternary cells)."""
+        out = {}
+        cells = sum(l.cells_allocated for l in self.layers)
+        out["sram"] = sum(l.weight_bits for l in self.layers) / cells if cells else None
+        tcells = sum(l.tern_cells_allocated for l in self.layers)
+        if tcells:
+            out["ternary"] = sum(l.tern_weight_bits for l in self.layers) / tcells
+        return out
 
     @property
     def energy_pj(self) -> float:
@@ -226,6 +270,7 @@ class Cost:
             "tops_per_mm2": self.tops_per_mm2,
             "area_mm2": dict(self.area_mm2), "area_total_mm2": self.area_total_mm2,
             "memory_bits": dict(self.memory_bits), "memory_total_bits": self.memory_total_bits,
+            "memory_area_mm2": dict(self.memory_area_mm2), "macro_utilization": self.macro_utilization,
             "assumptions": list(self.assumptions),
             "layers": [l.as_dict() for l in self.layers],
         }
@@ -273,7 +318,12 @@ def activation_traffic(layer: Layer, program: Program) -> tuple[int, int]:
     bytes each, as tensor_bytes) plus 2 · (rounds − 1) · pixels · F · acc_bits / 8 bytes of partial
     sums between rounds, exactly the activation terms of dram_bytes (architecture.md §7); the rest
     of dram_bytes is tables and weights. Working set: 8 × (input + residual + output bytes + one
-    round's partial sums, pixels · F · acc_bits / 8, when the layer has more than one round)."""
+    round's partial sums, pixels · F · acc_bits / 8, when the layer has more than one round).
+
+    Dual-path layer (architecture.md §10.4): the SRAM path's partial sums count its F − F_t filters
+    over its rounds, the ternary path's its F_t filters over the ternary rounds, and the working set
+    adds the binary input plane the comparator writes (H·W·C bits) and each path's one round of
+    partial sums when that path has more than one round."""
     t_in, out_t = program.tensors[layer.in_tensor], program.tensors[layer.out_tensor]
     tensors = tensor_bytes(t_in) + tensor_bytes(out_t)
     if layer.res_tensor is not None:
@@ -284,16 +334,22 @@ def activation_traffic(layer: Layer, program: Program) -> tuple[int, int]:
         pr = program.preset
         _, _, n_tiles = tile_of_units(layer, program)
         rounds = max(1, -(-n_tiles // pr.n_macros))
-        psum = out_t.height * out_t.width * layer.n_filters * (pr.acc_bits // 8)
-    traffic = tensors + 2 * (rounds - 1) * psum
-    working_set = 8 * (tensors + (psum if rounds > 1 else 0))
+        psum = out_t.height * out_t.width * (layer.n_filters - dp.n_tern(layer)) * (pr.acc_bits // 8)
+    tern_traffic, tern_round = dp.tern_psum_bytes(layer, program)
+    traffic = tensors + 2 * (rounds - 1) * psum + tern_traffic
+    working_set = 8 * (tensors + (psum if rounds > 1 else 0) + tern_round) + dp.binary_plane_bits(layer, program)
     return traffic, working_set
 
 
 def layer_memory_bits(layer: Layer, program: Program) -> dict:
     """Bits this layer stores on chip: weights (present units × G × rows_active cells),
-    index (skip bitmap + column map + precision codes) and requant table (kept filters)."""
+    index (skip bitmap + column map + precision codes) and requant table (kept filters, the
+    ternary-path filters of a dual-path layer included); on a hardware preset with the second
+    macro type also tern_weights (2 cells per ternary weight, whole ternary row blocks: no index,
+    the ternary path is dense)."""
     out = {"weights": 0, "index": 0, "requant": 0}
+    if program.preset.has_tern:
+        out["tern_weights"] = dp.tern_cells(layer, program)
     if layer.op.name == "AVGPOOL":
         out["requant"] = CLAMP_BITS + 8
     if not layer.op.is_cim:
@@ -301,7 +357,7 @@ def layer_memory_bits(layer: Layer, program: Program) -> dict:
     pr = program.preset
     ng, r = layer.present.shape
     f = layer.n_filters
-    kept = int((layer.precision > 0).sum())
+    kept = int((layer.precision > 0).sum()) + dp.n_tern(layer)  # ternary filters have SRAM precision 0
     out["weights"] = int(layer.present.sum()) * pr.group_width * pr.rows_active
     filt_bits = max(1, math.ceil(math.log2(max(f, 2))))
     plane_bits = max(1, math.ceil(math.log2(max(pr.precisions))))
@@ -317,6 +373,8 @@ def layer_memory_bits(layer: Layer, program: Program) -> dict:
 def program_memory_bits(program: Program) -> dict:
     """Stored bits of the whole program by kind (weights, index, requant)."""
     tot = {"weights": 0, "index": 0, "requant": 0}
+    if program.preset.has_tern:
+        tot["tern_weights"] = 0
     for layer in program.layers:
         for k, v in layer_memory_bits(layer, program).items():
             tot[k] += v
@@ -324,10 +382,29 @@ def program_memory_bits(program: Program) -> dict:
 
 
 def chip_area_mm2(program: Program, preset: CostPreset) -> dict:
-    """Area: n_macros macros of rows × cols bit cells at macro_area_mm2_per_kb, plus periphery."""
+    """Area: n_macros macros of rows × cols bit cells at macro_area_mm2_per_kb, plus periphery, plus
+    (second macro type, architecture.md §10.1) tern_n_macros macros of tern_rows × tern_cols cells at
+    macro2_area_mm2_per_kb."""
     hw = program.preset
-    return {"macros": hw.n_macros * hw.rows * hw.cols / 1024 * preset["macro_area_mm2_per_kb"],
-            "periphery": preset["periphery_area_mm2"]}
+    out = {"macros": hw.n_macros * hw.rows * hw.cols / 1024 * preset["macro_area_mm2_per_kb"],
+           "periphery": preset["periphery_area_mm2"]}
+    if hw.has_tern:
+        dp.check_preset(program, preset)
+        out["tern_macros"] = dp.tern_macro_area_mm2(program, preset)
+    return out
+
+
+def memory_area_mm2(memory_bits: dict, preset: CostPreset) -> dict:
+    """Area of the stored weights at each macro type's density: weights (SRAM cells) at
+    macro_area_mm2_per_kb, tern_weights (ternary cells) at macro2_area_mm2_per_kb (bits / 1024 × density)."""
+    out = {"weights": memory_bits.get("weights", 0) / 1024 * preset["macro_area_mm2_per_kb"]}
+    if "tern_weights" in memory_bits:
+        d = preset["macro2_area_mm2_per_kb"]
+        if d is None and memory_bits["tern_weights"]:
+            raise CostError(f"cost preset {preset.name!r} has no macro2_area_mm2_per_kb (null): the ternary cells "
+                            "cannot be given an area")
+        out["tern_weights"] = memory_bits["tern_weights"] / 1024 * (d or 0.0)
+    return out
 
 
 # ---------------------------------------------------------------- the model
@@ -394,46 +471,63 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
     decides = getattr(layer, "hybrid", None) is not None and layer.hybrid.n_levels > 1
     e["saliency"] = _priced(preset, "saliency_pj_per_row", getattr(c, "saliency_ops", 0) * hw.rows_active, c.layer,
                             "saliency_ops") if decides else 0.0
-    e["macro2"] = _priced(preset, "macro2_bit_op_pj", getattr(c, "macro2_bit_ops", 0), c.layer, "macro2_bit_ops")
+    e.update(dp.tern_energy_pj(c, program, preset))  # the ternary path of a dual-path layer (§10.4), else 0
 
-    writers = max(1, min(hw.n_macros, c.tiles))
-    load_cycles = vals["weight_load_bits"] / (preset["macro_write_bits_per_cycle"] * writers)
-    compute_ns = c.cycles * 1e3 / preset["clock_mhz"]
+    paths = dp.path_cycles(layer, c, program, preset)  # the two paths in parallel (§10.3)
+    critical = paths.critical
+    compute_cycles, load_cycles = ((paths.tern_compute, paths.tern_load) if critical == "ternary"
+                                   else (paths.sram_compute, paths.sram_load))
+    compute_ns = compute_cycles * 1e3 / preset["clock_mhz"]
     load_ns = load_cycles * 1e3 / preset["clock_mhz"]
     dram_ns = (weight_bytes + spilled) / preset["dram_gbytes_per_s"]  # 1 GB/s = 1 byte/ns
     latency = compute_ns + load_ns + dram_ns
     bound = max((("compute", compute_ns), ("weight_load", load_ns), ("dram", dram_ns)), key=lambda t: t[1])[0]
     edram_kb = getattr(c, "edram_bits", 0) / 1024
-    e["edram_refresh"] = _priced(preset, "edram_refresh_uw_per_kb", edram_kb * latency, c.layer, "edram_bits") * 1e-3
-    static_uw = hw.n_macros * preset["leakage_uw_per_macro"] + preset["leakage_uw_periphery"]
+    e["edram_refresh"] += _priced(preset, "edram_refresh_uw_per_kb", edram_kb * latency, c.layer, "edram_bits") * 1e-3
+    static_uw = (hw.n_macros * preset["leakage_uw_per_macro"] + preset["leakage_uw_periphery"]
+                 + dp.tern_leakage_uw(program, preset))
     e["leakage"] = static_uw * latency * 1e-3  # µW × ns = fJ
     slots = wordline_slots(layer, program) * steps
     return LayerCost(layer=layer.name, op=layer.op.name.lower(), images=c.images, energy_pj=e,
-                     compute_cycles=float(c.cycles), load_cycles=float(load_cycles), dram_ns=float(dram_ns),
+                     compute_cycles=float(compute_cycles), load_cycles=float(load_cycles), dram_ns=float(dram_ns),
                      latency_ns=float(latency), bound=bound if latency else "none", ops=2 * int(c.macs),
                      memory_bits=layer_memory_bits(layer, program),
                      input_ones_fraction=vals["input_ones"] / slots if slots else None,
                      act_working_set_bits=int(working_set), activations_on_chip=bool(on_chip),
-                     dram_bytes=int(weight_bytes + spilled))
+                     dram_bytes=int(weight_bytes + spilled),
+                     dual_ratio=layer.dual.ratio_eighths if getattr(layer, "dual", None) is not None else None,
+                     n_tern_filters=dp.n_tern(layer), sram_path_cycles=paths.sram, tern_path_cycles=paths.tern,
+                     critical_path=critical, weight_bits=int(c.weight_bits), cells_allocated=int(c.cells_allocated),
+                     tern_weight_bits=int(getattr(c, "tern_weight_bits", 0)),
+                     tern_cells_allocated=int(getattr(c, "tern_cells_allocated", 0)))
 
 
 def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset | str" = "dcim-28nm") -> Cost:
     """Cost of running ``program`` as recorded by ``counters`` (one LayerCounters per layer, in
     program order, e.g. ExecutionResult.counters) under a cost preset (name, path or CostPreset)."""
     preset = load_cost_preset(preset)
+    dp.check_preset(program, preset)
     if len(counters) != len(program.layers):
         raise CostError(f"{len(counters)} counter records for {len(program.layers)} layers of program {program.name!r}")
     layers = [layer_cost(l, c, program, preset) for l, c in zip(program.layers, counters)]
     images = max((c.images for c in counters), default=0)
+    memory = program_memory_bits(program)
+    assumptions = []
+    if program.preset.has_tern:
+        assumptions.append("dual-path layers: the SRAM and ternary paths run in parallel, each its compute and "
+                           "weight-load cycles, the layer takes the longer; the ternary macros leak like the SRAM "
+                           "macro per cell, and their refresh costs macro2_refresh_pj_per_bit per cell refreshed")
     return Cost(program=program.name, hardware_preset=program.preset.name, cost_preset=preset.name,
                 cost_preset_version=preset.version, images=images, layers=layers,
-                area_mm2=chip_area_mm2(program, preset), memory_bits=program_memory_bits(program),
+                area_mm2=chip_area_mm2(program, preset), memory_bits=memory,
+                memory_area_mm2=memory_area_mm2(memory, preset),
                 assumptions=[f"{LATENCY_KIND}: layers run in sequence; weight loads and DRAM transfers are not "
                              "overlapped with compute; pools cost buffer/requant energy but no cycles",
                              f"activations stay in a {preset['act_buffer_kib']:g} KiB on-chip buffer in the layers "
                              "whose working set of one image fits it (act_onchip); the others move them through DRAM "
                              "(dram_activations); weights and tables always come from DRAM (dram_weights)",
-                             "ops are dense-equivalent (2 per multiply-accumulate of the unpruned network)"])
+                             "ops are dense-equivalent (2 per multiply-accumulate of the unpruned network)"]
+                + assumptions)
 
 
 def assume_input_ones(program: Program, counters: "list[LayerCounters]", fraction: float = 0.5) -> list:
