@@ -23,16 +23,21 @@ Public API:
   ``as_dict()`` for JSON. ``CostError`` for counters that cannot be costed.
 - ``sensitivity(program, counters, preset, factor=2) -> list[SensitivityRow]``.
 - ``assume_input_ones(program, counters, fraction=0.5)``: counters with a fixed 1-bit density.
+- Dual-path layers (architecture.md §10): the ternary path's events (``macro2``, ``tern_accumulate``,
+  ``tern_weight_load``, ``edram_refresh``), the two paths in parallel (``LayerCost.sram_path_cycles``,
+  ``tern_path_cycles``, ``critical_path``), ``memory_bits["tern_weights"]``, ``memory_area_mm2``,
+  ``area_mm2["tern_macros"]``, ``Cost.macro_utilization``; a cost preset without ``MACRO2_PARAMS``
+  refuses a program for a hardware preset with the second macro type.
 """
-from .model import (DRAM_KINDS, EVENT_KINDS, LATENCY_KIND, MACRO_KINDS, NEW_COUNTERS, Cost, CostError, LayerCost,
-                    activation_traffic, assume_input_ones, chip_area_mm2, cost, layer_cost, layer_memory_bits,
-                    program_memory_bits, wordline_slots)
+from .model import (DRAM_KINDS, EVENT_KINDS, LATENCY_KIND, MACRO2_PARAMS, MACRO_KINDS, NEW_COUNTERS, Cost, CostError,
+                    LayerCost, activation_traffic, assume_input_ones, chip_area_mm2, cost, layer_cost, layer_memory_bits,
+                    memory_area_mm2, program_memory_bits, wordline_slots)
 from .preset import (PARAMS, CostPreset, CostPresetError, ParamInfo, ParamSpec, list_cost_presets,
                      load_cost_preset, parse_cost_preset)
 from .sensitivity import SensitivityRow, sensitivity, sensitivity_markdown
 
-__all__ = ["DRAM_KINDS", "EVENT_KINDS", "LATENCY_KIND", "MACRO_KINDS", "NEW_COUNTERS", "PARAMS", "Cost", "CostError",
+__all__ = ["DRAM_KINDS", "EVENT_KINDS", "LATENCY_KIND", "MACRO2_PARAMS", "MACRO_KINDS", "NEW_COUNTERS", "PARAMS", "Cost", "CostError",
            "CostPreset", "CostPresetError", "LayerCost", "ParamInfo", "ParamSpec", "SensitivityRow", "activation_traffic",
            "assume_input_ones", "chip_area_mm2", "cost", "layer_cost", "layer_memory_bits", "list_cost_presets",
-           "load_cost_preset", "parse_cost_preset", "program_memory_bits", "sensitivity", "sensitivity_markdown",
+           "load_cost_preset", "memory_area_mm2", "parse_cost_preset", "program_memory_bits", "sensitivity", "sensitivity_markdown",
            "wordline_slots"]
