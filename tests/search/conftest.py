@@ -64,3 +64,33 @@ def load_trials(out: Path, name: str = "toy"):
     from optuna.storages.journal import JournalFileBackend
     st = JournalStorage(JournalFileBackend(str(out / "search.journal")))
     return optuna.load_study(study_name=name, storage=st).get_trials(deepcopy=True)
+
+
+SUPERNET_DUAL = {"layers": "blocks", "mode": "supernet", "ratios": [0, 2, 4, 6, 8], "ratio": 4, "bin_threshold": 2}
+
+
+def tiny_supernet_config(root, epochs: int = 1) -> dict:
+    """A tiny dual-path ResNet supernet (6 dual layers) as a training-config mapping: the smoke config
+    on sun-mars-256-dual, dense, one epoch of 4 steps of 32 training images (the first 128, which lie
+    outside the calibration split), binary input b = x >= 2 (a briefly trained net rarely reaches the
+    4-bit MSB)."""
+    from hybridcim.train import trainer as trainer_mod
+    from hybridcim.train.config import load_config
+    cfg = load_config(Path(trainer_mod.__file__).parent / "configs" / "smoke.yaml").to_dict()
+    cfg.update(name="tiny-supernet", preset="sun-mars-256-dual", dual=dict(SUPERNET_DUAL))
+    cfg["pruning"]["target"] = 0.0
+    cfg["precision"].update(precisions=[4, 8], assign_epoch=0)
+    cfg["optim"].update(epochs=epochs, bn_freeze_epoch=None, batch_size=32)
+    cfg["data"].update(root=str(root), train_limit=128, test_limit=32, eval_batch_size=32)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet(tmp_path_factory, cifar10_root) -> Path:
+    """The run folder of a tiny supernet trained for 4 steps (seconds; torch + brevitas)."""
+    pytest.importorskip("torch")
+    from hybridcim.train.config import config_from_dict
+    from hybridcim.train.trainer import Trainer
+    out = tmp_path_factory.mktemp("tiny-supernet")
+    Trainer(config_from_dict(tiny_supernet_config(cifar10_root)), out, progress=False).run()
+    return out

@@ -46,16 +46,33 @@ def _check_options(options: dict, allowed: dict, where: str) -> dict:
     return {**allowed, **options}
 
 
+def program_objectives(program, logits: np.ndarray, counters: list, labels: np.ndarray, cost_preset) -> dict:
+    """The four objectives of a program run: top-1 accuracy of ``logits`` against ``labels``, and the cost
+    model's energy, latency and memory for its ``counters`` (memory adds the ternary cells, 2 bits per
+    ternary weight, while the cost model does not count them)."""
+    from ..cost import cost
+    acc = float((np.asarray(logits).argmax(axis=1) == np.asarray(labels)).mean())
+    c = cost(program, counters, cost_preset)
+    bits = c.memory_total_bits
+    if not any("tern" in k for k in c.memory_bits):  # the cost model does not count ternary cells yet
+        bits += sum(int(k.tern_weight_bits) for k in counters)
+    return {"accuracy": acc, "energy_uj": float(c.energy_uj_per_image), "memory_kib": bits / 8192,
+            "latency_us": float(c.latency_us_per_image)}
+
+
 # ------------------------------------------------------------------------------------------------
-# (a) the real DualNet evaluator: a trained weight-sharing supernet (does not exist yet)
+# (a) DualNet's own evaluator: a trained weight-sharing supernet (search/supernet.py; torch)
 
 def make_supernet(options: dict, data: str | None):
-    """Extension point for DualNet's own evaluator: a dual-path supernet trained with randomly sampled
-    ratios, a candidate evaluated by inference with the candidate's ratios (plus the batch-norm /
-    requant recalibration the fold needs). No such supernet has been trained, so this refuses."""
-    raise EvaluatorNotAvailableError(
-        "evaluator 'dual-supernet' is not available yet: it needs a trained dual-path supernet checkpoint, "
-        "which hybridcim does not have (use 'dual-ternarized', an untrained mechanics check)")
+    """DualNet's evaluator ``dual-supernet``: a trained dual-path supernet evaluated at each candidate's
+    ratios, BN recalibrated, compiled and run as a format-1.2 program (hybridcim.search.supernet)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise EvaluatorNotAvailableError("evaluator 'dual-supernet' needs torch and brevitas (the training extra: "
+                                         "pip install 'hybridcim[train]') to load the supernet") from None
+    from .supernet import make_supernet as make
+    return make(options, data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,17 +222,10 @@ class TernarizedDualEvaluator:
         return make_dual(dataclasses.replace(self.base, layers=layers), params)
 
     def evaluate(self, ratios: dict) -> dict:
-        from ..cost import cost
         from ..emulator import ReferenceEmulator
         prog = self.program(ratios)
         res = ReferenceEmulator(prog).run(self.images)
-        acc = float((res.outputs.argmax(axis=1) == self.labels).mean())
-        c = cost(prog, res.counters, self.cost_preset)
-        bits = c.memory_total_bits
-        if not any("tern" in k for k in c.memory_bits):  # the cost model does not count ternary cells yet
-            bits += sum(int(k.tern_weight_bits) for k in res.counters)
-        return {"accuracy": acc, "energy_uj": float(c.energy_uj_per_image), "memory_kib": bits / 8192,
-                "latency_us": float(c.latency_us_per_image)}
+        return program_objectives(prog, res.outputs, res.counters, self.labels, self.cost_preset)
 
 
 EVALUATORS: dict[str, Callable] = {"dual-ternarized": TernarizedDualEvaluator, "dual-supernet": make_supernet}

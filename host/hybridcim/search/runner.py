@@ -46,9 +46,12 @@ def make_sampler(cfg: SearchConfig, salt: int):
                                          crossover_prob=cfg.crossover_prob, seed=seed)
 
 
-def open_study(cfg: SearchConfig, storage, directions: list[str], salt: int = 0, journal: bool = True):
+def open_study(cfg: SearchConfig, storage, directions: list[str], salt: int = 0, journal: bool = True,
+               identity: str | None = None):
     """Create or load the config's study in ``storage``; refuse a study of another config (its
-    fingerprint) and, in a journal file, any study not made by ``hybridcim search``."""
+    fingerprint), one whose evaluator had another ``identity`` (an evaluator's optional attribute naming
+    what its figures come from beyond its options, e.g. the supernet checkpoint's sha256) and, in a
+    journal file, any study not made by ``hybridcim search``."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed candidate is reported by the search
     try:
@@ -66,11 +69,16 @@ def open_study(cfg: SearchConfig, storage, directions: list[str], salt: int = 0,
                     f"search storage holds study {cfg.name!r} of another config (fingerprint {mine.get('fingerprint')}, "
                     f"this config {cfg.fingerprint()}: evaluator, options, space, objectives or sampler differ): use "
                     "another --out, or another name in the config")
+            if s.study_name == cfg.name and mine is not None and mine.get("identity") != identity:
+                raise SearchStorageError(
+                    f"search storage holds study {cfg.name!r} evaluated with {mine.get('identity') or 'no identity'}, "
+                    f"this evaluator has {identity or 'none'} (e.g. the supernet checkpoint changed since the search "
+                    "started): use another --out, or search a fixed copy of the checkpoint")
     study = optuna.create_study(storage=storage, study_name=cfg.name, directions=directions,
                                 sampler=make_sampler(cfg, salt), load_if_exists=True)
     if STUDY_ATTR not in study.user_attrs:
         study.set_user_attr(STUDY_ATTR, {"fingerprint": cfg.fingerprint(), "evaluator": cfg.evaluator,
-                                         "objectives": list(cfg.objectives)})
+                                         "objectives": list(cfg.objectives), "identity": identity})
     return study
 
 
@@ -207,7 +215,8 @@ def prepare(cfg: SearchConfig, ev, storage_url: str | None, out: Path, salt: int
     """(study, free layers, lock path, storage description) for this process."""
     free = check_against_evaluator(cfg, ev)
     storage, desc = open_storage(storage_url, out, heartbeat_s)
-    study = open_study(cfg, storage, directions_of(cfg, ev), salt=salt, journal=storage_url is None)
+    study = open_study(cfg, storage, directions_of(cfg, ev), salt=salt, journal=storage_url is None,
+                       identity=getattr(ev, "identity", None))
     study.sampler = make_sampler(cfg, salt * 7919 + len(study.get_trials(deepcopy=False)))
     lock = out / LOCK_NAME
     from .storage import _flock
