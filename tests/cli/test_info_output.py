@@ -102,3 +102,55 @@ def test_compile_plot_title_is_the_shipped_models_name(tmp_path, monkeypatch):
     assert main(["compile", str(MODELS_DIR / "resnet8-w4a4-p50-quick"), "-o", str(tmp_path / "m.cim"),
                  "--plot", str(tmp_path / "m.png")]) == 0
     assert titles == ["resnet8-w4a4-p50-quick"]
+
+
+@pytest.fixture()
+def dual_program(tmp_path):
+    """tiny-64-dual: a dual-path conv (q = 3 of 8 filters -> 3 ternary, threshold 8) and a plain digital conv."""
+    from hybridcim.program.builder import ProgramBuilder
+    from hybridcim.program.dualpath import DualPathParams
+    from hybridcim.spec import get_preset
+    rng = np.random.default_rng(0)
+    b = ProgramBuilder(get_preset("tiny-64-dual"), name="dualdemo")
+    x = b.input("image", 3, 6, 6, bits=4)
+    w = rng.integers(-8, 8, (8, 3, 3, 3))
+    w[5:] = np.clip(w[5:], -1, 1)
+    y = b.conv("c1", x, w, [4] * 5 + [0] * 3, [4] * 8, bias=np.zeros(8, int), pad=1, stride=1, dual=DualPathParams(3, 8))
+    b.conv("c2", y, rng.integers(-8, 8, (4, 8, 3, 3)), [4] * 4, [4] * 4, bias=np.zeros(4, int), pad=1, stride=1)
+    return write_program(b.build(), tmp_path / "dual.cim")
+
+
+def test_info_shows_each_dual_layers_ratio_and_both_macro_types(capsys, dual_program):
+    assert main(["info", str(dual_program)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "1 dual-path" in lines[0]
+    assert lines[2].split()[:4] == ["0", "c1", "conv", "dual"] and lines[3].split()[3] == "digital"
+    # the layer takes the longer path: SRAM 6x6 pixels x 4 planes x 2 row blocks = 288, ternary 6x6 x 2 blocks = 72
+    assert "total cycles/image: 864" in out  # 288 + c2's 576
+    i = next(k for k, l in enumerate(lines) if l.startswith("dual-path layers"))
+    assert "2 ternary macros of 64x32 cells" in lines[i]
+    assert lines[i + 1].split() == ["#", "layer", "ratio", "ternary", "threshold", "SRAM", "cycles", "tern", "cycles",
+                                    "longer", "SRAM", "util", "tern", "util", "tern", "tiles", "refresh/img"]
+    # 3 ternary filters x 2 cells x K = 27 rows of 2 blocks x 16 rows: 162 / 192 cells; SRAM: 5 filters x 4 bits x 27
+    # of 3 groups x 8 columns x 2 blocks x 16 rows = 540 / 768
+    assert lines[i + 2].split() == ["0", "c1", "3/8", "3/8", "x>=8", "288", "72", "sram", "70.3%", "84.4%", "1", "0"]
+    assert lines[i + 3].startswith("  macro utilization: SRAM ") and lines[i + 3].endswith("ternary 84.4%")
+
+
+def test_info_json_has_the_dual_entry(capsys, dual_program):
+    import json
+    assert main(["info", str(dual_program), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    d = m["layers"][0]["dual"]
+    assert (d["ratio_eighths"], d["n_tern"], d["bin_threshold"], d["ratio"], d["n_filters"]) == (3, 3, 8, 0.375, 8)
+    assert (d["sram_cycles"], d["tern_cycles"]) == (288, 72)
+    assert d["sram_utilization"] == 540 / 768 and d["tern_utilization"] == 162 / 192
+    assert m["counters_per_image"][0]["cycles"] == 288 and m["counters_per_image"][0]["tern_input_ones"] is None
+    assert "dual" not in m["layers"][1]
+
+
+def test_info_of_a_program_without_dual_layers_has_no_dual_table(capsys):
+    assert main(["info", str(SHIPPED)]) == 0
+    out = capsys.readouterr().out
+    assert "dual-path" not in out and ", all digital" in out.splitlines()[0]
