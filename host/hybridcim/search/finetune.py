@@ -1,0 +1,165 @@
+"""DualNet's last step: fine-tune the chosen candidates of a finished ``dual-supernet`` search at their
+fixed ratios and measure how well the supernet ranked them (Kendall τ_b of supernet-estimated vs
+fine-tuned accuracy, both on the same calibration images through the compiled program).
+
+``hybridcim finetune SEARCH_CONFIG --search DIR --out FT`` (cli/cmd_finetune.py) runs
+:func:`finetune_candidates`. For each candidate (the search's Pareto front, or every trial; the ``top``
+most accurate by the supernet's estimate; one per distinct ratio vector):
+
+- a training config: the fine-tune config (``train_config``, else the supernet's own, read from its
+  checkpoint) with ``init_from`` = the supernet run, ``dual.mode: fixed``, ``dual.layer_ratios`` = the
+  candidate's ratios in network order, ``optim.epochs`` = ``epochs`` when given; every other knob
+  (schedule, distillation, data) is the config's;
+- ``FT/trial-NNNN/``: ``hybridcim train`` with ``--resume`` semantics, so a killed fine-tune continues
+  where it stopped and a finished one is not trained again (a changed config is refused by the trainer);
+- the fine-tuned model is evaluated by the search's own evaluator options (the same ``images``,
+  executor and cost preset) with ``bn_images: 0`` (its batch norms were trained at these ratios) and the
+  result is kept in ``trial-NNNN/result.json`` with the checkpoint's sha256 (reused while it matches).
+
+Outputs (atomic): ``FT/finetune.csv`` (trial, baseline, supernet and fine-tuned accuracy, the fine-tuned
+program's costs, one ``q_<layer>`` column per layer) and ``FT/kendall.json`` (τ_b, n, the pairs).
+Torch is imported only inside the functions that train or evaluate.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+
+from .kendall import kendall_tau
+
+RESULT = "result.json"
+FINETUNE_CSV = "finetune.csv"
+KENDALL_JSON = "kendall.json"
+
+
+class FinetuneError(ValueError):
+    """The fine-tune step cannot run (a search of another evaluator, no candidates, a bad option)."""
+
+
+def select_candidates(search_dir, which: str = "pareto", top: int | None = None) -> list[dict]:
+    """Rows of the search's ``pareto.csv`` (``which='pareto'``) or ``trials.csv`` (``'all'``), most accurate
+    first (ties: lower trial number), one per distinct ratio vector, the first ``top`` of them."""
+    from .pareto import read_front_csv
+    if which not in ("pareto", "all"):
+        raise FinetuneError(f"candidates {which!r} must be 'pareto' or 'all'")
+    path = Path(search_dir) / ("pareto.csv" if which == "pareto" else "trials.csv")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path.name} in {search_dir}: run hybridcim search with --out {search_dir} first")
+    rows = read_front_csv(path)
+    if not rows or "accuracy" not in rows[0]:
+        raise FinetuneError(f"{path}: no candidates with an accuracy column")
+    seen, out = set(), []
+    for r in sorted(rows, key=lambda r: (-r["accuracy"], r["trial"])):
+        key = tuple(sorted((k, v) for k, v in r.items() if k.startswith("q_")))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out[:top] if top is not None else out
+
+
+def candidate_config(base, supernet_run, layer_ratios: list[int], epochs: int | None = None, data: str | None = None):
+    """The TrainConfig that fine-tunes one candidate (module docstring), validated."""
+    import dataclasses
+    dual = dataclasses.replace(base.dual, mode="fixed", layer_ratios=tuple(int(q) for q in layer_ratios))
+    optim = base.optim if epochs is None else dataclasses.replace(base.optim, epochs=int(epochs))
+    dat = base.data if data is None else dataclasses.replace(base.data, root=str(data))
+    return dataclasses.replace(base, init_from=str(supernet_run), dual=dual, optim=optim, data=dat).validate()
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict, out: Path, epochs, data,
+                 progress: bool, log) -> dict:
+    """Fine-tune (or resume, or reuse) one candidate and evaluate it: its result dict."""
+    from ..fileio import atomic_write_text
+    from ..train.checkpoint import CHECKPOINT, read_checkpoint
+    from ..train.trainer import Trainer
+    from .supernet import SupernetEvaluator
+    ratios = {l: int(row[f"q_{l}"]) for l in layers}
+    folder = out / f"trial-{int(row['trial']):04d}"
+    cfg = candidate_config(base, supernet_run, [ratios[l] for l in layers], epochs, data)
+    ck = folder / CHECKPOINT
+    done = ck.is_file() and read_checkpoint(ck)[1]["epoch"] >= cfg.optim.epochs
+    old = _read_json(folder / RESULT)
+    if done and isinstance(old, dict):
+        if old.get("checkpoint_sha256") == hashlib.sha256(ck.read_bytes()).hexdigest() and old.get("ratios") == ratios:
+            log(f"trial {row['trial']}: fine-tuned before, result reused")
+            return old
+    if not done:
+        log(f"trial {row['trial']}: fine-tuning at ratios {[ratios[l] for l in layers]} for {cfg.optim.epochs} "
+            f"epoch(s) in {folder}")
+        Trainer(cfg, folder, resume=True, progress=progress).run()
+    ev = SupernetEvaluator({**options, "run": str(folder), "bn_images": 0}, data)
+    values = ev.evaluate(ratios)
+    res = {"trial": int(row["trial"]), "baseline": row.get("baseline", ""), "ratios": ratios,
+           "supernet_accuracy": float(row["accuracy"]), "finetuned": values, "epochs": cfg.optim.epochs,
+           "images": ev.opts["images"], "checkpoint_sha256": ev.sha256}
+    atomic_write_text(folder / RESULT, json.dumps(res, indent=1))
+    return res
+
+
+def results_csv(results: list[dict], layers: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    objs = ["energy_uj", "memory_kib", "latency_us"]
+    w.writerow(["trial", "baseline", "supernet_accuracy", "finetuned_accuracy", *objs, *(f"q_{l}" for l in layers)])
+    for r in results:
+        f = r["finetuned"]
+        w.writerow([r["trial"], r["baseline"], repr(r["supernet_accuracy"]), repr(f["accuracy"]),
+                    *(repr(f[o]) for o in objs), *(r["ratios"][l] for l in layers)])
+    return buf.getvalue()
+
+
+def finetune_candidates(search_config, search_dir, out, train_config=None, epochs: int | None = None,
+                        which: str = "pareto", top: int | None = None, data: str | None = None,
+                        progress: bool = True, log=None) -> dict:
+    """Fine-tune the chosen candidates of a finished search, evaluate them, write ``finetune.csv`` and
+    ``kendall.json`` under ``out`` and return the summary {tau_b, n, implementation, results, ...}."""
+    import sys
+
+    from ..fileio import atomic_write_text
+    from ..train.checkpoint import read_checkpoint, run_checkpoint
+    from ..train.config import config_from_dict, load_config
+    from .config import load_config as load_search_config
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    scfg = load_search_config(search_config)
+    if scfg.evaluator != "dual-supernet":
+        raise FinetuneError(f"search config {str(search_config)!r}: evaluator {scfg.evaluator!r}; fine-tuning needs "
+                            "a 'dual-supernet' search (a trained supernet to start from)")
+    options = dict(scfg.evaluator_options)
+    supernet = options.get("run")
+    if not isinstance(supernet, str):
+        raise FinetuneError(f"search config {str(search_config)!r}: evaluator.options.run must name the supernet run")
+    meta = read_checkpoint(run_checkpoint(supernet))[1]
+    sn_cfg = config_from_dict(meta["config"])
+    base = load_config(train_config) if train_config is not None else sn_cfg
+    from ..train.dualpath import dual_layers
+    from ..train.models import build_model
+    layers = [n for n, _ in dual_layers(build_model(sn_cfg.model.arch, **sn_cfg.model_kwargs()))]
+    rows = select_candidates(search_dir, which, top)
+    missing = [l for l in layers if f"q_{l}" not in rows[0]]
+    if missing:
+        raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} (a search of another supernet?)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = [finetune_one(r, layers, base, supernet, options, out, epochs, data, progress, log) for r in rows]
+    x = [r["supernet_accuracy"] for r in results]
+    y = [r["finetuned"]["accuracy"] for r in results]
+    tau, impl = kendall_tau(x, y)
+    summary = {"tau_b": None if math.isnan(tau) else tau, "n": len(results), "implementation": impl,
+               "candidates": which, "top": top, "search": str(search_dir), "supernet": str(supernet),
+               "supernet_epoch": int(meta["epoch"]), "images": results[0]["images"] if results else None,
+               "pairs": [{"trial": r["trial"], "supernet_accuracy": a, "finetuned_accuracy": b}
+                         for r, a, b in zip(results, x, y)]}
+    atomic_write_text(out / FINETUNE_CSV, results_csv(results, layers))
+    atomic_write_text(out / KENDALL_JSON, json.dumps(summary, indent=1))
+    return {**summary, "results": results}
