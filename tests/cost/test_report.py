@@ -218,3 +218,51 @@ def test_page_without_a_seeds_table_says_why(tmp_path, capsys, monkeypatch):
     assert "Not computed for this program: layer" in out.read_text(encoding="utf-8")
     assert main(["report", "zoo:resnet20-random", "--seeds", "--limit", "0"]) == 2  # --seeds asked for it: an error
     assert "leave their range" in capsys.readouterr().err
+
+
+def _dual_program(tmp_path):
+    """tiny-64-dual: a dual-path conv (q = 3: 3 of 8 filters ternary, threshold 8) and a plain digital conv."""
+    from hybridcim.program import write_program
+    from hybridcim.program.builder import ProgramBuilder
+    from hybridcim.program.dualpath import DualPathParams
+    from hybridcim.spec import get_preset
+    rng = np.random.default_rng(0)
+    b = ProgramBuilder(get_preset("tiny-64-dual"), name="dualdemo")
+    x = b.input("image", 3, 6, 6, bits=4)
+    w = rng.integers(-8, 8, (8, 3, 3, 3))
+    w[5:] = np.clip(w[5:], -1, 1)
+    y = b.conv("c1", x, w, [4] * 5 + [0] * 3, [4] * 8, bias=np.zeros(8, int), pad=1, stride=1, dual=DualPathParams(3, 8))
+    b.conv("c2", y, rng.integers(-8, 8, (4, 8, 3, 3)), [4] * 4, [4] * 4, bias=np.zeros(4, int), pad=1, stride=1)
+    return write_program(b.build(), tmp_path / "dual.cim")
+
+
+def test_report_of_a_dual_program_shows_ratios_and_both_macro_types(tmp_path, capsys):
+    from hybridcim.cost import cost, load_cost_preset
+    from hybridcim.program import read_program
+    from hybridcim.report.workload import measure
+    path = _dual_program(tmp_path)
+    out = tmp_path / "r.html"
+    assert main(["report", str(path), "-o", str(out), "--limit", "0", "--json"]) == 0
+    summary = _last_json(capsys.readouterr().out)
+    # SRAM: c1's 5 INT4 filters x 4 bits x K = 27 (540 bits in 3 groups x 2 blocks x 8 x 16 = 768 cells) + c2's 4 x 4 x 72
+    # (1,152 bits in 2 groups x 5 blocks x 128 = 1,280 cells); ternary: 3 filters x 2 x 27 = 162 of 3 x 2 x 2 x 16 = 192 cells
+    assert summary["macro_utilization"] == {"sram": (540 + 1152) / (768 + 1280), "ternary": 162 / 192}
+    assert summary["memory_bits_by_kind"]["tern_weights"] == 192
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| macro utilization | SRAM 82.6% of the allocated cells hold weight bits; ternary 84.4% of the allocated " \
+           "ternary cells hold ternary weights (2 cells per weight) |" in md
+    assert "## Dual-path layers" in md and "tern_macros" in md
+    row = next(l for l in md.splitlines() if l.startswith("| c1 | 3/8 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    c = cost(read_program(path), measure(read_program(path)).counters, load_cost_preset("dcim-28nm")).layers[0]
+    # 288 SRAM compute cycles + 768 cells / 128 bits per cycle; 72 ternary + 192 / 128; at 200 MHz
+    assert cells[:9] == ["c1", "3/8", "3/8", "x>=8", f"{(288 + 6) / 200:.4g}", f"{(72 + 1.5) / 200:.4g}", "sram",
+                         "70.3%", "84.4%"]
+    assert cells[9] == f"{(c.energy_pj['macro2'] + c.energy_pj['tern_accumulate'] + c.energy_pj['tern_weight_load']) / 1e3:.4g}"
+    assert cells[10] == "50.0%"  # --limit 0: the assumed density, also on the ternary word lines
+
+
+def test_report_of_a_program_without_dual_layers_has_no_dual_section(page):
+    _, out = page
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "## Dual-path layers" not in md and "tern" not in md.split("## Cost preset constants")[0]

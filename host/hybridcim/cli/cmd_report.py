@@ -6,7 +6,8 @@
 PROGRAM is a .cim image, a shipped model name or folder, or zoo:NAME. The page (one HTML file,
 figures embedded) shows per-layer energy and latency, the macro × tile utilization, the
 pruning and precision map, a roofline-style bound per layer, the seeds' headline
-comparisons and the cost preset's constants; a Markdown twin ``<stem>.md`` (figures in
+comparisons and the cost preset's constants (and, for a program with dual-path layers, each dual
+layer's ratio, both paths' time and both macro types' utilization); a Markdown twin ``<stem>.md`` (figures in
 ``<stem>_files/``) is written beside it. The page needs matplotlib; ``--seeds`` alone does not.
 
 Data-dependent counters: the 1 bits driven on the word lines (``input_ones``) are measured by
@@ -103,7 +104,8 @@ def run(args) -> int:
                "counters": "measured" if workload.measured else "input_ones assumed",
                "energy_uj_per_image": c.energy_uj_per_image, "latency_us_per_image": c.latency_us_per_image,
                "images_per_s": c.images_per_s, "gops": c.gops, "tops_per_w": c.tops_per_w,
-               "area_mm2": c.area_total_mm2, "memory_bits": c.memory_total_bits}
+               "area_mm2": c.area_total_mm2, "memory_bits": c.memory_total_bits,
+               "memory_bits_by_kind": dict(c.memory_bits), "macro_utilization": c.macro_utilization}
     if args.seeds and seeds is not None:
         print(format_seeds(seeds))
         summary["seeds"] = seeds.as_dict()["rows"]

@@ -162,6 +162,13 @@ def tern_psum_bytes(layer: Layer, program: Program) -> tuple[int, int]:
     return 2 * (rounds - 1) * psum, (psum if rounds > 1 else 0)
 
 
+def tern_wordline_slots(layer: Layer, program: Program) -> int:
+    """Ternary word lines driven per output pixel: every filter tile reads every row of K once (⌈F_t / S⌉ · K);
+    tern_input_ones / (this × pixels × images) is the binary input's measured 1 density."""
+    f_t = n_tern(layer)
+    return -(-f_t // program.preset.tern_filters_per_macro) * layer.k_rows if f_t else 0
+
+
 def binary_plane_bits(layer: Layer, program: Program) -> int:
     """Per image: the binary input plane z the comparator writes into the activation buffer (H·W·C bits, F_t > 0)."""
     if not n_tern(layer):

@@ -104,6 +104,7 @@ class LayerCost:
     cells_allocated: int = 0
     tern_weight_bits: int = 0
     tern_cells_allocated: int = 0
+    tern_input_ones_fraction: float | None = None
 
     @property
     def sram_utilization(self) -> float | None:
@@ -488,6 +489,7 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
                  + dp.tern_leakage_uw(program, preset))
     e["leakage"] = static_uw * latency * 1e-3  # µW × ns = fJ
     slots = wordline_slots(layer, program) * steps
+    tern_slots = dp.tern_wordline_slots(layer, program) * c.pixels * c.images
     return LayerCost(layer=layer.name, op=layer.op.name.lower(), images=c.images, energy_pj=e,
                      compute_cycles=float(compute_cycles), load_cycles=float(load_cycles), dram_ns=float(dram_ns),
                      latency_ns=float(latency), bound=bound if latency else "none", ops=2 * int(c.macs),
@@ -499,7 +501,8 @@ def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPre
                      n_tern_filters=dp.n_tern(layer), sram_path_cycles=paths.sram, tern_path_cycles=paths.tern,
                      critical_path=critical, weight_bits=int(c.weight_bits), cells_allocated=int(c.cells_allocated),
                      tern_weight_bits=int(getattr(c, "tern_weight_bits", 0)),
-                     tern_cells_allocated=int(getattr(c, "tern_cells_allocated", 0)))
+                     tern_cells_allocated=int(getattr(c, "tern_cells_allocated", 0)),
+                     tern_input_ones_fraction=getattr(c, "tern_input_ones", 0) / tern_slots if tern_slots else None)
 
 
 def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset | str" = "dcim-28nm") -> Cost:
@@ -532,7 +535,8 @@ def cost(program: Program, counters: "list[LayerCounters]", preset: "CostPreset 
 
 def assume_input_ones(program: Program, counters: "list[LayerCounters]", fraction: float = 0.5) -> list:
     """Copies of ``counters`` whose input_ones is ``fraction`` of the driven word-line slots
-    (ZigZag's 50 % assumption by default), for comparing against a measured density."""
+    (ZigZag's 50 % assumption by default), for comparing against a measured density; in a
+    dual-path layer tern_input_ones too (of the ternary word-line slots)."""
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     out = []
@@ -540,5 +544,7 @@ def assume_input_ones(program: Program, counters: "list[LayerCounters]", fractio
         d = dataclasses.replace(c)
         steps = c.pixels * c.images * _bits_in(layer, program) if layer.op.is_cim else 0
         d.input_ones = int(round(fraction * wordline_slots(layer, program) * steps))
+        if dp.n_tern(layer):
+            d.tern_input_ones = int(round(fraction * dp.tern_wordline_slots(layer, program) * c.pixels * c.images))
         out.append(d)
     return out

@@ -14,6 +14,7 @@ from ..compiler.report import program_compression
 from ..program.model import Program
 from . import figures
 from .document import Document, Figure, Section, Table
+from .dualpath import dual_section, utilization_line
 from .mapping import precision_map, tile_utilization
 from .workload import Workload
 
@@ -62,11 +63,15 @@ def program_document(program: Program, workload: Workload, preset="dcim-28nm", s
         ("chip area", f"{c.area_total_mm2:.4g} mm² (" + ", ".join(f"{k} {v:.3g}" for k, v in c.area_mm2.items()) + ")"),
         ("stored on chip", f"{c.memory_total_bits / 8192:.1f} KiB (" + ", ".join(
             f"{k} {v / 8192:.1f} KiB" for k, v in mem.items()) + ")"),
-        ("macro utilization", f"{weight_bits / cells:.1%} of the allocated cells hold weight bits" if cells else "n/a"),
+        ("macro utilization", utilization_line(c) if hw.has_tern else
+         f"{weight_bits / cells:.1%} of the allocated cells hold weight bits" if cells else "n/a"),
         ("compression", f"{comp['avg_bits']:.2f} average weight bits, {comp['structural_sparsity']:.1%} of the "
                         f"weights structurally pruned"),
         ("hardware preset", f"{hw.name}: {hw.n_macros} macros of {hw.rows}×{hw.cols}, {hw.rows_active} word lines "
-                            f"at once, {hw.group_width}-column groups"),
+                            f"at once, {hw.group_width}-column groups" + (
+                                f"; {hw.tern_n_macros} ternary macros of {hw.tern_rows}×{hw.tern_cols}, "
+                                f"{hw.tern_rows_active} rows at once, refresh every {hw.tern_refresh_cycles} cycles"
+                                if hw.has_tern else "")),
         ("cost preset", f"{preset.name} (version {preset.version}, {preset.technology_nm:g} nm, "
                         f"{preset['clock_mhz']:g} MHz): {preset.description}"),
     ]
@@ -100,6 +105,10 @@ def program_document(program: Program, workload: Workload, preset="dcim-28nm", s
                 "(µs, stacked).")],
         [Table(["layer", "op", "energy nJ/image", "largest event", "latency µs/image", "bound", "macro util.",
                 "tiles", "1-bit density on word lines"], rows)]))
+
+    dual = dual_section(program, c, clock)
+    if dual is not None:
+        doc.sections.append(dual)
 
     # macro x tile utilization
     tm = tile_utilization(program)

@@ -6,7 +6,8 @@ Every counter of architecture.md §7 but one follows from the program alone; ``i
 * **measured** — run the fast emulator on real images (the report's default: the first
   ``limit`` CIFAR-10 test images when a CIFAR-10 folder is known), counters summed exactly;
 * **assumed** — the static counters of one image with ``input_ones`` set to a fixed fraction
-  of the driven word-line slots (50 %, ZigZag's assumption) when no images are given.
+  of the driven word-line slots (50 %, ZigZag's assumption) when no images are given (in a
+  dual-path layer ``tern_input_ones`` too, of the ternary word-line slots).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..emulator.counters import LayerCounters, static_counters
+from ..emulator.counters import LayerCounters, dual_static_counters
 from ..program.model import Program
 
 ASSUMED_ONES = 0.5
@@ -41,7 +42,7 @@ def measure(program: Program, images: np.ndarray | None = None, batch_size: int 
     the torch backend's start-up costs more than it saves; the counters are the same)."""
     if images is None or len(images) == 0:
         from ..cost import assume_input_ones
-        static = [static_counters(l, program, 1) for l in program.layers]
+        static = [dual_static_counters(l, program, 1) for l in program.layers]  # dual-path layers included (§10.4)
         return Workload(assume_input_ones(program, static, ASSUMED_ONES), 1,
                         f"input_ones assumed: {ASSUMED_ONES:.0%} of the driven word-line bits are 1 "
                         "(ZigZag's assumption; no images were run); every other counter exact", False)
