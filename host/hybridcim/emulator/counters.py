@@ -337,3 +337,40 @@ class InputOnesCounter:
                 win = ones[ky:ky + s * (self.ho - 1) + 1:s, kx:kx + s * (self.wo - 1) + 1:s, :].sum(axis=(0, 1))
                 total += int(win @ self.row_mult[ky, kx])
         return total
+
+
+class TernOnesCounter:
+    """``tern_input_ones`` of one dual-path layer from its input activations (architecture.md §10.4), vectorized.
+
+    Every ternary filter tile drives every row of K once per output pixel (the ternary path is dense), so
+    ``tern_input_ones`` = (filter tiles) × Σ over images, output pixels and kernel offsets of the 1 bits of
+    z = [x ≥ θ] in the zero-padded window: per (y, x) the ones of z summed over images and channels (a
+    row reduction over the images first: numpy sums a leading axis fast), then per kernel offset a
+    strided window sum. The same integer as :func:`hybridcim.program.dualpath.tern_input_ones`.
+    """
+
+    def __init__(self, layer: Layer, program: Program):
+        if layer.dual is None:
+            raise ValueError(f"layer {layer.name!r} is not a dual-path layer")
+        self.layer, self.t_in = layer, program.tensors[layer.in_tensor]
+        f_t = layer.dual.n_tern(layer.n_filters)
+        self.n_ftiles = -(-f_t // program.preset.tern_filters_per_macro) if f_t else 0
+        out = program.tensors[layer.out_tensor]
+        self.ho, self.wo = out.height, out.width
+
+    def __call__(self, x: np.ndarray) -> int:
+        """``x``: NHWC input values of any subset of the tensor's channels (a channel left out is 0, so
+        z = 0 there: θ ≥ 1), exact integers of any numeric dtype."""
+        l, t = self.layer, self.t_in
+        x = np.asarray(x)
+        if not self.n_ftiles or not x.size:
+            return 0
+        z = x.reshape(x.shape[0], -1) >= l.dual.bin_threshold
+        ones = np.add.reduce(z, axis=0, dtype=np.int64).reshape(t.height, t.width, -1).sum(axis=-1)  # (H, W)
+        p, s = l.pad, l.stride
+        ones = np.pad(ones, ((p, p), (p, p)))
+        total = 0
+        for ky in range(l.kh):
+            for kx in range(l.kw):
+                total += int(ones[ky:ky + s * (self.ho - 1) + 1:s, kx:kx + s * (self.wo - 1) + 1:s].sum())
+        return self.n_ftiles * total

@@ -9,7 +9,7 @@ matmul in bounded-memory chunks; the PYNQ board path). Counters come from
 :func:`counters.dual_static_counters` (digital mode is data independent) except ``input_ones``,
 which :class:`counters.InputOnesCounter` counts from every CIM layer's input as it runs
 (numpy; in torch with :data:`INPUT_ONES_IN_TORCH`), a dual-path layer's ``tern_input_ones``
-(:func:`hybridcim.program.dualpath.tern_input_ones`, from the same input), and
+(:class:`counters.TernOnesCounter`, from the same input), and
 the data-dependent counters of hybrid layers (architecture.md §9), which their engine
 (hybrid_engine.py; torch_hybrid.py on the torch backend) counts as it runs them.
 
@@ -25,9 +25,8 @@ import importlib.util
 import numpy as np
 
 from ..program.errors import UnsupportedModeError
-from ..program.dualpath import tern_input_ones
 from ..program.format import FLAG_DUAL, MODE_DIGITAL, MODE_HYBRID
-from .counters import InputOnesCounter, LayerCounters, dual_static_counters
+from .counters import InputOnesCounter, LayerCounters, TernOnesCounter, dual_static_counters
 from .numpy_backend import run_numpy
 from .plan import ExecPlan
 from .result import ExecutionResult, check_images, final_output
@@ -73,7 +72,8 @@ class FastEmulator:
         self.plan = ExecPlan(program)
         self._per_image = [dual_static_counters(l, program, 1) for l in program.layers]
         self._ones = {i: InputOnesCounter(l, program) for i, l in enumerate(program.layers) if l.op.is_cim}
-        self._dual = {i for i, l in enumerate(program.layers) if l.flags & FLAG_DUAL and l.dual.n_tern(l.n_filters)}
+        self._tern_ones = {i: TernOnesCounter(l, program) for i, l in enumerate(program.layers)
+                           if l.flags & FLAG_DUAL and l.dual.n_tern(l.n_filters)}
         self._torch = None
 
     def run(self, images: np.ndarray, trace: bool = False, image_base: int = 0) -> ExecutionResult:
@@ -93,8 +93,8 @@ class FastEmulator:
             def observe(i: int, x: np.ndarray) -> None:  # CIM layer i's stored NHWC input
                 if not in_torch:
                     counters[i].input_ones += self._ones[i](x, self.plan.stored[p.layers[i].in_tensor])
-                if i in self._dual:  # §10.4; missing (provably 0) channels give z = 0: the stored ones suffice
-                    counters[i].tern_input_ones += tern_input_ones(p.layers[i], p, x)
+                if i in self._tern_ones:  # §10.4; missing (provably 0) channels give z = 0: the stored ones suffice
+                    counters[i].tern_input_ones += self._tern_ones[i](x)
 
             def hybrid(i: int, x: np.ndarray, first: int) -> np.ndarray:  # hybrid layer i's accumulators (numpy)
                 return self.plan.hybrid[i].run_numpy(x, image_base + first, counters[i])

@@ -29,15 +29,18 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
         step = max(1, CHUNK_BYTES // max(per_image, 1))
         acc = np.empty((n, t_out.height, t_out.width, live_out), dtype=st.dtype)
         for a in range(0, n, step):
-            cols = im2col(xin[a:a + step].astype(st.dtype, copy=False), layer.kh, layer.kw, layer.stride, layer.pad)
+            xa = xin[a:a + step]
             if not st.dual:
+                cols = im2col(xa.astype(st.dtype, copy=False), layer.kh, layer.kw, layer.stride, layer.pad)
                 np.matmul(cols, st.w_hwc, out=acc[a:a + step])
                 continue
             ns = st.n_sram  # dual-path (§10.2): SRAM filters on x, ternary filters on z = [x >= threshold]
             if ns:
+                cols = im2col(xa.astype(st.dtype, copy=False), layer.kh, layer.kw, layer.stride, layer.pad)
                 acc[a:a + step, ..., :ns] = cols @ st.w_hwc[:, :ns]
-            if ns < live_out:
-                acc[a:a + step, ..., ns:] = (cols >= st.threshold).astype(st.dtype) @ st.w_hwc[:, ns:]
+            if ns < live_out:  # zero padding gives z = 0 (threshold >= 1): binarize before im2col
+                cols = im2col((xa >= st.threshold).astype(st.dtype), layer.kh, layer.kw, layer.stride, layer.pad)
+                acc[a:a + step, ..., ns:] = cols @ st.w_hwc[:, ns:]
     else:  # nothing to compute: every filter pruned, or every input channel provably 0
         acc = np.zeros((n, t_out.height, t_out.width, live_out), dtype=st.dtype)
     if st.bias_full is not None:  # residual layer: full-width v = res*2^(rs-s) + bias*2^-s (+ acc)
