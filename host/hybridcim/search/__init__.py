@@ -2,9 +2,12 @@
 
 ``hybridcim search CONFIG --out DIR`` (cli/cmd_search.py) runs it; docs/dualnet.md describes it.
 Modules: ``config`` (the strict config schema), ``evaluators`` (the candidate-evaluator interface
-and the built-in evaluators), ``storage`` (journal file or database; dead-worker recovery),
-``runner`` (the worker loop and the outputs), ``pareto`` (front, CSV, plot). Optuna is imported
-only when a search runs (the optional extra ``search``).
+and the built-in evaluators), ``supernet`` (DualNet's evaluator ``dual-supernet``: a trained
+supernet per candidate; torch only when it is built), ``storage`` (journal file or database;
+dead-worker recovery), ``runner`` (the worker loop and the outputs), ``pareto`` (front, CSV, plot),
+``finetune`` and ``kendall`` (``hybridcim finetune``: the chosen candidates fine-tuned, Kendall τ of
+supernet vs fine-tuned accuracy), ``runstatus`` (where a training run stands, from its files). Optuna
+is imported only when a search runs (the optional extra ``search``).
 """
 from .config import SearchConfig, SearchConfigError, load_config, parse_config
 from .evaluators import EVALUATORS, EvaluatorError, EvaluatorNotAvailableError, make_evaluator
