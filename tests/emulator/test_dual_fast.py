@@ -168,3 +168,23 @@ def test_a_changed_ternary_cell_is_caught():
         got = emu.run(imgs, trace=True)
         assert not np.array_equal(ref.tensors["c2"] if "c2" in ref.tensors else ref.outputs,
                                   got.tensors["c2"] if "c2" in got.tensors else got.outputs), name
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="input_ones counted in torch is the torch backend's option")
+def test_input_ones_counted_in_torch_leaves_tern_input_ones_right(monkeypatch):
+    import hybridcim.emulator.fast as fast
+    monkeypatch.setattr(fast, "INPUT_ONES_IN_TORCH", True)
+    p = _resnet_like(5, 3)
+    imgs = random_images(p, 2, 5)
+    _same(ReferenceEmulator(p).run(imgs), FastEmulator(p, "torch").run(imgs), "torch, input_ones in torch")
+
+
+def test_emulator_device_runs_dual_path_programs():
+    from hybridcim.runtime.emulator_device import EmulatorDevice
+    p = _resnet_like(4, 8)
+    imgs = random_images(p, 2, 4)
+    ref = ReferenceEmulator(p).run(imgs)
+    with EmulatorDevice(backend="numpy") as dev:
+        dev.load(p)
+        assert np.array_equal(dev.run(imgs), ref.outputs)
+        assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in ref.counters]

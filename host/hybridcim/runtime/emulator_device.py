@@ -12,7 +12,8 @@ from .device import Device, as_program
 
 
 class EmulatorDevice(Device):
-    """Runs programs with :class:`~hybridcim.emulator.FastEmulator` (any preset unless one is given)."""
+    """Runs programs with :class:`~hybridcim.emulator.FastEmulator` (any preset unless one is given; hybrid
+    layers, architecture.md §9, and dual-path layers, §10, included)."""
 
     name = "emulator"
 
@@ -30,7 +31,7 @@ class EmulatorDevice(Device):
 
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         self._check_open()
-        prog, _ = as_program(program, self._preset, hybrid=True)  # the fast emulator runs hybrid mode (§9)
+        prog, _ = as_program(program, self._preset, hybrid=True)  # the fast emulator runs hybrid (§9) and dual-path (§10) layers
         self._emu = FastEmulator(prog, backend=self.backend)
         self._set_program(prog)
 
