@@ -220,3 +220,28 @@ def test_shipped_programs_cost_what_they_cost_before_dual_path_pricing():
             assert got[k] == pytest.approx(fig[k], rel=1e-12), (key, k)
         for k, v in fig["by_kind"].items():
             assert got["by_kind"][k] == pytest.approx(v, rel=1e-12), (key, k)
+
+
+SMALL_TERN = HardwarePreset("tiles-test", rows=64, cols=64, rows_active=16, n_macros=2, adc_bits=4, tern_rows=32,
+                            tern_cols=4, tern_rows_active=8, tern_n_macros=1, tern_refresh_cycles=8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dram_split_by_path_leaves_exactly_the_tables_and_weights(seed):
+    """Small ternary macros give both paths several rounds: after the activation traffic (tensors and each path's
+    partial sums) is split off, what crosses DRAM in a layer whose activations stay on chip is exactly its tables,
+    SRAM weights, dual section and ternary weights (architecture.md §10.4)."""
+    from hybridcim.emulator.counters import table_bytes
+    from hybridcim.zoo.fuzz import random_dualpath_program, random_images
+    p = random_dualpath_program(seed, SMALL_TERN, max_hw=6, max_channels=9)
+    k = ReferenceEmulator(p).run(random_images(p, 2, seed)).counters
+    c = cost(p, k, P28)
+    checked = 0
+    for l, lc, kc in zip(p.layers, c.layers, k):
+        if not l.op.is_cim or not lc.activations_on_chip:
+            continue
+        want = table_bytes(l, p) * 2 + kc.weight_load_bits // 8 + kc.tern_weight_load_bits // 8
+        want += 16 * 2 if l.dual is not None else 0
+        assert lc.dram_bytes == want, l.name
+        checked += l.dual is not None and l.dual.n_tern(l.n_filters) > 0
+    assert checked or seed  # seed 0 has a dual layer with a ternary path
