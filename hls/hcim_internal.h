@@ -6,11 +6,13 @@
 #include "hybridcim_accel.h"
 #include "hcim_loops.h"
 
-// Parsed tensor table (on-chip): shape, format and scratch offset of every tensor.
+// Parsed tensor table (on-chip): shape, format, scratch offset and activation-buffer place of every tensor.
 struct hcim_tensor {
     uint32_t c, h, w, bits, sgn;
     uint32_t off;   // int32 words from the start of one image's scratch slice
     uint32_t size;  // c * h * w
+    uint32_t cw;    // ceil(c / 64): 64-bit words per pixel per bit plane
+    uint32_t aoff;  // on-chip mode: first word of its bit planes in the activation buffer (hcim_plan_arena)
 };
 
 // Parsed layer record (fields of program-format.md "Layer record").
@@ -41,8 +43,13 @@ struct hcim_ctx {
 struct hcim_tables {
     uint32_t n_tensors, n_layers, input, output, image_bytes, version_minor;
     uint32_t scratch_per_image;  // S, int32 words
+    uint32_t arena_ok;           // every produced tensor has a place in the activation buffer (hcim_plan_arena)
+    uint32_t onchip;             // this call keeps the activations on chip (set by the top function)
     hcim_tensor t[HCIM_MAX_TENSORS];
 };
+
+// Words of the staging buffer of one table section (or, in on-chip mode, of one input image).
+#define HCIM_STAGE_WORDS 4096
 
 // Little-endian field readers over the program words; callers guarantee off + size <= image bytes
 // and natural alignment (every field of the format is naturally aligned, so no read straddles words).
@@ -77,6 +84,9 @@ uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab);
 void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l);
 // The hybrid section at l->off_hybrid (checked by hcim_load_tables before any run).
 void hcim_read_hybrid(const word_t *prog, const hcim_layer *l, hcim_hybrid *h);
+// On-chip activations: a place in the activation buffer (HCIM_MAX_PACK_WORDS words of bit planes)
+// for every produced tensor, first fit over the tensors' lifetimes in layer order; sets arena_ok.
+void hcim_plan_arena(const word_t *prog, hcim_tables *tab);
 
 // hcim_layers.cpp: one layer on one image's scratch slice; a conv/fc layer writes its activity on
 // this image to cnt (every counter but images, which the caller counts; reserved ones untouched).
@@ -84,5 +94,11 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
                     acc_t *s, cnt_t cnt[HCIM_N_COUNTERS]);
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
 void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s);
+// On-chip mode: image n's NCHW pixels (u64 words) staged and packed into the input tensor's bit
+// planes (s: the scratch buffer, not read); false if a pixel exceeds the tensor's bit width.
+bool hcim_load_image_planes(const word_t *img, const hcim_tensor &t, const acc_t *s);
+// On-chip mode: value of channel c of the pixel whose planes start at word pix of the activation
+// buffer (t's bits, sign-extended if signed).
+acc_t hcim_act_value(const hcim_tensor &t, uint32_t pix, uint32_t c);
 
 #endif  // HCIM_INTERNAL_H

@@ -51,7 +51,6 @@
 #define A_ROWS HCIM_ROWS_ACTIVE
 #define MAX_ROUND_UNITS (HCIM_N_MACROS * HCIM_UNITS_PER_MACRO)
 #define SKIP_WORDS ((HCIM_MAX_ROWBLOCKS + 63) / 64)  // bitmap words of one group's skip-index row
-#define STAGE_WORDS 4096                              // staging buffer of one table section (32 KiB)
 #define NO_COL 0xFFFFu
 
 #if HCIM_ROWS_ACTIVE == 8
@@ -82,9 +81,11 @@ struct hcim_unit {
     uint32_t stored;     // index of the unit in the layer's weight section
 };
 
-static word_t g_planes[HCIM_MAX_PACK_WORDS];             // input bit planes of the layer
+// the activation buffer: in on-chip mode every live tensor's bit planes (hcim_plan_arena), in DDR
+// mode the bit planes of the layer's input (at word 0)
+static word_t g_planes[HCIM_MAX_PACK_WORDS];
 static word_t g_macro[HCIM_N_MACROS][HCIM_MACRO_WORDS];  // the macros' weight cells (this round)
-static word_t g_stage[STAGE_WORDS];                      // one table section, burst-copied
+static word_t g_stage[HCIM_STAGE_WORDS];                 // one table section (or image), burst-copied
 static hcim_colw g_colw[HCIM_MAX_GROUPS][G_W];           // column controller words
 static uint8_t g_owner[HCIM_MAX_GROUPS][G_W];            // first column of the same filter in the group
 static uint8_t g_ncols[HCIM_MAX_GROUPS];                 // used columns per group
@@ -294,37 +295,66 @@ adc_table:
     for (uint32_t n = 0; n <= A_ROWS; n++) g_nhat[n] = (uint16_t)hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS));
 }
 
-// Pack the layer input once: for each pixel and bit plane i, ceil(C/64) words, bit c = bit i of channel c.
-static void hcim_pack_planes(const hcim_tensor &ti, const acc_t *x) {
-    const uint32_t cw = (ti.c + 63) / 64;
-    HCIM_BURST(0, (uint64_t)ti.size * 4);
+#define ACT_MAX_BITS 32  // bits of a tensor (architecture.md §2): bit planes of one pixel
+
+// Value of channel c of the pixel whose bit planes start at word pix (plane i at pix + i * cw).
+acc_t hcim_act_value(const hcim_tensor &t, uint32_t pix, uint32_t c) {
+    uint32_t v = 0, a = pix + (c >> 6);
+    for (uint32_t i = 0; i < ACT_MAX_BITS && i < t.bits; i++, a += t.cw) v |= (uint32_t)((g_planes[a] >> (c & 63u)) & 1u) << i;
+    if (t.sgn && t.bits < 32 && ((v >> (t.bits - 1)) & 1u)) v |= ~0u << t.bits;
+    return (acc_t)v;
+}
+
+// Value y of channel c into the plane words pw (registers) of the pixel whose planes start at word
+// pix; the words go to the activation buffer when the 64-channel word (or the pixel) is complete.
+static inline void hcim_act_put(const hcim_tensor &t, uint32_t pix, uint32_t c, acc_t y, word_t pw[ACT_MAX_BITS]) {
+    const bool flush = (c & 63u) == 63u || c + 1 == t.c;
+    uint32_t a = pix + (c >> 6);
+    for (uint32_t i = 0; i < ACT_MAX_BITS && i < t.bits; i++, a += t.cw) {
+        pw[i] |= (word_t)(((uint32_t)y >> i) & 1u) << (c & 63u);
+        if (flush) {
+            g_planes[a] = pw[i];
+            pw[i] = 0;
+        }
+    }
+}
+
+// Pack a tensor into its bit planes at word aoff of the activation buffer: for each pixel and bit
+// plane i, ceil(C/64) words, bit c = bit i of channel c. Source: its NHWC int32 values in scratch
+// (x), or (image) the program input's NCHW bytes staged in g_stage. False if an image pixel
+// exceeds the tensor's bit width.
+static bool hcim_pack_planes(const hcim_tensor &ti, const acc_t *x, bool image, uint32_t aoff) {
+    if (!image) HCIM_BURST(0, (uint64_t)ti.size * 4);
     HCIM_LOOP_ENTER(HCIM_LP_PACK_PLANES);
     HCIM_LOOP_ITERS(HCIM_LP_PACK_PLANES, ti.size);
-    // one input value per iteration, its bits shifted into one register word per plane; a word is
-    // written when its 64 channels (or the pixel's last) are in; running counters (no divide)
-    word_t pw[HCIM_MAX_IN_BITS];
-#pragma HLS ARRAY_PARTITION variable = pw complete
-    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) pw[i] = 0;
-    uint32_t c = 0, base = 0;
+    // one input value per iteration, its bits shifted into one register word per plane; running
+    // counters (no divide): c channel, base the pixel's first word, j the image byte (c * H * W + pixel)
+    word_t ppw[ACT_MAX_BITS];
+#pragma HLS ARRAY_PARTITION variable = ppw complete
+    for (uint32_t i = 0; i < ACT_MAX_BITS; i++) ppw[i] = 0;
+    const uint32_t maxv = (1u << ti.bits) - 1u, hw = ti.h * ti.w, pix_words = ti.bits * ti.cw;
+    uint32_t c = 0, base = aoff, yx = 0, j = 0;
+    bool ok = true;
 pack_planes:
     for (uint32_t k = 0; k < ti.size; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
 #pragma HLS PIPELINE II = 1
-        const uint32_t v = (uint32_t)x[k];
-        const bool flush = (c & 63u) == 63u || c + 1 == ti.c;
-        uint32_t a = base + (c >> 6);
-        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++, a += cw) {
-            pw[i] |= (word_t)((v >> i) & 1u) << (c & 63u);
-            if (flush) {
-                g_planes[a] = pw[i];
-                pw[i] = 0;
-            }
-        }
+        const uint32_t v = image ? (uint32_t)((g_stage[j >> 3] >> ((j & 7u) * 8u)) & 0xFFu) : (uint32_t)x[k];
+        ok &= v <= maxv;
+        hcim_act_put(ti, base, c, (acc_t)v, ppw);
+        j += hw;
         if (++c == ti.c) {
             c = 0;
-            base += ti.bits * cw;
+            base += pix_words;
+            j = ++yx;
         }
     }
+    return ok;
+}
+
+bool hcim_load_image_planes(const word_t *img, const hcim_tensor &t, const acc_t *s) {
+    hcim_fetch(img, 0, t.size);
+    return hcim_pack_planes(t, s, true, t.aoff);
 }
 
 // The schedule of one round: the present units of tiles round*n_macros ... (+ n_macros - 1),
@@ -454,8 +484,9 @@ burst_out:
     }
 }
 
-// Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit plane.
-static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t oy, uint32_t ox,
+// Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit
+// plane, from the input's bit planes at word aoff of the activation buffer.
+static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t aoff, uint32_t oy, uint32_t ox,
                              word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS]) {
     const uint32_t cw = (ti.c + 63) / 64, nsw = (l->k + 63) / 64;
 #ifdef HCIM_HW_DATAPATH
@@ -482,7 +513,7 @@ clear_window:
     uint32_t fill = 0, wout = 0;  // valid bits in (hi, lo); stream words written
     // plane-buffer address of window position (ky, kx), kept by additions (may be negative outside)
     const int32_t pix_words = (int32_t)(ti.bits * cw), row_words = (int32_t)ti.w * pix_words;
-    int32_t row_addr = iy0 * row_words + ix0 * pix_words, addr = row_addr, iy = iy0, ix = ix0;
+    int32_t row_addr = (int32_t)aoff + iy0 * row_words + ix0 * pix_words, addr = row_addr, iy = iy0, ix = ix0;
 window:
     for (uint32_t k = 0, wi = 0; k < n; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
@@ -706,7 +737,12 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     const bool has_res = l->res != HCIM_NO_TENSOR, hybrid = l->mode == HCIM_MODE_HYBRID;
     const uint32_t res_off = has_res ? tab->t[l->res].off : 0, y_off = to.off, bits = ti.bits;
     hcim_setup_layer(prog, l, bits, hybrid);
-    hcim_pack_planes(ti, s + ti.off);
+    // on-chip mode: the input's planes are in the activation buffer; DDR mode: packed from scratch
+    const bool onchip = tab->onchip != 0;
+    const uint32_t in_base = onchip ? ti.aoff : 0;
+    if (!onchip) hcim_pack_planes(ti, s + ti.off, false, 0);
+    const hcim_tensor &tr = tab->t[has_res ? l->res : l->out];
+    const uint32_t r_words = tr.bits * tr.cw, o_words = to.bits * to.cw;  // plane words of a pixel
     const uint32_t n_row_tiles = (l->r + HCIM_BLOCKS_PER_MACRO - 1) / HCIM_BLOCKS_PER_MACRO;
     const uint32_t n_tiles = n_row_tiles * ((l->ng + HCIM_GROUPS_PER_MACRO - 1) / HCIM_GROUPS_PER_MACRO);
     uint32_t n_rounds = (n_tiles + HCIM_N_MACROS - 1) / HCIM_N_MACROS;
@@ -759,11 +795,12 @@ rounds:
         for (uint32_t b = 0; b < l->r; b++) g_ones[b] = 0;
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
         HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
+        uint32_t r_pix = tr.aoff, o_pix = to.aoff;  // on-chip mode: the pixel's residual and output planes
     pixels:
         for (uint32_t p = 0, oy = 0, ox = 0, pf = 0, q = 0; p < pixels; p++, pf += l->f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             if (n_units) {
-                hcim_pack_window(ti, l, oy, ox, xw);
+                hcim_pack_window(ti, l, in_base, oy, ox, xw);
                 HCIM_LOOP_ENTER(HCIM_LP_COUNT_ONES);
                 HCIM_LOOP_ITERS(HCIM_LP_COUNT_ONES, l->r);
             count_ones:  // 1 bits on the word lines per row block (x its activations in the round's tiles, below)
@@ -782,7 +819,7 @@ rounds:
                     hcim_units_any<false>(xw, n_units, bits, ctx, p);
                 }
             } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
-                hcim_pack_window(ti, l, oy, ox, xw);
+                hcim_pack_window(ti, l, in_base, oy, ox, xw);
                 hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);
             }
             // the DDR side of requant works in chunks of whole pixels (IO_WORDS values): partial sums
@@ -790,8 +827,13 @@ rounds:
             if (q == 0) {
                 const uint32_t n = (pixels - p < chunk_px ? pixels - p : chunk_px) * l->f;
                 if (!first) hcim_burst_in(s + y_off + pf, n, g_pbuf);
-                if (last && has_res) hcim_burst_in(s + res_off + pf, n, g_rbuf);
+                if (last && has_res && !onchip) hcim_burst_in(s + res_off + pf, n, g_rbuf);
             }
+            // on-chip mode, last round: residual from and outputs into the activation buffer
+            const bool to_act = onchip && last;
+            word_t opw[ACT_MAX_BITS];
+#pragma HLS ARRAY_PARTITION variable = opw complete
+            for (uint32_t i = 0; i < ACT_MAX_BITS; i++) opw[i] = 0;
             // requant (last round) or partial sums out: one filter per iteration
             HCIM_LOOP_ENTER(HCIM_LP_REQUANT);
             HCIM_LOOP_ITERS(HCIM_LP_REQUANT, l->f);
@@ -807,12 +849,22 @@ rounds:
                     continue;
                 }
                 wide_t v = (wide_t)(acc_t)acc + g_bias[f];
-                if (has_res) v += (wide_t)((uint64_t)(wide_t)g_rbuf[q + f] << (uint32_t)g_rshift[f]);
-                g_obuf[q + f] = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+                if (has_res) {
+                    const acc_t r = onchip ? hcim_act_value(tr, r_pix, f) : g_rbuf[q + f];
+                    v += (wide_t)((uint64_t)(wide_t)r << (uint32_t)g_rshift[f]);
+                }
+                const acc_t y = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+                if (to_act) {
+                    hcim_act_put(to, o_pix, f, y, opw);
+                } else {
+                    g_obuf[q + f] = y;
+                }
             }
             q += l->f;
+            r_pix += r_words;
+            o_pix += o_words;
             if (q == chunk_px * l->f || p + 1 == pixels) {  // chunk done: one burst out
-                hcim_burst_out(g_obuf, q, s + y_off + pf + l->f - q);
+                if (!to_act) hcim_burst_out(g_obuf, q, s + y_off + pf + l->f - q);
                 q = 0;
             }
             if (++ox == to.w) {
@@ -852,36 +904,53 @@ rounds:
     }
 }
 
+// Pools read and write their tensors in scratch (DDR mode) or in the activation buffer (on-chip mode).
 void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
+    const bool onchip = tab->onchip != 0;
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
     const uint32_t win = l->kh * l->kw;
+    const uint32_t pix_words = ti.bits * ti.cw, row_words = ti.w * pix_words;  // on-chip: input plane words
     HCIM_LOOP_ITERS(HCIM_LP_MAXPOOL, (uint64_t)to.size * win);
-    for (uint32_t p = 0; p < to.h * to.w; p++) {  // per output pixel: kh window rows in, one pixel out
-        for (uint32_t ky = 0; ky < l->kh; ky++) HCIM_BURST(0, (uint64_t)l->kw * ti.c * 4);
-        HCIM_BURST(1, (uint64_t)to.c * 4);
+    if (!onchip) {
+        for (uint32_t p = 0; p < to.h * to.w; p++) {  // per output pixel: kh window rows in, one pixel out
+            for (uint32_t ky = 0; ky < l->kh; ky++) HCIM_BURST(0, (uint64_t)l->kw * ti.c * 4);
+            HCIM_BURST(1, (uint64_t)to.c * 4);
+        }
     }
-    uint32_t oy = 0, ox = 0, c = 0;
+    word_t mpw[ACT_MAX_BITS];
+#pragma HLS ARRAY_PARTITION variable = mpw complete
+    for (uint32_t i = 0; i < ACT_MAX_BITS; i++) mpw[i] = 0;
+    uint32_t oy = 0, ox = 0, c = 0, o_pix = to.aoff;
     for (uint32_t k = 0; k < to.size; k++) {  // one output value per entry of the window loop
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
         const uint32_t x0 = ((oy * l->stride) * ti.w + ox * l->stride) * ti.c + c;
-        acc_t m = x[x0];
+        const uint32_t a0 = ti.aoff + (oy * l->stride) * row_words + (ox * l->stride) * pix_words;
+        acc_t m = onchip ? hcim_act_value(ti, a0, c) : x[x0];
         HCIM_LOOP_ENTER(HCIM_LP_MAXPOOL);
     maxpool:
-        for (uint32_t q = 0, ky = 0, kx = 0; q < win; q++) {  // one window value per iteration
+        for (uint32_t q = 0, ky = 0, kx = 0, a = a0, ar = a0; q < win; q++) {  // one window value per iteration
 #pragma HLS LOOP_TRIPCOUNT min = 4 max = 9
 #pragma HLS PIPELINE II = 1
-            const acc_t v = x[x0 + (ky * ti.w + kx) * ti.c];
+            const acc_t v = onchip ? hcim_act_value(ti, a, c) : x[x0 + (ky * ti.w + kx) * ti.c];
             m = v > m ? v : m;
+            a += pix_words;
             if (++kx == l->kw) {
                 kx = 0;
                 ky++;
+                ar += row_words;
+                a = ar;
             }
         }
-        y[k] = m;
+        if (onchip) {
+            hcim_act_put(to, o_pix, c, m, mpw);
+        } else {
+            y[k] = m;
+        }
         if (++c == to.c) {
             c = 0;
+            o_pix += to.bits * to.cw;
             if (++ox == to.w) {
                 ox = 0;
                 oy++;
@@ -892,22 +961,33 @@ void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
 
 void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
+    const bool onchip = tab->onchip != 0;
     const acc_t *x = s + ti.off;
     acc_t *y = s + to.off;
-    const uint32_t hw = ti.h * ti.w;
+    const uint32_t hw = ti.h * ti.w, pix_words = ti.bits * ti.cw;
     HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL, ti.size);
-    for (uint32_t k = 0; k < ti.size; k++) HCIM_BURST(0, 4);  // strided: single-word reads
-    HCIM_BURST(1, (uint64_t)to.size * 4);
+    if (!onchip) {
+        for (uint32_t k = 0; k < ti.size; k++) HCIM_BURST(0, 4);  // strided: single-word reads
+        HCIM_BURST(1, (uint64_t)to.size * 4);
+    }
+    word_t apw[ACT_MAX_BITS];
+#pragma HLS ARRAY_PARTITION variable = apw complete
+    for (uint32_t i = 0; i < ACT_MAX_BITS; i++) apw[i] = 0;
     for (uint32_t c = 0; c < ti.c; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
         wide_t sum = 0;  // a register
         HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL);
     avgpool:
-        for (uint32_t p = 0, k = c; p < hw; p++, k += ti.c) {  // one input value of channel c per iteration
+        for (uint32_t p = 0, k = c, a = ti.aoff; p < hw; p++, k += ti.c, a += pix_words) {  // one input value of channel c per iteration
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-            sum += x[k];
+            sum += onchip ? hcim_act_value(ti, a, c) : x[k];
         }
-        y[c] = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
+        const acc_t v = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
+        if (onchip) {
+            hcim_act_put(to, to.aoff, c, v, apw);
+        } else {
+            y[c] = v;
+        }
     }
 }

@@ -281,6 +281,8 @@ read_tensors:
         if (offset > 0x7FFFFFFFull) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);
         t.size = (uint32_t)size;
         t.off = (uint32_t)(offset - size);
+        t.cw = (t.c + 63) / 64;
+        t.aoff = 0;
     }
     tab->scratch_per_image = (uint32_t)offset;
     if (tab->input >= tab->n_tensors || tab->output >= tab->n_tensors || tab->input == tab->output)
@@ -308,4 +310,58 @@ check_layers:
     }
     if (!produced[tab->output]) HCIM_FAIL(HCIM_ERR_TENSOR, tab->output);
     return HCIM_OK;
+}
+
+// Lifetimes in layer steps: a layer's output lives from its layer to the last layer reading it (as
+// input or residual), the program input from layer 0, the program output to the end (write-out).
+// Placement in layer order, each tensor at the lowest word where it overlaps no placed tensor whose
+// lifetime meets its own (so a layer's output never overlaps its input or residual).
+void hcim_plan_arena(const word_t *prog, hcim_tables *tab) {
+    uint16_t born[HCIM_MAX_TENSORS], dies[HCIM_MAX_TENSORS];
+    uint16_t order[HCIM_MAX_TENSORS];  // placement order: the program input, then the layers' outputs
+    uint32_t words[HCIM_MAX_TENSORS];
+    uint32_t n = 0;
+    order[n++] = (uint16_t)tab->input;
+    born[tab->input] = dies[tab->input] = 0;
+arena_lifetimes:
+    for (uint32_t i = 0; i < tab->n_layers; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_LAYERS
+        hcim_layer l;
+        hcim_read_layer(prog, tab, i, &l);
+        order[n++] = (uint16_t)l.out;
+        born[l.out] = dies[l.out] = (uint16_t)i;
+        dies[l.in] = (uint16_t)i;  // layers run in order: the latest reader is the last
+        if (l.res != HCIM_NO_TENSOR) dies[l.res] = (uint16_t)i;
+    }
+    dies[tab->output] = (uint16_t)tab->n_layers;
+    tab->arena_ok = 1;
+arena_place:
+    for (uint32_t k = 0; k < n; k++) {
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = HCIM_MAX_TENSORS
+        hcim_tensor &t = tab->t[order[k]];
+        const uint64_t need = (uint64_t)t.h * t.w * t.bits * t.cw;
+        uint64_t at = 0;
+        bool moved = true;
+    arena_fit:
+        while (moved) {  // raise the candidate past every colliding placed tensor until none collides
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_TENSORS
+            moved = false;
+            for (uint32_t j = 0; j < k; j++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_TENSORS
+                const uint32_t o = order[j];
+                if (born[o] > dies[order[k]] || born[order[k]] > dies[o]) continue;  // lifetimes apart
+                const uint64_t end = (uint64_t)tab->t[o].aoff + words[j];
+                if (at < end && tab->t[o].aoff < at + need) {
+                    at = end;
+                    moved = true;
+                }
+            }
+        }
+        words[k] = (uint32_t)(need < HCIM_MAX_PACK_WORDS ? need : HCIM_MAX_PACK_WORDS);
+        if (at + need > HCIM_MAX_PACK_WORDS) {
+            tab->arena_ok = 0;
+            at = 0;
+        }
+        t.aoff = (uint32_t)at;
+    }
 }

@@ -3,8 +3,12 @@
 //
 // One call: check the program image (magic, version, size, CRC-32, preset), parse and check
 // its tables against the kernel's capacity, check the buffer sizes, then for every image:
-// unpack the uint8 NCHW pixels into the input tensor's scratch slot (NHWC), run the layers in
-// program order, copy the output tensor to `out`. The activity counters of every layer are
+// bring the uint8 NCHW pixels in, run the layers in program order, copy the output tensor to `out`.
+// On-chip mode (the usual one): every tensor lives as bit planes in the on-chip activation buffer
+// (a place for each over its lifetime, planned once per call), so DDR sees the images, the
+// program's tables and weights, the outputs and, for layers of several rounds, partial sums.
+// DDR mode (trace mode, or a program whose live tensors or image do not fit on chip): every tensor
+// in its scratch slot as int32 NHWC, the layer input packed into bit planes per layer. The activity counters of every layer are
 // kept on chip during the call and written to `counters` at its end when asked for.
 #include "hcim_internal.h"
 
@@ -85,6 +89,12 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
                                    HCIM_CNT_HEADER_WORDS + (uint64_t)g_tab.n_layers * HCIM_N_COUNTERS))
         return HCIM_ERR_ARGS;
     if (flags & HCIM_FLAG_VALIDATE_ONLY) return HCIM_OK;
+    // On-chip mode: the activations stay in the activation buffer as bit planes between layers; only
+    // the images come in and the outputs go out. Otherwise (trace mode, or a program whose live
+    // tensors or image do not fit) DDR mode: every tensor in scratch as int32.
+    hcim_plan_arena(prog, &g_tab);
+    g_tab.onchip = g_tab.arena_ok && !trace && img_words <= HCIM_STAGE_WORDS;
+    const bool onchip = g_tab.onchip != 0;
     HCIM_PROFILE_RESET();
 clear_counters:
     for (uint32_t i = 0; i < g_tab.n_layers; i++) {
@@ -96,7 +106,8 @@ images_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
         acc_t *s = scratch + (trace ? (uint64_t)n * per_image : 0);
         HCIM_PROFILE_LAYER(0);
-        if (!hcim_load_image(images + (uint64_t)n * img_words, tin, s + tin.off))
+        const word_t *img = images + (uint64_t)n * img_words;
+        if (!(onchip ? hcim_load_image_planes(img, tin, s) : hcim_load_image(img, tin, s + tin.off)))
             return HCIM_ERR_INPUT | (n << HCIM_DETAIL_SHIFT);
     layers_loop:
         for (uint32_t i = 0; i < g_tab.n_layers; i++) {
@@ -129,13 +140,18 @@ images_loop:
         }
         HCIM_LOOP_ENTER(HCIM_LP_WRITE_OUT);
         HCIM_LOOP_ITERS(HCIM_LP_WRITE_OUT, tout.size);
-        HCIM_BURST(0, (uint64_t)tout.size * 4);
+        if (!onchip) HCIM_BURST(0, (uint64_t)tout.size * 4);
         HCIM_BURST(1, (uint64_t)tout.size * 4);
+        const uint32_t out_pix_words = tout.bits * tout.cw;
     write_out:
-        for (uint32_t k = 0; k < tout.size; k++) {
+        for (uint32_t k = 0, c = 0, a = tout.aoff; k < tout.size; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 10 max = 1000
 #pragma HLS PIPELINE II = 1
-            out[(uint64_t)n * tout.size + k] = s[tout.off + k];
+            out[(uint64_t)n * tout.size + k] = onchip ? hcim_act_value(tout, a, c) : s[tout.off + k];
+            if (++c == tout.c) {
+                c = 0;
+                a += out_pix_words;
+            }
         }
     }
     if (count) {

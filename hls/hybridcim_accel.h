@@ -220,7 +220,9 @@ static inline cnt_t hcim_packed_bytes(uint64_t values, uint32_t bits) { return (
 //   images:  n_images uint8 NCHW images, each padded to ceil(C*H*W / 8) u64 words (image_words in all)
 //   out:     n_images x (output tensor H*W*C) int32, NHWC per image
 //   scratch: int32 activation arena: every tensor t of one image at offset
-//            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S
+//            sum_{t' < t} C*H*W (tensor table order); S = total; trace mode needs n_images * S.
+//            Only trace mode (and DDR mode, hybridcim_accel.cpp) keeps the tensors there; otherwise
+//            the activations stay on chip and scratch holds only multi-round partial sums
 //   counters: with HCIM_FLAG_COUNTERS, the header word and n_layers x HCIM_N_COUNTERS u64 activity
 //            counters of this call (counters_words >= HCIM_CNT_HEADER_WORDS + that); untouched otherwise
 //   image_base: global index of the first image of the call (u32; keys the analog noise of hybrid

@@ -156,6 +156,33 @@ def test_random_resnet20(csim_lib, preset, wbits):
     assert_trace_equal(prog, dev, random_images(prog, 2, seed=5))
 
 
+@pytest.mark.parametrize("side, on_chip", [(16, True), (45, False)])
+def test_activations_on_chip_and_in_ddr_mode(csim_lib, side, on_chip):
+    """A program whose live tensors fit the activation buffer runs with them on chip (the image
+    packed into its bit planes, no int32 copy of it in DDR); one whose image (45 x 45 x 8 bits,
+    16,200 plane words) and first output (8,100) do not fit together runs in DDR mode. Both equal
+    the emulator in outputs, tensors and counters."""
+    csim_lib("tiny-64")
+    preset = get_preset("tiny-64")
+    rng = np.random.default_rng(side)
+    b = ProgramBuilder(preset, name="arena")
+    x = b.input("image", 1, side, side, bits=8)
+    w, prec, groups = _filters(rng, preset, 4, 1, 3, (2, 4), 0.0, 0.0, "paired")
+    y = b.conv("conv", x, w, prec, np.full(4, 6), bias=rng.integers(-50, 50, size=4), pad=1, out_bits=4,
+               groups=groups)
+    g = b.avgpool("gap", y, shift=8, out_bits=6)
+    wf, pf, gf = _filters(rng, preset, 10, 4, 1, (4,), 0.0, 0.0, "paired")
+    b.fc("logits", g, wf, pf, np.zeros(10, dtype=np.int64), logits=True, groups=gf)
+    prog = b.build()
+    dev = CSimDevice("tiny-64")
+    dev.load(prog)
+    images = random_images(prog, 2, seed=side)
+    assert_trace_equal(prog, dev, images)  # trace (DDR mode), then a plain run
+    names = [l["name"] for l in dev.kernel_profile()["loops"]]
+    copied = dev.kernel_profile()["layers"][0]["iters"][names.index("load_pixels")]
+    assert copied == (0 if on_chip else 2 * side * side)
+
+
 def test_counters_of_the_reference_emulator_equal_the_kernels(csim_lib):
     """Three independent counts agree: the kernel's datapath, the literal reference loops, the static formulas."""
     from hybridcim.emulator import ReferenceEmulator, static_counters
