@@ -334,7 +334,9 @@ def seed_comparisons(program: Program, preset="dcim-28nm", images: np.ndarray | 
                     f"does not say which energies its TOPS/W counts (the assumptions give hybridcim's figure with DRAM "
                     f"and for the CIM datapath alone)"))
     notes = [wl.source + (f"; dense counterpart: {wd.source}" if wd.source != wl.source else ""),
-             "DualNet and OSA-HCIM headline figures need the dual-path and hybrid analog events; they are not "
+             "DualNet's headline figures (energy, memory and latency vs uniform INT4) need a trained dual-path model "
+             "and its INT4 baseline (the cost model prices dual-path layers: docs/cost-model.md, \"Dual-path "
+             "layers\"); OSA-HCIM's need the hybrid model under a cost preset with the analog events; neither is "
              "compared here"]
     return SeedReport(rows, program.name, preset.name, wl.source, notes)
 
