@@ -6,7 +6,7 @@ import pytest
 
 from hybridcim.cli.main import main
 from hybridcim.search.config import SearchConfigError, check_against_evaluator, load_config, parse_config
-from hybridcim.search.evaluators import EvaluatorError, EvaluatorNotAvailableError, make_evaluator
+from hybridcim.search.evaluators import EvaluatorError, make_evaluator
 
 GOOD = {"name": "s", "evaluator": {"kind": "toy_evaluator:make", "options": {"layers": 3}},
         "space": {"ratios": [0, 4, 8], "fixed": {"L0": 0}}, "objectives": ["accuracy", "energy_uj"],
@@ -74,7 +74,7 @@ def test_evaluator_errors():
         make_evaluator("nope")
     with pytest.raises(EvaluatorError, match="cannot be imported"):
         make_evaluator("no_such_module_xyz:make")
-    with pytest.raises(EvaluatorNotAvailableError, match="not available yet: it needs a trained dual-path supernet"):
+    with pytest.raises(EvaluatorError, match="option 'run' is required: the supernet's run folder"):
         make_evaluator("dual-supernet", {})
 
 

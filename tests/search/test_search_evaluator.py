@@ -1,5 +1,4 @@
 """The working evaluator (dual-path programs ternarized from a shipped model) on real calibration images."""
-import dataclasses
 import json
 
 import numpy as np

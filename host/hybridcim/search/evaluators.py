@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import math
 from typing import Callable
 
@@ -66,11 +67,9 @@ def program_objectives(program, logits: np.ndarray, counters: list, labels: np.n
 def make_supernet(options: dict, data: str | None):
     """DualNet's evaluator ``dual-supernet``: a trained dual-path supernet evaluated at each candidate's
     ratios, BN recalibrated, compiled and run as a format-1.2 program (hybridcim.search.supernet)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("brevitas") is None:
         raise EvaluatorNotAvailableError("evaluator 'dual-supernet' needs torch and brevitas (the training extra: "
-                                         "pip install 'hybridcim[train]') to load the supernet") from None
+                                         "pip install 'hybridcim[train]') to load the supernet")
     from .supernet import make_supernet as make
     return make(options, data)
 
@@ -187,8 +186,7 @@ class TernarizedDualEvaluator:
                                   None if l.res_tensor is None else l.res_shift.astype(np.int64) - e)
         self.notes = (f"untrained: ternary weights derived from the integer weights of {base.name} (no fine-tuning), "
                       f"accuracy on the first {images} calibration images (training split) through the reference "
-                      f"emulator; energy/latency/memory from cost preset {self.cost_preset.name!r}, whose ternary-macro "
-                      "energy is not priced yet (macro2_bit_op_pj is null), memory adds the ternary cells 2*F_t*K")
+                      f"emulator; energy/latency/memory of both paths from cost preset {self.cost_preset.name!r}")
 
     def layers(self) -> list[str]:
         return list(self._layers)

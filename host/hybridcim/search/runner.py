@@ -8,7 +8,6 @@ ask at the same moment may finish up to ``workers − 1`` trials past the target
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
