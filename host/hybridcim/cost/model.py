@@ -6,6 +6,10 @@ and over batches of images. The latency is the **CIM chip latency** of the emula
 SRAM-CIM accelerator (macro cycles at the preset clock, weight loads, DRAM transfers),
 not the FPGA overlay's throughput.
 
+Dual-path layers (architecture.md §10): the ternary path's events, its two paths in parallel, its
+cells and the second macro type's area and leakage come from :mod:`.dualpath`
+(docs/cost-model.md, "Dual-path layers").
+
 DRAM: the ``dram_bytes`` counter sends every layer's activations through DRAM (architecture.md
 §7). The model splits it into weights + tables (always from DRAM) and activation traffic,
 which stays in the on-chip activation buffer (``act_onchip``, priced per bit like the buffer)
