@@ -124,7 +124,7 @@ class ExecPlan:
         if stored_in is not None and not np.array_equal(stored_in[pos], live_c):
             raise AssertionError(f"layer {layer.name!r}: a live input channel is not stored")
         n_in = c_in if stored_in is None else len(stored_in)
-        bound = accumulator_bound(layer, p, np.where(is_tern[:, None], 0, w))  # it adds the ternary rows itself (§10.5)
+        bound = accumulator_bound(layer, p, np.where(is_tern[:, None], 0, w))  # adds the ternary rows (§10.5)
         dtype = np.float32 if max(bound, -layer.clamp_lo, layer.clamp_hi) < F32_EXACT else np.float64
         s = layer.shift.astype(np.int64)
         scale = np.ldexp(1.0, -s)

@@ -319,8 +319,8 @@ class TorchPlan:
         ``observe(i, x)``, if given, sees CIM layer i's stored input (NHWC numpy view) before the layer runs:
         the place where per-layer input activations are available. ``ones``: {CIM layer i: its
         :class:`~hybridcim.emulator.counters.InputOnesCounter`}: ``input_ones`` is then counted in torch
-        (:func:`input_ones_torch`) into ``counters[i]`` (``observe``, still called, must not count it). Hybrid layers add
-        their data-dependent counters to ``counters[i]`` (required when the program has hybrid layers);
+        (:func:`input_ones_torch`) into ``counters[i]`` (``observe``, still called, must not count it). Hybrid
+        layers add their data-dependent counters to ``counters[i]`` (required when the program has hybrid layers);
         ``image_base`` numbers the images for their analog noise."""
         p = self.program
         self._keep_all = keep_all

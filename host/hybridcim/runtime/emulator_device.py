@@ -31,7 +31,7 @@ class EmulatorDevice(Device):
 
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         self._check_open()
-        prog, _ = as_program(program, self._preset, hybrid=True)  # the fast emulator runs hybrid (§9) and dual-path (§10) layers
+        prog, _ = as_program(program, self._preset, hybrid=True)  # the fast emulator runs hybrid mode (§9)
         self._emu = FastEmulator(prog, backend=self.backend)
         self._set_program(prog)
 
