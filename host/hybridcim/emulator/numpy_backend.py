@@ -38,6 +38,7 @@ def _cim(plan: ExecPlan, i: int, layer, x: np.ndarray, env: dict) -> np.ndarray:
             if ns:
                 cols = im2col(xa.astype(st.dtype, copy=False), layer.kh, layer.kw, layer.stride, layer.pad)
                 acc[a:a + step, ..., :ns] = cols @ st.w_hwc[:, :ns]
+                del cols  # one im2col buffer at a time (CHUNK_BYTES)
             if ns < live_out:  # zero padding gives z = 0 (threshold >= 1): binarize before im2col
                 cols = im2col((xa >= st.threshold).astype(st.dtype), layer.kh, layer.kw, layer.stride, layer.pad)
                 acc[a:a + step, ..., ns:] = cols @ st.w_hwc[:, ns:]
