@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hybridcim.cim.hybrid import analog_noise, analog_noise_words, noise_counter, noise_key
-from hybridcim.cim.philox import philox4x32, philox4x32_words
+from hybridcim.cim.philox import philox4x32, philox4x32_u32, philox4x32_words
 from hybridcim.emulator import FastEmulator, ReferenceEmulator
+from hybridcim.emulator.hybrid_engine import noise_words
 from hybridcim.program.builder import ProgramBuilder, make_hybrid
 from hybridcim.program.errors import UnsupportedModeError
 from hybridcim.program.hybrid import HybridParams
@@ -146,11 +147,30 @@ def test_vectorized_noise_equals_the_reference_draw(seed, layer, pairs, shift):
     ctr = rng.integers(0, 2 ** 32, (50, 4), dtype=np.uint64)
     words = np.stack(philox4x32_words(*ctr.T, seed, layer), -1)
     assert np.array_equal(words, philox4x32(ctr, np.array([seed, layer], np.uint32)).astype(np.uint64))
-    if HAS_TORCH:
-        import torch
-        from hybridcim.emulator.torch_hybrid import philox4x32_torch
-        got = philox4x32_torch(*(torch.from_numpy(ctr[:, k].astype(np.int64)) for k in range(4)), seed, layer)
-        assert np.array_equal(np.stack([g.numpy() for g in got], -1).astype(np.uint64), words)
+    got = noise_words(seed, layer, img, pix, col, w3, pairs, shift)
+    assert got.dtype == np.int16 and np.array_equal(got, want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 40), st.integers(0, 10),
+       st.lists(st.integers(1, 4), min_size=3, max_size=3), st.sets(st.integers(0, 3), min_size=1))
+def test_blocked_philox_equals_stacked(seed, block, rounds, dims, words):
+    """philox4x32_u32 (cache blocks, round 0 before broadcasting, products' halves through views) equals
+    the stacked reference for any block size (across rows and columns), broadcast pattern, round count
+    and subset of output words."""
+    import hybridcim.cim.philox as philox
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(d if rng.integers(2) else 1 for d in dims)[rng.integers(0, 3):] for _ in range(4)]
+    ctr = [rng.integers(0, 2 ** 32, s, dtype=np.uint64) for s in shapes]
+    key = rng.integers(0, 2 ** 32, 2, dtype=np.uint64)
+    want = philox4x32(np.stack(np.broadcast_arrays(*ctr), -1), key.astype(np.uint32), rounds)
+    old, philox.BLOCK = philox.BLOCK, block
+    try:
+        got = philox4x32_u32(*ctr, int(key[0]), int(key[1]), rounds, words=tuple(sorted(words)))
+    finally:
+        philox.BLOCK = old
+    for w, g in zip(sorted(words), got):
+        assert g.dtype == np.uint32 and np.array_equal(g, want[..., w]), w
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")

@@ -30,13 +30,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cim.hybrid import NOISE_FRAC_BITS, adc_code, adc_count, adc_shift, analog_noise_words
+from ..cim.hybrid import NOISE_FRAC_BITS, adc_code, adc_count, adc_shift
+from ..cim.philox import philox4x32_u32
+from ..cim.popcount import popcount64
 from ..program.model import Layer, Program
 from ..program.weights import decode_weight_matrix
 from .ops import im2col
 
 CHUNK_BYTES = 16 << 20
 """Working-set target of one chunk of pixels (bytes; the chunk holds at least one image)."""
+
+POP16 = popcount64(np.arange(1 << 16, dtype=np.uint64)).astype(np.int16)
+"""Set bits of every 16-bit value (the noise's popcounts by lookup)."""
+
+
+def noise_words(seed: int, layer: int, image, pixel, column, word3, pairs: int, shift: int) -> np.ndarray:
+    """The §9.6 noise e (1/16 counts, int16 of the broadcast shape) of the counters (image, pixel, column,
+    word3) under key (seed, layer): (popcount((u0 | u1 << 32) & m) − popcount((u2 | u3 << 32) & m)) ·
+    2^shift, m = 2^pairs − 1 (``cim.hybrid.analog_noise_words``'s values, |e| ≤ 64 · 2^8). Only the Philox
+    words the mask reaches are kept, and the popcounts are lookups of their 16-bit halves."""
+    if not pairs:
+        return np.zeros(np.broadcast_shapes(*(np.shape(v) for v in (image, pixel, column, word3))), np.int16)
+    need = [w for w in (0, 1) if pairs > 32 * w]
+    u = philox4x32_u32(image, pixel, column, word3, seed, layer, words=tuple(need) + tuple(w + 2 for w in need))
+    e = None
+    for k, w in enumerate(need):
+        for h in (0, 1):
+            bits = min(max(pairs - 32 * w - 16 * h, 0), 16)
+            if not bits:
+                continue
+            a, b = (v.view(np.uint16)[..., h::2] for v in (u[k], u[k + len(need)]))
+            if bits < 16:
+                a, b = a & np.uint16((1 << bits) - 1), b & np.uint16((1 << bits) - 1)
+            t = POP16[a]
+            t -= POP16[b]
+            e = t if e is None else e + t
+    return e << shift if shift else e
+
 
 COLUMN_READ_COUNTERS = ("digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes")
 
@@ -195,11 +225,11 @@ class HybridLayer:
         c.skipped_bitplanes += skip
 
     def noise(self, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray, b: int, i: int) -> np.ndarray:
-        """Analog noise (1/16 counts) int64 (M, len(cols)) of row block ``b``, input plane ``i`` (§9.6)."""
+        """Analog noise (1/16 counts) int16 (M, len(cols)) of row block ``b``, input plane ``i`` (§9.6)."""
         hp = self.hp
         w3 = (b << 8) | (i << 4) | self.j_u[cols]
-        return analog_noise_words(hp.noise_seed, self.index, image[:, None], pixel[:, None], self.col_u[cols][None, :],
-                                  w3[None, :], hp.noise_pairs, hp.noise_shift)
+        return noise_words(hp.noise_seed, self.index, image[:, None], pixel[:, None], self.col_u[cols][None, :],
+                           w3[None, :], hp.noise_pairs, hp.noise_shift)
 
     # ---- the numpy run
     def windows(self, x: np.ndarray) -> np.ndarray:
@@ -258,12 +288,13 @@ class HybridLayer:
             codes = np.zeros((m, len(cols)), ft)  # Σ over present row blocks of the ADC codes
             for b, sel, whole, wb in blocks:
                 cnt = xi[:, b * a:(b + 1) * a] @ wb
-                if noisy:
-                    n = cnt.astype(np.int64)
-                    code = adc_code((n << NOISE_FRAC_BITS) + self.noise(image, pixel, cols[sel], b, i), a,
-                                    self.adc_bits).astype(ft)
-                else:  # exact: counts ≤ 64, round half to even
-                    code = np.clip(np.round(np.multiply(cnt, step, out=cnt), out=cnt), 0.0, cmax, out=cnt)
+                if noisy:  # n + e/16 in float: |e/16| ≤ 1024 in steps of 1/16, exact
+                    e = self.noise(image, pixel, cols[sel], b, i).astype(ft)
+                    e *= ft(1.0 / (1 << NOISE_FRAC_BITS))
+                    cnt += e
+                    del e
+                # rshift_rne(16 n + e, 4 + s) = round half to even of (n + e/16) · 2^−s, exact in float
+                code = np.clip(np.round(np.multiply(cnt, step, out=cnt), out=cnt), 0.0, cmax, out=cnt)
                 if whole:
                     codes += code
                 else:

@@ -2,7 +2,9 @@
 layer with the steps of ``hybrid_engine.py`` (the numpy engine, which defines them): per row block and
 input plane the 0/1 column counts by a 1x1 int8 convolution over the block's rows with the ADC fused
 (output scale 2^-s, round half to even, clamp: uint8 codes), the digital pairs by int8 products of
-input planes with the filters' top weight planes; the §9.6 noise by a Philox4x32-10 in int64 tensors.
+input planes with the filters' top weight planes; the §9.6 noise drawn by the numpy engine's blocked
+Philox4x32-10 (``hybrid_engine.noise_words``: ~2× a torch version here, whose strided int32 ops
+are not vectorized) and added to the counts in float before the ADC.
 Used by :class:`~hybridcim.emulator.torch_backend.TorchPlan` for its hybrid layers.
 """
 from __future__ import annotations
@@ -15,35 +17,6 @@ import torch
 import torch.nn.functional as tf
 
 PAIR_SUM_MAX = (1 << 15) - 1  # int16 intermediate of u8 x s8 pair products without VNNI (torch_backend.py)
-
-def philox4x32_torch(c0, c1, c2, c3, k0: int, k1: int, rounds: int = 10) -> tuple:
-    """Philox4x32-``rounds`` on int64 tensors holding u32 counter words (broadcastable), scalar key:
-    the words of :func:`hybridcim.cim.philox.philox4x32` (int64 products wrap mod 2^64 like uint64;
-    the high word is masked after the arithmetic shift)."""
-    from ..cim.philox import PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1
-    mask = 0xFFFFFFFF
-    c0, c1, c2, c3 = torch.broadcast_tensors(c0, c1, c2, c3)
-    for r in range(rounds):
-        if r:
-            k0, k1 = (k0 + PHILOX_W0) & mask, (k1 + PHILOX_W1) & mask
-        p0, p1 = c0 * PHILOX_M0, c2 * PHILOX_M1
-        c0, c1, c2, c3 = ((p1 >> 32) & mask) ^ c1 ^ k0, p1 & mask, ((p0 >> 32) & mask) ^ c3 ^ k1, p0 & mask
-    return c0, c1, c2, c3
-
-
-_POP16 = None
-
-
-def popcount32_torch(x: torch.Tensor) -> torch.Tensor:
-    """Set bits of int64 tensors holding values < 2^32 (int64), by a 16-bit lookup table."""
-    global _POP16
-    if _POP16 is None:
-        v = torch.arange(1 << 16)
-        _POP16 = torch.zeros(1 << 16, dtype=torch.int64)
-        for k in range(16):
-            _POP16 += (v >> k) & 1
-    return _POP16[x & 0xFFFF] + _POP16[x >> 16]
-
 
 class TorchHybrid:
     """Hybrid layer (architecture.md §9) on torch: the numpy engine's steps (hybrid_engine.py) with
@@ -77,14 +50,13 @@ class TorchHybrid:
                 idx = np.nonzero(hl.analog[lv, i, cols])[0]
                 levels.append(None if not len(idx) else (None if len(idx) == len(cols) else torch.from_numpy(idx),
                                                           torch.from_numpy(np.ascontiguousarray(coef[lv][idx])).to(ft)))
-            pl = SimpleNamespace(cols=cols, u=len(cols), levels=levels,
-                                 col=torch.from_numpy(hl.col_u[cols]), j=torch.from_numpy(hl.j_u[cols]), blocks=[])
+            pl = SimpleNamespace(cols=cols, u=len(cols), levels=levels, blocks=[])
             for blk in range(r):
                 sel = np.nonzero(hl.present_u[cols, blk])[0]
                 if not len(sel):
                     continue
                 wb = hl.wcol[blk * a:(blk + 1) * a, cols[sel]]  # (A, U_b) 0/1
-                bk = SimpleNamespace(b=blk, sel=torch.from_numpy(sel), whole=len(sel) == len(cols),
+                bk = SimpleNamespace(b=blk, sel=torch.from_numpy(sel), cols=cols[sel], whole=len(sel) == len(cols),
                                      w_float=torch.from_numpy(wb.astype(np.float32)))
                 if int8:
                     w_oihw = torch.from_numpy(np.ascontiguousarray(wb.T).reshape(len(sel), a, 1, 1).astype(np.int8))
@@ -201,9 +173,9 @@ class TorchHybrid:
                 per_level[lv] += products[(i, t)]
         noisy = hl.hp.noise_pairs > 0
         if noisy:
-            mm = torch.arange(m)
-            image = (first_image + mm // pix).view(m, 1)
-            pixel = (mm % pix).view(m, 1)
+            mm = np.arange(m, dtype=np.uint64)
+            image = np.uint64(first_image) + mm // np.uint64(pix)
+            pixel = mm % np.uint64(pix)
         xsb = None
         for i, pl in enumerate(self.planes):  # analog part
             if pl is None or not hl.analog[used, i].any():
@@ -221,8 +193,7 @@ class TorchHybrid:
                     else:
                         cnt = xi[bk.b].to(torch.float32) @ bk.w_float
                     if noisy:
-                        codes = self._noisy_codes(cnt.to(torch.int64), image, pixel, pl.col[bk.sel], pl.j[bk.sel],
-                                                  bk.b, i)
+                        codes = self._noisy_codes(cnt, image, pixel, bk.cols, bk.b, i)
                     else:
                         codes = torch.round(cnt * float(np.ldexp(1.0, -hl.s))).clamp_(0, self.cmax)
                 if bk.whole:
@@ -236,21 +207,12 @@ class TorchHybrid:
         lev_f = lev[:, self.g_of_f]
         return torch.gather(per_level, 0, lev_f.unsqueeze(0)).squeeze(0)
 
-    def _noisy_codes(self, cnt: torch.Tensor, image, pixel, col, j, b: int, i: int) -> torch.Tensor:
-        """ADC codes (M, U_b) int64 of row block ``b``'s counts ``cnt`` with the §9.6 noise (columns
-        ``col``, weight planes ``j``)."""
-        hl = self.hl
-        hp = hl.hp
-        w3 = ((b << 8) | (i << 4) | j).view(1, -1)
-        u0, u1, u2, u3 = philox4x32_torch(image, pixel, col.view(1, -1), w3, hp.noise_seed, hl.index)
-        lo, hi = (1 << min(hp.noise_pairs, 32)) - 1, (1 << max(hp.noise_pairs - 32, 0)) - 1
-        e = popcount32_torch(u0 & lo) - popcount32_torch(u2 & lo)
-        if hp.noise_pairs > 32:
-            e += popcount32_torch(u1 & hi) - popcount32_torch(u3 & hi)
-        n16 = (cnt << 4) + (e << hp.noise_shift)
-        sh = 4 + hl.s  # rshift_rne(n16, sh): floor, then round half to even
-        q = n16 >> sh
-        rem = n16 - (q << sh)
-        half = 1 << (sh - 1)
-        q = q + ((rem > half) | ((rem == half) & ((q & 1) == 1))).to(torch.int64)
-        return q.clamp_(0, self.cmax)
+    def _noisy_codes(self, cnt: torch.Tensor, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray, b: int,
+                     i: int) -> torch.Tensor:
+        """ADC codes (M, U_b) float32 of row block ``b``'s counts ``cnt`` with the §9.6 noise of the layer's
+        used columns ``cols``: rshift_rne(16 n + e, 4 + s) = round half to even of (n + e/16) · 2^−s,
+        exact in float32 (|e/16| ≤ 1024 in steps of 1/16)."""
+        e = torch.from_numpy(self.hl.noise(image, pixel, cols, b, i))
+        x = cnt.to(torch.float32) + e.to(torch.float32) * (1.0 / 16)
+        x *= float(np.ldexp(1.0, -self.hl.s))
+        return torch.round(x).clamp_(0, self.cmax)
