@@ -148,7 +148,7 @@ def test_vectorized_noise_equals_the_reference_draw(seed, layer, pairs, shift):
     words = np.stack(philox4x32_words(*ctr.T, seed, layer), -1)
     assert np.array_equal(words, philox4x32(ctr, np.array([seed, layer], np.uint32)).astype(np.uint64))
     got = noise_words(seed, layer, img, pix, col, w3, pairs, shift)
-    assert got.dtype == np.int16 and np.array_equal(got, want)
+    assert got.dtype == np.int32 and np.array_equal(got, want)
 
 
 @settings(max_examples=25, deadline=None)
