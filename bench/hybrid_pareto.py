@@ -8,7 +8,9 @@ Unattended and resumable: every finished step is stored in ``--out`` (atomically
 rerun; calibrations share one resumable state file in ``--work``. Steps run in priority order
 (``--steps`` picks some). Calibration: the calibration split (training images); the reported points:
 the CIFAR-10 test set (``--test-images`` first images, 10,000 = all; the headline step ``full``
-evaluates the chosen point on all 10,000 whatever ``--test-images`` says).
+evaluates the chosen point on all 10,000 whatever ``--test-images`` says). ``--bias-correction``:
+the calibrations and uniform boundaries with the bias correction of skipped work (measured on the
+first ``--sens-images`` calibration images; steps named ``...-bc``, beside the uncorrected ones).
 """
 from __future__ import annotations
 
@@ -71,8 +73,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ship", default=None, metavar="COMMAND",
                     help="write the first budget's dynamic program beside the model (model-hybrid.cim, hybrid.json); "
                          "COMMAND: the calibrate command line to record")
+    ap.add_argument("--bias-correction", action="store_true",
+                    help="calibrate and evaluate uniform boundaries with the bias correction (steps '...-bc')")
     ap.add_argument("--data", default=None)
     args = ap.parse_args(argv)
+    bc = "-bc" if args.bias_correction else ""
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
@@ -117,13 +122,13 @@ def main(argv=None) -> int:
         if cal is None:
             xi, yi = calibration_split(args.data, limit=args.cal_images)
             cal = Calibrator(program, xi, yi, preset, sens_images=args.sens_images, state_path=work / "state.json",
-                             show_progress=True, log=print, keep_digital=keep)
+                             show_progress=True, log=print, keep_digital=keep, bias_correction=args.bias_correction)
         return cal
 
     def calibrated(budget, static, skip=True):
         def fn():
             r = calibrator().run(budget, skip=skip, static=static)
-            tag = f"{'static' if static else 'dynamic'}-{'skip' if skip else 'noskip'}-{budget:g}"
+            tag = f"{'static' if static else 'dynamic'}-{'skip' if skip else 'noskip'}-{budget:g}{bc if skip else ''}"
             write_program(r.program, work / f"{tag}.cim")
             d = {"calibration": {k: v for k, v in r.as_dict().items() if k != "checks"},
                  "program": str(work / f"{tag}.cim")}
@@ -131,11 +136,22 @@ def main(argv=None) -> int:
             return d
         return fn
 
-    def uni(level, noise=(0, 0, 0)):
-        return lambda: {"test": evaluate(hybrid_program(program, uniform(program, level, keep), 2, noise),
-                                         x_test, y_test, preset)}
+    def uni(level, noise=(0, 0, 0), correct=False):
+        def fn():
+            hp = hybrid_program(program, uniform(program, level, keep), 2, noise)
+            d = {}
+            if correct:
+                from hybridcim.calibrate.bias import apply_bias_correction, measure_bias_correction
+                xi, _ = calibration_split(args.data, limit=args.sens_images)
+                plain = hybrid_program(program, uniform(program, level, keep), 2)
+                hp, applied = apply_bias_correction(hp, measure_bias_correction(plain, xi))
+                d["bias_correction"] = {"images": len(xi), "mean_abs": float(np.mean(np.abs(np.concatenate(
+                    list(applied.values())))))}
+            d["test"] = evaluate(hp, x_test, y_test, preset)
+            return d
+        return fn
 
-    head = f"dynamic-skip-{budgets[0]:g}"
+    head = f"dynamic-skip-{budgets[0]:g}{bc}"
     step("digital", lambda: {"test": evaluate(program, x_test, y_test, preset)})
     step(head, calibrated(budgets[0], False))
     if head in res["steps"]:
@@ -149,9 +165,9 @@ def main(argv=None) -> int:
             res["steps"].pop("ship", None)
             step("ship", lambda: ship(res, head, args.model, preset, x_test, y_test, args.ship))
     step(f"dynamic-noskip-{budgets[0]:g}", calibrated(budgets[0], False, skip=False))
-    step(f"static-skip-{budgets[0]:g}", calibrated(budgets[0], True))
-    for d in (4, 5, 6):
-        step(f"uniform-skip-D{d}", uni((d, d)))
+    for d in (5, 6, 4):
+        step(f"uniform-skip-D{d}{bc}", uni((d, d), correct=bool(bc)))
+    step(f"static-skip-{budgets[0]:g}{bc}", calibrated(budgets[0], True))
     step("uniform-analog-D4", uni((4, DEPTH_ALL)))
     if head in res["steps"]:
         hp = read_program(res["steps"][head]["program"])
@@ -163,9 +179,9 @@ def main(argv=None) -> int:
                 return {"images": n, "analog_levels": 0, "logits_identical": bool(np.array_equal(a, b))}
             step(f"noise-{head}-check", check)
     for b in budgets[1:]:
-        step(f"dynamic-skip-{b:g}", calibrated(b, False))
+        step(f"dynamic-skip-{b:g}{bc}", calibrated(b, False))
     for b in budgets[1:]:
-        step(f"static-skip-{b:g}", calibrated(b, True))
+        step(f"static-skip-{b:g}{bc}", calibrated(b, True))
     # noise acts on analog reads only: a uniform analog boundary, 5 seeds; and the chosen point
     for seed in range(5):
         step(f"noise-analog-D4-seed{seed}", uni((4, DEPTH_ALL), (NOISE[0], NOISE[1], seed)))
@@ -176,7 +192,7 @@ def main(argv=None) -> int:
             for seed in range(5):
                 step(f"noise-{head}-seed{seed}", lambda seed=seed: {"test": evaluate(
                     _with_noise(hp, seed), x_test, y_test, preset)})
-    step("uniform-skip-D3", uni((3, 3)))
+    step(f"uniform-skip-D3{bc}", uni((3, 3), correct=bool(bc)))
     step("uniform-analog-D2", uni((2, DEPTH_ALL)))
     if args.plot:
         plot(res, args.plot)

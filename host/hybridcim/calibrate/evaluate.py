@@ -63,28 +63,35 @@ def _softmax_log(z: np.ndarray) -> np.ndarray:
 class Evaluation:
     """Measured on ``images`` images: ``correct`` top-1 hits, ``agree`` top-1 equal to the digital
     program's, ``kl`` mean KL(digital ‖ this) of the softmax over the real-valued logits (nats),
-    ``counters`` one summed LayerCounters per program layer."""
+    ``counters`` one summed LayerCounters per program layer; ``bias``: the bias correction the run
+    had (layer name -> int per filter, :mod:`hybridcim.calibrate.bias`), None without."""
 
     images: int
     correct: int
     agree: int
     kl: float
     counters: list
+    bias: dict | None = None
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.images if self.images else float("nan")
 
     def as_dict(self) -> dict:
-        return {"images": self.images, "correct": self.correct, "agree": self.agree, "kl": self.kl,
-                "counters": [[getattr(c, f) for f in _COUNTER_FIELDS] for c in self.counters],
-                "layers": [c.layer for c in self.counters]}
+        d = {"images": self.images, "correct": self.correct, "agree": self.agree, "kl": self.kl,
+             "counters": [[getattr(c, f) for f in _COUNTER_FIELDS] for c in self.counters],
+             "layers": [c.layer for c in self.counters]}
+        if self.bias is not None:
+            d["bias"] = {k: [int(v) for v in vals] for k, vals in sorted(self.bias.items())}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Evaluation":
         counters = [LayerCounters(name, **dict(zip(_COUNTER_FIELDS[1:], row[1:])))
                     for name, row in zip(d["layers"], d["counters"])]
-        return cls(int(d["images"]), int(d["correct"]), int(d["agree"]), float(d["kl"]), counters)
+        bias = d.get("bias")
+        return cls(int(d["images"]), int(d["correct"]), int(d["agree"]), float(d["kl"]), counters,
+                   None if bias is None else {k: [int(v) for v in vals] for k, vals in bias.items()})
 
     def cost(self, program: Program, preset):
         """The cost model's Cost of this run (``program``: the program that ran, for its tables)."""
@@ -150,14 +157,28 @@ class Evaluator:
     def program_for(self, assignment: dict, noise: tuple = (0, 0, 0)) -> Program:
         return hybrid_program(self.program, assignment, self.sal_planes, noise)
 
-    def __call__(self, assignment: dict, noise: tuple = (0, 0, 0), bar=None) -> Evaluation:
+    def __call__(self, assignment: dict, noise: tuple = (0, 0, 0), bar=None, bias_images: int = 0) -> Evaluation:
+        """Measure ``assignment``; ``bias_images`` > 0: with the bias correction of skipped work
+        (:mod:`hybridcim.calibrate.bias`) measured on the first ``bias_images`` images, noise-free."""
         if not any(t is not None for t in assignment.values()) and noise == (0, 0, 0):
             return self.digital
         prog = self.program_for(assignment, noise)
+        bias = None
+        if bias_images > 0:
+            from .bias import apply_bias_correction, measure_bias_correction
+            n = min(int(bias_images), len(self.images))
+            plain = prog if noise == (0, 0, 0) else self.program_for(assignment)
+            prog, applied = apply_bias_correction(prog, measure_bias_correction(plain, self.images[:n],
+                                                                                self.image_base))
+            bias = {k: v.tolist() for k, v in applied.items()}
+        return self.run_program(prog, bar, bias)
+
+    def run_program(self, prog: Program, bar=None, bias: dict | None = None) -> Evaluation:
+        """Measure a ready program (same layers as the digital one) against the digital run."""
         logits, counters = run_logits(make_emulator(prog, self.emulator), self.images, self.batch,
                                       self.image_base, bar)
         top = logits.argmax(axis=1)
         logp = _softmax_log(logits * self.scale)
         kl = float((np.exp(self.ref_logp) * (self.ref_logp - logp)).sum(axis=1).mean())
         return Evaluation(len(self.images), int((top == self.labels).sum()), int((top == self.ref_top).sum()),
-                          max(kl, 0.0), counters)
+                          max(kl, 0.0), counters, bias)

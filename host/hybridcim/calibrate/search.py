@@ -24,6 +24,12 @@ The search (docs/hybrid.md, "Calibration"), on a fixed image set (the calibratio
    assignments from all-digital to most aggressive. A bisection over that sequence finds the
    last assignment whose **full-network** accuracy loss on all the images is within budget
    (each check a full run).
+5. **Greedy pass** over the later moves (``refine`` full-network checks).
+
+With ``bias_correction`` every evaluation of a table that loses work runs with the bias correction
+of :mod:`hybridcim.calibrate.bias` (the mean lost accumulator per filter, measured on the
+sensitivity images in network order, folded into the requant bias), so the per-layer sensitivities,
+the path and the checks all see corrected layers; the chosen program carries the corrected biases.
 
 Every evaluation goes through a :class:`~hybridcim.calibrate.state.State` (resumable).
 """
@@ -91,6 +97,12 @@ class Result:
     loss_pp: float
     path_length: int
     checks: list
+    bias_correction: bool = False
+
+    @property
+    def bias(self) -> dict:
+        """Bias correction per hybrid layer (name -> int per filter; empty without correction)."""
+        return dict(self.evaluation.bias or {})
 
     @property
     def gain(self) -> float:
@@ -109,7 +121,8 @@ class Result:
                 "energy_uj_per_image": self.energy_pj / 1e6, "energy_digital_uj_per_image": self.energy_digital_pj / 1e6,
                 "gain": self.gain, "macro_energy_uj_per_image": self.macro_pj / 1e6,
                 "macro_energy_digital_uj_per_image": self.macro_digital_pj / 1e6, "macro_gain": self.macro_gain,
-                "path_length": self.path_length, "checks": self.checks,
+                "path_length": self.path_length, "checks": self.checks, "bias_correction": self.bias_correction,
+                "bias_delta": {k: [int(v) for v in vals] for k, vals in sorted(self.bias.items())},
                 "layers": {name: {"thresholds": list(t[0]), "digital_depth": list(t[1]), "keep_depth": list(t[2])}
                            for name, t in sorted(self.assignment.items(), key=lambda kv: kv[0]) if t is not None}}
 
@@ -151,11 +164,14 @@ class Calibrator:
 
     ``preset``: a cost preset (name, path or CostPreset) with the hybrid energies; ``max_loss`` is
     given per :meth:`run`. ``keep_digital``: names of layers left in digital mode. ``sens_images``: images of the per-layer sensitivity subset (the first
-    ones of ``images``). ``state_path``: the resumable state file (None: in memory)."""
+    ones of ``images``). ``state_path``: the resumable state file (None: in memory). ``bias_correction``:
+    evaluate every table with the bias correction of skipped work (module doc), measured on the
+    sensitivity images."""
 
     def __init__(self, program: Program, images: np.ndarray, labels: np.ndarray, preset="dcim-65nm",
                  sal_planes: int = 2, sens_images: int = 500, state_path=None, emulator: str = "auto",
-                 batch: int = 500, show_progress: bool = False, log=None, keep_digital=()):
+                 batch: int = 500, show_progress: bool = False, log=None, keep_digital=(),
+                 bias_correction: bool = False):
         from ..cost import load_cost_preset
         self.preset = load_cost_preset(preset)
         check_cost_preset(self.preset)
@@ -180,6 +196,8 @@ class Calibrator:
         self.full = Evaluator(self.program, images, labels, sal_planes, emulator, 0, batch)
         self.sens = self.full if n_sens == len(images) else \
             Evaluator(self.program, images[:n_sens], labels[:n_sens], sal_planes, emulator, 0, batch)
+        self.bias_correction = bool(bias_correction)
+        self.bias_images = n_sens if self.bias_correction else 0
         self.n_evals = 0
         self.n_cached = 0
 
@@ -211,17 +229,20 @@ class Calibrator:
                                    "every one's hybrid accumulator bound exceeds 2^31 - 1, architecture.md §9.5)")
         return out
 
-    def evaluate(self, which: str, assignment: dict, bar=None) -> Evaluation:
-        """The cached or newly measured evaluation of ``assignment`` on the 'sens' or 'full' images."""
+    def evaluate(self, which: str, assignment: dict, bar=None, correct: bool = True) -> Evaluation:
+        """The cached or newly measured evaluation of ``assignment`` on the 'sens' or 'full' images,
+        bias-corrected when the calibrator corrects and ``correct`` (state key 'which:bc:...'; an
+        uncorrected evaluation's key has no 'bc:')."""
         ev = self.full if which == "full" else self.sens
         if not any(t is not None for t in assignment.values()):
             return ev.digital
-        key = f"{which}:{assignment_key(assignment)}"
+        bc = self.bias_images if correct else 0
+        key = f"{which}:{'bc:' if bc else ''}{assignment_key(assignment)}"
         got = self.state.get(key)
         if got is not None:
             self.n_cached += 1
         else:
-            got = ev(assignment)
+            got = ev(assignment, bias_images=bc)
             self.state.put(key, got)
             self.n_evals += 1
         if bar is not None:
@@ -255,7 +276,7 @@ class Calibrator:
             t = tuple(grids[l.name])
             if t:
                 assignment[l.name] = (t, (DEPTH_ALL,) * (len(t) + 1), (DEPTH_ALL,) * (len(t) + 1))
-        ev = self.evaluate("sens", assignment, bar)
+        ev = self.evaluate("sens", assignment, bar, correct=False)  # all-digital levels: nothing lost, nothing to correct
         for l in self.layers:
             if l.name not in assignment:
                 continue
@@ -407,8 +428,13 @@ class Calibrator:
         ev = self.evaluate("full", a)
         e, m = self.energy(a, ev)
         e0, m0 = self.energy({}, dig)
-        return Result(a, ev, dig, hybrid_program(self.program, a, self.sal_planes), e, e0, m, m0,
-                      100.0 * (dig.correct - ev.correct) / ev.images, len(seq) - 1, checks)
+        prog = hybrid_program(self.program, a, self.sal_planes)
+        if ev.bias:
+            from .bias import apply_bias_correction
+            prog, applied = apply_bias_correction(prog, ev.bias)
+            assert {k: v.tolist() for k, v in applied.items()} == ev.bias  # stored corrections were valid
+        return Result(a, ev, dig, prog, e, e0, m, m0, 100.0 * (dig.correct - ev.correct) / ev.images, len(seq) - 1,
+                      checks, self.bias_correction)
 
 
 def _depths(dm: int) -> list[int]:

@@ -44,6 +44,10 @@ def register(sub) -> None:
                    help="static boundary only: one level per layer (no saliency decision), the baseline")
     p.add_argument("--sal-planes", type=int_range(1, 8), default=2, metavar="H",
                    help="input planes (from the MSB) the saliency reads, capped at each layer's input bits (default 2)")
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold the mean lost (skipped) accumulator per filter, measured on the sensitivity images "
+                        "layer by layer in network order, into the requant bias of every evaluated table and of "
+                        "the result (default: on; --no-bias-correction: off)")
     p.add_argument("--refine", type=int_range(0), default=8, metavar="N",
                    help="full-network checks of the greedy pass after the bisection (default 8; 0: none)")
     p.add_argument("--keep-digital", default="", metavar="NAMES",
@@ -73,7 +77,9 @@ def format_point(res, preset_name: str) -> str:
     for name, t in d["layers"].items():
         levels = ", ".join(f"(D={dd}, E={e})" for dd, e in zip(t["digital_depth"], t["keep_depth"]))
         thr = f" thresholds {t['thresholds']}" if t["thresholds"] else " static"
-        lines.append(f"  {name}:{thr} levels {levels}")
+        bc = d.get("bias_delta", {}).get(name)
+        corr = f"; bias correction mean {sum(bc) / len(bc):+.1f}, range [{min(bc)}, {max(bc)}]" if bc else ""
+        lines.append(f"  {name}:{thr} levels {levels}{corr}")
     return "\n".join(lines)
 
 
@@ -98,7 +104,8 @@ def run(args) -> int:
     cal = Calibrator(program, images, labels, preset, sal_planes=args.sal_planes, sens_images=args.sens_images,
                      state_path=state, emulator=args.emulator, batch=args.batch_size, show_progress=True,
                      log=lambda m: print(m, flush=True),
-                     keep_digital=[n for n in args.keep_digital.split(",") if n])
+                     keep_digital=[n for n in args.keep_digital.split(",") if n],
+                     bias_correction=args.bias_correction)
     if cal.state.loaded:
         print(f"resuming from {state}: {cal.state.loaded} evaluations cached", flush=True)
     try:
@@ -108,13 +115,15 @@ def run(args) -> int:
         raise
     write_program(res.program, out)
     mode = "static" if args.static else "dynamic"
-    print(f"{mode} boundary, skipping {'off' if args.no_skip else 'on'}, budget {args.max_loss:g} pp")
+    print(f"{mode} boundary, skipping {'off' if args.no_skip else 'on'}, bias correction "
+          f"{'on' if args.bias_correction else 'off'}, budget {args.max_loss:g} pp")
     print(format_point(res, preset.name))
     print(f"evaluations: {cal.n_evals} run, {cal.n_cached} from {state}")
     if args.report_json:
         d = res.as_dict()
         d.update({"program": str(src), "output": str(out), "cost_preset": preset.name, "max_loss_pp": args.max_loss,
-                  "mode": mode, "skip": not args.no_skip, "sal_planes": args.sal_planes,
+                  "mode": mode, "skip": not args.no_skip,
+                  "bias_correction": bool(args.bias_correction), "sal_planes": args.sal_planes,
                   "sens_images": min(args.sens_images, len(images)), "images_split": "calibration",
                   "keep_digital": sorted(cal.keep_digital)})
         atomic_write_text(args.report_json, json.dumps(d, indent=1) + "\n", "--report-json")
