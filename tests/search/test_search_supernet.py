@@ -2,6 +2,7 @@
 deterministic, ratio 0 everywhere is exactly the plain INT4 model, bad options and ratios are refused, and
 a search with it resumes (and refuses a checkpoint that changed under it)."""
 import json
+import re
 import shutil
 
 import pytest
@@ -22,23 +23,27 @@ def ev(tiny_supernet, cifar10_root):
     return make_evaluator("dual-supernet", _options(tiny_supernet), str(cifar10_root))
 
 
-def test_evaluates_candidates_deterministically(ev, tiny_supernet, cifar10_root):
+@pytest.fixture(scope="module")
+def figures(ev):
+    """The evaluator's figures of the mixed candidate, then of ratio 0 everywhere (each evaluated once)."""
+    return {"mixed": ev.evaluate(dict(zip(ev.layers(), MIXED))), "zero": ev.evaluate({l: 0 for l in ev.layers()})}
+
+
+def test_evaluates_candidates_deterministically(ev, figures):
     layers = ev.layers()
     assert layers == ["s1b1_conv1", "s1b1_conv2", "s2b1_conv1", "s2b1_conv2", "s3b1_conv1", "s3b1_conv2"]
     mixed = dict(zip(layers, MIXED))
-    a = ev.evaluate(mixed)
-    zero = ev.evaluate({l: 0 for l in layers})
+    a, zero = figures["mixed"], figures["zero"]
     assert set(a) == {"accuracy", "energy_uj", "memory_kib", "latency_us"} and 0 <= a["accuracy"] <= 1
     assert a == ev.evaluate(mixed)  # same candidate, same figures, after another candidate in between
-    fresh = make_evaluator("dual-supernet", _options(tiny_supernet), str(cifar10_root))
-    assert fresh.evaluate(mixed) == a  # and from a fresh load
+    # (a fresh load reproduces a stored trial: test_search_resumes_and_refuses_a_changed_checkpoint)
     assert a["memory_kib"] != zero["memory_kib"] and a["latency_us"] != zero["latency_us"]
     prog = ev.program(mixed)
     assert {l.name: (l.dual.ratio_eighths if l.flags else 0) for l in prog.layers if l.name in mixed} == mixed
     assert [l.name for l in prog.layers if l.flags] == layers[1:]  # q = 0 is a plain INT4 layer: no dual section
 
 
-def test_ratio_zero_everywhere_is_the_plain_int4_model(ev):
+def test_ratio_zero_everywhere_is_the_plain_int4_model(ev, figures):
     """The all-INT4 candidate == a plain (non-dual) model holding the supernet's INT4-path weights, with BN
     recalibrated on the same images: the same program image, the same accuracy, the same costs."""
     import torch
@@ -50,7 +55,7 @@ def test_ratio_zero_everywhere_is_the_plain_int4_model(ev):
     from hybridcim.train.models import build_model
     from hybridcim.train.trainer import as_input
     zero = {l: 0 for l in ev.layers()}
-    got = ev.evaluate(zero)
+    got = figures["zero"]
     cfg = ev.train_cfg
     plain = build_model(cfg.model.arch, **cfg.model.kwargs())  # no dual section: plain CIMConv2d layers
     dual_only = (".ratio", ".allowed", ".sample_step", ".sample_seed", ".sample_salt")
@@ -89,7 +94,7 @@ def test_refusals(ev, tiny_supernet, cifar10_root, tmp_path):
         make_evaluator("dual-supernet", _options(tmp_path), data)
     bad = tmp_path / "checkpoint.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
-    with pytest.raises(EvaluatorError, match="test_refusals0/checkpoint.safetensors: header of 16 bytes .* truncated"):
+    with pytest.raises(EvaluatorError, match=re.escape(str(bad)) + ": header of 16 bytes .* truncated"):
         make_evaluator("dual-supernet", _options(tmp_path), data)
 
 
@@ -142,3 +147,17 @@ def test_numpy_only_import_does_not_load_torch():
             "except evaluators.EvaluatorNotAvailableError as e:\n    print('refused:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and "needs torch" in out.stdout, out.stderr[-2000:]
+
+
+def test_the_executors_behind_run_program_agree(ev):
+    """run_program's choice does not change a figure: the fast emulator (when it runs dual-path layers) and
+    the reference emulator give the same logits and counters, bit for bit, on a mixed candidate."""
+    import numpy as np
+
+    from hybridcim.search.supernet import run_program
+    prog = ev.program(dict(zip(ev.layers(), MIXED)))
+    ref_logits, ref_counters, name = run_program(prog, ev.images, "reference")
+    assert name == "reference"
+    logits, counters, _ = run_program(prog, ev.images, "auto")
+    assert np.array_equal(logits, ref_logits) and logits.dtype.kind == "i"
+    assert [c.as_dict() for c in counters] == [c.as_dict() for c in ref_counters]
