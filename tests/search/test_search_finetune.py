@@ -57,6 +57,9 @@ def test_finetune_and_kendall_end_to_end(tiny_supernet, cifar10_root, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("result reused") == 2 and ck.stat().st_mtime_ns == before
     assert json.loads((tmp_path / "ft" / "kendall.json").read_text()) == summary
+    longer = [a if a != "1" else "2" for a in args]  # another schedule into the same folder: refused, nothing trained
+    assert main(longer) == 2
+    assert "fine-tune of 1 epochs, this one asks for 2" in capsys.readouterr().err and ck.stat().st_mtime_ns == before
 
 
 def test_refusals(tmp_path):

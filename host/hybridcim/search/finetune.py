@@ -88,7 +88,11 @@ def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict
     folder = out / f"trial-{int(row['trial']):04d}"
     cfg = candidate_config(base, supernet_run, [ratios[l] for l in layers], epochs, data)
     ck = folder / CHECKPOINT
-    done = ck.is_file() and read_checkpoint(ck)[1]["epoch"] >= cfg.optim.epochs
+    meta = read_checkpoint(ck)[1] if ck.is_file() else None
+    if meta is not None and meta.get("config", {}).get("optim", {}).get("epochs") != cfg.optim.epochs:
+        raise FinetuneError(f"{folder} holds a fine-tune of {meta['config']['optim'].get('epochs')} epochs, this one asks "
+                            f"for {cfg.optim.epochs}: use the same --epochs, or another --out")
+    done = meta is not None and meta["epoch"] >= cfg.optim.epochs
     old = _read_json(folder / RESULT)
     if done and isinstance(old, dict):
         if old.get("checkpoint_sha256") == hashlib.sha256(ck.read_bytes()).hexdigest() and old.get("ratios") == ratios:
