@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from hybridcim.search.kendall import kendall_tau, kendall_tau_b
 
@@ -25,18 +26,18 @@ def test_undefined_and_errors():
         kendall_tau_b([1, 2, 3], [1, 2])
 
 
-def test_brute_force_definition_and_scipy():
-    """tau_b against its definition through sign products, on random data with many ties; and scipy's value
-    when scipy is installed (kendall_tau then uses it)."""
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        n = int(rng.integers(2, 12))
-        x, y = rng.integers(0, 4, n), rng.integers(0, 4, n)
-        sx = np.sign(x[:, None] - x[None, :])
-        sy = np.sign(y[:, None] - y[None, :])
-        denom = math.sqrt(float((sx != 0).sum()) * float((sy != 0).sum()))
-        want = float((sx * sy).sum()) / denom if denom else float("nan")
-        got = kendall_tau_b(x.tolist(), y.tolist())
-        assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, abs=1e-12)
-        t, impl = kendall_tau(x.tolist(), y.tolist())
-        assert (math.isnan(want) and math.isnan(t)) or t == pytest.approx(want, abs=1e-12), impl
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=0, max_size=12))
+def test_against_the_sign_product_definition(pairs):
+    """tau_b against its definition through sign products (many ties: scores from 0..3); kendall_tau (scipy's
+    when scipy is installed, else kendall_tau_b) gives the same."""
+    x = np.array([p[0] for p in pairs], dtype=np.int64)
+    y = np.array([p[1] for p in pairs], dtype=np.int64)
+    sx = np.sign(x[:, None] - x[None, :])
+    sy = np.sign(y[:, None] - y[None, :])
+    denom = math.sqrt(float((sx != 0).sum()) * float((sy != 0).sum()))
+    want = float((sx * sy).sum()) / denom if denom else float("nan")
+    got = kendall_tau_b(x.tolist(), y.tolist())
+    assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, abs=1e-12)
+    t, impl = kendall_tau(x.tolist(), y.tolist())
+    assert (math.isnan(want) and math.isnan(t)) or t == pytest.approx(want, abs=1e-12), impl
