@@ -96,13 +96,15 @@ static uint16_t g_npresent[HCIM_MAX_GROUPS];             // present units of eac
 static int32_t g_bias[HCIM_MAX_FILTERS];
 static int8_t g_shift[HCIM_MAX_FILTERS], g_rshift[HCIM_MAX_FILTERS];
 static uint16_t g_fcol[HCIM_MAX_FILTERS];                // the filter's owner column (layer column), NO_COL if pruned
-static uint32_t g_colbuf[HCIM_MAX_GROUPS * G_W];         // per layer column: its filter's accumulator (this pixel)
+// per layer column: its filter's accumulator (this pixel); two copies, written together, so that
+// requant's RQ_LANES filters a cycle read them on two ports each
+#define RQ_LANES 4
+static uint32_t g_colbuf[HCIM_MAX_GROUPS * G_W], g_colbuf2[HCIM_MAX_GROUPS * G_W];
 // the round's schedule and events
 static hcim_unit g_sched[MAX_ROUND_UNITS];
 static uint16_t g_r_gunits[HCIM_MAX_GROUPS];             // units of each group in this round
 static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops, g_r_rows;
 static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];             // tiles of the round that activate each row block
-static cnt_t g_ones[HCIM_MAX_ROWBLOCKS];                 // 1 bits per row block over the round's pixels
 // requant's DDR chunks: outputs (write-combined), partial sums and residual (read ahead)
 #define IO_WORDS (HCIM_MAX_FILTERS > 2048 ? HCIM_MAX_FILTERS : 2048)
 static acc_t g_obuf[IO_WORDS], g_pbuf[IO_WORDS], g_rbuf[IO_WORDS];
@@ -484,10 +486,27 @@ burst_out:
     }
 }
 
+// 1 bits on the word lines of one 64-bit window stream word (all planes), each row block's count
+// times its activations in the round's tiles (g_r_mult: 0 past the layer's row blocks and in a
+// round without units): the input_ones counter's share of the word.
+static inline cnt_t hcim_word_ones(const word_t w[HCIM_MAX_IN_BITS], uint32_t bits, uint32_t word, uint32_t r) {
+    const word_t mask = A_ROWS >= 64 ? ~(word_t)0 : ((((word_t)1) << (A_ROWS & 63)) - 1);
+    cnt_t n = 0;
+    for (uint32_t k = 0; k < 64 / A_ROWS; k++) {  // the word's row blocks
+        const uint32_t b = word * (64 / A_ROWS) + k;
+        uint32_t n1 = 0;
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < bits; i++) n1 += hcim_popcount((w[i] >> (k * A_ROWS)) & mask);
+        n += b < r ? (cnt_t)g_r_mult[b] * n1 : 0;
+    }
+    return n;
+}
+
 // Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit
-// plane, from the input's bit planes at word aoff of the activation buffer.
+// plane, from the input's bit planes at word aoff of the activation buffer; adds the window's 1 bits
+// on the word lines, times their row blocks' activations in the round, to *ones (the input_ones
+// counter, counted as the words stream by).
 static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t aoff, uint32_t oy, uint32_t ox,
-                             word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS]) {
+                             word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
     const uint32_t cw = (ti.c + 63) / 64, nsw = (l->k + 63) / 64;
 #ifdef HCIM_HW_DATAPATH
     const uint32_t clear_bits = HCIM_MAX_IN_BITS, clear_words = l->r > nsw ? l->r : nsw;
@@ -510,6 +529,9 @@ clear_window:
 #pragma HLS ARRAY_PARTITION variable = lo complete
 #pragma HLS ARRAY_PARTITION variable = hi complete
     for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) lo[i] = hi[i] = 0;
+    word_t xw_emit[HCIM_MAX_IN_BITS];  // the stream word written this iteration (its 1 bits are counted)
+#pragma HLS ARRAY_PARTITION variable = xw_emit complete
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) xw_emit[i] = 0;
     uint32_t fill = 0, wout = 0;  // valid bits in (hi, lo); stream words written
     // plane-buffer address of window position (ky, kx), kept by additions (may be negative outside)
     const int32_t pix_words = (int32_t)(ti.bits * cw), row_words = (int32_t)ti.w * pix_words;
@@ -528,10 +550,12 @@ window:
             hi[i] |= fill ? v >> (64u - fill) : 0;
             if (emit) {
                 xw[i][wout] = lo[i];
+                xw_emit[i] = lo[i];
                 lo[i] = hi[i];
                 hi[i] = 0;
             }
         }
+        if (emit) *ones += hcim_word_ones(xw_emit, ti.bits, wout, l->r);
         fill = emit ? fill + nb - 64 : fill + nb;
         wout += emit;
         if (++wi == cw) {
@@ -547,6 +571,7 @@ window:
     }
     if (fill) {
         for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) xw[i][wout] = lo[i];
+        *ones += hcim_word_ones(lo, ti.bits, wout, l->r);
     }
 #if HCIM_ROWS_ACTIVE < 64
     // split the 64-bit stream words into rows_active-bit row-block words (in place, high to low)
@@ -648,65 +673,84 @@ noise:
     }
 }
 
+// Two units a cycle when the input has at most half the plane lanes (bits_in <= HCIM_MAX_IN_BITS / 2)
+// and the layer draws no noise (a noisy layer runs at the noise unit's pace): the second unit takes
+// the plane lanes the first leaves free, so the synthesized datapath has HCIM_MAX_IN_BITS plane lanes
+// for the first unit of an iteration and HCIM_MAX_IN_BITS / 2 for the second.
+#define HCIM_UNIT_PLANES (HCIM_MAX_IN_BITS + HCIM_MAX_IN_BITS / 2)  // popcount lanes per column
 template <int BITS, bool HYB>
 static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
                        const hcim_ctx &ctx, uint32_t pixel) {
+    constexpr int BITS_B = BITS <= HCIM_MAX_IN_BITS / 2 ? BITS : HCIM_MAX_IN_BITS / 2;  // second unit's planes
     uint32_t colacc[G_W];  // per-column accumulators (registers)
 #pragma HLS ARRAY_PARTITION variable = colacc complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 3 complete
+#pragma HLS BIND_STORAGE variable = g_noise type = ram_2p impl = lutram
+#pragma HLS ARRAY_PARTITION variable = g_colbuf cyclic factor = G_W
+#pragma HLS ARRAY_PARTITION variable = g_colbuf2 cyclic factor = G_W
     for (int c = 0; c < G_W; c++) colacc[c] = 0;
+    const bool dual = bits_in <= HCIM_MAX_IN_BITS / 2 && !(HYB && g_hy.noise_pairs);
+    const uint32_t step = dual ? 2 : 1;
     HCIM_LOOP_ENTER(HCIM_LP_UNITS);
-    HCIM_LOOP_ITERS(HCIM_LP_UNITS, n_units);
+    HCIM_LOOP_ITERS(HCIM_LP_UNITS, (n_units + step - 1) / step);
 units:
-    for (uint32_t u = 0; u < n_units; u++) {
+    for (uint32_t u = 0; u < n_units; u += step) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
 #pragma HLS PIPELINE II = 1
-        const hcim_unit e = g_sched[u];
-        const uint32_t b = e.block, g = e.group;
-        const word_t *w = &g_macro[e.macro][e.slot * G_W];
-        word_t xs[BITS];
-        for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
-        const int32_t dlev = HYB ? (int32_t)g_lvl_d[g] : HCIM_DEPTH_ALL, elev = HYB ? (int32_t)g_lvl_e[g] : HCIM_DEPTH_ALL;
-        for (int c = 0; c < G_W; c++) {
+        for (int h = 0; h < 2; h++) {  // unit u, then (dual) unit u + 1
 #pragma HLS UNROLL
-            const hcim_colw cw = g_colw[g][c];
-            if (!cw.used) continue;
-            const word_t wc = w[c];
-            uint32_t s = 0;
-            for (int i = 0; i < BITS; i++) {
-#pragma HLS UNROLL
-                const uint32_t n = hcim_popcount(xs[i] & wc);
-                if (!HYB) {
-                    s += n << i;
-                    continue;
-                }
-                const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - i;
-                uint32_t v;
-                if (i >= (int)bits_in) {
-                    v = 0;  // HW instance: planes >= bits_in do not exist
-                } else if (d < dlev) {
-                    v = n;  // digital: the adder tree's exact count
-                } else if (d < elev) {
-                    v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
-                                                    (int32_t)g_noise[u][c][i] * (1 << g_hy.noise_shift))
-                                         : g_nhat[n];
-                } else {
-                    v = 0;  // skipped
-                }
-                s += v << i;
-            }
-            const uint32_t sv = s << cw.j;
-            colacc[c] += cw.neg ? (0u - sv) : sv;
-        }
-        if (e.last) {  // group change: flush the columns into the column buffer (sum per filter)
-            uint32_t fsum[G_W];
-#pragma HLS ARRAY_PARTITION variable = fsum complete
-            for (int c = 0; c < G_W; c++) fsum[c] = 0;
-            for (int c = 0; c < G_W; c++) fsum[g_owner[g][c]] += colacc[c];
+            const uint32_t uh = u + (uint32_t)h;
+            if (h == 1 && (!dual || uh >= n_units)) continue;
+            const hcim_unit e = g_sched[uh];
+            const uint32_t b = e.block, g = e.group;
+            const word_t *w = &g_macro[e.macro][e.slot * G_W];
+            word_t xs[BITS];
+            for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
+            const int32_t dlev = HYB ? (int32_t)g_lvl_d[g] : HCIM_DEPTH_ALL;
+            const int32_t elev = HYB ? (int32_t)g_lvl_e[g] : HCIM_DEPTH_ALL;
             for (int c = 0; c < G_W; c++) {
-                g_colbuf[g * G_W + c] = fsum[c];
-                colacc[c] = 0;
+#pragma HLS UNROLL
+                const hcim_colw cw = g_colw[g][c];
+                if (!cw.used) continue;
+                const word_t wc = w[c];
+                uint32_t s = 0;
+                for (int i = 0; i < BITS; i++) {
+#pragma HLS UNROLL
+                    if (h == 1 && i >= BITS_B) continue;  // the second unit's lanes: HCIM_MAX_IN_BITS / 2 planes
+                    const uint32_t n = hcim_popcount(xs[i] & wc);
+                    if (!HYB) {
+                        s += n << i;
+                        continue;
+                    }
+                    const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - i;
+                    uint32_t v;
+                    if (i >= (int)bits_in) {
+                        v = 0;  // HW instance: planes >= bits_in do not exist
+                    } else if (d < dlev) {
+                        v = n;  // digital: the adder tree's exact count
+                    } else if (d < elev) {
+                        v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
+                                                        (int32_t)g_noise[uh][c][i] * (1 << g_hy.noise_shift))
+                                             : g_nhat[n];
+                    } else {
+                        v = 0;  // skipped
+                    }
+                    s += v << i;
+                }
+                const uint32_t sv = s << cw.j;
+                colacc[c] += cw.neg ? (0u - sv) : sv;
+            }
+            if (e.last) {  // group change: flush the columns into the column buffer (sum per filter)
+                uint32_t fsum[G_W];
+#pragma HLS ARRAY_PARTITION variable = fsum complete
+                for (int c = 0; c < G_W; c++) fsum[c] = 0;
+                for (int c = 0; c < G_W; c++) fsum[g_owner[g][c]] += colacc[c];
+                for (int c = 0; c < G_W; c++) {
+                    g_colbuf[g * G_W + c] = fsum[c];
+                    g_colbuf2[g * G_W + c] = fsum[c];
+                    colacc[c] = 0;
+                }
             }
         }
     }
@@ -749,6 +793,14 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     if (n_rounds == 0) n_rounds = 1;  // every filter pruned: outputs are requant(bias [+ res])
     static word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS];
 #pragma HLS ARRAY_PARTITION variable = xw dim = 1 complete
+    // requant's RQ_LANES consecutive filters (and their chunk words) sit in distinct banks
+#pragma HLS ARRAY_PARTITION variable = g_fcol cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_bias cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_shift cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_rshift cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_pbuf cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_obuf cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_rbuf cyclic factor = RQ_LANES
     cnt_t busy[HCIM_N_MACROS];  // row-block activations x input planes of each macro (its cycles)
 #pragma HLS ARRAY_PARTITION variable = busy complete
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) busy[m] = 0;
@@ -780,6 +832,18 @@ rounds:
             }
         }
         if (!first) dram += (cnt_t)pixels * l->f * (HCIM_ACC_BITS / 8) * 2;  // partial sums out, then back in
+        // column sums of groups without a unit in this round are 0 (those with one are written every pixel)
+        HCIM_LOOP_ENTER(HCIM_LP_CLEAR_COLBUF);
+        HCIM_LOOP_ITERS(HCIM_LP_CLEAR_COLBUF, l->ng);
+    clear_colbuf:
+        for (uint32_t g = 0; g < l->ng; g++) {  // one group's row of G_W columns per cycle
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
+#pragma HLS PIPELINE II = 1
+            for (uint32_t c = 0; c < G_W; c++) {
+                g_colbuf[g * G_W + c] = 0;
+                g_colbuf2[g * G_W + c] = 0;
+            }
+        }
         // the round's events, once per input plane and pixel
         const cnt_t per = (cnt_t)bits * pixels;
         unit_act += n_units * per;
@@ -792,7 +856,6 @@ rounds:
             blocks += g_r_blocks[m] * per;
             busy[m] += g_r_blocks[m] * per;
         }
-        for (uint32_t b = 0; b < l->r; b++) g_ones[b] = 0;
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
         HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
         uint32_t r_pix = tr.aoff, o_pix = to.aoff;  // on-chip mode: the pixel's residual and output planes
@@ -800,17 +863,7 @@ rounds:
         for (uint32_t p = 0, oy = 0, ox = 0, pf = 0, q = 0; p < pixels; p++, pf += l->f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
             if (n_units) {
-                hcim_pack_window(ti, l, in_base, oy, ox, xw);
-                HCIM_LOOP_ENTER(HCIM_LP_COUNT_ONES);
-                HCIM_LOOP_ITERS(HCIM_LP_COUNT_ONES, l->r);
-            count_ones:  // 1 bits on the word lines per row block (x its activations in the round's tiles, below)
-                for (uint32_t b = 0; b < l->r; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_ROWBLOCKS
-#pragma HLS PIPELINE II = 1
-                    uint32_t n1 = 0;
-                    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < bits; i++) n1 += hcim_popcount(xw[i][b]);
-                    g_ones[b] += n1;
-                }
+                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones);
                 if (hybrid) {
                     hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
                     if (g_hy.noise_pairs) hcim_make_noise(n_units, bits, ctx, p);
@@ -819,7 +872,7 @@ rounds:
                     hcim_units_any<false>(xw, n_units, bits, ctx, p);
                 }
             } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
-                hcim_pack_window(ti, l, in_base, oy, ox, xw);
+                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones);
                 hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);
             }
             // the DDR side of requant works in chunks of whole pixels (IO_WORDS values): partial sums
@@ -834,30 +887,35 @@ rounds:
             word_t opw[ACT_MAX_BITS];
 #pragma HLS ARRAY_PARTITION variable = opw complete
             for (uint32_t i = 0; i < ACT_MAX_BITS; i++) opw[i] = 0;
-            // requant (last round) or partial sums out: one filter per iteration
+            // requant (last round) or partial sums out: RQ_LANES filters per iteration
             HCIM_LOOP_ENTER(HCIM_LP_REQUANT);
-            HCIM_LOOP_ITERS(HCIM_LP_REQUANT, l->f);
+            HCIM_LOOP_ITERS(HCIM_LP_REQUANT, (l->f + RQ_LANES - 1) / RQ_LANES);
         requant:
-            for (uint32_t f = 0; f < l->f; f++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
+            for (uint32_t f0 = 0; f0 < l->f; f0 += RQ_LANES) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS / RQ_LANES
 #pragma HLS PIPELINE II = 1
-                const uint32_t col = g_fcol[f];
-                uint32_t acc = first ? 0u : (uint32_t)g_pbuf[q + f];
-                if (col != NO_COL && g_r_gunits[col / G_W]) acc += g_colbuf[col];
-                if (!last) {
-                    g_obuf[q + f] = (acc_t)acc;
-                    continue;
-                }
-                wide_t v = (wide_t)(acc_t)acc + g_bias[f];
-                if (has_res) {
-                    const acc_t r = onchip ? hcim_act_value(tr, r_pix, f) : g_rbuf[q + f];
-                    v += (wide_t)((uint64_t)(wide_t)r << (uint32_t)g_rshift[f]);
-                }
-                const acc_t y = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
-                if (to_act) {
-                    hcim_act_put(to, o_pix, f, y, opw);
-                } else {
-                    g_obuf[q + f] = y;
+                for (uint32_t k = 0; k < RQ_LANES; k++) {  // lane k: filter f0 + k
+                    const uint32_t f = f0 + k;
+                    if (f >= l->f) continue;
+                    const uint32_t col = g_fcol[f];
+                    // lanes 0, 1 read the column buffer's first copy, lanes 2, 3 its second
+                    const uint32_t cs = col == NO_COL ? 0u : (k < RQ_LANES / 2 ? g_colbuf[col] : g_colbuf2[col]);
+                    const uint32_t acc = (first ? 0u : (uint32_t)g_pbuf[q + f]) + cs;
+                    if (!last) {
+                        g_obuf[q + f] = (acc_t)acc;
+                        continue;
+                    }
+                    wide_t v = (wide_t)(acc_t)acc + g_bias[f];
+                    if (has_res) {
+                        const acc_t r = onchip ? hcim_act_value(tr, r_pix, f) : g_rbuf[q + f];
+                        v += (wide_t)((uint64_t)(wide_t)r << (uint32_t)g_rshift[f]);
+                    }
+                    const acc_t y = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+                    if (to_act) {
+                        hcim_act_put(to, o_pix, f, y, opw);
+                    } else {
+                        g_obuf[q + f] = y;
+                    }
                 }
             }
             q += l->f;
@@ -872,7 +930,6 @@ rounds:
                 oy++;
             }
         }
-        for (uint32_t b = 0; b < l->r; b++) ones += (cnt_t)g_r_mult[b] * g_ones[b];  // a block read in m tiles: m times
     }
     cnt_t cycles = 0;
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;

@@ -33,12 +33,12 @@
     X(HCIM_LP_LOAD_WEIGHTS, "load_weights", 1, 3)     /* per round: one weight word (bursts) */               \
     X(HCIM_LP_PIXELS, "pixels", 0, 0)                 /* per round: output pixels (not pipelined) */         \
     X(HCIM_LP_WINDOW, "window", 1, 4)                 /* per pixel: one window position x 64 channels */     \
-    X(HCIM_LP_COUNT_ONES, "count_ones", 1, 4)         /* per pixel: one row block's 1 bits (all planes) */    \
     X(HCIM_LP_SALIENCY, "saliency", 1, 4)             /* per pixel (hybrid): one row block's saliency */     \
     X(HCIM_LP_LEVELS, "levels", 1, 6)                 /* per pixel (hybrid): one group's saliency, level */  \
     X(HCIM_LP_NOISE, "noise", 1, 36)                 /* per pixel (noisy hybrid): one pair's Philox4x32-10 */ \
     X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
-    X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: one filter */                            \
+    X(HCIM_LP_CLEAR_COLBUF, "clear_colbuf", 1, 2)     /* per round: one group's column sums = 0 */            \
+    X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: RQ_LANES = 4 filters */                  \
     X(HCIM_LP_BURST_IN, "burst_in", 1, 2)             /* per chunk of pixels: partial sums / residual in */  \
     X(HCIM_LP_BURST_OUT, "burst_out", 1, 2)           /* per chunk of pixels: outputs / partial sums out */  \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \

@@ -8,8 +8,9 @@
 // (a place for each over its lifetime, planned once per call), so DDR sees the images, the
 // program's tables and weights, the outputs and, for layers of several rounds, partial sums.
 // DDR mode (trace mode, or a program whose live tensors or image do not fit on chip): every tensor
-// in its scratch slot as int32 NHWC, the layer input packed into bit planes per layer. The activity counters of every layer are
-// kept on chip during the call and written to `counters` at its end when asked for.
+// in its scratch slot as int32 NHWC, the layer input packed into bit planes per layer.
+// The activity counters of every layer are kept on chip during the call and written to
+// `counters` at its end when asked for.
 #include "hcim_internal.h"
 
 static hcim_tables g_tab;

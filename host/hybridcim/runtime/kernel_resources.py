@@ -185,7 +185,8 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
     bram = lutram = 0.0
     for m in mems:
         bank_bits = m["depth"] * m["width"]
-        m["bram36"] = m["banks"] * bram36(m["depth"], m["width"]) if bank_bits >= BRAM_MIN_BITS else 0
+        in_bram = bank_bits >= BRAM_MIN_BITS and not m.get("lutram")  # BIND_STORAGE impl=lutram: LUTRAM
+        m["bram36"] = m["banks"] * bram36(m["depth"], m["width"]) if in_bram else 0
         bram += m["bram36"]
         lutram += 0 if m["bram36"] else m["banks"] * ceil(bank_bits / 64)
     n_mul, n_piped, n_shared = src.multiply_sites()
@@ -193,6 +194,7 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
     piped_dsp = sum(d for _, _, d in per_loop)
     top = sorted((r for r in per_loop if r[2]), key=lambda r: -r[2])[:4]
     n_cnt = src.const("HCIM_N_COUNTERS") or 16
+    rq_lanes = src.const("RQ_LANES") or 1
     n_axi = 5
     blocks = [
         Block("popcount array", n_pop * pc, n_pop * pc / 2, 0, 0,
@@ -206,13 +208,14 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
         Block("window and bit-plane buffer", dp.planes * dp.rows * 3, dp.planes * dp.rows * 2, 0, 0,
               f"per input plane a {dp.rows}-bit funnel shift of the channel words into the row-block word "
               "(6 stages, 3 LUT levels) and its double-buffered register"),
-        Block("requant", 480, 400, 0, 0,
-              "one filter a cycle: 64-bit bias and residual adds (128), shift by <= 31 with round half to even "
-              "(5 stages + compare: 256), clamp (96); pipelined over about 6 cycles of 64-bit registers"),
+        Block("requant", 480 * rq_lanes, 400 * rq_lanes, 0, 0,
+              f"{rq_lanes} filters a cycle, each: 64-bit bias and residual adds (128), shift by <= 31 with round "
+              "half to even (5 stages + compare: 256), clamp (96); pipelined over about 6 cycles of 64-bit registers"),
         Block("performance counters", n_cnt * 64, n_cnt * 64, 0, 0, f"{n_cnt} counters of 64 bits, an adder each"),
         Block("on-chip memories", lutram, 0, bram, 0,
               f"{len(mems)} arrays from the sources with their partitioning: BRAM36 per bank by aspect ratio, "
-              "banks under 1 Kbit as LUTRAM (64 bits a LUT); see the memory table"),
+              "banks under 1 Kbit and arrays bound to LUTRAM (BIND_STORAGE impl=lutram) as LUTRAM (64 bits a LUT); "
+              "see the memory table"),
         Block("AXI interfaces (assumed)", n_axi * 1000 + 300, n_axi * 1500 + 400, n_axi * 0.5, 0,
               f"{n_axi} m_axi adapters (read/write buffers of 16 x 16 beats) + s_axilite: typical Vitis HLS "
               "figures of about 1,000 LUT / 1,500 FF / one 18 Kb buffer each, an assumption, not derived"),

@@ -152,6 +152,7 @@ class SourceModel:
                         out += [{"file": f, "name": f"{name}.{m}", "width": b, "dims": d}
                                 for m, b, d in self.structs[tm.group(1)] if d]
         parts = re.findall(r"#pragma\s+HLS\s+ARRAY_PARTITION\s+([^\n]+)", "\n".join(self.sources.values()), re.I)
+        binds = re.findall(r"#pragma\s+HLS\s+BIND_STORAGE\s+([^\n]+)", "\n".join(self.sources.values()), re.I)
         for a in out:
             banks = 1
             for p in parts:
@@ -165,6 +166,8 @@ class SourceModel:
                         banks *= n if re.search(r"\bcomplete\b", p) else min(n, self.const(fm.group(1)) if fm else n)
             total = _prod(a["dims"])
             a["banks"], a["depth"] = banks, ceil(total / banks)
+            a["lutram"] = any(re.search(rf"variable\s*=\s*{re.escape(a['name'])}\b.*\bimpl\s*=\s*lutram\b", p, re.I)
+                              for p in binds)
         return out
 
     def multiply_sites(self) -> tuple[int, int, int]:
