@@ -188,3 +188,18 @@ def test_emulator_device_runs_dual_path_programs():
         dev.load(p)
         assert np.array_equal(dev.run(imgs), ref.outputs)
         assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in ref.counters]
+
+
+def test_tern_ones_counter_over_many_images_and_stored_channels():
+    """TernOnesCounter (byte sums in chunks of 255 images) == dualpath.tern_input_ones, 300 images; a compact
+    input (a subset of channels, the others 0) counts the same as the whole tensor."""
+    from hybridcim.emulator.counters import TernOnesCounter
+    from hybridcim.program.dualpath import tern_input_ones
+    p = _resnet_like(3, 2)
+    layer = next(l for l in p.layers if l.name == "c2")
+    t = p.tensors[layer.in_tensor]
+    x = np.random.default_rng(0).integers(0, 16, (300, t.height, t.width, t.channels))
+    x[..., ::3] = 0
+    count = TernOnesCounter(layer, p)
+    assert count(x) == tern_input_ones(layer, p, x) > 0
+    assert count(x[..., [c for c in range(t.channels) if c % 3]].astype(np.float32)) == count(x)

@@ -345,8 +345,8 @@ class TernOnesCounter:
     Every ternary filter tile drives every row of K once per output pixel (the ternary path is dense), so
     ``tern_input_ones`` = (filter tiles) × Σ over images, output pixels and kernel offsets of the 1 bits of
     z = [x ≥ θ] in the zero-padded window: per (y, x) the ones of z summed over images and channels (a
-    row reduction over the images first: numpy sums a leading axis fast), then per kernel offset a
-    strided window sum. The same integer as :func:`hybridcim.program.dualpath.tern_input_ones`.
+    row reduction over the images first, in bytes: numpy sums a leading axis fast), then per kernel
+    offset a strided window sum. The same integer as :func:`hybridcim.program.dualpath.tern_input_ones`.
     """
 
     def __init__(self, layer: Layer, program: Program):
@@ -365,8 +365,11 @@ class TernOnesCounter:
         x = np.asarray(x)
         if not self.n_ftiles or not x.size:
             return 0
-        z = x.reshape(x.shape[0], -1) >= l.dual.bin_threshold
-        ones = np.add.reduce(z, axis=0, dtype=np.int64).reshape(t.height, t.width, -1).sum(axis=-1)  # (H, W)
+        z = (x.reshape(x.shape[0], -1) >= l.dual.bin_threshold).view(np.uint8)
+        per_pos = np.zeros(z.shape[1], dtype=np.int64)
+        for a in range(0, z.shape[0], 255):  # ≤ 255 images summed in bytes (no carry), 7x faster than in int64
+            per_pos += np.add.reduce(z[a:a + 255], axis=0, dtype=np.uint8)
+        ones = per_pos.reshape(t.height, t.width, -1).sum(axis=-1)  # (H, W)
         p, s = l.pad, l.stride
         ones = np.pad(ones, ((p, p), (p, p)))
         total = 0
