@@ -173,6 +173,26 @@ def test_blocked_philox_equals_stacked(seed, block, rounds, dims, words):
         assert g.dtype == np.uint32 and np.array_equal(g, want[..., w]), w
 
 
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2 ** 31), st.sampled_from(PRESETS[:3]), st.sampled_from([0.0, 2.0]))
+def test_noise_on_analog_reads_only_or_all(seed, preset, below):
+    """Noise drawn at every read of a block (the analog ones used) or only at the reads analog at their
+    pixel's level (a gather): the same bits as the reference, with level tables whose analog sets differ."""
+    import hybridcim.emulator.hybrid_engine as he
+    p = random_hybrid_program(seed, get_preset(preset), max_convs=2, max_hw=5, max_channels=6)
+    tables = {l.name: HybridParams((0, 1, 3), (2, 4, 15), (3, 9), sal_planes=1, noise_pairs=24, noise_shift=4,
+                                   noise_seed=seed) for l in p.layers if l.op.is_cim}
+    p = make_hybrid(p, tables)
+    imgs = _images(p, 3, np.random.default_rng(seed))
+    ref = ReferenceEmulator(p).run(imgs, image_base=seed)
+    old, he.SPARSE_NOISE_BELOW = he.SPARSE_NOISE_BELOW, below
+    try:
+        for name, emu in _executors(p):
+            _same(ref, emu.run(imgs, image_base=seed), f"{name}, sparse below {below}")
+    finally:
+        he.SPARSE_NOISE_BELOW = old
+
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2 ** 31), st.sampled_from(["tiny-64", "sun-mars-256"]))

@@ -16,8 +16,8 @@ plane j_u of a P_u-bit filter, layer column g_u·G + c_u):
    and where it is analog the ADC's reconstructed counts of every present row block b,
    Σ_b n̂(n_b), are put in: n_b = x_i[b] · w_u[b] (per block 0/1 matmuls over A rows),
    n̂ = ADC(16·n_b + e) (§9.3; e = the Philox noise of §9.6 keyed by (global image, pixel,
-   column, b << 8 | i << 4 | j), else a lookup table over n ∈ [0, A]). The correction enters
-   acc through the column's sign and 2^(i+j);
+   column, b << 8 | i << 4 | j), drawn only at the reads analog at their pixel's level, else a
+   lookup table over n ∈ [0, A]). The correction enters acc through the column's sign and 2^(i+j);
 4. **column-read counters** (§9.7) per plane and column: pixels × present blocks of the column's
    group, split by path.
 
@@ -75,6 +75,9 @@ def noise_words(seed: int, layer: int, image, pixel, column, word3, pairs: int, 
         e <<= shift
     return e
 
+
+SPARSE_NOISE_BELOW = 0.75
+"""Share of analog reads in a block below which Philox runs on the analog reads only (a gather)."""
 
 COLUMN_READ_COUNTERS = ("digital_column_reads", "analog_column_reads", "adc_conversions", "skipped_bitplanes")
 
@@ -232,12 +235,29 @@ class HybridLayer:
         c.adc_conversions += ana
         c.skipped_bitplanes += skip
 
-    def noise(self, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray, b: int, i: int) -> np.ndarray:
-        """Analog noise (1/16 counts) int32 (M, len(cols)) of row block ``b``, input plane ``i`` (§9.6)."""
+    def add_noise(self, cnt: np.ndarray, lev: np.ndarray, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray,
+                  b: int, i: int) -> None:
+        """Adds e/16 (§9.6) in place to the float counts ``cnt`` (M, len(cols)) of row block ``b``, input
+        plane ``i`` at the reads that are analog at their pixel's level ``lev`` (M, NG); the other counts
+        keep their noise-free value (their codes enter no level's sum). Exact: |e/16| ≤ 1024 in steps of
+        1/16. Philox runs only on the analog reads when they are under SPARSE_NOISE_BELOW of the block's."""
         hp = self.hp
         w3 = (b << 8) | (i << 4) | self.j_u[cols]
-        return noise_words(hp.noise_seed, self.index, image[:, None], pixel[:, None], self.col_u[cols][None, :],
-                           w3[None, :], hp.noise_pairs, hp.noise_shift)
+        col = self.col_u[cols]
+        where = self.analog[:, i, cols]  # (T, U_b)
+        mask = None if where.all() else np.take_along_axis(where, lev[:, self.g_u[cols]], axis=0)
+        if mask is None or np.count_nonzero(mask) >= SPARSE_NOISE_BELOW * mask.size:
+            e = noise_words(hp.noise_seed, self.index, image[:, None], pixel[:, None], col[None, :], w3[None, :],
+                            hp.noise_pairs, hp.noise_shift).astype(cnt.dtype)
+            e *= cnt.dtype.type(1.0 / (1 << NOISE_FRAC_BITS))
+            cnt += e
+            return
+        r, q = np.nonzero(mask)
+        if len(r):
+            e = noise_words(hp.noise_seed, self.index, image[r], pixel[r], col[q], w3[q], hp.noise_pairs,
+                            hp.noise_shift).astype(cnt.dtype)
+            e *= cnt.dtype.type(1.0 / (1 << NOISE_FRAC_BITS))
+            cnt[r, q] += e
 
     # ---- the numpy run
     def windows(self, x: np.ndarray) -> np.ndarray:
@@ -296,11 +316,8 @@ class HybridLayer:
             codes = np.zeros((m, len(cols)), ft)  # Σ over present row blocks of the ADC codes
             for b, sel, whole, wb in blocks:
                 cnt = xi[:, b * a:(b + 1) * a] @ wb
-                if noisy:  # n + e/16 in float: |e/16| ≤ 1024 in steps of 1/16, exact
-                    e = self.noise(image, pixel, cols[sel], b, i).astype(ft)
-                    e *= ft(1.0 / (1 << NOISE_FRAC_BITS))
-                    cnt += e
-                    del e
+                if noisy:
+                    self.add_noise(cnt, lev, image, pixel, cols[sel], b, i)
                 # rshift_rne(16 n + e, 4 + s) = round half to even of (n + e/16) · 2^−s, exact in float
                 code = np.clip(np.round(np.multiply(cnt, step, out=cnt), out=cnt), 0.0, cmax, out=cnt)
                 if whole:

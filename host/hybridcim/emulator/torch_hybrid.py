@@ -193,7 +193,7 @@ class TorchHybrid:
                     else:
                         cnt = xi[bk.b].to(torch.float32) @ bk.w_float
                     if noisy:
-                        codes = self._noisy_codes(cnt, image, pixel, bk.cols, bk.b, i)
+                        codes = self._noisy_codes(cnt, lev, image, pixel, bk.cols, bk.b, i)
                     else:
                         codes = torch.round(cnt * float(np.ldexp(1.0, -hl.s))).clamp_(0, self.cmax)
                 if bk.whole:
@@ -207,12 +207,12 @@ class TorchHybrid:
         lev_f = lev[:, self.g_of_f]
         return torch.gather(per_level, 0, lev_f.unsqueeze(0)).squeeze(0)
 
-    def _noisy_codes(self, cnt: torch.Tensor, image: np.ndarray, pixel: np.ndarray, cols: np.ndarray, b: int,
-                     i: int) -> torch.Tensor:
+    def _noisy_codes(self, cnt: torch.Tensor, lev: torch.Tensor, image: np.ndarray, pixel: np.ndarray,
+                     cols: np.ndarray, b: int, i: int) -> torch.Tensor:
         """ADC codes (M, U_b) float32 of row block ``b``'s counts ``cnt`` with the §9.6 noise of the layer's
-        used columns ``cols``: rshift_rne(16 n + e, 4 + s) = round half to even of (n + e/16) · 2^−s,
-        exact in float32 (|e/16| ≤ 1024 in steps of 1/16)."""
-        e = torch.from_numpy(self.hl.noise(image, pixel, cols, b, i))
-        x = cnt.to(torch.float32) + e.to(torch.float32) * (1.0 / 16)
+        used columns ``cols`` at the reads analog at their level ``lev`` (``HybridLayer.add_noise``):
+        rshift_rne(16 n + e, 4 + s) = round half to even of (n + e/16) · 2^−s, exact in float32."""
+        x = cnt.to(torch.float32)  # cnt: a fresh product, free to change in place
+        self.hl.add_noise(x.numpy(), lev.numpy(), image, pixel, cols, b, i)
         x *= float(np.ldexp(1.0, -self.hl.s))
         return torch.round(x).clamp_(0, self.cmax)
