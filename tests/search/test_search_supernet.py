@@ -88,6 +88,8 @@ def test_refusals(ev, tiny_supernet, cifar10_root, tmp_path):
         make_evaluator("dual-supernet", {"images": 4}, data)
     with pytest.raises(EvaluatorError, match="'images' must be an integer 1..5000"):
         make_evaluator("dual-supernet", _options(tiny_supernet, images=0), data)
+    with pytest.raises(EvaluatorError, match="'bn_images' \\(40\\) must be a multiple of 'bn_batch' \\(32\\)"):
+        make_evaluator("dual-supernet", _options(tiny_supernet, bn_images=40), data)
     with pytest.raises(EvaluatorError, match="'executor' must be"):
         make_evaluator("dual-supernet", _options(tiny_supernet, executor="board"), data)
     with pytest.raises(EvaluatorError, match="no checkpoint at"):

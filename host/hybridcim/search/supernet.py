@@ -39,9 +39,9 @@ SUPERNET_OPTIONS = {"run": None, "images": 500, "bn_images": 512, "bn_batch": 12
 """Options of 'dual-supernet' and their defaults: ``run`` (required: the supernet's run folder or its
 checkpoint.safetensors), ``images`` (accuracy on the first N calibration images, 1..5000),
 ``bn_images`` (BN recalibration on the last N calibration images, 0..5000; 0: keep the checkpoint's
-statistics, e.g. for a model fine-tuned at its ratios), ``bn_batch`` (images per recalibration batch),
-``cost_preset``, ``executor`` ('auto': the fast emulator when it runs dual-path layers, else the
-reference one; 'reference'; 'fast')."""
+statistics, e.g. for a model fine-tuned at its ratios), ``bn_batch`` (images per recalibration batch,
+a divisor of ``bn_images``), ``cost_preset``, ``executor`` ('auto': the fast emulator when it runs
+dual-path layers, else the reference one; 'reference'; 'fast')."""
 
 EMULATOR_BATCH = 250
 """Images per emulator call (memory bounded; counters are summed over the calls)."""
@@ -118,6 +118,10 @@ class SupernetEvaluator:
             v = opts[key]
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= CALIBRATION_SIZE:
                 raise EvaluatorError(f"{where} {key!r} must be an integer {lo}..{CALIBRATION_SIZE}, got {v!r}")
+        if opts["bn_images"] % opts["bn_batch"]:
+            raise EvaluatorError(f"{where} 'bn_images' ({opts['bn_images']}) must be a multiple of 'bn_batch' "
+                                 f"({opts['bn_batch']}): the recalibration averages the batches' statistics with equal "
+                                 "weights")
         if opts["executor"] not in ("auto", "fast", "reference"):
             raise EvaluatorError(f"{where} 'executor' must be 'auto', 'fast' or 'reference', got {opts['executor']!r}")
         try:
