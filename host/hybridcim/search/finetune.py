@@ -90,7 +90,8 @@ def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict
     ck = folder / CHECKPOINT
     meta = read_checkpoint(ck)[1] if ck.is_file() else None
     if meta is not None and meta.get("config", {}).get("optim", {}).get("epochs") != cfg.optim.epochs:
-        raise FinetuneError(f"{folder} holds a fine-tune of {meta['config']['optim'].get('epochs')} epochs, this one asks "
+        had = meta["config"]["optim"].get("epochs")
+        raise FinetuneError(f"{folder} holds a fine-tune of {had} epochs, this one asks "
                             f"for {cfg.optim.epochs}: use the same --epochs, or another --out")
     done = meta is not None and meta["epoch"] >= cfg.optim.epochs
     old = _read_json(folder / RESULT)
@@ -152,7 +153,8 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     rows = select_candidates(search_dir, which, top)
     missing = [l for l in layers if f"q_{l}" not in rows[0]]
     if missing:
-        raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} (a search of another supernet?)")
+        raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} "
+                            "(a search of another supernet?)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = [finetune_one(r, layers, base, supernet, options, out, epochs, data, progress, log) for r in rows]

@@ -75,9 +75,14 @@ def run_status(run, now: float | None = None) -> dict:
 def format_status(run, s: dict) -> str:
     """One line of :func:`run_status`'s figures.
 
-    >>> format_status("r", {"epoch": 3, "epochs": 60, "test_acc": 0.4512, "train_loss": 1.5, "pace_s": 600.0,
-    ...                     "left_s": 34200.0, "checkpoint_age_s": 120.0})
-    'r: epoch 3 of 60, test 45.12 %, loss 1.5000, 600 s per epoch (last 5), about 9.5 h left at that pace, checkpoint written 2 min ago'
+    >>> print(format_status("r", {"epoch": 3, "epochs": 60, "test_acc": 0.4512, "train_loss": 1.5, "pace_s": 600.0,
+    ...                           "left_s": 34200.0, "checkpoint_age_s": 120.0}).replace(", ", ",\\n"))
+    r: epoch 3 of 60,
+    test 45.12 %,
+    loss 1.5000,
+    600 s per epoch (last 5),
+    about 9.5 h left at that pace,
+    checkpoint written 2 min ago
     """
     def dur(s_):
         return f"{s_ / 3600:.1f} h" if s_ >= 5400 else (f"{s_ / 60:.0f} min" if s_ >= 90 else f"{s_:.0f} s")
