@@ -1,11 +1,10 @@
 """Executors that do not implement dual-path layers refuse them with a clear error (architecture.md §10.6):
 the HLS kernel in C simulation (by fingerprint, and by flags / header bytes on its own preset, with the
-host reader's verdict class) and the fast emulator (naming the layer)."""
-import numpy as np
+host reader's verdict class). The emulators run them (tests/emulator/test_dual_fast.py)."""
 import pytest
 
 from hybridcim.program.codec import decode, encode
-from hybridcim.program.errors import InvalidProgramError, PresetMismatchError, UnsupportedModeError
+from hybridcim.program.errors import InvalidProgramError, PresetMismatchError
 from hybridcim.program.format import HEADER
 from hybridcim.zoo.fuzz import random_dualpath_program, random_program, reseal
 
@@ -59,17 +58,3 @@ def test_csim_device_refuses_a_dual_path_program_before_running():
     dev = _csim("tiny-64")
     with pytest.raises(PresetMismatchError):
         dev.load(_with_dual_layer())
-
-
-def test_fast_emulator_refuses_dual_path_layers_naming_the_layer():
-    from hybridcim.emulator.fast import FastEmulator
-    p = _with_dual_layer()
-    i, layer = next((i, l) for i, l in enumerate(p.layers) if l.dual is not None)
-    with pytest.raises(UnsupportedModeError, match=rf"layer {i} \({layer.name!r}\).*dual-path.*ReferenceEmulator"):
-        FastEmulator(p, backend="numpy")
-
-
-def test_emulator_device_refuses_dual_path_layers():
-    from hybridcim.runtime.emulator_device import EmulatorDevice
-    with pytest.raises(UnsupportedModeError, match="dual-path"):
-        EmulatorDevice(backend="numpy").load(_with_dual_layer())
