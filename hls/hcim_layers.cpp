@@ -99,7 +99,8 @@ static uint16_t g_fcol[HCIM_MAX_FILTERS];                // the filter's owner c
 // per layer column: its filter's accumulator (this pixel); two copies, written together, so that
 // requant's RQ_LANES filters a cycle read them on two ports each
 #define RQ_LANES 4
-static uint32_t g_colbuf[HCIM_MAX_GROUPS * G_W], g_colbuf2[HCIM_MAX_GROUPS * G_W];
+// three buffers (a pixel's sums) for the pixel stream (hcim_pixel_stream); the per-pixel loops use buffer 0
+static uint32_t g_colbuf[3][HCIM_MAX_GROUPS * G_W], g_colbuf2[3][HCIM_MAX_GROUPS * G_W];
 // the round's schedule and events
 static hcim_unit g_sched[MAX_ROUND_UNITS];
 static uint16_t g_r_gunits[HCIM_MAX_GROUPS];             // units of each group in this round
@@ -107,7 +108,10 @@ static uint32_t g_r_absent, g_r_blocks[HCIM_N_MACROS], g_r_cols, g_r_bitops, g_r
 static uint8_t g_r_mult[HCIM_MAX_ROWBLOCKS];             // tiles of the round that activate each row block
 // requant's DDR chunks: outputs (write-combined), partial sums and residual (read ahead)
 #define IO_WORDS (HCIM_MAX_FILTERS > 2048 ? HCIM_MAX_FILTERS : 2048)
-static acc_t g_obuf[IO_WORDS], g_pbuf[IO_WORDS], g_rbuf[IO_WORDS];
+// partial sums of a layer of several rounds: read from one buffer, written to the other; on chip for
+// the whole layer when pixels x filters <= PSUM_WORDS in on-chip mode, else a DDR chunk of each
+#define PSUM_WORDS (IO_WORDS > 4096 ? IO_WORDS : 4096)
+static acc_t g_psum[2][PSUM_WORDS], g_rbuf[IO_WORDS];
 // hybrid mode: the level table and per (group, level) the digital and analog pairs of one unit
 static hcim_hybrid g_hy;
 static uint16_t g_hy_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_hy_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
@@ -501,13 +505,80 @@ static inline cnt_t hcim_word_ones(const word_t w[HCIM_MAX_IN_BITS], uint32_t bi
     return n;
 }
 
+// The window's streaming packer for one pixel: one (window position, 64-channel word) per step, all
+// input planes at once, appended to a 128-bit register per plane (hi, lo: the window's rows in
+// order); each full 64-bit stream word is written out (at most one per step). The plane-buffer
+// address of the current position is kept by additions (it may point outside the input: padding).
+struct hcim_win {
+    word_t lo[HCIM_MAX_IN_BITS], hi[HCIM_MAX_IN_BITS];
+    uint32_t fill, wout, wi;  // valid bits in (hi, lo); stream words written; channel word of the position
+    int32_t iy, ix, iy0, ix0, addr, row_addr, pix_words, row_words;
+};
+
+// Start the packer at window origin (iy0, ix0), whose planes start at word org (products outside).
+static inline void hcim_win_start(int32_t iy0, int32_t ix0, int32_t org, int32_t pix_words, int32_t row_words,
+                                  hcim_win &ws) {
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) ws.lo[i] = ws.hi[i] = 0;
+    ws.fill = ws.wout = ws.wi = 0;
+    ws.iy = ws.iy0 = iy0;
+    ws.ix = ws.ix0 = ix0;
+    ws.addr = ws.row_addr = org;
+    ws.pix_words = pix_words;
+    ws.row_words = row_words;
+}
+
+// One step of the packer into xw; the 1 bits of a written word go to *ones (hcim_word_ones).
+static inline void hcim_win_step(const hcim_tensor &ti, const hcim_layer *l, hcim_win &ws,
+                                 word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
+    const bool inside = ws.iy >= 0 && ws.ix >= 0 && ws.iy < (int32_t)ti.h && ws.ix < (int32_t)ti.w;  // else padding
+    const uint32_t nb = ws.wi + 1 == ti.cw ? ti.c - 64 * ws.wi : 64;  // channels in this word
+    const bool emit = ws.fill + nb >= 64;
+    word_t xw_emit[HCIM_MAX_IN_BITS];  // the stream word written this step (its 1 bits are counted)
+    uint32_t a = (uint32_t)(ws.addr + (int32_t)ws.wi);
+    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++, a += ti.cw) {
+        xw_emit[i] = 0;
+        if (i >= ti.bits) continue;
+        const word_t v = inside ? g_planes[a] : 0;  // bits past the channels are 0
+        ws.lo[i] |= v << ws.fill;
+        ws.hi[i] |= ws.fill ? v >> (64u - ws.fill) : 0;
+        if (emit) {
+            xw[i][ws.wout] = ws.lo[i];
+            xw_emit[i] = ws.lo[i];
+            ws.lo[i] = ws.hi[i];
+            ws.hi[i] = 0;
+        }
+    }
+    if (emit) *ones += hcim_word_ones(xw_emit, ti.bits, ws.wout, l->r);
+    ws.fill = emit ? ws.fill + nb - 64 : ws.fill + nb;
+    ws.wout += emit;
+    if (++ws.wi == ti.cw) {
+        ws.wi = 0;
+        ws.addr += ws.pix_words;
+        if (++ws.ix == ws.ix0 + (int32_t)l->kw) {
+            ws.ix = ws.ix0;
+            ws.iy++;
+            ws.row_addr += ws.row_words;
+            ws.addr = ws.row_addr;
+        }
+    }
+}
+
+// After the last step: the partial last stream word.
+static inline void hcim_win_finish(const hcim_tensor &ti, const hcim_layer *l, hcim_win &ws,
+                                   word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
+    if (ws.fill) {
+        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) xw[i][ws.wout] = ws.lo[i];
+        *ones += hcim_word_ones(ws.lo, ti.bits, ws.wout, l->r);
+    }
+}
+
 // Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit
 // plane, from the input's bit planes at word aoff of the activation buffer; adds the window's 1 bits
 // on the word lines, times their row blocks' activations in the round, to *ones (the input_ones
 // counter, counted as the words stream by).
 static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t aoff, uint32_t oy, uint32_t ox,
                              word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
-    const uint32_t cw = (ti.c + 63) / 64, nsw = (l->k + 63) / 64;
+    const uint32_t cw = ti.cw, nsw = (l->k + 63) / 64;
 #ifdef HCIM_HW_DATAPATH
     const uint32_t clear_bits = HCIM_MAX_IN_BITS, clear_words = l->r > nsw ? l->r : nsw;
 #else
@@ -522,57 +593,18 @@ clear_window:
     const uint32_t n = l->kh * l->kw * cw;
     HCIM_LOOP_ENTER(HCIM_LP_WINDOW);
     HCIM_LOOP_ITERS(HCIM_LP_WINDOW, n);
-    // A streaming packer: one (window position, 64-channel word) per iteration, all input planes at
-    // once, appended to a 128-bit register per plane (the window's rows in order); each full 64-bit
-    // stream word is written out (at most one per iteration). Running counters, no divide.
-    word_t lo[HCIM_MAX_IN_BITS], hi[HCIM_MAX_IN_BITS];
-#pragma HLS ARRAY_PARTITION variable = lo complete
-#pragma HLS ARRAY_PARTITION variable = hi complete
-    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) lo[i] = hi[i] = 0;
-    word_t xw_emit[HCIM_MAX_IN_BITS];  // the stream word written this iteration (its 1 bits are counted)
-#pragma HLS ARRAY_PARTITION variable = xw_emit complete
-    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) xw_emit[i] = 0;
-    uint32_t fill = 0, wout = 0;  // valid bits in (hi, lo); stream words written
-    // plane-buffer address of window position (ky, kx), kept by additions (may be negative outside)
     const int32_t pix_words = (int32_t)(ti.bits * cw), row_words = (int32_t)ti.w * pix_words;
-    int32_t row_addr = (int32_t)aoff + iy0 * row_words + ix0 * pix_words, addr = row_addr, iy = iy0, ix = ix0;
+    hcim_win ws;
+#pragma HLS ARRAY_PARTITION variable = ws.lo complete
+#pragma HLS ARRAY_PARTITION variable = ws.hi complete
+    hcim_win_start(iy0, ix0, (int32_t)aoff + iy0 * row_words + ix0 * pix_words, pix_words, row_words, ws);
 window:
-    for (uint32_t k = 0, wi = 0; k < n; k++) {
+    for (uint32_t k = 0; k < n; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
 #pragma HLS PIPELINE II = 1
-        const bool inside = iy >= 0 && ix >= 0 && iy < (int32_t)ti.h && ix < (int32_t)ti.w;  // else zero padding
-        const uint32_t nb = wi + 1 == cw ? ti.c - 64 * wi : 64;  // channels in this word
-        const bool emit = fill + nb >= 64;
-        uint32_t a = (uint32_t)(addr + (int32_t)wi);
-        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++, a += cw) {
-            const word_t v = inside ? g_planes[a] : 0;  // bits past the channels are 0
-            lo[i] |= v << fill;
-            hi[i] |= fill ? v >> (64u - fill) : 0;
-            if (emit) {
-                xw[i][wout] = lo[i];
-                xw_emit[i] = lo[i];
-                lo[i] = hi[i];
-                hi[i] = 0;
-            }
-        }
-        if (emit) *ones += hcim_word_ones(xw_emit, ti.bits, wout, l->r);
-        fill = emit ? fill + nb - 64 : fill + nb;
-        wout += emit;
-        if (++wi == cw) {
-            wi = 0;
-            addr += pix_words;
-            if (++ix == ix0 + (int32_t)l->kw) {
-                ix = ix0;
-                iy++;
-                row_addr += row_words;
-                addr = row_addr;
-            }
-        }
+        hcim_win_step(ti, l, ws, xw, ones);
     }
-    if (fill) {
-        for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) xw[i][wout] = lo[i];
-        *ones += hcim_word_ones(lo, ti.bits, wout, l->r);
-    }
+    hcim_win_finish(ti, l, ws, xw, ones);
 #if HCIM_ROWS_ACTIVE < 64
     // split the 64-bit stream words into rows_active-bit row-block words (in place, high to low)
     const uint32_t per = 64 / A_ROWS;
@@ -673,24 +705,102 @@ noise:
     }
 }
 
+// One scheduled unit (entry uh) for one output pixel on P plane lanes: per column n =
+// popcount(x_i & w_c), routed per pair (i, j) by the group's level through the adder tree (n), the
+// ADC (code << s, with the optional Philox noise) or nowhere, shift-added into the column
+// accumulators colacc (registers); the group's last unit flushes them, summed per filter, into
+// column buffer buf (both copies). xs: the unit's row block, one word per input plane.
+template <int P, bool HYB>
+static inline void hcim_unit_run(uint32_t uh, const word_t xs[P], uint32_t bits_in, uint32_t colacc[G_W], uint32_t buf) {
+    const hcim_unit e = g_sched[uh];
+    const uint32_t g = e.group;
+    const word_t *w = &g_macro[e.macro][e.slot * G_W];
+    const int32_t dlev = HYB ? (int32_t)g_lvl_d[g] : HCIM_DEPTH_ALL;
+    const int32_t elev = HYB ? (int32_t)g_lvl_e[g] : HCIM_DEPTH_ALL;
+    for (int c = 0; c < G_W; c++) {
+#pragma HLS UNROLL
+        const hcim_colw cw = g_colw[g][c];
+        if (!cw.used) continue;
+        const word_t wc = w[c];
+        uint32_t s = 0;
+        for (int i = 0; i < P; i++) {
+#pragma HLS UNROLL
+            const uint32_t n = hcim_popcount(xs[i] & wc);
+            if (!HYB) {
+                s += n << i;
+                continue;
+            }
+            const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - i;
+            uint32_t v;
+            if (i >= (int)bits_in) {
+                v = 0;  // HW instance: planes >= bits_in do not exist
+            } else if (d < dlev) {
+                v = n;  // digital: the adder tree's exact count
+            } else if (d < elev) {
+                v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
+                                                (int32_t)g_noise[uh][c][i] * (1 << g_hy.noise_shift))
+                                     : g_nhat[n];
+            } else {
+                v = 0;  // skipped
+            }
+            s += v << i;
+        }
+        const uint32_t sv = s << cw.j;
+        colacc[c] += cw.neg ? (0u - sv) : sv;
+    }
+    if (e.last) {  // group change: flush the columns into the column buffer (sum per filter)
+        uint32_t fsum[G_W];
+#pragma HLS ARRAY_PARTITION variable = fsum complete
+        for (int c = 0; c < G_W; c++) fsum[c] = 0;
+        for (int c = 0; c < G_W; c++) fsum[g_owner[g][c]] += colacc[c];
+        for (int c = 0; c < G_W; c++) {
+            g_colbuf[buf][g * G_W + c] = fsum[c];
+            g_colbuf2[buf][g * G_W + c] = fsum[c];
+            colacc[c] = 0;
+        }
+    }
+}
+
 // Two units a cycle when the input has at most half the plane lanes (bits_in <= HCIM_MAX_IN_BITS / 2)
 // and the layer draws no noise (a noisy layer runs at the noise unit's pace): the second unit takes
 // the plane lanes the first leaves free, so the synthesized datapath has HCIM_MAX_IN_BITS plane lanes
 // for the first unit of an iteration and HCIM_MAX_IN_BITS / 2 for the second.
 #define HCIM_UNIT_PLANES (HCIM_MAX_IN_BITS + HCIM_MAX_IN_BITS / 2)  // popcount lanes per column
+static inline bool hcim_dual(uint32_t bits_in, bool hyb) {
+    return bits_in <= HCIM_MAX_IN_BITS / 2 && !(hyb && g_hy.noise_pairs);
+}
+
+// Row block b of a window held as 64-bit stream words (STREAMED: the pixel stream's buffers) or
+// already split into row-block words (hcim_pack_window).
+template <bool STREAMED>
+static inline word_t hcim_rowblock(const word_t *x, uint32_t b) {
+    if (!STREAMED || A_ROWS >= 64) return x[b];
+    const word_t mask = A_ROWS >= 64 ? ~(word_t)0 : ((((word_t)1) << (A_ROWS & 63)) - 1);
+    return (x[b / (64 / A_ROWS)] >> ((b % (64 / A_ROWS)) * A_ROWS)) & mask;
+}
+
+// Iteration u of a units pipeline: unit u, and (dual) unit u + 1, on the row blocks of window xw.
+template <int BITS, bool HYB, bool STREAMED>
+static inline void hcim_units_step(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t u, uint32_t n_units,
+                                   bool dual, uint32_t bits_in, uint32_t colacc[G_W], uint32_t buf) {
+    constexpr int BITS_B = BITS <= HCIM_MAX_IN_BITS / 2 ? BITS : HCIM_MAX_IN_BITS / 2;  // second unit's planes
+    word_t xa[BITS], xb[BITS_B];
+    const uint32_t ba = g_sched[u].block, bb = g_sched[u + 1 < n_units ? u + 1 : u].block;
+    for (int i = 0; i < BITS; i++) xa[i] = hcim_rowblock<STREAMED>(xw[i], ba);
+    for (int i = 0; i < BITS_B; i++) xb[i] = hcim_rowblock<STREAMED>(xw[i], bb);
+    hcim_unit_run<BITS, HYB>(u, xa, bits_in, colacc, buf);
+    if (dual && u + 1 < n_units) hcim_unit_run<BITS_B, HYB>(u + 1, xb, bits_in, colacc, buf);
+}
+
 template <int BITS, bool HYB>
 static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
-                       const hcim_ctx &ctx, uint32_t pixel) {
-    constexpr int BITS_B = BITS <= HCIM_MAX_IN_BITS / 2 ? BITS : HCIM_MAX_IN_BITS / 2;  // second unit's planes
+                       bool dual) {
     uint32_t colacc[G_W];  // per-column accumulators (registers)
 #pragma HLS ARRAY_PARTITION variable = colacc complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 3 complete
 #pragma HLS BIND_STORAGE variable = g_noise type = ram_2p impl = lutram
-#pragma HLS ARRAY_PARTITION variable = g_colbuf cyclic factor = G_W
-#pragma HLS ARRAY_PARTITION variable = g_colbuf2 cyclic factor = G_W
     for (int c = 0; c < G_W; c++) colacc[c] = 0;
-    const bool dual = bits_in <= HCIM_MAX_IN_BITS / 2 && !(HYB && g_hy.noise_pairs);
     const uint32_t step = dual ? 2 : 1;
     HCIM_LOOP_ENTER(HCIM_LP_UNITS);
     HCIM_LOOP_ITERS(HCIM_LP_UNITS, (n_units + step - 1) / step);
@@ -698,79 +808,169 @@ units:
     for (uint32_t u = 0; u < n_units; u += step) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
 #pragma HLS PIPELINE II = 1
-        for (int h = 0; h < 2; h++) {  // unit u, then (dual) unit u + 1
-#pragma HLS UNROLL
-            const uint32_t uh = u + (uint32_t)h;
-            if (h == 1 && (!dual || uh >= n_units)) continue;
-            const hcim_unit e = g_sched[uh];
-            const uint32_t b = e.block, g = e.group;
-            const word_t *w = &g_macro[e.macro][e.slot * G_W];
-            word_t xs[BITS];
-            for (int i = 0; i < BITS; i++) xs[i] = xw[i][b];
-            const int32_t dlev = HYB ? (int32_t)g_lvl_d[g] : HCIM_DEPTH_ALL;
-            const int32_t elev = HYB ? (int32_t)g_lvl_e[g] : HCIM_DEPTH_ALL;
-            for (int c = 0; c < G_W; c++) {
-#pragma HLS UNROLL
-                const hcim_colw cw = g_colw[g][c];
-                if (!cw.used) continue;
-                const word_t wc = w[c];
-                uint32_t s = 0;
-                for (int i = 0; i < BITS; i++) {
-#pragma HLS UNROLL
-                    if (h == 1 && i >= BITS_B) continue;  // the second unit's lanes: HCIM_MAX_IN_BITS / 2 planes
-                    const uint32_t n = hcim_popcount(xs[i] & wc);
-                    if (!HYB) {
-                        s += n << i;
-                        continue;
-                    }
-                    const int32_t d = (int32_t)cw.dep + (int32_t)bits_in - 1 - i;
-                    uint32_t v;
-                    if (i >= (int)bits_in) {
-                        v = 0;  // HW instance: planes >= bits_in do not exist
-                    } else if (d < dlev) {
-                        v = n;  // digital: the adder tree's exact count
-                    } else if (d < elev) {
-                        v = g_hy.noise_pairs ? hcim_adc((int32_t)(n << HCIM_NOISE_FRAC_BITS) +
-                                                        (int32_t)g_noise[uh][c][i] * (1 << g_hy.noise_shift))
-                                             : g_nhat[n];
-                    } else {
-                        v = 0;  // skipped
-                    }
-                    s += v << i;
-                }
-                const uint32_t sv = s << cw.j;
-                colacc[c] += cw.neg ? (0u - sv) : sv;
+        hcim_units_step<BITS, HYB, false>(xw, u, n_units, dual, bits_in, colacc, 0);
+    }
+}
+
+template <bool HYB>
+static void hcim_units_any(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in) {
+    const bool dual = hcim_dual(bits_in, HYB);
+#ifdef HCIM_HW_DATAPATH
+    hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, dual);  // planes >= bits_in are zero
+#else
+    switch (bits_in) {  // csim: one unrolled instance per input width
+        case 1: hcim_units<1, HYB>(xw, n_units, bits_in, dual); break;
+        case 2: hcim_units<2, HYB>(xw, n_units, bits_in, dual); break;
+        case 3: hcim_units<3, HYB>(xw, n_units, bits_in, dual); break;
+        case 4: hcim_units<4, HYB>(xw, n_units, bits_in, dual); break;
+        case 5: hcim_units<5, HYB>(xw, n_units, bits_in, dual); break;
+        case 6: hcim_units<6, HYB>(xw, n_units, bits_in, dual); break;
+        case 7: hcim_units<7, HYB>(xw, n_units, bits_in, dual); break;
+        default: hcim_units<8, HYB>(xw, n_units, bits_in, dual); break;
+    }
+#endif
+}
+
+// Requant of one layer and round: y = clamp(rshift_rne(acc + bias + (res << res_shift), shift), lo, hi)
+// in the last round, the partial sum acc otherwise.
+struct hcim_rq {
+    const hcim_layer *l;
+    const hcim_tensor *to, *tr;  // output, residual (the output if none)
+    bool first, last, has_res, onchip, to_act;
+    uint32_t rd, wr;  // partial-sum buffers read (rounds after the first) and written (all but the last)
+};
+
+// One requant iteration: filters f0 .. f0 + RQ_LANES - 1 of one pixel, their column sums from column
+// buffer buf; q: the pixel's first word in the DDR chunk buffers; r_pix, o_pix: the pixel's residual
+// and output planes in the activation buffer (on-chip mode), opw: the output's plane words.
+static inline void hcim_requant_step(const hcim_rq &rc, uint32_t f0, uint32_t buf, uint32_t q, uint32_t r_pix,
+                                     uint32_t o_pix, word_t opw[ACT_MAX_BITS]) {
+    const hcim_layer *l = rc.l;
+    for (uint32_t k = 0; k < RQ_LANES; k++) {  // lane k: filter f0 + k
+        const uint32_t f = f0 + k;
+        if (f >= l->f) continue;
+        const uint32_t col = g_fcol[f];
+        // lanes 0, 1 read the column buffer's first copy, lanes 2, 3 its second
+        const uint32_t cs = col == NO_COL ? 0u : (k < RQ_LANES / 2 ? g_colbuf[buf][col] : g_colbuf2[buf][col]);
+        const uint32_t acc = (rc.first ? 0u : (uint32_t)g_psum[rc.rd][q + f]) + cs;
+        if (!rc.last) {
+            g_psum[rc.wr][q + f] = (acc_t)acc;
+            continue;
+        }
+        wide_t v = (wide_t)(acc_t)acc + g_bias[f];
+        if (rc.has_res) {
+            const acc_t r = rc.onchip ? hcim_act_value(*rc.tr, r_pix, f) : g_rbuf[q + f];
+            v += (wide_t)((uint64_t)(wide_t)r << (uint32_t)g_rshift[f]);
+        }
+        const acc_t y = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
+        if (rc.to_act) {
+            hcim_act_put(*rc.to, o_pix, f, y, opw);
+        } else {
+            g_psum[rc.wr][q + f] = y;
+        }
+    }
+}
+
+// The pixel stream: a round of a digital layer in on-chip mode (its partial sums, if it has several
+// rounds, on chip) as ONE pipeline over its pixels, in
+// slots of L iterations, L = max(window steps, unit iterations, requant iterations, STREAM_MIN_SLOT).
+// In slot s the window of pixel s is assembled into window buffer s % 3, the units of pixel s - 2
+// run on buffer (s - 2) % 3 into column buffer (s - 2) % 3, and pixel s - 4 is requantized from
+// column buffer (s - 4) % 3 into the activation buffer. Every buffer is read a whole slot (>= the
+// units pipeline's depth) after its last write was issued, so no read waits on a write in flight.
+// The same window, unit and requant steps as the per-pixel loops.
+#define STREAM_MIN_SLOT 8
+#define STREAM_LAG 4  // slots from a pixel's window to its requant
+template <int BITS, bool HYB>
+static void hcim_pixel_stream(const hcim_tensor &ti, const hcim_layer *l, const hcim_rq &rc, uint32_t in_base,
+                              uint32_t n_units, uint32_t pixels, word_t xw[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS],
+                              cnt_t *ones) {
+    const hcim_tensor &to = *rc.to, &tr = *rc.tr;
+    const uint32_t W = l->kh * l->kw * ti.cw;
+    const bool dual = hcim_dual(ti.bits, false);
+    const uint32_t step = dual ? 2 : 1, U = (n_units + step - 1) / step, R = (l->f + RQ_LANES - 1) / RQ_LANES;
+    uint32_t L = W > U ? W : U;
+    L = L > R ? L : R;
+    L = L > STREAM_MIN_SLOT ? L : STREAM_MIN_SLOT;
+    const uint32_t n = (pixels + STREAM_LAG) * L;
+    const int32_t pix_words = (int32_t)(ti.bits * ti.cw), row_words = (int32_t)ti.w * pix_words;
+    const int32_t pad = (int32_t)l->pad, stride = (int32_t)l->stride;
+    const int32_t dx = stride * pix_words, dy = stride * row_words;  // window origin steps (outside the loop)
+    const uint32_t r_words = tr.bits * tr.cw, o_words = to.bits * to.cw;
+    int32_t iy0 = -pad, ix0 = -pad, org_row = (int32_t)in_base - pad * row_words - pad * pix_words, org = org_row;
+    uint32_t ox = 0, r_pix = tr.aoff, o_pix = to.aoff, q = 0;  // requant pixel: planes, partial sums
+    hcim_win ws;
+#pragma HLS ARRAY_PARTITION variable = ws.lo complete
+#pragma HLS ARRAY_PARTITION variable = ws.hi complete
+    uint32_t colacc[G_W];
+#pragma HLS ARRAY_PARTITION variable = colacc complete
+    for (int c = 0; c < G_W; c++) colacc[c] = 0;
+    word_t opw[ACT_MAX_BITS];
+#pragma HLS ARRAY_PARTITION variable = opw complete
+    for (uint32_t i = 0; i < ACT_MAX_BITS; i++) opw[i] = 0;
+    HCIM_LOOP_ENTER(HCIM_LP_PIXEL_STREAM);
+    HCIM_LOOP_ITERS(HCIM_LP_PIXEL_STREAM, n);
+pixel_stream:
+    for (uint32_t t = 0, sl = 0, k = 0, u = 0, bw = 0, bu = 1, br = 2; t < n; t++) {  // bw, bu, br: sl, sl - 2, sl - 4 mod 3
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS PIPELINE II = 1
+        if (sl < pixels && k < W) {  // window of pixel sl
+            if (k == 0) hcim_win_start(iy0, ix0, org, pix_words, row_words, ws);
+            hcim_win_step(ti, l, ws, xw[bw], ones);
+            if (k + 1 == W) hcim_win_finish(ti, l, ws, xw[bw], ones);
+        }
+        if (sl >= 2 && sl < pixels + 2 && k < U)  // units of pixel sl - 2
+            hcim_units_step<BITS, HYB, true>(xw[bu], u, n_units, dual, ti.bits, colacc, bu);
+        u = k + 1 == L ? 0 : u + step;
+        if (sl >= STREAM_LAG && k < R) {  // requant of pixel sl - 4
+            hcim_requant_step(rc, k * RQ_LANES, br, q, r_pix, o_pix, opw);
+            if (k + 1 == R) {
+                r_pix += r_words;
+                o_pix += o_words;
+                q += l->f;
             }
-            if (e.last) {  // group change: flush the columns into the column buffer (sum per filter)
-                uint32_t fsum[G_W];
-#pragma HLS ARRAY_PARTITION variable = fsum complete
-                for (int c = 0; c < G_W; c++) fsum[c] = 0;
-                for (int c = 0; c < G_W; c++) fsum[g_owner[g][c]] += colacc[c];
-                for (int c = 0; c < G_W; c++) {
-                    g_colbuf[g * G_W + c] = fsum[c];
-                    g_colbuf2[g * G_W + c] = fsum[c];
-                    colacc[c] = 0;
-                }
+        }
+        if (++k == L) {  // next slot
+            k = 0;
+            sl++;
+            bw = bw == 2 ? 0 : bw + 1;
+            bu = bu == 2 ? 0 : bu + 1;
+            br = br == 2 ? 0 : br + 1;
+            if (++ox == to.w) {
+                ox = 0;
+                iy0 += stride;
+                ix0 = -pad;
+                org_row += dy;
+                org = org_row;
+            } else {
+                ix0 += stride;
+                org += dx;
             }
         }
     }
 }
 
-template <bool HYB>
-static void hcim_units_any(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
-                           const hcim_ctx &ctx, uint32_t pixel) {
+static void hcim_pixel_stream_any(const hcim_tensor &ti, const hcim_layer *l, const hcim_rq &rc, uint32_t in_base,
+                                  uint32_t n_units, uint32_t pixels, word_t xw[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS],
+                                  cnt_t *ones) {
 #ifdef HCIM_HW_DATAPATH
-    hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, ctx, pixel);  // planes >= bits_in are zero
+    // the synthesized units datapath (planes >= bits_in zero in every window buffer)
+    for (uint32_t w = 0; w < HCIM_XW_WORDS; w++) {
+        for (uint32_t j = 0; j < 3; j++) {
+            for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) xw[j][i][w] = 0;
+        }
+    }
+    hcim_pixel_stream<HCIM_MAX_IN_BITS, true>(ti, l, rc, in_base, n_units, pixels, xw, ones);
 #else
-    switch (bits_in) {  // csim: one unrolled instance per input width
-        case 1: hcim_units<1, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 2: hcim_units<2, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 3: hcim_units<3, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 4: hcim_units<4, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 5: hcim_units<5, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 6: hcim_units<6, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        case 7: hcim_units<7, HYB>(xw, n_units, bits_in, ctx, pixel); break;
-        default: hcim_units<8, HYB>(xw, n_units, bits_in, ctx, pixel); break;
+    switch (ti.bits) {  // csim: one unrolled instance per input width
+        case 1: hcim_pixel_stream<1, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 2: hcim_pixel_stream<2, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 3: hcim_pixel_stream<3, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 4: hcim_pixel_stream<4, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 5: hcim_pixel_stream<5, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 6: hcim_pixel_stream<6, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 7: hcim_pixel_stream<7, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        default: hcim_pixel_stream<8, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
     }
 #endif
 }
@@ -791,15 +991,17 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     const uint32_t n_tiles = n_row_tiles * ((l->ng + HCIM_GROUPS_PER_MACRO - 1) / HCIM_GROUPS_PER_MACRO);
     uint32_t n_rounds = (n_tiles + HCIM_N_MACROS - 1) / HCIM_N_MACROS;
     if (n_rounds == 0) n_rounds = 1;  // every filter pruned: outputs are requant(bias [+ res])
-    static word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS];
-#pragma HLS ARRAY_PARTITION variable = xw dim = 1 complete
+    static word_t xw3[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS];  // window buffers (the per-pixel loops use 0)
+#pragma HLS ARRAY_PARTITION variable = xw3 dim = 2 complete
+    word_t(*xw)[HCIM_XW_WORDS] = xw3[0];
+#pragma HLS ARRAY_PARTITION variable = g_colbuf dim = 2 cyclic factor = G_W
+#pragma HLS ARRAY_PARTITION variable = g_colbuf2 dim = 2 cyclic factor = G_W
     // requant's RQ_LANES consecutive filters (and their chunk words) sit in distinct banks
 #pragma HLS ARRAY_PARTITION variable = g_fcol cyclic factor = RQ_LANES
 #pragma HLS ARRAY_PARTITION variable = g_bias cyclic factor = RQ_LANES
 #pragma HLS ARRAY_PARTITION variable = g_shift cyclic factor = RQ_LANES
 #pragma HLS ARRAY_PARTITION variable = g_rshift cyclic factor = RQ_LANES
-#pragma HLS ARRAY_PARTITION variable = g_pbuf cyclic factor = RQ_LANES
-#pragma HLS ARRAY_PARTITION variable = g_obuf cyclic factor = RQ_LANES
+#pragma HLS ARRAY_PARTITION variable = g_psum dim = 2 cyclic factor = RQ_LANES
 #pragma HLS ARRAY_PARTITION variable = g_rbuf cyclic factor = RQ_LANES
     cnt_t busy[HCIM_N_MACROS];  // row-block activations x input planes of each macro (its cycles)
 #pragma HLS ARRAY_PARTITION variable = busy complete
@@ -813,7 +1015,9 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
                  hcim_packed_bytes(ti.size, ti.bits) + hcim_packed_bytes(to.size, to.bits);
     if (has_res) dram += hcim_packed_bytes(tab->t[l->res].size, tab->t[l->res].bits);
     cnt_t act_buf = (cnt_t)ti.size * ti.bits;
-    const uint32_t chunk_px = IO_WORDS / l->f;  // whole pixels per DDR chunk (>= 1: F <= HCIM_MAX_FILTERS)
+    // partial sums on chip for the whole layer, or through DDR in chunks of whole pixels (>= 1: F <= HCIM_MAX_FILTERS)
+    const bool psum_onchip = onchip && (uint64_t)pixels * l->f <= PSUM_WORDS;
+    const uint32_t chunk_px = psum_onchip ? pixels : IO_WORDS / l->f;
 rounds:
     for (uint32_t round = 0; round < n_rounds; round++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
@@ -840,8 +1044,10 @@ rounds:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
 #pragma HLS PIPELINE II = 1
             for (uint32_t c = 0; c < G_W; c++) {
-                g_colbuf[g * G_W + c] = 0;
-                g_colbuf2[g * G_W + c] = 0;
+                for (uint32_t j = 0; j < 3; j++) {
+                    g_colbuf[j][g * G_W + c] = 0;
+                    g_colbuf2[j][g * G_W + c] = 0;
+                }
             }
         }
         // the round's events, once per input plane and pixel
@@ -856,6 +1062,13 @@ rounds:
             blocks += g_r_blocks[m] * per;
             busy[m] += g_r_blocks[m] * per;
         }
+        // on-chip mode, last round: residual from and outputs into the activation buffer
+        const uint32_t rd = psum_onchip ? (round & 1u) ^ 1u : 0u, wr = psum_onchip ? round & 1u : 1u;
+        const hcim_rq rc = {l, &to, &tr, first, last, has_res, onchip, onchip && last, rd, wr};
+        if (onchip && !hybrid && n_units && (n_rounds == 1 || psum_onchip)) {  // digital: the pixel stream
+            hcim_pixel_stream_any(ti, l, rc, in_base, n_units, pixels, xw3, &ones);
+            continue;
+        }
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
         HCIM_LOOP_ITERS(HCIM_LP_PIXELS, pixels);
         uint32_t r_pix = tr.aoff, o_pix = to.aoff;  // on-chip mode: the pixel's residual and output planes
@@ -867,9 +1080,9 @@ rounds:
                 if (hybrid) {
                     hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
                     if (g_hy.noise_pairs) hcim_make_noise(n_units, bits, ctx, p);
-                    hcim_units_any<true>(xw, n_units, bits, ctx, p);
+                    hcim_units_any<true>(xw, n_units, bits);
                 } else {
-                    hcim_units_any<false>(xw, n_units, bits, ctx, p);
+                    hcim_units_any<false>(xw, n_units, bits);
                 }
             } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
                 hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones);
@@ -879,12 +1092,10 @@ rounds:
             // and the residual are read ahead one burst a chunk, outputs written back one burst a chunk
             if (q == 0) {
                 const uint32_t n = (pixels - p < chunk_px ? pixels - p : chunk_px) * l->f;
-                if (!first) hcim_burst_in(s + y_off + pf, n, g_pbuf);
+                if (!first && !psum_onchip) hcim_burst_in(s + y_off + pf, n, g_psum[0]);
                 if (last && has_res && !onchip) hcim_burst_in(s + res_off + pf, n, g_rbuf);
             }
-            // on-chip mode, last round: residual from and outputs into the activation buffer
-            const bool to_act = onchip && last;
-            word_t opw[ACT_MAX_BITS];
+            word_t opw[ACT_MAX_BITS];  // the output's plane words of this pixel (on-chip mode, last round)
 #pragma HLS ARRAY_PARTITION variable = opw complete
             for (uint32_t i = 0; i < ACT_MAX_BITS; i++) opw[i] = 0;
             // requant (last round) or partial sums out: RQ_LANES filters per iteration
@@ -894,35 +1105,13 @@ rounds:
             for (uint32_t f0 = 0; f0 < l->f; f0 += RQ_LANES) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS / RQ_LANES
 #pragma HLS PIPELINE II = 1
-                for (uint32_t k = 0; k < RQ_LANES; k++) {  // lane k: filter f0 + k
-                    const uint32_t f = f0 + k;
-                    if (f >= l->f) continue;
-                    const uint32_t col = g_fcol[f];
-                    // lanes 0, 1 read the column buffer's first copy, lanes 2, 3 its second
-                    const uint32_t cs = col == NO_COL ? 0u : (k < RQ_LANES / 2 ? g_colbuf[col] : g_colbuf2[col]);
-                    const uint32_t acc = (first ? 0u : (uint32_t)g_pbuf[q + f]) + cs;
-                    if (!last) {
-                        g_obuf[q + f] = (acc_t)acc;
-                        continue;
-                    }
-                    wide_t v = (wide_t)(acc_t)acc + g_bias[f];
-                    if (has_res) {
-                        const acc_t r = onchip ? hcim_act_value(tr, r_pix, f) : g_rbuf[q + f];
-                        v += (wide_t)((uint64_t)(wide_t)r << (uint32_t)g_rshift[f]);
-                    }
-                    const acc_t y = hcim_clamp(hcim_rshift_rne(v, g_shift[f]), l->lo, l->hi);
-                    if (to_act) {
-                        hcim_act_put(to, o_pix, f, y, opw);
-                    } else {
-                        g_obuf[q + f] = y;
-                    }
-                }
+                hcim_requant_step(rc, f0, 0, q, r_pix, o_pix, opw);
             }
             q += l->f;
             r_pix += r_words;
             o_pix += o_words;
             if (q == chunk_px * l->f || p + 1 == pixels) {  // chunk done: one burst out
-                if (!to_act) hcim_burst_out(g_obuf, q, s + y_off + pf + l->f - q);
+                if (!rc.to_act && !psum_onchip) hcim_burst_out(g_psum[1], q, s + y_off + pf + l->f - q);
                 q = 0;
             }
             if (++ox == to.w) {

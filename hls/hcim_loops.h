@@ -39,6 +39,7 @@
     X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
     X(HCIM_LP_CLEAR_COLBUF, "clear_colbuf", 1, 2)     /* per round: one group's column sums = 0 */            \
     X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: RQ_LANES = 4 filters */                  \
+    X(HCIM_LP_PIXEL_STREAM, "pixel_stream", 1, 20)   /* per round (digital, on chip): slots of window | units | requant of 3 pixels */ \
     X(HCIM_LP_BURST_IN, "burst_in", 1, 2)             /* per chunk of pixels: partial sums / residual in */  \
     X(HCIM_LP_BURST_OUT, "burst_out", 1, 2)           /* per chunk of pixels: outputs / partial sums out */  \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \

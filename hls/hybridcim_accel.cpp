@@ -72,6 +72,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE s_axilite port = image_base bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
 #pragma HLS ARRAY_PARTITION variable = g_cnt dim = 2 complete
+#pragma HLS BIND_STORAGE variable = g_cnt type = ram_2p impl = lutram
     if (!prog || !images || !out || !scratch) return HCIM_ERR_ARGS;
     uint32_t image_bytes = 0;
     uint32_t rc = hcim_check_header(prog, prog_words, &image_bytes);

@@ -47,7 +47,11 @@ def test_profile_counts_agree_with_the_activity_counters(csim_lib, preset, hybri
         dev.run(images)
         prof = dev.kernel_profile()
         names = [l["name"] for l in prof["loops"]]
-        units, noise = names.index("units"), names.index("noise")
+        units, noise, stream = names.index("units"), names.index("noise"), names.index("pixel_stream")
+        # digital layers run as pixel streams, hybrid ones in the per-pixel loops
+        streamed = [bool(r["entries"][stream]) for r in prof["layers"]]
+        assert not any(s and l.mode == 1 for s, l in zip(streamed, prog.layers))
+        assert any(streamed) or hybrid
         for layer, row, c in zip(prog.layers, prof["layers"], dev.counters):
             bits = prog.tensors[layer.in_tensor].bits
             assert len(row["entries"]) == len(row["iters"]) == len(names)
@@ -55,7 +59,9 @@ def test_profile_counts_agree_with_the_activity_counters(csim_lib, preset, hybri
             # count alone): per pixel and round ceil(units / 2), so between half the units and that + 1
             present = c.unit_activations // bits if bits else 0
             assert present * bits == c.unit_activations, layer.name
-            if bits <= 4 and not (layer.mode == 1 and layer.hybrid.noise_pairs):
+            if row["entries"][stream]:  # digital layer in on-chip mode: units inside the pixel stream
+                assert row["iters"][units] == 0 and present <= 2 * row["iters"][stream], layer.name
+            elif bits <= 4 and not (layer.mode == 1 and layer.hybrid.noise_pairs):
                 assert 2 * row["iters"][units] - row["entries"][units] <= present <= 2 * row["iters"][units], \
                     layer.name
             else:
