@@ -44,10 +44,11 @@ def register(sub) -> None:
                    help="static boundary only: one level per layer (no saliency decision), the baseline")
     p.add_argument("--sal-planes", type=int_range(1, 8), default=2, metavar="H",
                    help="input planes (from the MSB) the saliency reads, capped at each layer's input bits (default 2)")
-    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=False,
                    help="fold the mean lost (skipped) accumulator per filter, measured on the sensitivity images "
                         "layer by layer in network order, into the requant bias of every evaluated table and of "
-                        "the result (default: on; --no-bias-correction: off)")
+                        "the result (default: off; it helped uniform static skipping but not the calibrated "
+                        "dynamic points, docs/hybrid.md)")
     p.add_argument("--refine", type=int_range(0), default=8, metavar="N",
                    help="full-network checks of the greedy pass after the bisection (default 8; 0: none)")
     p.add_argument("--keep-digital", default="", metavar="NAMES",
