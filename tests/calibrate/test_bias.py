@@ -120,3 +120,26 @@ def test_calibrator_with_correction_state_keys_and_result(tiny, tmp_path):
     res0 = cal.run(20.0)
     assert res0.as_dict()["bias_correction"] is False and res0.bias == {}
     assert any(k.startswith("full:") and ":bc:" not in k for k in json.loads(state.read_text())["evals"])
+
+
+def test_cli_bias_correction_flag(tiny, tmp_path, monkeypatch, capsys):
+    from hybridcim.cli.main import main
+    from hybridcim.program import read_program, write_program
+    p, imgs, labels = tiny
+    src = tmp_path / "tiny.cim"
+    write_program(p, src)
+    monkeypatch.setattr("hybridcim.data.calibration_split", lambda root=None, limit=None: (imgs[:limit], labels[:limit]))
+    out = tmp_path / "bc.cim"
+    rc = main(["calibrate", str(src), "--max-loss", "20", "-o", str(out), "--sens-images", "20", "--emulator",
+               "reference", "--bias-correction", "--report-json", str(tmp_path / "bc.json")])
+    text = capsys.readouterr().out
+    point = json.loads((tmp_path / "bc.json").read_text())
+    assert rc == 0 and "bias correction on" in text and point["bias_correction"] is True and point["bias_delta"]
+    q = read_program(out)
+    for name, corr in point["bias_delta"].items():
+        got = next(l for l in q.layers if l.name == name).bias.astype(np.int64)
+        assert (got - next(l for l in p.layers if l.name == name).bias).tolist() == corr
+    rc = main(["calibrate", str(src), "--max-loss", "20", "-o", str(tmp_path / "plain.cim"), "--sens-images", "20",
+               "--emulator", "reference", "--report-json", str(tmp_path / "plain.json")])
+    assert rc == 0 and "bias correction off" in capsys.readouterr().out  # the default
+    assert json.loads((tmp_path / "plain.json").read_text())["bias_correction"] is False
