@@ -192,29 +192,58 @@ fetch:
     }
 }
 
+// The layer's table sections (precision, bias, shift, res_shift, column map, skip index) in ONE burst
+// when the span from the first to the end of the last fits the staging buffer (the compiler writes
+// them one after the other), else one burst each: hcim_section gives a section's byte offset in g_stage.
+struct hcim_stage_map {
+    bool one;       // all sections staged by one burst
+    uint32_t base;  // its first byte in the program image
+};
+
+static hcim_stage_map hcim_stage_tables(const word_t *prog, const hcim_layer *l) {
+    const uint32_t off[6] = {l->off_prec, l->off_bias, l->off_shift, l->off_rshift, l->off_colmap, l->off_skip};
+    const uint32_t len[6] = {l->f, 4 * l->f, l->f, l->f, 4 * l->ng * G_W, (l->ng * l->r + 7) / 8};
+    uint32_t lo = off[0], hi = off[0] + len[0];
+    for (uint32_t k = 1; k < 6; k++) {
+        lo = off[k] < lo ? off[k] : lo;
+        hi = off[k] + len[k] > hi ? off[k] + len[k] : hi;
+    }
+    hcim_stage_map m;
+    m.base = lo & ~7u;
+    m.one = hi - m.base <= 8u * HCIM_STAGE_WORDS;
+    if (m.one) hcim_fetch(prog, m.base, hi - m.base);
+    return m;
+}
+
+static uint32_t hcim_section(const word_t *prog, const hcim_stage_map &m, uint32_t off, uint32_t nbytes) {
+    if (m.one) return off - m.base;  // 8-aligned sections: a whole number of words
+    hcim_fetch(prog, off, nbytes);
+    return 0;
+}
+
 // Per-filter requant parameters, the column controller words, the skip-index rows, and for a
 // hybrid layer the level table and its per-(group, level) pair counts.
 static void hcim_setup_layer(const word_t *prog, const hcim_layer *l, uint32_t bits_in, bool hybrid) {
-    // precision, then bias, shift, res_shift: one burst each
+    const hcim_stage_map m = hcim_stage_tables(prog, l);
     uint8_t prec[HCIM_MAX_FILTERS];
-    hcim_fetch(prog, l->off_prec, l->f);
+    const uint32_t o_prec = hcim_section(prog, m, l->off_prec, l->f);
 load_filters:
     for (uint32_t f = 0; f < l->f; f++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS
 #pragma HLS PIPELINE II = 1
-        prec[f] = (uint8_t)hcim_rd8(g_stage, f);
+        prec[f] = (uint8_t)hcim_rd8(g_stage, o_prec + f);
         g_fcol[f] = NO_COL;
     }
-    hcim_fetch(prog, l->off_bias, 4 * l->f);
-    for (uint32_t f = 0; f < l->f; f++) g_bias[f] = (int32_t)hcim_rd32(g_stage, 4 * f);
-    hcim_fetch(prog, l->off_shift, l->f);
-    for (uint32_t f = 0; f < l->f; f++) g_shift[f] = (int8_t)hcim_rdi8(g_stage, f);
-    hcim_fetch(prog, l->off_rshift, l->f);
-    for (uint32_t f = 0; f < l->f; f++) g_rshift[f] = (int8_t)hcim_rdi8(g_stage, f);
+    const uint32_t o_bias = hcim_section(prog, m, l->off_bias, 4 * l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_bias[f] = (int32_t)hcim_rd32(g_stage, o_bias + 4 * f);
+    const uint32_t o_shift = hcim_section(prog, m, l->off_shift, l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_shift[f] = (int8_t)hcim_rdi8(g_stage, o_shift + f);
+    const uint32_t o_rshift = hcim_section(prog, m, l->off_rshift, l->f);
+    for (uint32_t f = 0; f < l->f; f++) g_rshift[f] = (int8_t)hcim_rdi8(g_stage, o_rshift + f);
     HCIM_LOOP_ENTER(HCIM_LP_LOAD_FILTERS);
     HCIM_LOOP_ITERS(HCIM_LP_LOAD_FILTERS, l->f);
     // column map (u32 per column) -> controller words; owner column of each filter
-    hcim_fetch(prog, l->off_colmap, 4 * l->ng * G_W);
+    const uint32_t o_colmap = hcim_section(prog, m, l->off_colmap, 4 * l->ng * G_W);
     HCIM_LOOP_ENTER(HCIM_LP_LOAD_COLMAP);
     HCIM_LOOP_ITERS(HCIM_LP_LOAD_COLMAP, l->ng);
 load_colmap:
@@ -223,7 +252,7 @@ load_colmap:
 #pragma HLS PIPELINE II = 1
         uint32_t n = 0, maxdep = 0;
         for (uint32_t c = 0; c < G_W; c++, e++) {
-            const uint32_t cm = hcim_rd32(g_stage, 4 * e);
+            const uint32_t cm = hcim_rd32(g_stage, o_colmap + 4 * e);
             hcim_colw w = {0, 0, 0, 0};
             g_owner[g][c] = (uint8_t)c;
             if ((cm >> HCIM_CM_USED_SHIFT) & 1u) {
@@ -248,10 +277,10 @@ load_colmap:
         g_maxdep[g] = (uint8_t)maxdep;
     }
     // skip index -> one bitmap row per group; stored-unit base of each group
-    hcim_fetch(prog, l->off_skip, (l->ng * l->r + 7) / 8);
+    const uint32_t o_skip = hcim_section(prog, m, l->off_skip, (l->ng * l->r + 7) / 8);
     HCIM_LOOP_ITERS(HCIM_LP_LOAD_SKIP, l->ng * l->r);
     uint32_t units = 0;
-    for (uint32_t g = 0, u = 0; g < l->ng; g++) {
+    for (uint32_t g = 0, u = 8 * o_skip; g < l->ng; g++) {  // u: bit of the skip index in g_stage
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
         for (uint32_t k = 0; k < SKIP_WORDS; k++) g_skipw[g][k] = 0;
         uint32_t n = 0;
@@ -1205,35 +1234,67 @@ void hcim_maxpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
     }
 }
 
-void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
-    const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
-    const bool onchip = tab->onchip != 0;
-    const acc_t *x = s + ti.off;
-    acc_t *y = s + to.off;
+// On-chip mode: one 64-channel word of the input per pass, a pixel's plane words per cycle into 64
+// channel sums (registers), then one channel a cycle through requant into the output's planes.
+static void hcim_avgpool_planes(const hcim_tensor &ti, const hcim_tensor &to, const hcim_layer *l) {
     const uint32_t hw = ti.h * ti.w, pix_words = ti.bits * ti.cw;
-    HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL, ti.size);
-    if (!onchip) {
-        for (uint32_t k = 0; k < ti.size; k++) HCIM_BURST(0, 4);  // strided: single-word reads
-        HCIM_BURST(1, (uint64_t)to.size * 4);
-    }
     word_t apw[ACT_MAX_BITS];
 #pragma HLS ARRAY_PARTITION variable = apw complete
     for (uint32_t i = 0; i < ACT_MAX_BITS; i++) apw[i] = 0;
+    for (uint32_t wi = 0; wi < ti.cw; wi++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_CWORDS
+        wide_t sum[64];
+#pragma HLS ARRAY_PARTITION variable = sum complete
+        for (uint32_t c = 0; c < 64; c++) sum[c] = 0;
+        HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL_PLANES);
+        HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL_PLANES, hw);
+    avgpool_planes:
+        for (uint32_t p = 0, a = ti.aoff + wi; p < hw; p++, a += pix_words) {  // one pixel's word per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
+#pragma HLS PIPELINE II = 1
+            word_t x[ACT_MAX_BITS];
+            for (uint32_t i = 0, ai = a; i < ACT_MAX_BITS; i++, ai += ti.cw) x[i] = i < ti.bits ? g_planes[ai] : 0;
+            for (uint32_t c = 0; c < 64; c++) {
+#pragma HLS UNROLL
+                uint32_t v = 0;
+                for (uint32_t i = 0; i < ACT_MAX_BITS && i < ti.bits; i++) v |= (uint32_t)((x[i] >> c) & 1u) << i;
+                sum[c] += v;  // pools take unsigned tensors
+            }
+        }
+        const uint32_t nc = ti.c - 64 * wi < 64 ? ti.c - 64 * wi : 64;
+        HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL_OUT);
+        HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL_OUT, nc);
+    avgpool_out:
+        for (uint32_t c = 0; c < nc; c++) {  // one channel's requant per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 64
+#pragma HLS PIPELINE II = 1
+            hcim_act_put(to, to.aoff, 64 * wi + c, hcim_clamp(hcim_rshift_rne(sum[c], l->pool_shift), l->lo, l->hi), apw);
+        }
+    }
+}
+
+void hcim_avgpool_layer(const hcim_tables *tab, const hcim_layer *l, acc_t *s) {
+    const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
+    if (tab->onchip) {
+        hcim_avgpool_planes(ti, to, l);
+        return;
+    }
+    const acc_t *x = s + ti.off;
+    acc_t *y = s + to.off;
+    const uint32_t hw = ti.h * ti.w;
+    HCIM_LOOP_ITERS(HCIM_LP_AVGPOOL, ti.size);
+    for (uint32_t k = 0; k < ti.size; k++) HCIM_BURST(0, 4);  // strided: single-word reads
+    HCIM_BURST(1, (uint64_t)to.size * 4);
     for (uint32_t c = 0; c < ti.c; c++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
         wide_t sum = 0;  // a register
         HCIM_LOOP_ENTER(HCIM_LP_AVGPOOL);
     avgpool:
-        for (uint32_t p = 0, k = c, a = ti.aoff; p < hw; p++, k += ti.c, a += pix_words) {  // one input value of channel c per iteration
+        for (uint32_t p = 0, k = c; p < hw; p++, k += ti.c) {  // one input value of channel c per iteration
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 1024
 #pragma HLS PIPELINE II = 1
-            sum += onchip ? hcim_act_value(ti, a, c) : x[k];
+            sum += x[k];
         }
-        const acc_t v = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
-        if (onchip) {
-            hcim_act_put(to, to.aoff, c, v, apw);
-        } else {
-            y[c] = v;
-        }
+        y[c] = hcim_clamp(hcim_rshift_rne(sum, l->pool_shift), l->lo, l->hi);
     }
 }

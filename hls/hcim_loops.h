@@ -43,7 +43,9 @@
     X(HCIM_LP_BURST_IN, "burst_in", 1, 2)             /* per chunk of pixels: partial sums / residual in */  \
     X(HCIM_LP_BURST_OUT, "burst_out", 1, 2)           /* per chunk of pixels: outputs / partial sums out */  \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \
-    X(HCIM_LP_AVGPOOL, "avgpool", 1, 3)               /* one input value */                                  \
+    X(HCIM_LP_AVGPOOL, "avgpool", 1, 3)               /* DDR mode: one input value */                        \
+    X(HCIM_LP_AVGPOOL_PLANES, "avgpool_planes", 1, 4) /* on chip: one pixel's 64-channel word, all planes */  \
+    X(HCIM_LP_AVGPOOL_OUT, "avgpool_out", 1, 6)       /* on chip: one channel's requant */                   \
     X(HCIM_LP_WRITE_OUT, "write_out", 1, 2)           /* per image: output tensor -> out buffer */
 
 enum hcim_loop_id {
