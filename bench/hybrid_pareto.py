@@ -271,7 +271,7 @@ def markdown(res) -> str:
         rows = [("digital", "all digital", "—")]
         for k in st:
             if k.startswith(("dynamic-", "static-", "uniform-")) and "test" in st[k]:
-                rows.append((k, k, k.rsplit("-", 1)[-1] if not k.startswith("uniform") else "—"))
+                rows.append((k, k, k.removesuffix("-bc").rsplit("-", 1)[-1] if not k.startswith("uniform") else "—"))
         for k, label, budget in rows:
             t = st[k]["test"]
             cal = st[k].get("calibration")
@@ -330,13 +330,12 @@ def plot(res, path):
               "uniform-skip-": ("^--", "C2", "uniform static (D, D): ASiM-like split, skip below D"),
               "uniform-analog-": ("v--", "C3", "uniform static (D, 15): ASiM split, analog below D")}
     for prefix, (style, color, label) in groups.items():
-        pts = sorted((v["test"]["macro_uj"], 100 * v["test"]["accuracy"], k[len(prefix):]) for k, v in steps.items()
-                     if k.startswith(prefix) and "test" in v)
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=label)
-            for e, a, tag in pts:
-                ax.annotate(tag if prefix.startswith("uniform") else f"{tag} pp", (e, a), fontsize=7,
-                            xytext=(3, 3), textcoords="offset points")
+        for corrected in (False, True):
+            pts = sorted((v["test"]["macro_uj"], 100 * v["test"]["accuracy"], k[len(prefix):]) for k, v in steps.items()
+                         if k.startswith(prefix) and "test" in v and k.endswith("-bc") == corrected)
+            if corrected and pts:
+                style, label = style[0] + ":", label + ", bias-corrected"
+            _plot_group(ax, pts, style, color, label, prefix)
     ax.plot([dig["macro_uj"]], [100 * dig["accuracy"]], "k*", ms=12, label="all digital")
     ax.set_xlabel("CIM datapath energy per image (uJ, dcim-65nm)")
     ax.set_ylabel(f"top-1 accuracy on the first {dig['images']:,} test images (%)")
@@ -346,6 +345,16 @@ def plot(res, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_group(ax, pts, style, color, label, prefix):
+    if not pts:
+        return
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, label=label,
+            markerfacecolor="none" if style.endswith(":") else color)
+    for e, a, tag in pts:
+        ax.annotate(tag if prefix.startswith("uniform") else f"{tag} pp", (e, a), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
 
 
 if __name__ == "__main__":
