@@ -22,6 +22,7 @@ def test_status_of_a_run(tmp_path, capsys):
     assert format_status("r", s) == ("r: epoch 2 of 60, test 55.00 %, loss 1.5000, 120 s per epoch (last 5), "
                                      "about 1.9 h left at that pace, checkpoint written 30 s ago")
     assert main([str(tmp_path)]) == 0 and "epoch 2 of 60" in capsys.readouterr().out
+    assert "loss nan (the training diverged)" in format_status("r", {**s, "train_loss": float("nan")})
 
 
 def test_a_run_that_has_not_finished_an_epoch_and_bad_headers(tmp_path, capsys):

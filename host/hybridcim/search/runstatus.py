@@ -90,7 +90,8 @@ def format_status(run, s: dict) -> str:
     if s["test_acc"] is not None and not math.isnan(s["test_acc"]):
         parts.append(f"test {100 * s['test_acc']:.2f} %")
     if s["train_loss"] is not None:
-        parts.append(f"loss {s['train_loss']:.4f}")
+        parts.append(f"loss {s['train_loss']:.4f}" if math.isfinite(s["train_loss"])
+                     else f"loss {s['train_loss']} (the training diverged)")
     if s["pace_s"] is not None:
         parts.append(f"{s['pace_s']:.0f} s per epoch (last 5)")
     if s["left_s"] is not None:
