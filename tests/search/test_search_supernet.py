@@ -94,6 +94,17 @@ def test_refusals(ev, tiny_supernet, cifar10_root, tmp_path):
         make_evaluator("dual-supernet", _options(tiny_supernet, executor="board"), data)
     with pytest.raises(EvaluatorError, match="no checkpoint at"):
         make_evaluator("dual-supernet", _options(tmp_path), data)
+    import torch
+
+    from hybridcim.train.checkpoint import save_checkpoint
+    from hybridcim.train.export import model_from_checkpoint
+    m, meta = model_from_checkpoint(tiny_supernet)
+    with torch.no_grad():
+        m.cim["s2b1_conv1"].tern.running_var[3] = float("nan")  # a diverged run
+    (tmp_path / "nan").mkdir()
+    save_checkpoint(tmp_path / "nan" / "checkpoint.safetensors", m, None, dict(meta))
+    with pytest.raises(EvaluatorError, match="'cim.s2b1_conv1.tern.running_var' holds NaN .* the training diverged"):
+        make_evaluator("dual-supernet", _options(tmp_path / "nan"), data)
     bad = tmp_path / "checkpoint.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(EvaluatorError, match=re.escape(str(bad)) + ": header of 16 bytes .* truncated"):

@@ -95,6 +95,11 @@ def read_supernet(path) -> tuple[object, dict, str]:
             model, meta = model_from_checkpoint(copy)
         except (CheckpointError, ValueError) as e:
             raise EvaluatorError(str(e).replace(str(copy), str(ck))) from None
+    import torch
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise EvaluatorError(f"{ck}: tensor {name!r} holds NaN or infinite values (epoch {meta['epoch']}): the "
+                                 "training diverged; no candidate of it can be evaluated")
     return model, meta, sha
 
 
