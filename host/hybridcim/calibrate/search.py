@@ -276,7 +276,7 @@ class Calibrator:
             t = tuple(grids[l.name])
             if t:
                 assignment[l.name] = (t, (DEPTH_ALL,) * (len(t) + 1), (DEPTH_ALL,) * (len(t) + 1))
-        ev = self.evaluate("sens", assignment, bar, correct=False)  # all-digital levels: nothing lost, nothing to correct
+        ev = self.evaluate("sens", assignment, bar, correct=False)  # all-digital levels: nothing lost to correct
         for l in self.layers:
             if l.name not in assignment:
                 continue
