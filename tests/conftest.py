@@ -42,6 +42,25 @@ def csim_lib():
     return get
 
 
+@pytest.fixture()
+def dual_demo_program(tmp_path) -> Path:
+    """A written tiny-64-dual program: a dual-path conv (q = 3: 3 of 8 filters ternary, threshold 8)
+    and a plain digital conv (architecture.md §10)."""
+    import numpy as np
+    from hybridcim.program import write_program
+    from hybridcim.program.builder import ProgramBuilder
+    from hybridcim.program.dualpath import DualPathParams
+    from hybridcim.spec import get_preset
+    rng = np.random.default_rng(0)
+    b = ProgramBuilder(get_preset("tiny-64-dual"), name="dualdemo")
+    x = b.input("image", 3, 6, 6, bits=4)
+    w = rng.integers(-8, 8, (8, 3, 3, 3))
+    w[5:] = np.clip(w[5:], -1, 1)
+    y = b.conv("c1", x, w, [4] * 5 + [0] * 3, [4] * 8, bias=np.zeros(8, int), pad=1, stride=1, dual=DualPathParams(3, 8))
+    b.conv("c2", y, rng.integers(-8, 8, (4, 8, 3, 3)), [4] * 4, [4] * 4, bias=np.zeros(4, int), pad=1, stride=1)
+    return write_program(b.build(), tmp_path / "dual.cim")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI (CI=true, set by .ci/run) a skipped test fails: the README's install provides

@@ -1,5 +1,4 @@
 """``hybridcim info`` / ``compile`` output: aligned tables, the model's own name, plot panels and axes."""
-import numpy as np
 import pytest
 
 from hybridcim.cli.main import main
@@ -104,24 +103,8 @@ def test_compile_plot_title_is_the_shipped_models_name(tmp_path, monkeypatch):
     assert titles == ["resnet8-w4a4-p50-quick"]
 
 
-@pytest.fixture()
-def dual_program(tmp_path):
-    """tiny-64-dual: a dual-path conv (q = 3 of 8 filters -> 3 ternary, threshold 8) and a plain digital conv."""
-    from hybridcim.program.builder import ProgramBuilder
-    from hybridcim.program.dualpath import DualPathParams
-    from hybridcim.spec import get_preset
-    rng = np.random.default_rng(0)
-    b = ProgramBuilder(get_preset("tiny-64-dual"), name="dualdemo")
-    x = b.input("image", 3, 6, 6, bits=4)
-    w = rng.integers(-8, 8, (8, 3, 3, 3))
-    w[5:] = np.clip(w[5:], -1, 1)
-    y = b.conv("c1", x, w, [4] * 5 + [0] * 3, [4] * 8, bias=np.zeros(8, int), pad=1, stride=1, dual=DualPathParams(3, 8))
-    b.conv("c2", y, rng.integers(-8, 8, (4, 8, 3, 3)), [4] * 4, [4] * 4, bias=np.zeros(4, int), pad=1, stride=1)
-    return write_program(b.build(), tmp_path / "dual.cim")
-
-
-def test_info_shows_each_dual_layers_ratio_and_both_macro_types(capsys, dual_program):
-    assert main(["info", str(dual_program)]) == 0
+def test_info_shows_each_dual_layers_ratio_and_both_macro_types(capsys, dual_demo_program):
+    assert main(["info", str(dual_demo_program)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "1 dual-path" in lines[0]
@@ -138,9 +121,9 @@ def test_info_shows_each_dual_layers_ratio_and_both_macro_types(capsys, dual_pro
     assert lines[i + 3].startswith("  macro utilization: SRAM ") and lines[i + 3].endswith("ternary 84.4%")
 
 
-def test_info_json_has_the_dual_entry(capsys, dual_program):
+def test_info_json_has_the_dual_entry(capsys, dual_demo_program):
     import json
-    assert main(["info", str(dual_program), "--json"]) == 0
+    assert main(["info", str(dual_demo_program), "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     d = m["layers"][0]["dual"]
     assert (d["ratio_eighths"], d["n_tern"], d["bin_threshold"], d["ratio"], d["n_filters"]) == (3, 3, 8, 0.375, 8)

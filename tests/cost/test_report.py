@@ -220,27 +220,11 @@ def test_page_without_a_seeds_table_says_why(tmp_path, capsys, monkeypatch):
     assert "leave their range" in capsys.readouterr().err
 
 
-def _dual_program(tmp_path):
-    """tiny-64-dual: a dual-path conv (q = 3: 3 of 8 filters ternary, threshold 8) and a plain digital conv."""
-    from hybridcim.program import write_program
-    from hybridcim.program.builder import ProgramBuilder
-    from hybridcim.program.dualpath import DualPathParams
-    from hybridcim.spec import get_preset
-    rng = np.random.default_rng(0)
-    b = ProgramBuilder(get_preset("tiny-64-dual"), name="dualdemo")
-    x = b.input("image", 3, 6, 6, bits=4)
-    w = rng.integers(-8, 8, (8, 3, 3, 3))
-    w[5:] = np.clip(w[5:], -1, 1)
-    y = b.conv("c1", x, w, [4] * 5 + [0] * 3, [4] * 8, bias=np.zeros(8, int), pad=1, stride=1, dual=DualPathParams(3, 8))
-    b.conv("c2", y, rng.integers(-8, 8, (4, 8, 3, 3)), [4] * 4, [4] * 4, bias=np.zeros(4, int), pad=1, stride=1)
-    return write_program(b.build(), tmp_path / "dual.cim")
-
-
-def test_report_of_a_dual_program_shows_ratios_and_both_macro_types(tmp_path, capsys):
+def test_report_of_a_dual_program_shows_ratios_and_both_macro_types(tmp_path, capsys, dual_demo_program):
     from hybridcim.cost import cost, load_cost_preset
     from hybridcim.program import read_program
     from hybridcim.report.workload import measure
-    path = _dual_program(tmp_path)
+    path = dual_demo_program
     out = tmp_path / "r.html"
     assert main(["report", str(path), "-o", str(out), "--limit", "0", "--json"]) == 0
     summary = _last_json(capsys.readouterr().out)

@@ -4,7 +4,8 @@ equal the reference emulator bit for bit (outputs, every tensor and every counte
 0..8 and binary-input thresholds; the §10.2 hand example; the int8 engine really runs the ternary set
 (fused requant, residual sum post-op, 8-bit input split); a changed ternary cell is caught."""
 import dataclasses
-import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,28 +17,10 @@ from hybridcim.program.dualpath import DualPathParams
 from hybridcim.spec import get_preset
 from hybridcim.zoo.fuzz import random_dualpath_program, random_images, random_program
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
+sys.path.insert(0, str(Path(__file__).parent))
+from fast_executors import HAS_TORCH, assert_same, fast_executors  # noqa: E402
+
 DUAL_PRESETS = ["tiny-64-dual", "sun-mars-256-dual"]
-
-
-def _executors(p):
-    out = [("numpy", FastEmulator(p, "numpy"))]
-    if HAS_TORCH:
-        out.append(("torch-float", FastEmulator(p, "torch", engine="float")))
-        from hybridcim.emulator.torch_backend import int8_status
-        if int8_status()[0]:
-            out.append(("torch-int8", FastEmulator(p, "torch", engine="int8")))
-    return out
-
-
-def _same(ref, got, what):
-    assert np.array_equal(ref.outputs, got.outputs), what
-    for a, b in zip(ref.counters, got.counters):
-        assert a.as_dict() == b.as_dict(), (what, a.layer)
-    if ref.tensors is not None:
-        assert ref.tensors.keys() == got.tensors.keys()
-        for k in ref.tensors:
-            assert np.array_equal(ref.tensors[k], got.tensors[k]), (what, k)
 
 
 def _dual_program(seed, preset, ratio, theta_frac, share, **kw):
@@ -77,9 +60,9 @@ def test_fast_dual_equals_reference(seed, preset, ratio, theta, share, n):
     p = _dual_program(seed, preset, ratio, theta, share, max_hw=6, max_channels=10)
     imgs = random_images(p, n, seed)
     ref = ReferenceEmulator(p).run(imgs, trace=True)
-    for name, emu in _executors(p):
-        _same(ref, emu.run(imgs, trace=True), name)
-        _same(ref, emu.run(imgs, trace=True), name + " (second batch: the later-batch checks)")
+    for name, emu in fast_executors(p):
+        assert_same(ref, emu.run(imgs, trace=True), name)
+        assert_same(ref, emu.run(imgs, trace=True), name + " (second batch: the later-batch checks)")
 
 
 @pytest.mark.parametrize("preset", DUAL_PRESETS)
@@ -89,8 +72,8 @@ def test_fuzz_dual_programs_and_batch_split(preset, seed):
     p = random_dualpath_program(seed, preset, max_hw=6, max_channels=9)
     imgs = random_images(p, 3, seed)
     ref = ReferenceEmulator(p).run(imgs)
-    for name, emu in _executors(p):
-        _same(ref, emu.run(imgs), name)
+    for name, emu in fast_executors(p):
+        assert_same(ref, emu.run(imgs), name)
         a, b = emu.run(imgs[:1]), emu.run(imgs[1:])
         assert [(x + y).as_dict() for x, y in zip(a.counters, b.counters)] == [c.as_dict() for c in ref.counters]
 
@@ -105,8 +88,8 @@ def test_hand_computed_vector():
     imgs = np.array([3, 9, 0, 15], np.uint8).reshape(1, 4, 1, 1)
     ref = ReferenceEmulator(p).run(imgs)
     assert ref.outputs.reshape(-1).tolist() == [24, 1]
-    for name, emu in _executors(p):
-        _same(ref, emu.run(imgs), name)
+    for name, emu in fast_executors(p):
+        assert_same(ref, emu.run(imgs), name)
         assert emu.run(imgs).counters[0].tern_input_ones == 2
 
 
@@ -144,7 +127,7 @@ def test_int8_engine_runs_dual_layers(ratio):
     ref = ReferenceEmulator(p).run(imgs)
     emu = FastEmulator(p, "torch", engine="int8")
     for _ in range(2):
-        _same(ref, emu.run(imgs), "torch-int8")
+        assert_same(ref, emu.run(imgs), "torch-int8")
     assert emu.engines["c1"] == ("int8-split" if ratio < 8 else "int8") and emu.engines["c2"] == "int8"
     st2 = emu._torch.steps[[l.name for l in p.layers].index("c2")]
     assert len(st2.sets) == (2 if 0 < ratio < 8 else 1)
@@ -164,7 +147,7 @@ def test_a_changed_ternary_cell_is_caught():
     bad = dataclasses.replace(p, layers=p.layers[:i] + [dataclasses.replace(l, tern_words=words)] + p.layers[i + 1:])
     imgs = np.full((2,) + (p.input.channels, p.input.height, p.input.width), 255, np.uint8)
     ref = ReferenceEmulator(p).run(imgs, trace=True)
-    for name, emu in _executors(bad):
+    for name, emu in fast_executors(bad):
         got = emu.run(imgs, trace=True)
         assert np.array_equal(ref.tensors["c1"], got.tensors["c1"]), name  # the layer before is unchanged
         assert not np.array_equal(ref.tensors["c2"], got.tensors["c2"]), name
@@ -176,7 +159,7 @@ def test_input_ones_counted_in_torch_leaves_tern_input_ones_right(monkeypatch):
     monkeypatch.setattr(fast, "INPUT_ONES_IN_TORCH", True)
     p = _resnet_like(5, 3)
     imgs = random_images(p, 2, 5)
-    _same(ReferenceEmulator(p).run(imgs), FastEmulator(p, "torch").run(imgs), "torch, input_ones in torch")
+    assert_same(ReferenceEmulator(p).run(imgs), FastEmulator(p, "torch").run(imgs), "torch, input_ones in torch")
 
 
 def test_emulator_device_runs_dual_path_programs():

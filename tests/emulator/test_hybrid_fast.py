@@ -3,7 +3,8 @@ the reference emulator bit for bit (outputs and every counter) over random hybri
 ADC widths, level tables, saliency planes, skip levels, noise and image_base; batching invariance with
 noise on; the vectorized Philox draws equal the reference's."""
 import dataclasses
-import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,9 @@ from hybridcim.program.hybrid import HybridParams
 from hybridcim.spec.hardware import HardwarePreset, get_preset
 from hybridcim.zoo.fuzz import random_hybrid_program
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
+sys.path.insert(0, str(Path(__file__).parent))
+from fast_executors import HAS_TORCH, assert_same, fast_executors  # noqa: E402
+
 PRESETS = ["tiny-64", "sun-mars-256", "wide-512",
            HardwarePreset("adc3-64", 256, 256, 64, 8, 4, 32, 3, (2, 4, 8)),   # step of 8 counts
            HardwarePreset("adc8-32", 128, 128, 32, 8, 2, 32, 8, (2, 4, 8)),   # exact ADC
@@ -31,28 +34,12 @@ def _images(p, n, rng):
     return rng.integers(0, t.fmt.max + 1, size=(n, t.channels, t.height, t.width)).astype(np.uint8)
 
 
-def _executors(p):
-    out = [("numpy", FastEmulator(p, "numpy"))]
-    if HAS_TORCH:
-        out.append(("torch-float", FastEmulator(p, "torch", engine="float")))
-        from hybridcim.emulator.torch_backend import int8_status
-        if int8_status()[0]:
-            out.append(("torch-int8", FastEmulator(p, "torch", engine="int8")))
-    return out
-
-
-def _same(ref, got, what):
-    assert np.array_equal(ref.outputs, got.outputs), what
-    for a, b in zip(ref.counters, got.counters):
-        assert a.as_dict() == b.as_dict(), (what, a.layer)
-
-
 def _check(seed, preset, base, n_images=3, **kw):
     p = random_hybrid_program(seed, get_preset(preset) if isinstance(preset, str) else preset, **kw)
     imgs = _images(p, n_images, np.random.default_rng(seed))
     ref = ReferenceEmulator(p).run(imgs, image_base=base)
-    for name, emu in _executors(p):
-        _same(ref, emu.run(imgs, image_base=base), name)
+    for name, emu in fast_executors(p):
+        assert_same(ref, emu.run(imgs, image_base=base), name)
     return p, imgs, ref
 
 
@@ -79,7 +66,7 @@ def test_noisy_batches_split_anywhere(seed, preset):
     if noisy:
         p = make_hybrid(p, noisy)
     imgs = _images(p, 5, np.random.default_rng(seed))
-    for _, emu in _executors(p):
+    for _, emu in fast_executors(p):
         whole = emu.run(imgs, image_base=100)
         a, b = emu.run(imgs[:2], image_base=100), emu.run(imgs[2:], image_base=102)
         assert np.array_equal(whole.outputs, np.concatenate([a.outputs, b.outputs]))
@@ -90,10 +77,10 @@ def test_noisy_batches_split_anywhere(seed, preset):
 def test_chunks_of_one_image_give_the_same_bits(monkeypatch):
     """The engines' pixel chunks (bounded memory) do not change the result."""
     p, imgs, ref = _check(7, "tiny-64", 5, n_images=4, max_convs=2, max_hw=5, max_channels=6)
-    for _, emu in _executors(p):
+    for _, emu in fast_executors(p):
         for hl in emu.plan.hybrid.values():
             monkeypatch.setattr(hl, "chunk_pixels", 1)
-        _same(ref, emu.run(imgs, image_base=5), "chunked")
+        assert_same(ref, emu.run(imgs, image_base=5), "chunked")
 
 
 def _one_pixel_program(params, preset="tiny-64"):
@@ -106,7 +93,7 @@ def _one_pixel_program(params, preset="tiny-64"):
 def test_all_analog_hand_vector_on_every_engine():
     """x = 3, w = +1 over 16 rows of tiny-64: the 4-bit ADC clips 16 to 15: acc = 15 * (1 + 2) = 45."""
     p = _one_pixel_program(HybridParams.static(0))
-    for name, emu in _executors(p):
+    for name, emu in fast_executors(p):
         r = emu.run(np.full((1, 16, 1, 1), 3, np.uint8))
         assert r.outputs.ravel().tolist() == [45], name
         c = r.counters[0]
@@ -116,7 +103,7 @@ def test_all_analog_hand_vector_on_every_engine():
 def test_saliency_skip_level_on_every_engine():
     p = _one_pixel_program(HybridParams((0, 15), (0, 15), (20,), sal_planes=2))
     imgs = np.array([3, 12], np.uint8).repeat(16).reshape(2, 16, 1, 1)
-    for name, emu in _executors(p):
+    for name, emu in fast_executors(p):
         r = emu.run(imgs)
         assert r.outputs.ravel().tolist() == [0, 192], name
         assert r.counters[0].boundary_histogram == [1, 1, 0, 0, 0, 0, 0, 0]
@@ -188,8 +175,8 @@ def test_noise_on_analog_reads_only_or_all(seed, preset, below):
     ref = ReferenceEmulator(p).run(imgs, image_base=seed)
     old, he.SPARSE_NOISE_BELOW = he.SPARSE_NOISE_BELOW, below
     try:
-        for name, emu in _executors(p):
-            _same(ref, emu.run(imgs, image_base=seed), f"{name}, sparse below {below}")
+        for name, emu in fast_executors(p):
+            assert_same(ref, emu.run(imgs, image_base=seed), f"{name}, sparse below {below}")
     finally:
         he.SPARSE_NOISE_BELOW = old
 
