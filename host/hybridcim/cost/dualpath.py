@@ -24,7 +24,7 @@ import numpy as np
 
 from ..emulator.counters import LayerCounters, tile_of_units
 from ..program.model import Layer, Program
-from .errors import CostError
+from .errors import CostError, priced
 from .preset import CostPreset
 
 MACRO2_PARAMS = ("macro2_bit_op_pj", "macro2_area_mm2_per_kb", "macro2_refresh_pj_per_bit", "macro2_retention_us")
@@ -62,13 +62,7 @@ def check_preset(program: Program, preset: CostPreset) -> None:
 
 
 def _price(preset: CostPreset, param: str, count: float, layer: str, counter: str) -> float:
-    p = preset[param]
-    if p is None:
-        if count:
-            raise CostError(f"layer {layer!r} has {counter}={count} but cost preset {preset.name!r} has no price "
-                            f"for {param} (not in this preset): use a preset that prices the second macro type")
-        return 0.0
-    return float(count) * p
+    return priced(preset, param, count, layer, counter, "use a preset that prices the second macro type")
 
 
 def tern_energy_pj(c: LayerCounters, program: Program, preset: CostPreset) -> dict:

@@ -28,7 +28,7 @@ from ..emulator.counters import LayerCounters, tensor_bytes, tile_of_units
 from ..program.model import Layer, Program
 from . import dualpath as dp
 from .dualpath import MACRO2_PARAMS  # noqa: F401  (re-exported)
-from .errors import CostError
+from .errors import CostError, priced
 from .preset import CostPreset, load_cost_preset
 
 EVENT_KINDS = ("rowblock", "input_lines", "adder_tree", "shift_add", "accumulate", "requant", "weight_load",
@@ -424,13 +424,7 @@ def _counter(c: LayerCounters, name: str) -> int:
 
 
 def _priced(preset: CostPreset, param: str, count: float, layer: str, counter: str) -> float:
-    p = preset[param]
-    if p is None:
-        if count:
-            raise CostError(f"layer {layer!r} has {counter}={count} but cost preset {preset.name!r} has no price for "
-                            f"{param} (not in this preset): use a preset with that event")
-        return 0.0
-    return float(count) * p
+    return priced(preset, param, count, layer, counter, "use a preset with that event")
 
 
 def layer_cost(layer: Layer, c: LayerCounters, program: Program, preset: CostPreset) -> LayerCost:
