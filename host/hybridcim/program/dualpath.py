@@ -242,10 +242,16 @@ def tern_input_ones(layer, program, x: np.ndarray) -> int:
     n_ftiles = -(-f_t // pr.tern_filters_per_macro)
     out = program.tensors[layer.out_tensor]
     ones = (np.asarray(x) >= layer.dual.bin_threshold).sum(axis=(0, 3), dtype=np.int64)  # (H, W)
+    return n_ftiles * window_ones(ones, layer, out.height, out.width)
+
+
+def window_ones(ones: np.ndarray, layer, ho: int, wo: int) -> int:
+    """Σ over the ho × wo output pixels and the kh × kw kernel offsets of the per-position counts ``ones``
+    (H, W) of the layer's input, zero padding contributing 0."""
     p, s = layer.pad, layer.stride
     ones = np.pad(ones, ((p, p), (p, p)))
     total = 0
     for ky in range(layer.kh):
         for kx in range(layer.kw):
-            total += int(ones[ky:ky + s * (out.height - 1) + 1:s, kx:kx + s * (out.width - 1) + 1:s].sum())
-    return n_ftiles * total
+            total += int(ones[ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s].sum())
+    return total
