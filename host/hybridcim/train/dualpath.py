@@ -67,7 +67,8 @@ def ternarize(wf: torch.Tensor, delta: torch.Tensor, e_min: float | None = None,
         if e_min is not None:
             e = torch.clamp(e, min=float(e_min))
     soft = torch.sigmoid((a - thr) / (0.1 * thr.detach()))
-    codes = torch.sign(wf.detach()) * (hard + soft - soft.detach())  # forward value: exactly sign·hard
+    # forward value exactly sign·hard: (soft − soft) is exactly 0, whereas (hard + soft) − soft can miss 1 by an ulp
+    codes = torch.sign(wf.detach()) * (hard + (soft - soft.detach()))
     scale = torch.pow(2.0, -e).view(shape)
     wq = codes * scale + (wf - wf.detach())
     return wq, (torch.sign(wf.detach()) * hard), e.to(torch.int64)
@@ -121,8 +122,11 @@ class DualConv2d(CIMConv2d):
         return int(choices[int(torch.randint(len(choices), (1,), generator=g))])
 
     # ------------------------------------------------------------------ pieces
-    def _fold_slice(self, x, w, gamma, beta, rmean, rvar):
-        """(W_f, b_f) of one path's channel slice; batch statistics update that slice's running stats."""
+    def _fold_slice(self, x, w, gamma, beta, rmean, rvar, var_floor=None):
+        """(W_f, b_f) of one path's channel slice; batch statistics update that slice's running stats.
+
+        ``var_floor`` (F,): the batch variance used in a training fold is at least this (ternary path, see
+        forward); the running statistics (eval, export) fold as they are."""
         if self.training and not bool(self.bn_frozen):
             with torch.set_grad_enabled(self.bn_stats_grad and torch.is_grad_enabled()):
                 z = F.conv2d(x, w, None, self.stride, self.pad)
@@ -133,6 +137,8 @@ class DualConv2d(CIMConv2d):
                 m = self.bn_momentum
                 rmean.mul_(1 - m).add_(m * mean.detach())
                 rvar.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
+            if var_floor is not None:
+                var = torch.maximum(var, var_floor)
         else:
             mean, var = rmean, rvar
         inv = gamma / torch.sqrt(var + self.bn_eps)
@@ -178,8 +184,16 @@ class DualConv2d(CIMConv2d):
         if ft:
             t = self.tern
             b = self.binarize(x, in_scale)
-            wf, bf = self._fold_slice(b, t.weight[f0:], t.bn_weight[f0:], t.bn_bias[f0:],
-                                      t.running_mean[f0:], t.running_var[f0:])
+            # A binary input is mostly 0 (b = the MSB): in a batch where no bit of a channel's receptive
+            # field is set, the batch variance is 0 and the fold multiplies the weights by γ/√eps (≈316γ),
+            # which the straight-through backward passes on to the layer's input; over 18 layers the
+            # gradients grow past float range (the supernet diverged to NaN). The floor is the variance of
+            # a response to one set bit per receptive field on average, s_in²·mean(W²): one set bit then
+            # gives an output of order γ. Only the training fold (batch statistics) is floored.
+            tw = t.weight[f0:]
+            floor = s_in.square() * tw.square().flatten(1).mean(dim=1)
+            wf, bf = self._fold_slice(b, tw, t.bn_weight[f0:], t.bn_bias[f0:],
+                                      t.running_mean[f0:], t.running_var[f0:], var_floor=floor)
             wq, tern_codes, e = ternarize(wf, t.delta, e_min, e_max)
             unit = s_in * torch.pow(2.0, -e.to(torch.float32))
             bq = quantize_bias(bf, unit)

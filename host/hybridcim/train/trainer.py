@@ -192,6 +192,24 @@ def _check_same_config(cfg: TrainConfig, saved: dict) -> None:
         raise ValueError(f"--resume: the config differs from the checkpoint's in {diff}; use the run's config")
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """The training loss or a gradient became NaN or infinite: the run diverged and was stopped."""
+
+
+def check_finite_step(loss: torch.Tensor, named_params, epoch: int, step: int, steps: int, lr: float) -> None:
+    """Raise NonFiniteTrainingError naming the epoch (1-based), step and the first non-finite value
+    (the loss, else the first parameter whose gradient is non-finite); called before the optimizer step,
+    so no weight ever takes a non-finite value."""
+    where = f"epoch {epoch}, step {step}/{steps} (lr {lr:g})"
+    tail = "; training stopped before the optimizer step, no checkpoint written for this epoch"
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteTrainingError(f"{where}: the training loss became non-finite ({value}){tail}")
+    for name, p in named_params:
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            raise NonFiniteTrainingError(f"{where}: the gradient of {name} became non-finite (loss {value:.4g}){tail}")
+
+
 class Trainer:
     """``Trainer(cfg, out_dir, resume).run()`` -> final metrics dict."""
 
@@ -429,6 +447,7 @@ class Trainer:
                                         cfg.optim.label_smoothing)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                check_finite_step(loss, self.model.named_parameters(), e + 1, s + 1, steps, lr)
                 self.opt.step()
                 if self.world > 1 and e == 0 and s == cfg.model.calib_steps:
                     self._sync_from_rank0()  # activation scales were initialized from rank-local statistics
