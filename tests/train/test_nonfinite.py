@@ -11,7 +11,7 @@ import torch
 from hybridcim.train import trainer as trainer_mod
 from hybridcim.train.checkpoint import read_checkpoint
 from hybridcim.train.config import load_config
-from hybridcim.train.dualpath import DualConv2d
+from hybridcim.train.dualpath import DualConv2d, ternarize
 from hybridcim.train.trainer import NonFiniteTrainingError, Trainer, check_finite_step
 
 CONFIGS = Path(trainer_mod.__file__).parent / "configs"
@@ -81,3 +81,13 @@ def test_trainer_stops_on_a_nan_loss_and_keeps_the_last_good_checkpoint(tmp_path
     assert meta["epoch"] == 1  # the epoch-1 checkpoint stays; epoch 2 wrote none
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())  # no optimizer step took the NaN
+
+
+def test_ternarize_forward_is_exactly_code_times_scale():
+    # the sigmoid surrogate only carries delta's gradient: (hard + soft) - soft missed 1 by an ulp for some
+    # weights, so a training model's pre-activation could land 2^-24 below a rounding tie (trained != export)
+    torch.manual_seed(0)
+    wf = torch.randn(32, 16, 3, 3, requires_grad=True)
+    wq, codes, e = ternarize(wf, torch.tensor(0.7, requires_grad=True))
+    assert set(codes.unique().tolist()) == {-1.0, 0.0, 1.0}
+    assert torch.equal(wq.detach(), codes * torch.pow(2.0, -e.to(torch.float32)).view(-1, 1, 1, 1))
