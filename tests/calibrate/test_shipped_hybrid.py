@@ -1,5 +1,5 @@
-"""The calibrated hybrid program shipped beside resnet20-w4a4-p50: it loads, it is the shipped model's
-weights with hybrid level tables, and its hybrid.json tells the truth (tables, energy, a test sample)."""
+"""The calibrated hybrid programs shipped beside resnet20-w4a4-p50 and resnet20-w8a8-ptq: each loads, is its
+model's weights with hybrid level tables, and its hybrid.json tells the truth (tables, energy, a test sample)."""
 import json
 
 import numpy as np
@@ -13,25 +13,25 @@ from hybridcim.models import MODELS_DIR
 from hybridcim.program import read_program
 from hybridcim.program.codec import encode
 
-FOLDER = MODELS_DIR / "resnet20-w4a4-p50"
 SAMPLE = 20
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    facts = json.loads((FOLDER / "hybrid.json").read_text())
-    return read_program(FOLDER / facts["program"]), read_program(FOLDER / "model.cim"), facts
+@pytest.fixture(scope="module", params=["resnet20-w4a4-p50", "resnet20-w8a8-ptq"])
+def shipped(request):
+    folder = MODELS_DIR / request.param
+    facts = json.loads((folder / "hybrid.json").read_text())
+    return read_program(folder / facts["program"]), read_program(folder / "model.cim"), facts, folder
 
 
 def test_files_ship_with_the_package(shipped):
-    _, _, facts = shipped
+    _, _, facts, folder = shipped
     assert facts["program"] == "model-hybrid.cim" and "hybrid" in facts["program"]
-    assert (FOLDER / "model-hybrid.cim").is_file() and (FOLDER / "model-hybrid.cim.json").is_file()
+    assert (folder / "model-hybrid.cim").is_file() and (folder / "model-hybrid.cim.json").is_file()
     assert facts["from"] == "model.cim"
 
 
 def test_same_weights_hybrid_tables_as_recorded(shipped):
-    hyb, base, facts = shipped
+    hyb, base, facts, _ = shipped
     assert encode(digital_version(hyb)) == encode(base)  # only the layer modes and hybrid sections differ
     got = {l.name: {"thresholds": list(l.hybrid.thresholds), "digital_depth": list(l.hybrid.digital_depth),
                     "keep_depth": list(l.hybrid.keep_depth)} for l in hyb.layers if l.mode == 1}
@@ -41,7 +41,7 @@ def test_same_weights_hybrid_tables_as_recorded(shipped):
 
 
 def test_test_sample_and_energy(shipped, cifar10_root):
-    hyb, base, facts = shipped
+    hyb, base, facts, _ = shipped
     x, y = Cifar10(cifar10_root, "test").read(0, SAMPLE)
     r = FastEmulator(hyb).run(x, image_base=0)
     top = r.outputs.argmax(axis=1)
