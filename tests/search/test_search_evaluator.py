@@ -65,7 +65,7 @@ def test_bad_options(cifar10_root):
 
 @pytest.mark.slow
 def test_cli_search_with_the_working_evaluator(tmp_path, cifar10_root, capsys):
-    from conftest import run_main
+    from search_support import run_main
     from hybridcim.search.pareto import read_front_csv
     cfg = {"name": "dual", "evaluator": {"kind": "dual-ternarized", "options": {"images": 8}},
            "space": {"ratios": [0, 4, 8], "fixed": {"stem": 0, "fc": 0}}, "trials": 4,

@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 
 def _search(tmp_path, run, cifar10_root, capsys):
-    from conftest import run_main
+    from search_support import run_main
     cfg = {"name": "ft", "evaluator": {"kind": "dual-supernet",
                                        "options": {"run": str(run), "images": 16, "bn_images": 32, "bn_batch": 32}},
            "space": {"ratios": [0, 8], "fixed": {"s1b1_conv1": 0, "s1b1_conv2": 0, "s2b1_conv1": 0, "s2b1_conv2": 0}},

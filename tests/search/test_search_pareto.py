@@ -1,7 +1,7 @@
 """Pareto front: dominance, the front of a hand-made set, and the CSV/plot a toy search writes."""
 import csv
 
-from conftest import run_main, toy_config
+from search_support import run_main, toy_config
 
 from hybridcim.search.pareto import dominates, pareto_front, read_front_csv
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import load_trials, popen, run_main, toy_config
+from search_support import popen, run_main, toy_config
 
 pytestmark = pytest.mark.slow
 

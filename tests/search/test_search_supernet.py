@@ -112,7 +112,7 @@ def test_refusals(ev, tiny_supernet, cifar10_root, tmp_path):
 
 
 def test_search_resumes_and_refuses_a_changed_checkpoint(tiny_supernet, cifar10_root, tmp_path, capsys):
-    from conftest import load_trials, run_main
+    from search_support import load_trials, run_main
 
     from hybridcim.train.checkpoint import read_checkpoint, save_checkpoint
     run = tmp_path / "run"

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import cli, load_trials, popen, run_main, toy_config
+from search_support import cli, load_trials, popen, run_main, toy_config
 
 from hybridcim.search.storage import WORKER_ATTR, worker_alive, worker_record
 
