@@ -55,11 +55,11 @@ def test_dual_section_is_strict():
         configure_dual(m, dataclasses.replace(_dual_cfg().dual, layer_ratios=(0, 2)), 0)
     for name in ("resnet20_dualnet_supernet", "resnet20_ternary", "resnet20_int4_uniform"):
         cfg = load_config(CONFIGS / f"{name}.yaml")  # the three share one schedule
-        assert (cfg.optim, cfg.distill, cfg.pruning.target, cfg.precision) == \
-            (load_config(CONFIGS / "resnet20_dualnet_supernet.yaml").optim,
-             load_config(CONFIGS / "resnet20_dualnet_supernet.yaml").distill, 0.0,
-             load_config(CONFIGS / "resnet20_dualnet_supernet.yaml").precision)
-        assert cfg.optim.epochs == 60 and cfg.distill.teacher.endswith("teacher.safetensors")
+        sup = load_config(CONFIGS / "resnet20_dualnet_supernet.yaml")
+        assert (cfg.optim, cfg.distill, cfg.pruning.target, cfg.precision, cfg.init_from) == \
+            (sup.optim, sup.distill, 0.0, sup.precision, sup.init_from)
+        assert cfg.optim.epochs <= 60 and cfg.distill.teacher.endswith("teacher.safetensors")
+        assert cfg.init_from == cfg.distill.teacher  # every run starts from the float teacher's weights
         m = build_model(cfg.model.arch, **cfg.model_kwargs())
         assert len(dual_layers(m)) == (0 if "int4" in name else 18)
 

@@ -45,6 +45,19 @@ def test_every_cim_layer_gets_its_float_counterpart():
     assert len(weights) == len(cm.cim_layers()) == 22  # 19 convs + 2 projection shortcuts + fc
 
 
+def test_a_dual_path_model_starts_both_paths_from_the_float_filters():
+    torch.manual_seed(0)
+    fm = build_float_model("float_resnet20")
+    cm = build_model("resnet20", act_bits=4, dual_layers="blocks")
+    part = cim_state_from_float(fm.state_dict(), cm)
+    conv = fm.blocks[4].conv2.weight
+    assert torch.equal(part["cim.s2b2_conv2.weight"], conv) and torch.equal(part["cim.s2b2_conv2.tern.weight"], conv)
+    assert torch.equal(part["cim.s2b2_conv2.tern.bn_bias"], fm.blocks[4].bn2.bias)
+    assert "cim.s2b2_conv2.tern.running_var" not in part  # the binary input's statistics are the ternary path's own
+    assert "cim.stem.tern.weight" not in part and "cim.s2b1_short.tern.weight" not in part
+    assert sum(k.endswith(".tern.weight") for k in part) == 18
+
+
 def test_a_float_model_of_another_shape_is_refused():
     small = build_float_model("float_resnet", blocks=(1, 1, 1), widths=(16, 32, 64))
     with pytest.raises(ValueError, match=r"blocks\.1\.conv1\.weight: shape \(32, 16, 3, 3\) does not fit "

@@ -7,7 +7,9 @@
 quantizers, per-filter precision buffers (8 bits unless assigned), masks (all kept) and the
 activation scales are the CIM model's own: the activation scales are calibrated from
 runtime statistics on training images by the first ``model.calib_steps`` training steps,
-which also re-estimate the BN statistics of the quantized network (BN calibration). A
+which also re-estimate the BN statistics of the quantized network (BN calibration). In a
+dual-path conv (dualpath.DualConv2d) the ternary path starts from the same float filters and
+BN affine parameters (its BN statistics are its own: its binary input is another tensor). A
 fine-tune config (``init_from:`` a float checkpoint) runs this way through the trainer;
 with a zero learning rate that is plain PTQ.
 """
@@ -71,6 +73,10 @@ def cim_state_from_float(float_state: dict[str, torch.Tensor], cim_model: torch.
         put(f"{c}.bn_bias", f"{bn}.bias")
         put(f"{c}.running_mean", f"{bn}.running_mean")
         put(f"{c}.running_var", f"{bn}.running_var")
+        if f"{c}.tern.weight" in own:  # a dual-path conv: its ternary path starts from the same filters
+            put(f"{c}.tern.weight", f"{fp}.weight")  # (its BN statistics stay: its binary input is another tensor)
+            put(f"{c}.tern.bn_weight", f"{bn}.weight")
+            put(f"{c}.tern.bn_bias", f"{bn}.bias")
     n_cim = sum(1 for k in own if k.startswith("cim.") and k.endswith(".weight") and "bn_" not in k)
     n_got = sum(1 for k in out if k.endswith(".weight") and "bn_" not in k)
     if n_got != n_cim:
