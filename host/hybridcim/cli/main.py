@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("info", "emulate", "zoo", "run", "train", "compile", "export", "ship", "report", "calibrate", "search", "finetune")
+COMMANDS = ("info", "emulate", "zoo", "run", "train", "compile", "export", "ship", "report", "calibrate", "search", "finetune", "compare")
 
 
 DESCRIPTION = """\
