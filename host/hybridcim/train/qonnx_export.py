@@ -2,6 +2,13 @@
 
 qonnx's Quant node takes one scalar bit width, so per-filter precisions are exported as
 8-bit Quant nodes with per-filter power-of-two scales: the integers are identical.
+
+A dual-path layer (architecture.md §10.2) exports as standard nodes: its INT4 filters as above; its
+binary input b = [x >= θ] as GreaterOrEqual (x against θ · 2^-e_in) -> Cast -> Mul (by 2^-e_in) ->
+a 1-bit unsigned Quant (datatype BINARY) at the input's scale; its ternary weights as a 2-bit
+narrow-range signed Quant (codes {-1, 0, 1}) with per-filter power-of-two scales feeding a Conv;
+and the two Conv outputs joined by Concat along channels (INT4 first, ternary last) before the
+layer's shared requantization.
 """
 from __future__ import annotations
 
@@ -58,21 +65,60 @@ def _export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLi
         raw = Path(d) / "raw.onnx"
         export_qonnx(net, torch.zeros(1, t["channels"], t["height"], t["width"]), str(raw))
         m = onnx.load(str(raw))  # pulls in any external data: the result is one self-contained file
+        n_bin = binary_inputs_as_quant(m.graph)
+        n_tern = sum(k.endswith("__tern") for k in net.mods)  # layers on one input share one binary input
+        if not (n_bin <= n_tern and (n_bin > 0) == (n_tern > 0)):
+            raise AssertionError(f"QONNX export: {n_bin} binary inputs rewritten, the model has {n_tern} ternary paths")
         single = Path(d) / "model.onnx"
         onnx.save(m, str(single), save_as_external_data=False)
         os.replace(single, out)
     return out
 
 
+def binary_inputs_as_quant(graph) -> int:
+    """Rewrite in place each BipolarQuant node of ``graph`` as a 1-bit unsigned Quant; returns how many.
+
+    Brevitas exports every 1-bit quantizer as BipolarQuant, whose output is ±scale (sign of the
+    input), but a dual-path layer's binary input is unsigned: b ∈ {0, 1} at scale 2^-e_in, and a
+    BipolarQuant would turn every 0 into +1. The rewritten node is Quant(x, scale, zero point 0,
+    bit width 1; signed 0, narrow 0, ROUND), whose qonnx datatype is BINARY and whose output is
+    exactly its input b · 2^-e_in. Only the binary input of a ternary path is 1-bit in a DeployNet:
+    a BipolarQuant fed by anything but GreaterOrEqual -> Cast -> Mul raises AssertionError.
+    """
+    from onnx import helper, numpy_helper
+    producer = {o: n for n in graph.node for o in n.output}
+    zp, bw = "binary_input.zero_point", "binary_input.bit_width"
+    count = 0
+    for i, n in enumerate(graph.node):
+        if n.op_type != "BipolarQuant":
+            continue
+        chain, src = [], n.input[0]
+        for op in ("Mul", "Cast", "GreaterOrEqual"):
+            p = producer.get(src)
+            chain.append(p.op_type if p is not None else None)
+            src = p.input[0] if p is not None else ""
+        if chain != ["Mul", "Cast", "GreaterOrEqual"]:
+            raise AssertionError(f"QONNX export: 1-bit quantizer {n.name!r} is fed by {chain}, not by a "
+                                 "binary input x >= θ (GreaterOrEqual -> Cast -> Mul)")
+        if not count:
+            graph.initializer.extend([numpy_helper.from_array(np.array(0.0, np.float32), zp),
+                                      numpy_helper.from_array(np.array(1.0, np.float32), bw)])
+        q = helper.make_node("Quant", [n.input[0], n.input[1], zp, bw], list(n.output), name=n.name,
+                             domain=n.domain, signed=0, narrow=0, rounding_mode="ROUND")
+        graph.node[i].CopyFrom(q)
+        count += 1
+    return count
+
+
 ONNX_MAX_BYTES = 256 << 20
 """Largest model.onnx read (ResNet-20's export is 1.4 MB)."""
 CUSTOM_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas")
 ALLOWED_OPS = {"": {"Conv", "Relu", "Add", "Mul", "ReduceMean", "GlobalAveragePool", "AveragePool", "MaxPool",
-                    "Reshape", "Flatten", "Gemm", "MatMul", "Identity"},
+                    "Reshape", "Flatten", "Gemm", "MatMul", "Identity", "GreaterOrEqual", "Cast", "Concat"},
                **{d: {"Quant", "Trunc", "BipolarQuant"} for d in CUSTOM_DOMAINS}}
-"""The operators the export produces (Brevitas QONNX of the ResNet and CNV references). qonnx
-imports the Python module a node's domain names, so any other domain is refused before
-qonnx sees the graph."""
+"""The operators the export produces (Brevitas QONNX of the ResNet and CNV references; GreaterOrEqual,
+Cast and Concat only in dual-path layers). qonnx imports the Python module a node's domain names,
+so any other domain is refused before qonnx sees the graph."""
 _ATTR_LIMIT = 1 << 16
 
 
@@ -85,7 +131,8 @@ def load_qonnx_model(onnx_path: str | os.PathLike):
 
     A regular file of at most :data:`ONNX_MAX_BYTES`, parsed from bytes (external data is never
     followed: every initializer must be stored in the file), one graph input and output, only
-    :data:`ALLOWED_OPS`, no subgraphs or model-local functions, integer attributes within
+    :data:`ALLOWED_OPS` (a Concat only of two Conv outputs: a chain of Concats of one tensor
+    would double it at each step), no subgraphs or model-local functions, integer attributes within
     ±65536. Truncated, corrupted or hostile files raise :class:`QonnxModelError`; the checks are
     linear in the file's size (bounded by the cap), and a graph that passes runs in time
     bounded by its initializers' sizes (no operator can grow a tensor beyond them).
@@ -116,10 +163,14 @@ def load_qonnx_model(onnx_path: str | os.PathLike):
     for t in g.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
             raise QonnxModelError(f"{path}: initializer {t.name[:60]!r} refers to external data")
+    conv_out = {o for n in g.node if n.op_type == "Conv" and not n.domain for o in n.output}
     for n in g.node:
         if n.op_type not in ALLOWED_OPS.get(n.domain, ()):
             raise QonnxModelError(f"{path}: node {n.name[:60]!r} is {n.domain[:60] or 'onnx'}.{n.op_type[:40]}, "
                                   "not an operator of a hybridcim export")
+        if n.op_type == "Concat" and not (len(n.input) == 2 and set(n.input) <= conv_out):
+            raise QonnxModelError(f"{path}: node {n.name[:60]!r} is a Concat of other than two Conv outputs "
+                                  "(a dual-path layer's two paths)")
         for a in n.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise QonnxModelError(f"{path}: node {n.name[:60]!r} has a subgraph attribute")

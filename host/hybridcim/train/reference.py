@@ -2,9 +2,11 @@
 
 ``DeployNet`` is made only of Brevitas layers (QuantIdentity/QuantReLU with power-of-two
 scales set exactly, QuantConv2d with 8-bit per-filter power-of-two weights and Int32Bias,
-QuantMaxPool2d) plus a float global average pool (and, for a dual-path layer, the comparison
-x >= θ feeding a 1-bit quantizer and a second QuantConv2d of the ternary weights); its float outputs are exact multiples of
-the program's scales, so ``value * 2^exponent`` is the program's integer tensor. It is the
+QuantMaxPool2d) plus a float global average pool. A dual-path layer (architecture.md §10.2) is
+the INT4 QuantConv2d of its first F - F_t filters, concatenated along channels with the ternary
+path: the comparison x >= θ feeding a 1-bit unsigned quantizer at the input's scale, and a
+QuantConv2d of the ternary weights (2-bit narrow-range codes {-1, 0, 1}, per-filter power-of-two
+scales). Its float outputs are exact multiples of the program's scales, so ``value * 2^exponent`` is the program's integer tensor. It is the
 model exported to QONNX and the reference ``hybridcim run --backend emulator`` compares with.
 """
 from __future__ import annotations
@@ -14,15 +16,43 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from brevitas.inject.enum import ScalingImplType
+from brevitas.nn import QuantConv2d
+from brevitas.quant import Int32Bias
+from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint
 from brevitas.quant_tensor import QuantTensor
 from torch import nn
 
 from ..compiler.integer_model import IntegerModel, load_integer_model
-from .quantizers import deploy_act, deploy_conv
+from .quantizers import deploy_act, deploy_conv, set_pot_exponent
 
 
 class ExactnessError(AssertionError):
     """A float tensor of the Brevitas model is not an exact integer multiple of its scale."""
+
+
+class TernaryWeightPoTDeploy(Int8WeightPerChannelFixedPoint):
+    """Ternary weights: 2-bit narrow-range codes {-1, 0, 1}, per-filter power-of-two scale set by
+    set_pot_exponent (exported to QONNX as a 2-bit signed narrow Quant node)."""
+
+    bit_width = 2
+    narrow_range = True
+    scaling_impl_type = ScalingImplType.PARAMETER
+    scaling_init = 1.0
+
+
+def ternary_conv(cin: int, cout: int, k: int, stride: int, pad: int, exponents) -> QuantConv2d:
+    """QuantConv2d of a dual-path layer's ternary filters: weights T · 2^-exponents with T in {-1, 0, 1}
+    (2-bit narrow range), int32 bias."""
+    m = QuantConv2d(cin, cout, k, stride=stride, padding=pad, bias=True, weight_quant=TernaryWeightPoTDeploy,
+                    bias_quant=Int32Bias, return_quant_tensor=False)
+    set_pot_exponent(m.weight_quant.tensor_quant.scaling_impl, lambda: m.quant_weight().scale, exponents)
+    m.requires_grad_(False)
+    qw = m.quant_weight()
+    if int(qw.bit_width) != 2 or not m.weight_quant.is_narrow_range:
+        raise AssertionError(f"ternary conv realized {int(qw.bit_width)}-bit weights "
+                             f"(narrow range {m.weight_quant.is_narrow_range}), expected 2-bit narrow")
+    return m
 
 
 class DeployNet(nn.Module):
@@ -38,15 +68,17 @@ class DeployNet(nn.Module):
         for l in model.layers:
             n = l["name"]
             if l["op"] in ("conv", "fc"):
-                w = model.array(n, "weight").astype(np.float64)
                 e_w = model.array(n, "weight_exponent").astype(np.int64)
-                f, c, k, _ = w.shape
-                conv = deploy_conv(c, f, k, int(l.get("stride", 1)), int(l.get("pad", 0)), e_w)
-                with torch.no_grad():
-                    conv.weight.copy_(torch.from_numpy(np.ldexp(w, -e_w[:, None, None, None])))
-                    unit = np.ldexp(1.0, -(e_w + int(l["in_exponent"])))
-                    conv.bias.copy_(torch.from_numpy(model.array(n, "bias").astype(np.float64) * unit))
-                self.mods[n] = conv
+                f0 = l["filters"] - (len(model.array(n, "tern_weight")) if l.get("dual") is not None else 0)
+                if f0:  # the INT4 path: filters 0..F-F_t-1 (all of them in a single-path layer)
+                    w = model.array(n, "weight")[:f0].astype(np.float64)
+                    conv = deploy_conv(w.shape[1], f0, w.shape[2], int(l.get("stride", 1)), int(l.get("pad", 0)),
+                                       e_w[:f0])
+                    with torch.no_grad():
+                        conv.weight.copy_(torch.from_numpy(np.ldexp(w, -e_w[:f0, None, None, None])))
+                        unit = np.ldexp(1.0, -(e_w[:f0] + int(l["in_exponent"])))
+                        conv.bias.copy_(torch.from_numpy(model.array(n, "bias")[:f0].astype(np.float64) * unit))
+                    self.mods[n] = conv
                 if l.get("dual") is not None:
                     self._dual(model, l, e_w)
                 if not l.get("logits"):
@@ -62,16 +94,16 @@ class DeployNet(nn.Module):
 
     def _dual(self, model: IntegerModel, l: dict, e_w: np.ndarray) -> None:
         """Brevitas layers of a dual-path layer's ternary path: the binary input b = [x >= θ] as a 1-bit
-        quantizer at the input's scale 2^-e_in, and a QuantConv2d of the ternary weights T · 2^-e_w."""
+        unsigned quantizer at the input's scale 2^-e_in, and a QuantConv2d of the ternary weights T · 2^-e_w
+        (2-bit narrow-range codes, i.e. {-1, 0, 1}, per-filter power-of-two scales)."""
         n, e_in = l["name"], int(l["in_exponent"])
         t = model.array(n, "tern_weight").astype(np.float64)
-        f = l["filters"]
-        f0 = f - len(t)
+        f0 = l["filters"] - len(t)
         self.mods[n + "__bin"] = deploy_act(1, e_in, relu=False)
         if not len(t):
             return
         e_t = e_w[f0:]
-        conv = deploy_conv(t.shape[1], len(t), t.shape[2], int(l.get("stride", 1)), int(l.get("pad", 0)), e_t)
+        conv = ternary_conv(t.shape[1], len(t), t.shape[2], int(l.get("stride", 1)), int(l.get("pad", 0)), e_t)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(np.ldexp(t, -e_t[:, None, None, None])))
             conv.bias.copy_(torch.from_numpy(model.array(n, "bias")[f0:].astype(np.float64) * np.ldexp(1.0, -(e_t + e_in))))
@@ -83,12 +115,12 @@ class DeployNet(nn.Module):
         for l in self.desc["layers"]:
             n, q = l["name"], env[l["in"]]
             if l["op"] in ("conv", "fc"):
-                y = self.mods[n](q)
+                parts = [self.mods[n](q)] if n in self.mods else []
                 if n + "__tern" in self.mods:  # dual-path (§10.2): the last F_t channels from the ternary path
-                    ft = len(self.mods[n + "__tern"].weight)
                     s_in = 2.0 ** -int(l["in_exponent"])
                     b = self.mods[n + "__bin"]((_val(q) >= l["dual"]["bin_threshold"] * s_in).to(torch.float32) * s_in)
-                    y = torch.cat([y[:, :y.shape[1] - ft], self.mods[n + "__tern"](b)], dim=1)
+                    parts.append(self.mods[n + "__tern"](b))
+                y = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
                 if l.get("res") is not None:
                     y = y + _val(env[l["res"]])
                 env[n] = y if l.get("logits") else self.mods[n + "__act"](y)
