@@ -23,7 +23,15 @@ struct hcim_layer {
     int32_t lo, hi, pool_shift;
     uint32_t off_prec, off_bias, off_shift, off_rshift, off_colmap, off_skip, off_weights, n_words;
     uint32_t off_hybrid;  // bytes 68..71: the hybrid section's offset (mode 1), reserved 0 otherwise
-    bool reserved_ok;     // reserved bytes 33..35 and 72..95 of the record are 0
+    uint32_t off_dual;    // bytes 72..75: the dual section's offset (flags bit 0), reserved 0 otherwise
+    bool reserved_ok;     // reserved bytes 33..35 and 76..95 of the record are 0
+};
+
+// Parsed dual section of a dual-path layer (architecture.md §10.2, program-format.md "Dual section").
+// A layer without one runs as a dual-path layer with q = 0 (no ternary filter).
+struct hcim_dualpath {
+    uint32_t ratio, theta, n_rowblocks, n_words, off_words;
+    uint32_t f_t, f0;  // ternary filters F_t = floor(F q / 8); the first of them, F - F_t
 };
 
 // Parsed hybrid section of a mode-1 layer (architecture.md §9.4-§9.6). A digital layer runs the
@@ -42,6 +50,7 @@ struct hcim_ctx {
 
 struct hcim_tables {
     uint32_t n_tensors, n_layers, input, output, image_bytes, version_minor;
+    uint32_t has_tern;           // format >= 1.2 image of a preset with the second macro type (reader row 6)
     uint32_t scratch_per_image;  // S, int32 words
     uint32_t arena_ok;           // every produced tensor has a place in the activation buffer (hcim_plan_arena)
     uint32_t onchip;             // this call keeps the activations on chip (set by the top function)
@@ -84,6 +93,10 @@ uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab);
 void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index, hcim_layer *l);
 // The hybrid section at l->off_hybrid (checked by hcim_load_tables before any run).
 void hcim_read_hybrid(const word_t *prog, const hcim_layer *l, hcim_hybrid *h);
+// Layer flags bit 0 on a conv/fc layer of a format >= 1.2 image: a dual-path layer (reader check 12(b)).
+bool hcim_is_dual(const hcim_tables *tab, const hcim_layer *l);
+// The dual section at l->off_dual of a dual-path layer (checked by hcim_load_tables), else q = 0.
+void hcim_read_dual(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, hcim_dualpath *d);
 // On-chip activations: a place in the activation buffer (HCIM_MAX_PACK_WORDS words of bit planes)
 // for every produced tensor, first fit over the tensors' lifetimes in layer order; sets arena_ok.
 void hcim_plan_arena(const word_t *prog, hcim_tables *tab);

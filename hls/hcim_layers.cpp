@@ -124,6 +124,46 @@ static int8_t g_noise[MAX_ROUND_UNITS][G_W][HCIM_MAX_IN_BITS];
 static uint32_t g_r_dig[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS], g_r_ana[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
 static uint32_t g_r_skp[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
 
+// ---- the second macro type: the ternary path of a dual-path layer (architecture.md §10) ----
+// The window packer compares each input word with the layer's threshold (z = [x >= theta], all 64
+// channels at once, bit-sliced over the input planes) and streams z as one extra window plane (plane
+// HCIM_MAX_IN_BITS, kept as 64-bit stream words). A round of the ternary path loads the next
+// tern_n_macros ternary tiles (tern_cols / 2 filters x tern_rows / tern_rows_active row blocks each,
+// dense: no skip index) into the ternary macros' cell memories, as (filter group of T_TG filters, row
+// block) slots of T_TG positive and T_TG negative cell words, and schedules them filter-group-major.
+// Per output pixel ONE pipelined iteration per scheduled (filter group, row block) computes
+// n+ - n- = popcount(z & pos) - popcount(z & neg) of T_TG filters into register accumulators, flushed
+// into the ternary sums g_tacc when the group's last block has run; requant adds them to the filter's
+// column sum (0: a ternary filter has no SRAM column). In the pixel stream these iterations share the
+// units slot with the SRAM units (the two macro types run in parallel).
+#if HCIM_HAS_TERN
+#define HCIM_XW_PLANES (HCIM_MAX_IN_BITS + 1)  // the input planes and the binary plane z
+#define T_ROWS HCIM_TERN_ROWS_ACTIVE
+#define T_S HCIM_TERN_FILTERS_PER_MACRO
+#define T_B HCIM_TERN_BLOCKS_PER_MACRO
+#define T_M HCIM_TERN_N_MACROS
+#define T_TG (T_S < 8 ? T_S : 8)  // ternary filters of one iteration (a filter group)
+#define T_SLOTS (T_S / T_TG * T_B)  // (filter group, row block) slots of one ternary macro
+#define Z_PLANE HCIM_MAX_IN_BITS
+#define MAX_TERN_ROWBLOCKS ((HCIM_MAX_ROWBLOCKS * A_ROWS + T_ROWS - 1) / T_ROWS)  // K <= max_rowblocks * A
+static_assert(T_S % T_TG == 0, "a filter group lies in one ternary tile");
+static_assert(64 % T_ROWS == 0, "ternary row blocks tile the 64-bit stream words");
+// one entry of a round's ternary schedule: filters u0 .. u0 + nf - 1 (ternary index) on row block `block`
+struct hcim_tunit {
+    uint16_t block, u0, slot;
+    uint8_t macro, nf, last;  // last: the group's last block in this round: flush its accumulators
+};
+static hcim_tunit g_tsched[T_M * T_SLOTS];
+static word_t g_tmacro[T_M][T_SLOTS][T_TG][2];      // the ternary macros' cells (this round): positive, negative
+static uint32_t g_tacc[3][HCIM_MAX_FILTERS];        // per ternary filter: its sum (this pixel), per stream buffer
+static uint8_t g_t_mult[MAX_TERN_ROWBLOCKS];        // tiles of the round that activate each ternary row block
+static uint32_t g_t_blocks[T_M], g_t_acts, g_t_cols, g_t_bitops, g_t_rows;  // the round's events
+static cnt_t g_t_refresh;
+#else
+#define HCIM_XW_PLANES HCIM_MAX_IN_BITS
+#endif
+static uint32_t g_du_theta, g_du_rt;  // this layer's threshold (0: no ternary path) and ternary row blocks
+
 static inline uint32_t hcim_popcount(word_t x) {
 #ifndef HCIM_HW_DATAPATH
     return (uint32_t)__builtin_popcountll(x);
@@ -493,6 +533,148 @@ load_weights:
     return nu;
 }
 
+#if HCIM_HAS_TERN
+// The ternary path's round `round` of a dual-path layer (architecture.md §10.3): ternary tiles
+// round * tern_n_macros ... (+ tern_n_macros - 1), tile t = (u / S) * n_rt + b / B on ternary macro
+// t mod tern_n_macros. Sets the round's events (g_t_*: per tile its row blocks, rows and refresh events
+// over `pixels` output pixels), builds its schedule (filter-group-major: each group's blocks of the
+// round consecutive, the last flagged) and loads its cells into the ternary macros (one burst per
+// filter: its blocks of the round are consecutive words). Returns the schedule's entries.
+static uint32_t hcim_build_tern_round(const word_t *prog, const hcim_layer *l, const hcim_dualpath &d, uint32_t round,
+                                      uint32_t pixels) {
+    const uint32_t f_t = d.f_t, r_t = d.n_rowblocks;
+    for (uint32_t b = 0; b < r_t; b++) g_t_mult[b] = 0;
+    for (uint32_t m = 0; m < T_M; m++) g_t_blocks[m] = 0;
+    g_t_acts = g_t_cols = g_t_bitops = g_t_rows = 0;
+    g_t_refresh = 0;
+    const uint32_t n_rt = (r_t + T_B - 1) / T_B, n_tiles = (f_t + T_S - 1) / T_S * n_rt;
+    const uint32_t t0 = round * T_M, t1 = t0 + T_M < n_tiles ? t0 + T_M : n_tiles;
+    if (t0 >= t1) return 0;
+    for (uint32_t t = t0; t < t1; t++) {  // per tile: its row blocks (its macro's cycles per pixel)
+        const uint32_t b_lo = (t % n_rt) * T_B, b_hi = b_lo + T_B < r_t ? b_lo + T_B : r_t, nb = b_hi - b_lo;
+        g_t_blocks[t - t0] = nb;
+        g_t_acts += nb;
+        // every stored row of the tile refreshed at each multiple of the period of its pixels x nb cycles (§10.4)
+        g_t_refresh += (cnt_t)nb * T_ROWS * (((cnt_t)pixels * nb) / HCIM_TERN_REFRESH_CYCLES);
+        for (uint32_t b = b_lo; b < b_hi; b++) {
+            g_t_mult[b]++;
+            g_t_rows += l->k - b * T_ROWS < T_ROWS ? l->k - b * T_ROWS : T_ROWS;
+        }
+    }
+    uint32_t nt = 0;
+    const uint32_t wbase = d.off_words / 8;
+    for (uint32_t ft = t0 / n_rt; ft <= (t1 - 1) / n_rt; ft++) {  // the round's filter tiles
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = T_M
+        const uint32_t rt_lo = (t0 > ft * n_rt ? t0 : ft * n_rt) - ft * n_rt;
+        const uint32_t rt_hi = (t1 < (ft + 1) * n_rt ? t1 : (ft + 1) * n_rt) - ft * n_rt;
+        const uint32_t b_lo = rt_lo * T_B, b_hi = rt_hi * T_B < r_t ? rt_hi * T_B : r_t, nb = b_hi - b_lo;
+        const uint32_t u_lo = ft * T_S, u_hi = u_lo + T_S < f_t ? u_lo + T_S : f_t;
+        for (uint32_t u0 = u_lo; u0 < u_hi; u0 += T_TG) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = T_S / T_TG
+            const uint32_t nf = u_hi - u0 < T_TG ? u_hi - u0 : T_TG;
+            HCIM_LOOP_ENTER(HCIM_LP_TERN_SCHEDULE);
+            HCIM_LOOP_ITERS(HCIM_LP_TERN_SCHEDULE, nb);
+        tern_schedule:
+            for (uint32_t b = b_lo; b < b_hi; b++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = T_M * T_B
+#pragma HLS PIPELINE II = 1
+                const uint32_t rows = l->k - b * T_ROWS < T_ROWS ? l->k - b * T_ROWS : T_ROWS;
+                hcim_tunit &e = g_tsched[nt++];
+                e.block = (uint16_t)b;
+                e.u0 = (uint16_t)u0;
+                e.slot = (uint16_t)((u0 % T_S) / T_TG * T_B + b % T_B);
+                e.macro = (uint8_t)(ft * n_rt + b / T_B - t0);
+                e.nf = (uint8_t)nf;
+                e.last = b + 1 == b_hi;
+                g_t_cols += 2 * nf;            // positive and negative column of each filter
+                g_t_bitops += 2 * nf * rows;   // 1-bit AND + count per cell of the real rows
+            }
+        }
+        // cells of the filter tile's blocks in this round: filter u's words 2 (u R_t + b) + {0, 1} are
+        // consecutive over b, so one burst per filter
+        const uint32_t n = (u_hi - u_lo) * nb * 2;
+#ifdef HCIM_CYCLE_COUNT
+        for (uint32_t u = u_lo; u < u_hi; u++) HCIM_BURST(0, (uint64_t)nb * 2 * 8);
+#endif
+        HCIM_LOOP_ENTER(HCIM_LP_LOAD_TERN);
+        HCIM_LOOP_ITERS(HCIM_LP_LOAD_TERN, n);
+    load_tern:
+        for (uint32_t k = 0, u = u_lo, b = b_lo, pn = 0; k < n; k++) {  // one cell word per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = 2 * T_S * T_B
+#pragma HLS PIPELINE II = 1
+            const uint32_t slot = (u % T_S) / T_TG * T_B + b % T_B, m = ft * n_rt + b / T_B - t0;
+            g_tmacro[m][slot][u % T_TG][pn] = prog[wbase + 2 * (u * r_t + b) + pn];
+            if (++pn == 2) {
+                pn = 0;
+                if (++b == b_hi) {
+                    b = b_lo;
+                    u++;
+                }
+            }
+        }
+    }
+    return nt;
+}
+
+// Ternary row block b of the binary plane, held as 64-bit stream words.
+static inline word_t hcim_tern_block(const word_t *zw, uint32_t b) {
+    if (T_ROWS >= 64) return zw[b];
+    const word_t mask = T_ROWS >= 64 ? ~(word_t)0 : ((((word_t)1) << (T_ROWS & 63)) - 1);
+    return (zw[b / (64 / T_ROWS)] >> ((b % (64 / T_ROWS)) * T_ROWS)) & mask;
+}
+
+// Entry e of the ternary schedule for one output pixel: the column-pair results n+ - n- of its T_TG
+// filters (each through an exact adder tree) into the register accumulators tacc; the group's last
+// block flushes them into the ternary sums of buffer buf.
+static inline void hcim_tern_step(const word_t *zw, uint32_t e_idx, int32_t tacc[T_TG], uint32_t buf) {
+    const hcim_tunit e = g_tsched[e_idx];
+    const word_t z = hcim_tern_block(zw, e.block);
+    for (int c = 0; c < T_TG; c++) {
+#pragma HLS UNROLL
+        tacc[c] += (int32_t)hcim_popcount(z & g_tmacro[e.macro][e.slot][c][0]) -
+                   (int32_t)hcim_popcount(z & g_tmacro[e.macro][e.slot][c][1]);
+    }
+    if (e.last) {
+        for (int c = 0; c < T_TG; c++) {
+#pragma HLS UNROLL
+            if ((uint32_t)c < e.nf) g_tacc[buf][e.u0 + c] = (uint32_t)tacc[c];
+            tacc[c] = 0;
+        }
+    }
+}
+
+// The ternary path of one output pixel (per-pixel loops): one iteration per scheduled entry.
+static void hcim_tern_units(const word_t *zw, uint32_t n_entries) {
+    int32_t tacc[T_TG];
+#pragma HLS ARRAY_PARTITION variable = tacc complete
+    for (int c = 0; c < T_TG; c++) tacc[c] = 0;
+    HCIM_LOOP_ENTER(HCIM_LP_TERN_UNITS);
+    HCIM_LOOP_ITERS(HCIM_LP_TERN_UNITS, n_entries);
+tern_units:
+    for (uint32_t e = 0; e < n_entries; e++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = T_M * T_SLOTS
+#pragma HLS PIPELINE II = 1
+        hcim_tern_step(zw, e, tacc, 0);
+    }
+}
+
+// Ternary sums of the F_t filters = 0 at the start of a round (filters without a tile in it add 0).
+static void hcim_clear_tacc(uint32_t f_t) {
+    HCIM_LOOP_ENTER(HCIM_LP_CLEAR_TACC);
+    HCIM_LOOP_ITERS(HCIM_LP_CLEAR_TACC, (f_t + T_TG - 1) / T_TG);
+clear_tacc:
+    for (uint32_t u0 = 0; u0 < f_t; u0 += T_TG) {  // one filter group's sums per cycle
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_FILTERS / T_TG
+#pragma HLS PIPELINE II = 1
+        for (uint32_t c = 0; c < T_TG; c++) {
+            for (uint32_t j = 0; j < 3; j++) {
+                if (u0 + c < HCIM_MAX_FILTERS) g_tacc[j][u0 + c] = 0;
+            }
+        }
+    }
+}
+#endif
+
 // One burst of n int32 words from DDR (scratch) into an on-chip buffer, one word per cycle.
 static void hcim_burst_in(const acc_t *src, uint32_t n, acc_t *dst) {
     HCIM_LOOP_ENTER(HCIM_LP_BURST_IN);
@@ -539,7 +721,7 @@ static inline cnt_t hcim_word_ones(const word_t w[HCIM_MAX_IN_BITS], uint32_t bi
 // order); each full 64-bit stream word is written out (at most one per step). The plane-buffer
 // address of the current position is kept by additions (it may point outside the input: padding).
 struct hcim_win {
-    word_t lo[HCIM_MAX_IN_BITS], hi[HCIM_MAX_IN_BITS];
+    word_t lo[HCIM_XW_PLANES], hi[HCIM_XW_PLANES];
     uint32_t fill, wout, wi;  // valid bits in (hi, lo); stream words written; channel word of the position
     int32_t iy, ix, iy0, ix0, addr, row_addr, pix_words, row_words;
 };
@@ -547,7 +729,7 @@ struct hcim_win {
 // Start the packer at window origin (iy0, ix0), whose planes start at word org (products outside).
 static inline void hcim_win_start(int32_t iy0, int32_t ix0, int32_t org, int32_t pix_words, int32_t row_words,
                                   hcim_win &ws) {
-    for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) ws.lo[i] = ws.hi[i] = 0;
+    for (uint32_t i = 0; i < HCIM_XW_PLANES; i++) ws.lo[i] = ws.hi[i] = 0;
     ws.fill = ws.wout = ws.wi = 0;
     ws.iy = ws.iy0 = iy0;
     ws.ix = ws.ix0 = ix0;
@@ -556,18 +738,54 @@ static inline void hcim_win_start(int32_t iy0, int32_t ix0, int32_t org, int32_t
     ws.row_words = row_words;
 }
 
-// One step of the packer into xw; the 1 bits of a written word go to *ones (hcim_word_ones).
+#if HCIM_HAS_TERN
+// z = [x >= theta] of the 64 channels of one input word, bit-sliced over its planes v (MSB first: a
+// lane stays "equal so far" while its bits match theta's, and becomes "greater" at a 1 where theta
+// has a 0). Lanes past the channels and padding (all planes 0) give 0: theta >= 1.
+static inline word_t hcim_ge_threshold(const word_t v[HCIM_MAX_IN_BITS], uint32_t bits, uint32_t theta) {
+    word_t gt = 0, eq = ~(word_t)0;
+    for (int k = 0; k < HCIM_MAX_IN_BITS; k++) {
+        const int i = HCIM_MAX_IN_BITS - 1 - k;  // plane i, most significant first
+        if ((uint32_t)i >= bits) continue;      // theta < 2^bits: its bits there are 0, as x's are
+        if ((theta >> i) & 1u) {
+            eq &= v[i];
+        } else {
+            gt |= eq & v[i];
+            eq &= ~v[i];
+        }
+    }
+    return gt | eq;
+}
+
+// 1 bits of z on the ternary word lines in one 64-bit stream word: each ternary row block's count
+// times its activations in the round's ternary tiles (g_t_mult): the tern_input_ones counter's share.
+static inline cnt_t hcim_tern_word_ones(word_t z, uint32_t word) {
+    const word_t mask = T_ROWS >= 64 ? ~(word_t)0 : ((((word_t)1) << (T_ROWS & 63)) - 1);
+    cnt_t n = 0;
+    for (uint32_t k = 0; k < 64 / T_ROWS; k++) {
+        const uint32_t b = word * (64 / T_ROWS) + k;
+        n += b < g_du_rt ? (cnt_t)g_t_mult[b] * hcim_popcount((z >> (k * T_ROWS)) & mask) : 0;
+    }
+    return n;
+}
+#endif
+
+// One step of the packer into xw; the 1 bits of a written word go to *ones (hcim_word_ones), those of
+// the binary plane z (a dual-path layer) to *tones (hcim_tern_word_ones).
 static inline void hcim_win_step(const hcim_tensor &ti, const hcim_layer *l, hcim_win &ws,
-                                 word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
+                                 word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], cnt_t *ones, cnt_t *tones) {
     const bool inside = ws.iy >= 0 && ws.ix >= 0 && ws.iy < (int32_t)ti.h && ws.ix < (int32_t)ti.w;  // else padding
     const uint32_t nb = ws.wi + 1 == ti.cw ? ti.c - 64 * ws.wi : 64;  // channels in this word
     const bool emit = ws.fill + nb >= 64;
     word_t xw_emit[HCIM_MAX_IN_BITS];  // the stream word written this step (its 1 bits are counted)
+    word_t vin[HCIM_MAX_IN_BITS];      // this step's input word, per plane
     uint32_t a = (uint32_t)(ws.addr + (int32_t)ws.wi);
     for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++, a += ti.cw) {
         xw_emit[i] = 0;
+        vin[i] = 0;
         if (i >= ti.bits) continue;
         const word_t v = inside ? g_planes[a] : 0;  // bits past the channels are 0
+        vin[i] = v;
         ws.lo[i] |= v << ws.fill;
         ws.hi[i] |= ws.fill ? v >> (64u - ws.fill) : 0;
         if (emit) {
@@ -578,6 +796,21 @@ static inline void hcim_win_step(const hcim_tensor &ti, const hcim_layer *l, hci
         }
     }
     if (emit) *ones += hcim_word_ones(xw_emit, ti.bits, ws.wout, l->r);
+#if HCIM_HAS_TERN
+    if (g_du_theta) {  // the comparator: the binary plane z of this word, streamed like the input planes
+        const word_t z = hcim_ge_threshold(vin, ti.bits, g_du_theta);
+        ws.lo[Z_PLANE] |= z << ws.fill;
+        ws.hi[Z_PLANE] |= ws.fill ? z >> (64u - ws.fill) : 0;
+        if (emit) {
+            xw[Z_PLANE][ws.wout] = ws.lo[Z_PLANE];
+            *tones += hcim_tern_word_ones(ws.lo[Z_PLANE], ws.wout);
+            ws.lo[Z_PLANE] = ws.hi[Z_PLANE];
+            ws.hi[Z_PLANE] = 0;
+        }
+    }
+#else
+    (void)vin, (void)tones;
+#endif
     ws.fill = emit ? ws.fill + nb - 64 : ws.fill + nb;
     ws.wout += emit;
     if (++ws.wi == ti.cw) {
@@ -594,11 +827,18 @@ static inline void hcim_win_step(const hcim_tensor &ti, const hcim_layer *l, hci
 
 // After the last step: the partial last stream word.
 static inline void hcim_win_finish(const hcim_tensor &ti, const hcim_layer *l, hcim_win &ws,
-                                   word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
+                                   word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], cnt_t *ones, cnt_t *tones) {
     if (ws.fill) {
         for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < ti.bits; i++) xw[i][ws.wout] = ws.lo[i];
         *ones += hcim_word_ones(ws.lo, ti.bits, ws.wout, l->r);
+#if HCIM_HAS_TERN
+        if (g_du_theta) {
+            xw[Z_PLANE][ws.wout] = ws.lo[Z_PLANE];
+            *tones += hcim_tern_word_ones(ws.lo[Z_PLANE], ws.wout);
+        }
+#endif
     }
+    (void)tones;
 }
 
 // Zero-padded input window of output pixel (oy, ox) as row-block words xw[i][b], one per input bit
@@ -606,7 +846,7 @@ static inline void hcim_win_finish(const hcim_tensor &ti, const hcim_layer *l, h
 // on the word lines, times their row blocks' activations in the round, to *ones (the input_ones
 // counter, counted as the words stream by).
 static void hcim_pack_window(const hcim_tensor &ti, const hcim_layer *l, uint32_t aoff, uint32_t oy, uint32_t ox,
-                             word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], cnt_t *ones) {
+                             word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], cnt_t *ones, cnt_t *tones) {
     const uint32_t cw = ti.cw, nsw = (l->k + 63) / 64;
 #ifdef HCIM_HW_DATAPATH
     const uint32_t clear_bits = HCIM_MAX_IN_BITS, clear_words = l->r > nsw ? l->r : nsw;
@@ -617,6 +857,9 @@ clear_window:
     for (uint32_t w = 0; w <= clear_words; w++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_XW_WORDS
         for (uint32_t i = 0; i < HCIM_MAX_IN_BITS && i < clear_bits; i++) xw[i][w] = 0;
+#if HCIM_HAS_TERN
+        xw[Z_PLANE][w] = 0;
+#endif
     }
     const int32_t iy0 = (int32_t)(oy * l->stride) - (int32_t)l->pad, ix0 = (int32_t)(ox * l->stride) - (int32_t)l->pad;
     const uint32_t n = l->kh * l->kw * cw;
@@ -631,9 +874,9 @@ window:
     for (uint32_t k = 0; k < n; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 144
 #pragma HLS PIPELINE II = 1
-        hcim_win_step(ti, l, ws, xw, ones);
+        hcim_win_step(ti, l, ws, xw, ones, tones);
     }
-    hcim_win_finish(ti, l, ws, xw, ones);
+    hcim_win_finish(ti, l, ws, xw, ones, tones);
 #if HCIM_ROWS_ACTIVE < 64
     // split the 64-bit stream words into rows_active-bit row-block words (in place, high to low)
     const uint32_t per = 64 / A_ROWS;
@@ -670,7 +913,7 @@ static inline uint32_t hcim_group_saliency(uint32_t g, const uint32_t sal[HCIM_M
 // The precision controller of a hybrid layer for one output pixel (§9.4): the saliency of every
 // group with a present unit, its level and (D, E); counts the decisions (histogram, once per
 // image) and this round's digital / analog / skipped column reads.
-static void hcim_levels(const hcim_layer *l, const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t bits_in,
+static void hcim_levels(const hcim_layer *l, const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t bits_in,
                         bool count_decisions, cnt_t hist[HCIM_MAX_LEVELS], cnt_t *dig, cnt_t *ana, cnt_t *skip) {
     uint32_t sal[HCIM_MAX_ROWBLOCKS];
     const uint32_t base = bits_in - g_hy.sal_planes;
@@ -810,7 +1053,7 @@ static inline word_t hcim_rowblock(const word_t *x, uint32_t b) {
 
 // Iteration u of a units pipeline: unit u, and (dual) unit u + 1, on the row blocks of window xw.
 template <int BITS, bool HYB, bool STREAMED>
-static inline void hcim_units_step(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t u, uint32_t n_units,
+static inline void hcim_units_step(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t u, uint32_t n_units,
                                    bool dual, uint32_t bits_in, uint32_t colacc[G_W], uint32_t buf) {
     constexpr int BITS_B = BITS <= HCIM_MAX_IN_BITS / 2 ? BITS : HCIM_MAX_IN_BITS / 2;  // second unit's planes
     word_t xa[BITS], xb[BITS_B];
@@ -822,7 +1065,7 @@ static inline void hcim_units_step(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WOR
 }
 
 template <int BITS, bool HYB>
-static void hcim_units(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
+static void hcim_units(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
                        bool dual) {
     uint32_t colacc[G_W];  // per-column accumulators (registers)
 #pragma HLS ARRAY_PARTITION variable = colacc complete
@@ -842,7 +1085,7 @@ units:
 }
 
 template <bool HYB>
-static void hcim_units_any(const word_t xw[HCIM_MAX_IN_BITS][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in) {
+static void hcim_units_any(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in) {
     const bool dual = hcim_dual(bits_in, HYB);
 #ifdef HCIM_HW_DATAPATH
     hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, dual);  // planes >= bits_in are zero
@@ -867,6 +1110,7 @@ struct hcim_rq {
     const hcim_tensor *to, *tr;  // output, residual (the output if none)
     bool first, last, has_res, onchip, to_act;
     uint32_t rd, wr;  // partial-sum buffers read (rounds after the first) and written (all but the last)
+    uint32_t f0;      // first ternary filter (F - F_t; F: none): its sum comes from the ternary path
 };
 
 // One requant iteration: filters f0 .. f0 + RQ_LANES - 1 of one pixel, their column sums from column
@@ -880,7 +1124,10 @@ static inline void hcim_requant_step(const hcim_rq &rc, uint32_t f0, uint32_t bu
         if (f >= l->f) continue;
         const uint32_t col = g_fcol[f];
         // lanes 0, 1 read the column buffer's first copy, lanes 2, 3 its second
-        const uint32_t cs = col == NO_COL ? 0u : (k < RQ_LANES / 2 ? g_colbuf[buf][col] : g_colbuf2[buf][col]);
+        uint32_t cs = col == NO_COL ? 0u : (k < RQ_LANES / 2 ? g_colbuf[buf][col] : g_colbuf2[buf][col]);
+#if HCIM_HAS_TERN
+        if (f >= rc.f0) cs = g_tacc[buf][f - rc.f0];  // a ternary filter: no SRAM column (NO_COL)
+#endif
         const uint32_t acc = (rc.first ? 0u : (uint32_t)g_psum[rc.rd][q + f]) + cs;
         if (!rc.last) {
             g_psum[rc.wr][q + f] = (acc_t)acc;
@@ -912,14 +1159,15 @@ static inline void hcim_requant_step(const hcim_rq &rc, uint32_t f0, uint32_t bu
 #define STREAM_LAG 4  // slots from a pixel's window to its requant
 template <int BITS, bool HYB>
 static void hcim_pixel_stream(const hcim_tensor &ti, const hcim_layer *l, const hcim_rq &rc, uint32_t in_base,
-                              uint32_t n_units, uint32_t pixels, word_t xw[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS],
-                              cnt_t *ones) {
+                              uint32_t n_units, uint32_t n_tern, uint32_t pixels,
+                              word_t xw[3][HCIM_XW_PLANES][HCIM_XW_WORDS], cnt_t *ones, cnt_t *tones) {
     const hcim_tensor &to = *rc.to, &tr = *rc.tr;
     const uint32_t W = l->kh * l->kw * ti.cw;
     const bool dual = hcim_dual(ti.bits, false);
     const uint32_t step = dual ? 2 : 1, U = (n_units + step - 1) / step, R = (l->f + RQ_LANES - 1) / RQ_LANES;
     uint32_t L = W > U ? W : U;
     L = L > R ? L : R;
+    L = L > n_tern ? L : n_tern;  // the ternary entries run beside the SRAM units (the second macro type)
     L = L > STREAM_MIN_SLOT ? L : STREAM_MIN_SLOT;
     const uint32_t n = (pixels + STREAM_LAG) * L;
     const int32_t pix_words = (int32_t)(ti.bits * ti.cw), row_words = (int32_t)ti.w * pix_words;
@@ -934,6 +1182,13 @@ static void hcim_pixel_stream(const hcim_tensor &ti, const hcim_layer *l, const 
     uint32_t colacc[G_W];
 #pragma HLS ARRAY_PARTITION variable = colacc complete
     for (int c = 0; c < G_W; c++) colacc[c] = 0;
+#if HCIM_HAS_TERN
+    int32_t tacc[T_TG];  // the ternary entries' accumulators (registers)
+#pragma HLS ARRAY_PARTITION variable = tacc complete
+    for (int c = 0; c < T_TG; c++) tacc[c] = 0;
+#else
+    (void)n_tern, (void)tones;
+#endif
     word_t opw[ACT_MAX_BITS];
 #pragma HLS ARRAY_PARTITION variable = opw complete
     for (uint32_t i = 0; i < ACT_MAX_BITS; i++) opw[i] = 0;
@@ -945,11 +1200,15 @@ pixel_stream:
 #pragma HLS PIPELINE II = 1
         if (sl < pixels && k < W) {  // window of pixel sl
             if (k == 0) hcim_win_start(iy0, ix0, org, pix_words, row_words, ws);
-            hcim_win_step(ti, l, ws, xw[bw], ones);
-            if (k + 1 == W) hcim_win_finish(ti, l, ws, xw[bw], ones);
+            hcim_win_step(ti, l, ws, xw[bw], ones, tones);
+            if (k + 1 == W) hcim_win_finish(ti, l, ws, xw[bw], ones, tones);
         }
         if (sl >= 2 && sl < pixels + 2 && k < U)  // units of pixel sl - 2
             hcim_units_step<BITS, HYB, true>(xw[bu], u, n_units, dual, ti.bits, colacc, bu);
+#if HCIM_HAS_TERN
+        if (sl >= 2 && sl < pixels + 2 && k < n_tern)  // ternary entries of pixel sl - 2, in parallel
+            hcim_tern_step(xw[bu][Z_PLANE], k, tacc, bu);
+#endif
         u = k + 1 == L ? 0 : u + step;
         if (sl >= STREAM_LAG && k < R) {  // requant of pixel sl - 4
             hcim_requant_step(rc, k * RQ_LANES, br, q, r_pix, o_pix, opw);
@@ -980,8 +1239,8 @@ pixel_stream:
 }
 
 static void hcim_pixel_stream_any(const hcim_tensor &ti, const hcim_layer *l, const hcim_rq &rc, uint32_t in_base,
-                                  uint32_t n_units, uint32_t pixels, word_t xw[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS],
-                                  cnt_t *ones) {
+                                  uint32_t n_units, uint32_t n_tern, uint32_t pixels,
+                                  word_t xw[3][HCIM_XW_PLANES][HCIM_XW_WORDS], cnt_t *ones, cnt_t *tones) {
 #ifdef HCIM_HW_DATAPATH
     // the synthesized units datapath (planes >= bits_in zero in every window buffer)
     for (uint32_t w = 0; w < HCIM_XW_WORDS; w++) {
@@ -989,17 +1248,17 @@ static void hcim_pixel_stream_any(const hcim_tensor &ti, const hcim_layer *l, co
             for (uint32_t i = 0; i < HCIM_MAX_IN_BITS; i++) xw[j][i][w] = 0;
         }
     }
-    hcim_pixel_stream<HCIM_MAX_IN_BITS, true>(ti, l, rc, in_base, n_units, pixels, xw, ones);
+    hcim_pixel_stream<HCIM_MAX_IN_BITS, true>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones);
 #else
     switch (ti.bits) {  // csim: one unrolled instance per input width
-        case 1: hcim_pixel_stream<1, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 2: hcim_pixel_stream<2, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 3: hcim_pixel_stream<3, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 4: hcim_pixel_stream<4, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 5: hcim_pixel_stream<5, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 6: hcim_pixel_stream<6, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        case 7: hcim_pixel_stream<7, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
-        default: hcim_pixel_stream<8, false>(ti, l, rc, in_base, n_units, pixels, xw, ones); break;
+        case 1: hcim_pixel_stream<1, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 2: hcim_pixel_stream<2, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 3: hcim_pixel_stream<3, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 4: hcim_pixel_stream<4, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 5: hcim_pixel_stream<5, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 6: hcim_pixel_stream<6, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        case 7: hcim_pixel_stream<7, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
+        default: hcim_pixel_stream<8, false>(ti, l, rc, in_base, n_units, n_tern, pixels, xw, ones, tones); break;
     }
 #endif
 }
@@ -1020,7 +1279,27 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
     const uint32_t n_tiles = n_row_tiles * ((l->ng + HCIM_GROUPS_PER_MACRO - 1) / HCIM_GROUPS_PER_MACRO);
     uint32_t n_rounds = (n_tiles + HCIM_N_MACROS - 1) / HCIM_N_MACROS;
     if (n_rounds == 0) n_rounds = 1;  // every filter pruned: outputs are requant(bias [+ res])
-    static word_t xw3[3][HCIM_MAX_IN_BITS][HCIM_XW_WORDS];  // window buffers (the per-pixel loops use 0)
+    const uint32_t sram_rounds = n_rounds;
+    // a dual-path layer (§10): its last F_t filters on the ternary macros, in rounds of their own; the
+    // layer runs max(SRAM rounds, ternary rounds) rounds, each loading both macro types
+    hcim_dualpath du;
+    hcim_read_dual(prog, tab, l, &du);
+    const bool dualpath = hcim_is_dual(tab, l);
+    g_du_theta = du.f_t ? du.theta : 0;
+    g_du_rt = du.n_rowblocks;
+#if HCIM_HAS_TERN
+    const uint32_t tern_tiles = (du.f_t + T_S - 1) / T_S * ((du.n_rowblocks + T_B - 1) / T_B);
+    const uint32_t tern_rounds = tern_tiles > T_M ? (tern_tiles + T_M - 1) / T_M : 1;
+    n_rounds = tern_rounds > n_rounds ? tern_rounds : n_rounds;
+    cnt_t tbusy[T_M];  // ternary row-block activations of each ternary macro (its cycles)
+#pragma HLS ARRAY_PARTITION variable = tbusy complete
+    for (uint32_t m = 0; m < T_M; m++) tbusy[m] = 0;
+#pragma HLS ARRAY_PARTITION variable = g_tacc dim = 2 cyclic factor = T_TG
+#pragma HLS ARRAY_PARTITION variable = g_tmacro dim = 3 complete
+#pragma HLS ARRAY_PARTITION variable = g_tmacro dim = 4 complete
+#endif
+    cnt_t t_acts = 0, t_cols = 0, t_bitops = 0, t_wload = 0, t_refresh = 0, tones = 0;
+    static word_t xw3[3][HCIM_XW_PLANES][HCIM_XW_WORDS];  // window buffers (the per-pixel loops use 0)
 #pragma HLS ARRAY_PARTITION variable = xw3 dim = 2 complete
     word_t(*xw)[HCIM_XW_WORDS] = xw3[0];
 #pragma HLS ARRAY_PARTITION variable = g_colbuf dim = 2 cyclic factor = G_W
@@ -1053,6 +1332,19 @@ rounds:
         const uint32_t n_units = hcim_build_round(prog, l, round, n_row_tiles, n_tiles);  // no tiles: nothing, counters 0
         const bool first = round == 0, last = round + 1 == n_rounds;
         wload += (cnt_t)n_units * G_W * A_ROWS;
+        uint32_t n_tern = 0;  // this round's ternary entries (per pixel)
+#if HCIM_HAS_TERN
+        if (du.f_t) {
+            n_tern = hcim_build_tern_round(prog, l, du, round, pixels);
+            hcim_clear_tacc(du.f_t);
+            t_acts += (cnt_t)g_t_acts * pixels;
+            t_cols += (cnt_t)g_t_cols * pixels;
+            t_bitops += (cnt_t)g_t_bitops * pixels;
+            t_refresh += g_t_refresh;
+            act_buf += (cnt_t)g_t_rows * pixels;
+            for (uint32_t m = 0; m < T_M; m++) tbusy[m] += (cnt_t)g_t_blocks[m] * pixels;
+        }
+#endif
         if (hybrid) {  // this round's column reads per (group, level) of one pixel
             for (uint32_t g = 0; g < l->ng; g++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HCIM_MAX_GROUPS
@@ -1064,7 +1356,6 @@ rounds:
                 }
             }
         }
-        if (!first) dram += (cnt_t)pixels * l->f * (HCIM_ACC_BITS / 8) * 2;  // partial sums out, then back in
         // column sums of groups without a unit in this round are 0 (those with one are written every pixel)
         HCIM_LOOP_ENTER(HCIM_LP_CLEAR_COLBUF);
         HCIM_LOOP_ITERS(HCIM_LP_CLEAR_COLBUF, l->ng);
@@ -1093,9 +1384,9 @@ rounds:
         }
         // on-chip mode, last round: residual from and outputs into the activation buffer
         const uint32_t rd = psum_onchip ? (round & 1u) ^ 1u : 0u, wr = psum_onchip ? round & 1u : 1u;
-        const hcim_rq rc = {l, &to, &tr, first, last, has_res, onchip, onchip && last, rd, wr};
-        if (onchip && !hybrid && n_units && (n_rounds == 1 || psum_onchip)) {  // digital: the pixel stream
-            hcim_pixel_stream_any(ti, l, rc, in_base, n_units, pixels, xw3, &ones);
+        const hcim_rq rc = {l, &to, &tr, first, last, has_res, onchip, onchip && last, rd, wr, du.f0};
+        if (onchip && !hybrid && (n_units || n_tern) && (n_rounds == 1 || psum_onchip)) {  // digital: the pixel stream
+            hcim_pixel_stream_any(ti, l, rc, in_base, n_units, n_tern, pixels, xw3, &ones, &tones);
             continue;
         }
         HCIM_LOOP_ENTER(HCIM_LP_PIXELS);
@@ -1104,17 +1395,20 @@ rounds:
     pixels:
         for (uint32_t p = 0, oy = 0, ox = 0, pf = 0, q = 0; p < pixels; p++, pf += l->f) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 4096
-            if (n_units) {
-                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones);
+            if (n_units || n_tern) {
+                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones, &tones);
                 if (hybrid) {
                     hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
                     if (g_hy.noise_pairs) hcim_make_noise(n_units, bits, ctx, p);
                     hcim_units_any<true>(xw, n_units, bits);
-                } else {
+                } else if (n_units) {
                     hcim_units_any<false>(xw, n_units, bits);
                 }
+#if HCIM_HAS_TERN
+                if (n_tern) hcim_tern_units(xw[Z_PLANE], n_tern);  // the ternary macros, in parallel
+#endif
             } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
-                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones);
+                hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones, &tones);
                 hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);
             }
             // the DDR side of requant works in chunks of whole pixels (IO_WORDS values): partial sums
@@ -1149,8 +1443,22 @@ rounds:
             }
         }
     }
-    cnt_t cycles = 0;
+    cnt_t cycles = 0, t_cycles = 0;
     for (uint32_t m = 0; m < HCIM_N_MACROS; m++) cycles = busy[m] > cycles ? busy[m] : cycles;
+    // partial sums of every pixel leave after each round but the last and come back: the SRAM path's
+    // F - F_t filters over its rounds (architecture.md §7, §10.4)
+    dram += (cnt_t)(sram_rounds - 1) * pixels * du.f0 * (HCIM_ACC_BITS / 8) * 2;
+#if HCIM_HAS_TERN
+    for (uint32_t m = 0; m < T_M; m++) t_cycles = tbusy[m] > t_cycles ? tbusy[m] : t_cycles;
+    // every ternary tile written once per image, whole row blocks: 2 F_t R_t tern_rows_active cells
+    t_wload = 2ull * du.f_t * du.n_rowblocks * T_ROWS;
+    if (dualpath) {
+        dram += HCIM_DU_BYTES + t_wload / 8 + (cnt_t)(tern_rounds - 1) * pixels * du.f_t * (HCIM_ACC_BITS / 8) * 2;
+        if (du.f_t) act_buf += ti.size;  // the binary plane written once per image
+    }
+#endif
+    (void)dualpath;
+    cycles = t_cycles > cycles ? t_cycles : cycles;  // the two macro types run in parallel (§10.3)
     cnt[HCIM_C_MACS] = (cnt_t)l->f * l->k * pixels;
     cnt[HCIM_C_UNIT_ACTIVATIONS] = unit_act;
     cnt[HCIM_C_UNITS_SKIPPED] = skipped;
@@ -1166,6 +1474,13 @@ rounds:
     cnt[HCIM_C_ACT_BUFFER_BITS] = act_buf;
     cnt[HCIM_C_REQUANT_OPS] = (cnt_t)l->f * pixels;
     cnt[HCIM_C_INPUT_ONES] = ones;
+    cnt[HCIM_C_TERN_ROWBLOCK_ACTIVATIONS] = t_acts;
+    cnt[HCIM_C_TERN_CYCLES] = t_cycles;
+    cnt[HCIM_C_TERN_COLUMN_READS] = t_cols;
+    cnt[HCIM_C_TERN_BIT_OPS] = t_bitops;
+    cnt[HCIM_C_TERN_WEIGHT_LOAD_BITS] = t_wload;
+    cnt[HCIM_C_TERN_INPUT_ONES] = tones;
+    cnt[HCIM_C_REFRESH_EVENTS] = t_refresh;
     if (hybrid) {
         // saliency_ops: h x (row blocks present in at least one group) per pixel
         uint32_t any_blocks = 0;

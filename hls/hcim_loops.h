@@ -31,15 +31,19 @@
     X(HCIM_LP_PACK_PLANES, "pack_planes", 1, 4)       /* per layer: one input value -> its bit planes */     \
     X(HCIM_LP_BUILD_SCHEDULE, "build_schedule", 1, 4) /* per round and group: one row block */               \
     X(HCIM_LP_LOAD_WEIGHTS, "load_weights", 1, 3)     /* per round: one weight word (bursts) */               \
+    X(HCIM_LP_TERN_SCHEDULE, "tern_schedule", 1, 4)   /* per round (dual-path): one (filter group, ternary block) */ \
+    X(HCIM_LP_LOAD_TERN, "load_tern", 1, 3)           /* per round (dual-path): one ternary weight word (bursts) */ \
+    X(HCIM_LP_CLEAR_TACC, "clear_tacc", 1, 2)         /* per round (dual-path): one filter group's ternary sums = 0 */ \
     X(HCIM_LP_PIXELS, "pixels", 0, 0)                 /* per round: output pixels (not pipelined) */         \
     X(HCIM_LP_WINDOW, "window", 1, 4)                 /* per pixel: one window position x 64 channels */     \
     X(HCIM_LP_SALIENCY, "saliency", 1, 4)             /* per pixel (hybrid): one row block's saliency */     \
     X(HCIM_LP_LEVELS, "levels", 1, 6)                 /* per pixel (hybrid): one group's saliency, level */  \
     X(HCIM_LP_NOISE, "noise", 1, 36)                 /* per pixel (noisy hybrid): one pair's Philox4x32-10 */ \
     X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
+    X(HCIM_LP_TERN_UNITS, "tern_units", 1, 6)         /* per pixel (dual-path): one ternary block x 8 filters */ \
     X(HCIM_LP_CLEAR_COLBUF, "clear_colbuf", 1, 2)     /* per round: one group's column sums = 0 */            \
     X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: RQ_LANES = 4 filters */                  \
-    X(HCIM_LP_PIXEL_STREAM, "pixel_stream", 1, 20)   /* per round (digital, on chip): slots of window | units | requant of 3 pixels */ \
+    X(HCIM_LP_PIXEL_STREAM, "pixel_stream", 1, 20)   /* per round (digital, on chip): slots of window | units + ternary units | requant of 3 pixels */ \
     X(HCIM_LP_BURST_IN, "burst_in", 1, 2)             /* per chunk of pixels: partial sums / residual in */  \
     X(HCIM_LP_BURST_OUT, "burst_out", 1, 2)           /* per chunk of pixels: outputs / partial sums out */  \
     X(HCIM_LP_MAXPOOL, "maxpool", 1, 3)               /* one output value (window unrolled) */               \

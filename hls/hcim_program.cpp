@@ -50,6 +50,16 @@ uint32_t hcim_check_header(const word_t *prog, uint32_t prog_words, uint32_t *im
                 hcim_rd16(prog, HCIM_H_N_MACROS) == HCIM_N_MACROS && hcim_rd8(prog, HCIM_H_ACC_BITS) == HCIM_ACC_BITS &&
                 hcim_rd8(prog, HCIM_H_ADC_BITS) == HCIM_ADC_BITS &&
                 hcim_rd8(prog, HCIM_H_PRECISION_MASK) == HCIM_PRECISION_MASK;
+#if HCIM_HAS_TERN
+    // this preset's fingerprint covers its second macro type: the header names that preset only in a
+    // format >= 1.2 image with byte 63 bit 7 and these fields in bytes 61..63 (unused bits: row 7)
+    const uint32_t b61 = hcim_rd8(prog, HCIM_H_TERN_GEOMETRY), b62 = hcim_rd8(prog, HCIM_H_TERN_GEOMETRY + 1),
+                   b63 = hcim_rd8(prog, HCIM_H_TERN_GEOMETRY + 2);
+    same = same && hcim_rd16(prog, HCIM_H_VERSION_MINOR) >= HCIM_FORMAT_MINOR_DUAL && (b63 & 0x80u) &&
+           (1u << (b61 & 15u)) == HCIM_TERN_ROWS && (1u << (b61 >> 4)) == HCIM_TERN_COLS &&
+           (8u << (b62 & 3u)) == HCIM_TERN_ROWS_ACTIVE && (1u << ((b62 >> 2) & 15u)) == HCIM_TERN_N_MACROS &&
+           (1ull << (b63 & 31u)) == HCIM_TERN_REFRESH_CYCLES;
+#endif
     if (!same) HCIM_FAIL(HCIM_ERR_PRESET, 0);
     *image_bytes = nbytes;
     return HCIM_OK;
@@ -99,6 +109,7 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
     l->off_weights = hcim_rd32(prog, b + HCIM_L_OFF_WEIGHTS);
     l->n_words = hcim_rd32(prog, b + HCIM_L_N_WEIGHT_WORDS);
     l->off_hybrid = hcim_rd32(prog, b + HCIM_L_OFF_HYBRID);
+    l->off_dual = hcim_rd32(prog, b + HCIM_L_OFF_DUAL);
     l->reserved_ok = hcim_zero_bytes(prog, b + HCIM_L_RESERVED0, HCIM_L_RESERVED0_BYTES) &&
                      hcim_zero_bytes(prog, b + HCIM_L_RESERVED2, HCIM_L_RESERVED2_BYTES);
     (void)tab;
@@ -108,6 +119,24 @@ void hcim_read_layer(const word_t *prog, const hcim_tables *tab, uint32_t index,
 static bool hcim_is_hybrid(const hcim_tables *tab, const hcim_layer *l) {
     return l->mode == HCIM_MODE_HYBRID && tab->version_minor >= HCIM_FORMAT_MINOR_HYBRID &&
            (l->op == HCIM_OP_CONV || l->op == HCIM_OP_FC);
+}
+
+// Layer flags bit 0 is a dual-path layer on a conv/fc layer of a format >= 1.2 image (reader check 12(b)).
+bool hcim_is_dual(const hcim_tables *tab, const hcim_layer *l) {
+    return l->flags == HCIM_FLAG_DUAL && tab->version_minor >= HCIM_FORMAT_MINOR_DUAL &&
+           (l->op == HCIM_OP_CONV || l->op == HCIM_OP_FC);
+}
+
+void hcim_read_dual(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, hcim_dualpath *d) {
+    const bool dual = hcim_is_dual(tab, l);
+    const uint32_t o = l->off_dual;
+    d->ratio = dual ? hcim_rd8(prog, o + HCIM_DU_RATIO) : 0;
+    d->theta = dual ? hcim_rd8(prog, o + HCIM_DU_THRESHOLD) : 0;
+    d->n_rowblocks = dual ? hcim_rd16(prog, o + HCIM_DU_N_ROWBLOCKS) : 0;
+    d->n_words = dual ? hcim_rd32(prog, o + HCIM_DU_N_WORDS) : 0;
+    d->off_words = dual ? hcim_rd32(prog, o + HCIM_DU_OFF_WEIGHTS) : 0;
+    d->f_t = (l->f * d->ratio) / HCIM_RATIO_STEPS;  // the reader checks ratio <= 8 first
+    d->f0 = l->f - d->f_t;
 }
 
 void hcim_read_hybrid(const word_t *prog, const hcim_layer *l, hcim_hybrid *h) {
@@ -152,13 +181,57 @@ check_levels:
     return ok;
 }
 
+// Reader check 12(f): the dual section and ternary weights of a dual-path layer (program-format.md "Dual
+// section", in the order of hybridcim.program.reader._check_dual): the preset has the second macro type,
+// the section rule, reserved bytes 12..15, ratio 0..8, threshold 1..2^bits_in - 1, n_tern_rowblocks =
+// ceil(K / tern_rows_active) and n_tern_words = 2 F_t R_t, the weights' section rule, no bits above
+// tern_rows_active, no cell pair (1, 1), SRAM precision 0 of the ternary filters. Any failure: LAYER.
+static bool hcim_dual_ok(const word_t *prog, const hcim_tables *tab, const hcim_layer *l, uint32_t bits_in,
+                         uint32_t nbytes) {
+#if HCIM_HAS_TERN
+    if (!tab->has_tern) return false;  // a format < 1.2 image cannot name this preset (reader row 6)
+    if (!hcim_section_ok(l->off_dual, HCIM_DU_BYTES, nbytes)) return false;
+    if (!hcim_zero_bytes(prog, l->off_dual + HCIM_DU_RESERVED, 4)) return false;
+    hcim_dualpath d;
+    hcim_read_dual(prog, tab, l, &d);
+    if (d.ratio > HCIM_RATIO_STEPS || d.theta < 1 || d.theta > (1u << bits_in) - 1u) return false;
+    const uint32_t r_t = (l->k + HCIM_TERN_ROWS_ACTIVE - 1) / HCIM_TERN_ROWS_ACTIVE;
+    if (d.n_rowblocks != r_t || (uint64_t)d.n_words != 2ull * d.f_t * r_t) return false;
+    if (!hcim_section_ok(d.off_words, 8ull * d.n_words, nbytes)) return false;
+    word_t bad = 0;
+check_tern_words:
+    for (uint32_t w = 0; w < d.n_words; w += 2) {  // one cell pair (positive, negative word) per iteration
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = 65536
+#pragma HLS PIPELINE II = 1
+        const word_t pos = prog[(d.off_words >> 3) + w], neg = prog[(d.off_words >> 3) + w + 1];
+#if HCIM_TERN_ROWS_ACTIVE < 64
+        bad |= (pos | neg) >> HCIM_TERN_ROWS_ACTIVE;  // bits above tern_rows_active
+#endif
+        bad |= pos & neg;  // (1, 1) is not a ternary weight
+    }
+    if (bad) return false;
+    uint32_t prec_any = 0;
+check_tern_precision:
+    for (uint32_t f = d.f0; f < l->f; f++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = HCIM_MAX_FILTERS
+        prec_any |= hcim_rd8(prog, l->off_prec + f);
+    }
+    return prec_any == 0;
+#else
+    (void)prog, (void)tab, (void)l, (void)bits_in, (void)nbytes;
+    return false;  // no second macro type: a dual-path layer has no macro to run on
+#endif
+}
+
 // Shapes and formats of one layer against the tensor table; 0 if fine, else an error code.
 static uint32_t hcim_check_shapes(const hcim_tables *tab, const hcim_layer *l) {
     const hcim_tensor &ti = tab->t[l->in], &to = tab->t[l->out];
-    const bool hybrid = hcim_is_hybrid(tab, l);
-    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || (l->mode != HCIM_MODE_DIGITAL && !hybrid) || l->flags != 0)
+    const bool hybrid = hcim_is_hybrid(tab, l), dual = hcim_is_dual(tab, l);
+    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || (l->mode != HCIM_MODE_DIGITAL && !hybrid) || (l->flags != 0 && !dual))
         return HCIM_ERR_LAYER;
-    if (!l->reserved_ok || (!hybrid && l->off_hybrid != 0)) return HCIM_ERR_LAYER;  // off_hybrid: 0 in mode 0
+    if (hybrid && dual) return HCIM_ERR_LAYER;  // spec 1.2: the dual path runs with digital mode 0 only
+    // off_hybrid: 0 in mode 0; off_dual: 0 unless flags bit 0
+    if (!l->reserved_ok || (!hybrid && l->off_hybrid != 0) || (!dual && l->off_dual != 0)) return HCIM_ERR_LAYER;
     const bool pool = l->op == HCIM_OP_MAXPOOL || l->op == HCIM_OP_AVGPOOL;
     if (pool) {
         if (ti.sgn || to.sgn) return HCIM_ERR_LAYER;
@@ -255,7 +328,12 @@ uint32_t hcim_load_tables(const word_t *prog, hcim_tables *tab) {
     tab->n_layers = hcim_rd16(prog, HCIM_H_N_LAYERS);
     tab->input = hcim_rd16(prog, HCIM_H_INPUT_TENSOR);
     tab->output = hcim_rd16(prog, HCIM_H_OUTPUT_TENSOR);
-    if (!hcim_zero_bytes(prog, HCIM_H_RESERVED, HCIM_H_RESERVED_BYTES)) HCIM_FAIL(HCIM_ERR_LAYER, 0xFFFF);
+    // row 7: header bytes 61..63 are 0 before format 1.2, else exactly this preset's second macro type
+    const uint32_t tern_hdr = hcim_rd8(prog, HCIM_H_TERN_GEOMETRY) | hcim_rd8(prog, HCIM_H_TERN_GEOMETRY + 1) << 8 |
+                              hcim_rd8(prog, HCIM_H_TERN_GEOMETRY + 2) << 16;
+    if (tern_hdr != (tab->version_minor < HCIM_FORMAT_MINOR_DUAL ? 0u : (uint32_t)HCIM_TERN_HEADER))
+        HCIM_FAIL(HCIM_ERR_LAYER, 0xFFFF);
+    tab->has_tern = HCIM_HAS_TERN && tab->version_minor >= HCIM_FORMAT_MINOR_DUAL;
     if (tab->n_tensors > HCIM_MAX_TENSORS || tab->n_layers > HCIM_MAX_LAYERS) HCIM_FAIL(HCIM_ERR_LIMIT, 0xFFFF);
     uint32_t toff = hcim_rd32(prog, HCIM_H_TENSOR_TABLE), loff = hcim_rd32(prog, HCIM_H_LAYER_TABLE);
     if (tab->n_tensors < 2 || tab->n_layers < 1 || !hcim_section_ok(toff, 16ull * tab->n_tensors, nbytes))
@@ -305,6 +383,8 @@ check_layers:
         if (rc == HCIM_OK && (l.op == HCIM_OP_CONV || l.op == HCIM_OP_FC)) rc = hcim_check_cim_sections(prog, &l, nbytes);
         if (rc == HCIM_OK && hcim_is_hybrid(tab, &l) && !hcim_hybrid_ok(prog, &l, tab->t[l.in].bits, nbytes))
             rc = HCIM_ERR_HYBRID;
+        if (rc == HCIM_OK && hcim_is_dual(tab, &l) && !hcim_dual_ok(prog, tab, &l, tab->t[l.in].bits, nbytes))
+            rc = HCIM_ERR_LAYER;
         if (rc != HCIM_OK) HCIM_FAIL(rc, i);
         produced[l.out] = true;
     }

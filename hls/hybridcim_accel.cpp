@@ -56,7 +56,7 @@ uint32_t hybridcim_accel(const word_t *prog, uint32_t prog_words, const word_t *
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem2 depth = 2560
 #pragma HLS INTERFACE m_axi port = scratch offset = slave bundle = gmem3 depth = 262144
     // counters: depth = HCIM_CNT_HEADER_WORDS + HCIM_MAX_LAYERS * HCIM_N_COUNTERS (cosim buffer size)
-#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 3201
+#pragma HLS INTERFACE m_axi port = counters offset = slave bundle = gmem4 depth = 4097
 #pragma HLS INTERFACE s_axilite port = prog bundle = control
 #pragma HLS INTERFACE s_axilite port = images bundle = control
 #pragma HLS INTERFACE s_axilite port = out bundle = control

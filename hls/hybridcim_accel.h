@@ -1,6 +1,7 @@
 // hybridcim accelerator: an emulated array of SRAM CIM macros as a Vitis HLS kernel.
 //
-// Integer semantics: docs/architecture.md (spec 1.1: digital mode §4-§7, hybrid mode §9). Program image: docs/program-format.md.
+// Integer semantics: docs/architecture.md (spec 1.2: digital mode §4-§7, hybrid mode §9, dual-path layers §10).
+// Program image: docs/program-format.md.
 // DDR buffers and control registers: docs/program-format.md, section "Runtime buffers".
 //
 // The preset (array geometry + kernel capacity) is chosen at compile time:
@@ -21,9 +22,21 @@
 #endif
 #include HCIM_PRESET_HEADER
 
+// The second macro type (architecture.md §10.1): a preset header without it leaves these 0 (no
+// ternary macro: a dual-path layer is refused with status LAYER, reader check 12(f)).
+#ifndef HCIM_TERN_N_MACROS
+#define HCIM_TERN_ROWS 0
+#define HCIM_TERN_COLS 0
+#define HCIM_TERN_ROWS_ACTIVE 0
+#define HCIM_TERN_N_MACROS 0
+#define HCIM_TERN_REFRESH_CYCLES 0
+#define HCIM_TERN_HEADER 0x000000u  // header bytes 61..63 (byte 61 lowest): all 0
+#endif
+#define HCIM_HAS_TERN (HCIM_TERN_N_MACROS > 0)
+
 // ---- kernel version (bitstream manifest "kernel_version"; bump on any interface change) ----
 #define HCIM_KERNEL_VERSION_MAJOR 1
-#define HCIM_KERNEL_VERSION_MINOR 3  // 1.3: hybrid mode (format 1.1), image_base, counter layout 2
+#define HCIM_KERNEL_VERSION_MINOR 4  // 1.4: dual-path layers (format 1.2), counter layout 3; 1.3: hybrid mode, image_base
 
 // ---- number formats (architecture.md §2; hybridcim.spec.numformat) ----
 typedef ap_uint<8> pixel_t;   // UINT8: network input pixels
@@ -38,11 +51,12 @@ typedef uint64_t word_t;      // program words, packed input planes, weight word
 typedef int32_t acc_t;        // signed acc_bits = 32 accumulator (architecture.md §4)
 typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_shift) before the shift
 
-// ---- program image format 1.1 (program-format.md; hybridcim.program.format) ----
+// ---- program image format 1.2 (program-format.md; hybridcim.program.format) ----
 #define HCIM_MAGIC_WORD 0x474F52504D494348ull  // "HCIMPROG" read as a little-endian u64
 #define HCIM_FORMAT_MAJOR 1
 #define HCIM_FORMAT_MINOR 0
 #define HCIM_FORMAT_MINOR_HYBRID 1  // first minor version with layer mode 1
+#define HCIM_FORMAT_MINOR_DUAL 2    // first minor version with layer flags bit 0 and header bytes 61..63
 #define HCIM_HEADER_BYTES 64
 #define HCIM_TENSOR_BYTES 16
 #define HCIM_LAYER_BYTES 96
@@ -70,8 +84,9 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_H_MANIFEST_OFFSET 52
 #define HCIM_H_MANIFEST_BYTES 56
 #define HCIM_H_PRECISION_MASK 60
-#define HCIM_H_RESERVED 61        // u8[3], 0
+#define HCIM_H_RESERVED 61        // u8[3], 0 (format < 1.2)
 #define HCIM_H_RESERVED_BYTES 3
+#define HCIM_H_TERN_GEOMETRY 61   // format >= 1.2: u8[3], the second macro type's geometry (HCIM_TERN_HEADER)
 // tensor record field byte offsets
 #define HCIM_T_CHANNELS 0
 #define HCIM_T_HEIGHT 2
@@ -112,8 +127,20 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_L_OFF_HYBRID 68      // u32: hybrid section (mode 1); part of the reserved bytes (0) in mode 0
 #define HCIM_L_RESERVED1 68       // u8[28], 0 in a digital layer (68..71 = off_hybrid in a hybrid one)
 #define HCIM_L_RESERVED1_BYTES 28
-#define HCIM_L_RESERVED2 72       // u8[24], 0 in every layer
-#define HCIM_L_RESERVED2_BYTES 24
+#define HCIM_L_OFF_DUAL 72        // u32: dual section (flags bit 0); reserved 0 otherwise
+#define HCIM_L_RESERVED2 76       // u8[20], 0 in every layer
+#define HCIM_L_RESERVED2_BYTES 20
+// layer flags (architecture.md §10)
+#define HCIM_FLAG_DUAL 1          // bit 0: dual-path layer (conv/fc, mode 0, format >= 1.2)
+// dual section (16 bytes; program-format.md "Dual section"; hybridcim.program.dualpath)
+#define HCIM_DU_BYTES 16
+#define HCIM_DU_RATIO 0           // u8, q = 0..8: the last floor(F * q / 8) filters are ternary
+#define HCIM_DU_THRESHOLD 1       // u8, theta = 1..2^bits_in - 1: z = [x >= theta]
+#define HCIM_DU_N_ROWBLOCKS 2     // u16, R_t = ceil(K / tern_rows_active)
+#define HCIM_DU_N_WORDS 4         // u32, 2 * F_t * R_t
+#define HCIM_DU_OFF_WEIGHTS 8     // u32, u64[n_tern_words]: word 2(u R_t + b) positive, + 1 negative cells
+#define HCIM_DU_RESERVED 12       // u8[4], 0
+#define HCIM_RATIO_STEPS 8
 // layer modes (architecture.md §9)
 #define HCIM_MODE_DIGITAL 0
 #define HCIM_MODE_HYBRID 1
@@ -144,6 +171,10 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_CM_USED_SHIFT 24
 
 // ---- derived preset constants ----
+#if HCIM_HAS_TERN
+#define HCIM_TERN_FILTERS_PER_MACRO (HCIM_TERN_COLS / 2)                     // S: two cells per ternary weight
+#define HCIM_TERN_BLOCKS_PER_MACRO (HCIM_TERN_ROWS / HCIM_TERN_ROWS_ACTIVE)  // B
+#endif
 #define HCIM_BLOCKS_PER_MACRO (HCIM_ROWS / HCIM_ROWS_ACTIVE)
 #define HCIM_GROUPS_PER_MACRO (HCIM_COLS / HCIM_GROUP_WIDTH)
 #define HCIM_UNITS_PER_MACRO (HCIM_BLOCKS_PER_MACRO * HCIM_GROUPS_PER_MACRO)
@@ -165,6 +196,7 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 #define HCIM_ERR_INPUT 10       // an input pixel exceeds the input tensor's bit width (detail: image)
 #define HCIM_ERR_TENSOR 11      // malformed tensor table (detail: tensor)
 #define HCIM_ERR_HYBRID 12      // malformed hybrid section of a mode-1 layer (detail: layer)
+// (a malformed dual section or ternary weights of a dual-path layer: HCIM_ERR_LAYER, detail: layer)
 #define HCIM_DETAIL_SHIFT 16
 
 // ---- flags register ----
@@ -180,12 +212,13 @@ typedef int64_t wide_t;       // requant intermediate: acc + bias + (res << res_
 // Counters are append-only: a later kernel adds new ones after the last index and a reader
 // takes the count from the header. Layout 2 (kernel 1.3) appends the hybrid-mode counters of
 // architecture.md §9.7 (saliency_ops, decisions_level0..7) as indices 16..24; the analog, ADC,
-// skipped-plane, saliency and decision counters are 0 in digital mode.
+// skipped-plane, saliency and decision counters are 0 in digital mode. Layout 3 (kernel 1.4) appends
+// the second macro type's counters of §10.4 as indices 25..31 (0 in every layer but a dual-path one).
 typedef uint64_t cnt_t;
 #define HCIM_CNT_MAGIC 0x544E4348u  // "HCNT" read as a little-endian u32
-#define HCIM_CNT_LAYOUT 2           // header word + layer-major rows of HCIM_N_COUNTERS (layout 1: 16)
+#define HCIM_CNT_LAYOUT 3           // header word + layer-major rows of HCIM_N_COUNTERS (layout 1: 16, 2: 25)
 #define HCIM_CNT_HEADER_WORDS 1
-#define HCIM_N_COUNTERS 25
+#define HCIM_N_COUNTERS 32
 #define HCIM_C_IMAGES 0
 #define HCIM_C_MACS 1
 #define HCIM_C_UNIT_ACTIVATIONS 2
@@ -212,6 +245,14 @@ typedef uint64_t cnt_t;
 #define HCIM_C_DECISIONS_LEVEL5 22
 #define HCIM_C_DECISIONS_LEVEL6 23
 #define HCIM_C_DECISIONS_LEVEL7 24
+// the second macro type (dual-path layers, architecture.md §10.4)
+#define HCIM_C_TERN_ROWBLOCK_ACTIVATIONS 25
+#define HCIM_C_TERN_CYCLES 26
+#define HCIM_C_TERN_COLUMN_READS 27
+#define HCIM_C_TERN_BIT_OPS 28
+#define HCIM_C_TERN_WEIGHT_LOAD_BITS 29
+#define HCIM_C_TERN_INPUT_ONES 30
+#define HCIM_C_REFRESH_EVENTS 31
 // bytes of `values` activations of `bits` bits packed (the dram_bytes counter's tensor size)
 static inline cnt_t hcim_packed_bytes(uint64_t values, uint32_t bits) { return (values * bits + 7) / 8; }
 

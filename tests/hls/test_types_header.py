@@ -116,11 +116,14 @@ def test_status_codes_and_flags():
 
 
 def test_counter_order_is_the_emulators():
-    from hybridcim.emulator.counters import HYBRID_EXTRA, PER_IMAGE
-    assert define("HCIM_N_COUNTERS") == len(PER_IMAGE) + len(HYBRID_EXTRA) == len(buffers.COUNTER_FIELDS) == 25
+    from hybridcim.emulator.counters import DUAL_EXTRA, HYBRID_EXTRA, PER_IMAGE
+    from hybridcim.program.dualpath import TERN_PER_IMAGE
+    fields = PER_IMAGE + HYBRID_EXTRA + DUAL_EXTRA
+    assert DUAL_EXTRA == TERN_PER_IMAGE
+    assert define("HCIM_N_COUNTERS") == len(fields) == len(buffers.COUNTER_FIELDS) == 32
     found = {k[len("HCIM_C_"):].lower(): define(k) for k in DEFINES if k.startswith("HCIM_C_")}
-    assert found == {name: i for i, name in enumerate(PER_IMAGE + HYBRID_EXTRA)}
-    assert buffers.COUNTERS_PER_LAYOUT == {1: 16, 2: 25} and define("HCIM_CNT_LAYOUT") == 2
+    assert found == {name: i for i, name in enumerate(fields)}
+    assert buffers.COUNTERS_PER_LAYOUT == {1: 16, 2: 25, 3: 32} and define("HCIM_CNT_LAYOUT") == 3
     assert re.search(r"typedef\s+uint64_t\s+cnt_t\s*;", HEADER)
     top = (HLS / "hybridcim_accel.cpp").read_text()
     depth = int(re.search(r"port = counters .*depth = (\d+)", top).group(1))

@@ -89,9 +89,11 @@ def test_counters_reader_takes_a_kernel_1_2_block():
 
 @pytest.mark.parametrize("change, message", [
     (lambda w: w ^ 1, "header magic"),                                  # wrong magic
-    (lambda w: w ^ (2 << 32) ^ (3 << 32), "layout version 3"),          # layout 2 -> 3
-    (lambda w: w - (1 << 40), "24 counters per layer, layout 2 has 25 (missing decisions_level7)"),
-    (lambda w: w ^ (2 << 32) ^ (1 << 32) ^ (25 << 40) ^ (15 << 40),    # layout 1 with 15 counters
+    (lambda w: w ^ (3 << 32) ^ (4 << 32), "layout version 4"),          # layout 3 -> 4
+    (lambda w: w - (1 << 40), "31 counters per layer, layout 3 has 32 (missing refresh_events)"),
+    (lambda w: w ^ (3 << 32) ^ (2 << 32) ^ (32 << 40) ^ (24 << 40),    # layout 2 with 24 counters
+     "24 counters per layer, layout 2 has 25 (missing decisions_level7)"),
+    (lambda w: w ^ (3 << 32) ^ (1 << 32) ^ (32 << 40) ^ (15 << 40),    # layout 1 with 15 counters
      "15 counters per layer, layout 1 has 16 (missing input_ones)"),
     (lambda w: w + (1 << 48), "layers, the program has"),               # one layer more
     (lambda w: 0, "a kernel before 1.2 has no counter header"),          # a 1.1 block (no header)

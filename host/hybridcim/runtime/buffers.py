@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..emulator.counters import HYBRID_EXTRA, PER_IMAGE, LayerCounters, static_counters
+from ..emulator.counters import DUAL_EXTRA, HYBRID_EXTRA, PER_IMAGE, LayerCounters, dual_static_counters
 from ..program.model import Program
 from ..spec.hardware import HardwarePreset
 from .errors import CapacityError, DeviceError
@@ -26,15 +26,18 @@ from .errors import CapacityError, DeviceError
 FLAG_TRACE = 1
 FLAG_VALIDATE_ONLY = 2
 FLAG_COUNTERS = 4
-COUNTER_FIELDS = PER_IMAGE + HYBRID_EXTRA
+COUNTER_FIELDS = PER_IMAGE + HYBRID_EXTRA + DUAL_EXTRA
 """Order of the kernel's counters of one layer (HCIM_C_* in hls/hybridcim_accel.h); append-only:
-layout 1 (kernel 1.2) has the first 16 (PER_IMAGE), layout 2 (kernel 1.3) all 25."""
+layout 1 (kernel 1.2) has the first 16 (PER_IMAGE), layout 2 (kernel 1.3) the first 25, layout 3
+(kernel 1.4: the second macro type's counters, architecture.md §10.4) all 32."""
 COUNTERS_MAGIC = 0x544E4348
 """Low 32 bits of the counters buffer's header word: "HCNT" (HCIM_CNT_MAGIC)."""
-COUNTERS_LAYOUT = 2
+COUNTERS_LAYOUT = 3
 """Layout version of the counters buffer (HCIM_CNT_LAYOUT): one header word, then layer-major rows.
-Layout 1 (kernel 1.2, 16 counters: no hybrid-mode counters, read as 0) is read too."""
-COUNTERS_PER_LAYOUT = {1: len(PER_IMAGE), 2: len(PER_IMAGE) + len(HYBRID_EXTRA)}
+Layouts 1 (kernel 1.2, 16 counters: no hybrid-mode counters) and 2 (kernel 1.3, 25: no dual-path
+counters) are read too, the counters they lack as 0."""
+COUNTERS_PER_LAYOUT = {1: len(PER_IMAGE), 2: len(PER_IMAGE) + len(HYBRID_EXTRA),
+                       3: len(PER_IMAGE) + len(HYBRID_EXTRA) + len(DUAL_EXTRA)}
 """Counters a buffer of each layout version holds at least (those this package reads)."""
 COUNTERS_HEADER_WORDS = 1
 INFO_FIELDS = ("kernel_major", "kernel_minor", "fingerprint", "rows", "cols", "rows_active", "group_width",
@@ -127,8 +130,8 @@ class CounterLayoutError(DeviceError):
 def counters_header(n_layers: int, n_counters: int = len(COUNTER_FIELDS), layout: int = COUNTERS_LAYOUT) -> int:
     """The header word: magic | layout << 32 | counters per layer << 40 | n_layers << 48.
 
-    >>> hex(counters_header(2, 25))
-    '0x21902544e4348'
+    >>> hex(counters_header(2, 32))
+    '0x22003544e4348'
     """
     return COUNTERS_MAGIC | layout << 32 | n_counters << 40 | n_layers << 48
 
@@ -180,10 +183,10 @@ def counters_from_buffer(program: Program, buf: np.ndarray) -> list[LayerCounter
     if words.size < need:
         raise CounterLayoutError(f"counters buffer of {words.size} words, its header needs {need}")
     rows = words[COUNTERS_HEADER_WORDS:need].reshape(n_layers, n_counters)
-    known = COUNTER_FIELDS[:COUNTERS_PER_LAYOUT[(int(words[0]) >> 32) & 0xFF]]  # layout 1: no hybrid counters
+    known = COUNTER_FIELDS[:COUNTERS_PER_LAYOUT[(int(words[0]) >> 32) & 0xFF]]  # layouts 1, 2: fewer counters
     out = []
     for layer, row in zip(program.layers, rows):
-        c = static_counters(layer, program, 0)
+        c = dual_static_counters(layer, program, 0)  # the static fields (a dual-path layer's ternary ones too)
         for name, v in zip(known, row):
             setattr(c, name, int(v))
         out.append(c)
