@@ -1,0 +1,321 @@
+"""Dual-path layers (architecture.md §10) in the HLS kernel (1.4): csim == fast emulator == reference
+emulator, bit for bit.
+
+Property tests (hypothesis, derandomized) over random dual-path programs on both kernel presets with
+the second macro type (sun-mars-256-dual, tiny-64-dual): random shapes, ratios 0..8 (or one per layer),
+binary-input thresholds from 1 to 2^X − 1, input bit widths 1..8, sparsity and packing; the outputs,
+every traced tensor (DDR mode) and every counter (the seven of counter layout 3 included) of csim
+equal the fast and the reference emulator's, on chip (the pixel stream) and in trace mode. Plus: the
+§10.2 hand example, ternary rounds / row tiles / refresh events, batch splitting, the synthesized
+datapath (-DHCIM_HW_DATAPATH), the dual preset headers, and the kernel's refusal of corrupt dual
+sections, ternary weights and format-1.2 records (status LAYER / PRESET: the host's verdict class).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hybridcim.emulator import FastEmulator, ReferenceEmulator
+from hybridcim.program import InvalidProgramError, PresetMismatchError, decode, encode
+from hybridcim.program.builder import ProgramBuilder, make_dual
+from hybridcim.program.dualpath import DualPathParams, tern_header_bytes
+from hybridcim.program.format import HEADER
+from hybridcim.runtime.bitstream import header_defines, kernel_info_from_headers
+from hybridcim.runtime.csim_build import hls_dir
+from hybridcim.runtime.csim_device import CSimDevice
+from hybridcim.runtime.errors import STATUS, KernelError
+from hybridcim.spec import HOST_PRESETS, get_preset
+from hybridcim.zoo.fuzz import random_dualpath_program, random_images, random_program, reseal
+
+DUAL_PRESETS = ["tiny-64-dual", "sun-mars-256-dual"]
+
+
+def dual_program(seed, preset, ratio, theta_frac, share, **kw):
+    """random_program with a ``share`` of its conv/fc layers dual-path at ``ratio`` (None: random per
+    layer) and threshold ⌈theta_frac · (2^X − 1)⌉ (X: the layer's input bits), random ternary weights."""
+    rng = np.random.default_rng(seed)
+    p = random_program(rng, preset, **kw)
+    params = {}
+    for l in p.layers:
+        if l.op.is_cim and rng.random() < share:
+            top = (1 << p.tensors[l.in_tensor].bits) - 1
+            dual = DualPathParams(int(rng.integers(0, 9)) if ratio is None else ratio,
+                                  max(1, int(np.ceil(theta_frac * top))))
+            f_t = dual.n_tern(l.n_filters)
+            keep = rng.random((f_t, l.k_rows)) < rng.choice([0.0, 0.33, 0.67, 1.0])
+            params[l.name] = (dual, np.where(keep, rng.choice([-1, 1], size=(f_t, l.k_rows)), 0))
+    return make_dual(p, params)
+
+
+def counter_diff(want, got):
+    return {k: (w, got.as_dict()[k]) for k, w in want.as_dict().items() if w != got.as_dict()[k]}
+
+
+def assert_csim_equals_emulators(prog, dev, images):
+    """csim (trace: DDR mode; run: on chip) == fast emulator == reference emulator: outputs, every
+    tensor, every counter."""
+    ref = ReferenceEmulator(prog).run(images, trace=True)
+    fast = FastEmulator(prog).run(images, trace=True)
+    assert np.array_equal(fast.outputs, ref.outputs)
+    assert [c.as_dict() for c in fast.counters] == [c.as_dict() for c in ref.counters]
+    dev.load(prog)
+    dev.reset_counters()
+    got = dev.trace(images)
+    assert got.keys() == ref.tensors.keys()
+    for layer in prog.layers:
+        name = prog.tensors[layer.out_tensor].name
+        want, have = ref.tensors[name], got[name]
+        if not np.array_equal(want, have):
+            idx = tuple(int(v) for v in np.argwhere(want != have)[0])
+            pytest.fail(f"tensor {name!r} ({layer.name}, dual {layer.dual}) differs first at NHWC {idx}: "
+                        f"expected {want[idx]}, got {have[idx]}")
+    for w, g in zip(ref.counters, dev.counters, strict=True):
+        assert not counter_diff(w, g), f"trace, layer {w.layer!r}: counters (expected, got) {counter_diff(w, g)}"
+    dev.reset_counters()
+    assert np.array_equal(dev.run(images), ref.outputs)
+    for w, g in zip(ref.counters, dev.counters, strict=True):
+        assert not counter_diff(w, g), f"run, layer {w.layer!r}: counters (expected, got) {counter_diff(w, g)}"
+    return ref
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), preset=st.sampled_from(DUAL_PRESETS), ratio=st.one_of(st.none(), st.integers(0, 8)),
+       theta=st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]), share=st.sampled_from([0.5, 1.0]), n=st.integers(1, 2))
+def test_csim_equals_emulators_on_random_dual_programs(csim_lib, seed, preset, ratio, theta, share, n):
+    csim_lib(preset)
+    prog = dual_program(seed, preset, ratio, theta, share, max_hw=6, max_channels=10)
+    assert_csim_equals_emulators(prog, CSimDevice(preset), random_images(prog, n, seed))
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), preset=st.sampled_from(DUAL_PRESETS), ratio=st.one_of(st.none(), st.integers(0, 8)),
+       theta=st.sampled_from([0.0, 0.3, 0.5, 0.8, 1.0]), share=st.sampled_from([0.5, 1.0]), n=st.integers(1, 3))
+def test_csim_equals_emulators_on_larger_random_dual_programs(csim_lib, seed, preset, ratio, theta, share, n):
+    """Larger shapes: several ternary filter and row tiles, ternary rounds, refresh events, DDR partial sums."""
+    csim_lib(preset)
+    prog = dual_program(seed, preset, ratio, theta, share, max_hw=12, max_channels=48)
+    assert_csim_equals_emulators(prog, CSimDevice(preset), random_images(prog, n, seed))
+
+
+def test_ternary_rounds_row_tiles_and_refresh(csim_lib):
+    """A fuzzer program whose dual-path layers need several ternary rounds (more tiles than the two
+    ternary macros), several row tiles per filter and refresh events: csim == the emulators."""
+    csim_lib("tiny-64-dual")
+    prog = random_dualpath_program(10, "tiny-64-dual", max_hw=12, max_channels=48)
+    ref = assert_csim_equals_emulators(prog, CSimDevice("tiny-64-dual"), random_images(prog, 2, 10))
+    dual = [c for c, l in zip(ref.counters, prog.layers) if l.dual is not None]
+    pr = prog.preset
+    assert max(c.tern_tiles for c in dual) > pr.tern_n_macros  # rounds
+    assert any(c.refresh_events > 0 for c in dual)
+    assert any(-(-l.k_rows // pr.tern_rows_active) > pr.tern_blocks_per_macro  # row tiles
+               for l in prog.layers if l.dual is not None and l.dual.n_tern(l.n_filters))
+
+
+def test_hand_example_of_the_spec(csim_lib):
+    """architecture.md §10.2: x = (3, 9, 0, 15), θ = 8 -> z = (0, 1, 0, 1); INT4 filter (1, −2, 3, 7),
+    bias 5, shift 2 -> 24; ternary filter (−1, 1, 1, 1), bias −1 -> 1."""
+    csim_lib("tiny-64-dual")
+    b = ProgramBuilder(get_preset("tiny-64-dual"), name="hand")
+    x = b.input("image", 4, 1, 1, bits=4)
+    w = np.array([[1, -2, 3, 7], [-1, 1, 1, 1]]).reshape(2, 4, 1, 1)
+    b.fc("fc", x, w, [4, 0], [2, 0], bias=[5, -1], out_bits=8, dual=DualPathParams(4, 8))
+    prog = b.build()
+    dev = CSimDevice("tiny-64-dual")
+    dev.load(prog)
+    assert dev.run(np.array([3, 9, 0, 15], np.uint8).reshape(1, 4, 1, 1)).reshape(-1).tolist() == [24, 1]
+    c = dev.counters[0]
+    assert (c.tern_tiles, c.tern_rowblock_activations, c.tern_cycles, c.tern_column_reads, c.tern_bit_ops) == (1, 1, 1, 2, 8)
+    assert (c.tern_weight_load_bits, c.tern_input_ones, c.refresh_events, c.cycles) == (32, 2, 0, 4)
+
+
+@pytest.mark.parametrize("preset", DUAL_PRESETS)
+def test_batch_split_and_plain_programs(csim_lib, preset):
+    """Counters of one call == the sum over two calls; a program without dual-path layers on the dual
+    preset (format 1.2 image, every flags 0) runs too, its ternary counters 0."""
+    csim_lib(preset)
+    prog = random_dualpath_program(3, preset, max_hw=6, max_channels=9)
+    imgs = random_images(prog, 3, 3)
+    dev = CSimDevice(preset, batch_size=2)
+    dev.load(prog)
+    split = dev.run(imgs)
+    one = CSimDevice(preset, batch_size=8)
+    one.load(prog)
+    assert np.array_equal(split, one.run(imgs))
+    assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in one.counters]
+    plain = random_program(3, preset, max_hw=6, max_channels=9)
+    assert encode(plain)[10] == 2  # the preset with the second macro type: format 1.2
+    assert_csim_equals_emulators(plain, dev, random_images(plain, 2, 4))
+    assert all(c.tern_cycles == c.refresh_events == c.tern_input_ones == 0 for c in dev.counters)
+
+
+def test_synthesized_datapath_runs_dual_programs(csim_lib):
+    """The csim library compiled with -DHCIM_HW_DATAPATH (adder-tree popcounts, the 8-plane unit and
+    the ternary unit as synthesized) == the reference emulator on a dual-path program."""
+    from hybridcim.runtime.csim_build import build
+    csim_lib("tiny-64-dual")
+    lib = build("tiny-64-dual", extra=("-DHCIM_HW_DATAPATH",))
+    prog = random_dualpath_program(4, "tiny-64-dual", max_hw=6, max_channels=9)
+    assert any(l.dual is not None and l.dual.n_tern(l.n_filters) for l in prog.layers)
+    assert_csim_equals_emulators(prog, CSimDevice("tiny-64-dual", library=lib), random_images(prog, 2, 4))
+
+
+# ---- the preset headers ----
+
+@pytest.mark.parametrize("name", sorted(HOST_PRESETS))
+def test_dual_preset_headers(name):
+    """hls/presets/<dual>.h == hybridcim.spec.hardware.HOST_PRESETS: geometry, fingerprint, the second
+    macro type's five fields and its header bytes 61..63."""
+    p = get_preset(name)
+    info = kernel_info_from_headers(p)
+    d = header_defines(hls_dir() / "presets" / f"{name}.h")
+    assert info.fingerprint == p.fingerprint and d["HCIM_PRESET_NAME"] == f'"{name}"'
+    assert (info.rows, info.cols, info.rows_active, info.group_width, info.n_macros, info.acc_bits, info.adc_bits) == \
+        (p.rows, p.cols, p.rows_active, p.group_width, p.n_macros, p.acc_bits, p.adc_bits)
+    assert info.precision_mask == sum(1 << (q - 1) for q in p.precisions)
+    val = lambda k: int(d[k].rstrip("uU"), 0)
+    assert (val("HCIM_TERN_ROWS"), val("HCIM_TERN_COLS"), val("HCIM_TERN_ROWS_ACTIVE"), val("HCIM_TERN_N_MACROS"),
+            val("HCIM_TERN_REFRESH_CYCLES")) == (p.tern_rows, p.tern_cols, p.tern_rows_active, p.tern_n_macros,
+                                                 p.tern_refresh_cycles)
+    assert val("HCIM_TERN_HEADER") == int.from_bytes(tern_header_bytes(p), "little")
+    base = kernel_info_from_headers(name.removesuffix("-dual"))  # the same capacity as the SRAM preset's kernel
+    assert (info.max_filters, info.max_groups, info.max_rowblocks, info.max_pack_words) == \
+        (base.max_filters, base.max_groups, base.max_rowblocks, base.max_pack_words)
+
+
+def test_kernel_reads_a_counter_layout_2_block():
+    """A kernel 1.3 block (layout 2, 25 counters) is still read; the dual-path counters read 0."""
+    from hybridcim.runtime.buffers import COUNTER_FIELDS, counters_from_buffer, counters_header, counters_to_words
+    prog = random_dualpath_program(1, "tiny-64-dual", max_hw=5, max_channels=6)
+    counters = FastEmulator(prog).run(random_images(prog, 1, 1)).counters
+    rows = counters_to_words(counters)[1:].reshape(len(prog.layers), len(COUNTER_FIELDS))
+    old = np.concatenate([[np.uint64(counters_header(len(prog.layers), 25, layout=2))], rows[:, :25].ravel()])
+    got = counters_from_buffer(prog, old)
+    assert all(c.tern_cycles == c.refresh_events == 0 for c in got)
+    assert [c.macs for c in got] == [c.macs for c in counters]
+
+
+# ---- corrupt images: the kernel's verdict (status, detail) and the host's class ----
+
+def _image(preset="tiny-64-dual"):
+    """A dual-path program with a ternary filter in layer i, its image (bytearray) and i."""
+    prog = random_dualpath_program(4, preset, max_hw=5, max_channels=9)
+    i = next(k for k, l in enumerate(prog.layers) if l.dual is not None and l.dual.n_tern(l.n_filters))
+    return prog, bytearray(encode(prog)), i
+
+
+def _record(image, i):
+    return HEADER.unpack_from(image, 0)[18] + 96 * i
+
+
+def _u32(image, off):
+    return int.from_bytes(image[off:off + 4], "little")
+
+
+def _set(image, off, value, n=1):
+    image[off:off + n] = int(value).to_bytes(n, "little")
+
+
+def _dual_cases(prog, image, i):
+    """(what, corrupted image) of the dual section and ternary weights of layer i."""
+    rec = _record(image, i)
+    od = _u32(image, rec + 72)
+    ow = _u32(image, od + 8)
+    layer = prog.layers[i]
+    bits = prog.tensors[layer.in_tensor].bits
+    f_t = layer.dual.n_tern(layer.n_filters)
+    cases = {"ratio 9": (od + 0, 9, 1), "threshold 0": (od + 1, 0, 1), "threshold 2^X": (od + 1, 1 << bits, 2),
+             "n_tern_rowblocks + 1": (od + 2, (_u32(image, od + 2) & 0xFFFF) + 1, 2),
+             "n_tern_words + 2": (od + 4, _u32(image, od + 4) + 2, 4), "reserved byte 12": (od + 12, 1, 1),
+             "reserved byte 15": (od + 15, 1, 1), "weights off the image": (od + 8, len(image), 4),
+             "weights misaligned": (od + 8, ow + 4, 4), "dual section off the image": (rec + 72, len(image) - 8, 4),
+             "dual section in the header": (rec + 72, 56, 4),
+             "cell pair (1, 1)": (ow + 8, _u32(image, ow) | 1, 4),   # the negative word = the positive one | 1
+             "bit above tern_rows_active": (ow, 1 << prog.preset.tern_rows_active, 4),
+             "ternary filter with a precision": (_u32(image, rec + 36) + layer.n_filters - 1, 4, 1),
+             "flags 2": (rec + 6, 2, 2), "flags 3": (rec + 6, 3, 2), "mode 1 with flags 1": (rec + 1, 1, 1)}
+    if bits == 8:
+        del cases["threshold 2^X"]  # a u8 field cannot hold 256
+    out = []
+    for what, (off, value, n) in cases.items():
+        bad = bytearray(image)
+        if what == "cell pair (1, 1)":
+            bad[ow + 8:ow + 16] = bytes(8)
+            _set(bad, ow, 1, 8)
+            _set(bad, ow + 8, 1, 8)  # filter 0, block 0: row 0 both +1 and −1
+        else:
+            _set(bad, off, value, n)
+        out.append((what, reseal(bad)))
+    assert f_t >= 1
+    return out
+
+
+def test_corrupt_dual_sections_are_refused_with_status_layer(csim_lib):
+    """Every rule of reader check 12(f) (and the 12(b) flags rules) refused by the kernel with status LAYER
+    naming the layer, and by the host with InvalidProgramError (the class LAYER maps to)."""
+    csim_lib("tiny-64-dual")
+    prog, image, i = _image()
+    dev = CSimDevice("tiny-64-dual")
+    dev.load_image(bytes(image))  # the intact image passes
+    for what, bad in _dual_cases(prog, image, i):
+        with pytest.raises(KernelError) as kernel:
+            dev.load_image(bad)
+        assert (kernel.value.code, kernel.value.detail) == (8, i), (what, kernel.value)
+        assert isinstance(kernel.value, STATUS[8][2]) and f"layer {i}" in str(kernel.value), what
+        with pytest.raises(InvalidProgramError):
+            decode(bad, limits=dev.info)
+
+
+def test_format_1_2_header_and_records_follow_the_reader(csim_lib):
+    """Header bytes 61..63 of the dual preset (rows 6, 7), off_dual in a plain layer, flags on a pool, and a
+    dual-path layer on a kernel without the second macro type: the kernel's status is the host's class."""
+    csim_lib("tiny-64-dual")
+    csim_lib("tiny-64")
+    prog, image, i = _image()
+    dev = CSimDevice("tiny-64-dual")
+    cases = []
+    b = bytearray(image)
+    b[62] |= 0x40  # a bit the encoding leaves 0 (row 7)
+    cases.append(("byte 62 bit 6", b, 8, 0xFFFF, InvalidProgramError))
+    b = bytearray(image)
+    b[63] ^= 0x01  # another refresh period: another preset (row 6)
+    cases.append(("refresh period", b, 6, 0, PresetMismatchError))
+    b = bytearray(image)
+    b[63] &= 0x7F  # no second macro type named: the fingerprint is not the geometry's (row 6)
+    cases.append(("presence bit 0", b, 6, 0, PresetMismatchError))
+    b = bytearray(image)
+    _set(b, 10, 1, 2)  # format 1.1 cannot name the dual preset (row 6)
+    cases.append(("format 1.1", b, 6, 0, PresetMismatchError))
+    plain = next((k for k, l in enumerate(prog.layers) if l.op.is_cim and l.dual is None), None)
+    if plain is not None:
+        b = bytearray(image)
+        _set(b, _record(image, plain) + 72, _u32(image, _record(image, i) + 72), 4)
+        cases.append(("off_dual in a plain layer", b, 8, plain, InvalidProgramError))
+    pool = next((k for k, l in enumerate(prog.layers) if not l.op.is_cim), None)
+    if pool is not None:
+        b = bytearray(image)
+        _set(b, _record(image, pool) + 6, 1, 2)
+        cases.append(("flags 1 on a pool", b, 8, pool, InvalidProgramError))
+    for what, bad, code, detail, host in cases:
+        bad = reseal(bad)
+        with pytest.raises(KernelError) as kernel:
+            dev.load_image(bad)
+        assert (kernel.value.code, kernel.value.detail) == (code, detail), (what, kernel.value)
+        with pytest.raises(host):
+            decode(bad, limits=dev.info)
+    # a dual-path layer in an image of a preset without the second macro type (format 1.2, bytes 61..63 = 0)
+    sram = random_program(4, "tiny-64", max_hw=5, max_channels=9)
+    j = next(k for k, l in enumerate(sram.layers) if l.op.is_cim)
+    img = bytearray(encode(sram))
+    _set(img, 10, 2, 2)
+    _set(img, _record(img, j) + 6, 1, 2)
+    _set(img, _record(img, j) + 72, 64, 4)
+    bad = reseal(img)
+    with pytest.raises(KernelError) as kernel:
+        CSimDevice("tiny-64").load_image(bad)
+    assert (kernel.value.code, kernel.value.detail) == (8, j)
+    with pytest.raises(InvalidProgramError, match="second macro type"):
+        decode(bad)
+    # and a dual program on the SRAM preset's kernel: another preset
+    with pytest.raises(KernelError) as kernel:
+        CSimDevice("tiny-64").load_image(bytes(image))
+    assert kernel.value.code == 6 and isinstance(kernel.value, PresetMismatchError)
