@@ -142,11 +142,11 @@ static uint32_t g_r_skp[HCIM_MAX_GROUPS][HCIM_MAX_LEVELS];
 #define T_S HCIM_TERN_FILTERS_PER_MACRO
 #define T_B HCIM_TERN_BLOCKS_PER_MACRO
 #define T_M HCIM_TERN_N_MACROS
-#define T_TG (T_S < 8 ? T_S : 8)  // ternary filters of one iteration (a filter group)
+#define T_TG 8  // ternary filters of one iteration (a filter group)
 #define T_SLOTS (T_S / T_TG * T_B)  // (filter group, row block) slots of one ternary macro
 #define Z_PLANE HCIM_MAX_IN_BITS
 #define MAX_TERN_ROWBLOCKS ((HCIM_MAX_ROWBLOCKS * A_ROWS + T_ROWS - 1) / T_ROWS)  // K <= max_rowblocks * A
-static_assert(T_S % T_TG == 0, "a filter group lies in one ternary tile");
+static_assert(T_S % T_TG == 0, "a filter group lies in one ternary tile: a kernel preset has tern_cols = 16k");
 static_assert(64 % T_ROWS == 0, "ternary row blocks tile the 64-bit stream words");
 // one entry of a round's ternary schedule: filters u0 .. u0 + nf - 1 (ternary index) on row block `block`
 struct hcim_tunit {

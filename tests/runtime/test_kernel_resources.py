@@ -134,6 +134,21 @@ def test_default_kernel_fits_the_pynq_z2():
     assert ceil(e.total()["luts"]) < 53_200
 
 
+def test_dual_kernel_estimate_has_the_second_macro_type():
+    """The dual preset's kernel (architecture.md §10): its ternary cell memories (tern_n_macros x tern_cols/2
+    filters x blocks x 2 cells x 64-bit words), the binary window plane and the ternary unit are in the
+    estimate; the SRAM preset's estimate has none of them (its sources' dual-path code compiles out)."""
+    p = get_preset("sun-mars-256-dual")
+    dual, base = estimate_resources(p, "pynq-z2"), estimate_resources("sun-mars-256", "pynq-z2")
+    mem = {m["name"]: m for m in dual.memories}
+    assert mem["g_tmacro"]["bram36"] * 36 * 1024 >= p.tern_n_macros * p.tern_cols // 2 * p.tern_blocks_per_macro * 2 * 64
+    assert mem["xw3"]["dims"][1] == 9 and {m["name"]: m for m in base.memories}["xw3"]["dims"][1] == 8
+    assert not {"g_tmacro", "g_tacc", "g_tsched"} & {m["name"] for m in base.memories}
+    assert any(b.name.startswith("ternary unit") for b in dual.blocks)
+    assert not any(b.name.startswith("ternary unit") for b in base.blocks)
+    assert dual.total()["bram36"] > base.total()["bram36"] and dual.total()["luts"] > base.total()["luts"]
+
+
 RPT = """================================================================
 == Utilization Estimates
 ================================================================

@@ -227,6 +227,15 @@ def estimate_resources(preset: "str | HardwarePreset" = "sun-mars-256", board: "
               f"loop FSMs and counters (assumed); the {n_mul - n_piped} variable products outside pipelined loops "
               f"share one 32-bit multiplier (3 DSP48) per function ({n_shared} functions)"),
     ]
+    if p.has_tern:  # the second macro type's unit (architecture.md §10): T_TG filters x (n+, n-) a cycle
+        tg, ta = src.const("T_TG") or 8, p.tern_rows_active
+        tpc, tcw = popcount_luts(ta), int(log2(ta)) + 1
+        t_luts = 2 * tg * tpc + tg * (tcw + 1) + tg * dp.acc_bits + ta * 2 * 8
+        blocks.insert(4, Block(
+            "ternary unit (second macro type)", t_luts, t_luts / 2 + tg * dp.acc_bits, 0, 0,
+            f"{tg} filters x 2 cells = {2 * tg} popcounts of {ta} bits a cycle ({tpc} LUT each), n+ - n- "
+            f"({tcw + 1} bits) and {tg} accumulators of {dp.acc_bits} bits; the comparator z = [x >= theta] "
+            f"on the window stream (64 lanes x 8 planes: about {ta * 2 * 8} LUT)"))
     return ResourceEstimate(p.name, b, dp, blocks, mems)
 
 

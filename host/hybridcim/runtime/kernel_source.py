@@ -30,17 +30,23 @@ def _preprocess(text: str, value) -> str:
     """Keep the branches of #if/#ifdef/#ifndef/#elif/#else a synthesis build takes (blank the others).
 
     ``value(expr)`` evaluates a condition after ``defined(X)`` is replaced; None (unknown) keeps the branch.
+    ``#ifdef X`` / ``#ifndef X`` see X defined if it is a synthesis define or was ``#define``d on an
+    active line before (the preset header's optional fields, e.g. the second macro type's).
     """
     out, stack = [], []  # stack: [this branch active, some branch taken]
+    seen = set(SYNTHESIS_DEFINES)
     for line in text.split("\n"):
         m = re.match(r"\s*#\s*(ifdef|ifndef|if|elif|else|endif)\b(.*)", line)
         active = all(a for a, _ in stack)
         if not m:
+            d = re.match(r"\s*#\s*define\s+(\w+)", line)
+            if d and active:
+                seen.add(d.group(1))
             out.append(line if active else "")
             continue
         kind, cond = m.group(1), m.group(2).strip()
         if kind in ("ifdef", "ifndef"):
-            c = (cond in SYNTHESIS_DEFINES) == (kind == "ifdef")
+            c = (cond in seen) == (kind == "ifdef")
             stack.append([c, c])
         elif kind in ("if", "elif"):
             e = re.sub(r"defined\s*\(?\s*(\w+)\s*\)?", lambda d: "1" if d.group(1) in SYNTHESIS_DEFINES else "0", cond)
@@ -68,8 +74,11 @@ class SourceModel:
         text = _strip("\n".join(texts)) + "\n" + "\n".join(raw_sources.values())
         self._raw = dict(re.findall(r"^\s*#define\s+(\w+)\s+([^\n]+)", text, re.M))
         self._consts = {}
-        text = _preprocess(text, self.condition)  # the branches synthesis takes; their #defines win
-        self._raw.update(re.findall(r"^\s*#define\s+(\w+)\s+([^\n]+)", text, re.M))
+        full = text
+        for _ in range(2):  # the branches synthesis takes; their #defines win (twice: a define may select a branch)
+            text = _preprocess(full, self.condition)
+            self._raw.update(re.findall(r"^\s*#define\s+(\w+)\s+([^\n]+)", text, re.M))
+            self._consts = {}
         self.sources = {f: _preprocess(t, self.condition) for f, t in raw_sources.items()}
         self._raw.update(re.findall(r"\b(?:static\s+)?(?:const|constexpr)\s+\w+\s+(\w+)\s*=\s*([^;{}]+);", text))
         self._raw["HCIM_N_LOOPS"] = str(len(re.findall(r'X\(\w+,\s*"\w+"', text)))
