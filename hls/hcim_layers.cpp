@@ -1,4 +1,4 @@
-// The emulated CIM datapath (docs/architecture.md §4-§6, hybrid mode §9) and the pool units.
+// The emulated CIM datapath (docs/architecture.md §4-§6, hybrid mode §9, dual-path layers §10) and the pool units.
 //
 // A conv/fc layer runs as the MARS macro map prescribes: its (row block x column group) grid is
 // cut into tiles of one macro (rows/rows_active blocks x cols/group_width groups), enumerated
@@ -26,7 +26,8 @@
 //      the column buffer (one entry per layer column, the sum of its filter's columns) when the
 //      group's last unit has run: no read-modify-write of a memory inside the pipelined loop;
 //   4. requant: y = clamp(rshift_rne(acc + bias + (res << res_shift), shift), lo, hi), acc read
-//      from the column buffer at the filter's first column.
+//      from the column buffer at the filter's first column (a dual-path layer's ternary filter: from
+//      the ternary sums, see "the second macro type" below).
 // Accumulators add modulo 2^32 (as an adder tree does); the validator guarantees the true value
 // fits int32, so the result is exact.
 //
@@ -77,7 +78,7 @@ struct hcim_unit {
     uint16_t block, group, slot;
     uint8_t macro;
     uint8_t last;        // last unit of its group in this round: flush the column accumulators
-    uint8_t macro_type;  // 0 = the SRAM CIM macro (a later second macro type, architecture.md §10)
+    uint8_t macro_type;  // 0 = the SRAM CIM macro (the ternary macros have their own schedule, g_tsched)
     uint32_t stored;     // index of the unit in the layer's weight section
 };
 
