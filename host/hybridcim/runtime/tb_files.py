@@ -5,7 +5,7 @@
 Files (read by hls/tb/hybridcim_accel_tb.cpp): ``program.cim`` (the image), ``images.u8``
 (n uint8 NCHW images back to back), ``expected.i32`` (n x output-size little-endian int32
 from the golden fast emulator) and ``counters.u64`` (the emulator's activity counters of the
-n images as the kernel's counters buffer: the header word, then n_layers x 25 little-endian u64
+n images as the kernel's counters buffer: the header word, then n_layers x 32 (layout 3) little-endian u64
 in the kernel's order). Without ``--program`` the program is ``random_resnet20(preset)``.
 """
 from __future__ import annotations
