@@ -2,6 +2,8 @@
 == the fast emulator (every layer) == the reference emulator (first image) == the trained model, bit for
 bit, at several ratios and binary thresholds (architecture.md §10.2); a wrongly exported ternary path
 (bipolar binary input, a flipped ternary filter, another threshold) is caught."""
+import copy
+
 import numpy as np
 import onnx
 import pytest
@@ -10,25 +12,36 @@ from onnx import helper, numpy_helper
 from test_dualpath_exactness import MIXED, PRESET, _at, _images, _tiny_dual
 
 from hybridcim.compiler import load_integer_model
+from hybridcim.train.dualpath import dual_layers
 from hybridcim.train.export import export_model
 from hybridcim.train.qonnx_export import (QonnxModelError, QonnxReference, binary_inputs_as_quant,
-                                          export_qonnx_model)
-from hybridcim.train.verify import MismatchError, verify_exact
+                                          export_qonnx_model, run_qonnx)
+from hybridcim.train.reference import BrevitasReference
+from hybridcim.train.verify import verify_exact
 
 CASES = {"all-int4": (0, 2), "mixed": (MIXED, 2), "all-ternary-theta5": (8, 5)}  # ratios, bin_threshold θ
 _DIRS: dict = {}
 
 
-def _exported(tmp_path_factory, case: str):
-    """(model dir with integer model + model.onnx, trained model at the case's ratios), once per case."""
+def _model(case: str):
+    """The tiny dual ResNet at the case's ratios and θ (BN statistics re-estimated there)."""
     ratios, theta = CASES[case]
-    m = _at(_tiny_dual(theta=theta), ratios)
+    m = _tiny_dual()
+    if theta != dual_layers(m)[0][1].theta:  # the same weights with another θ (saves training a model)
+        m = copy.deepcopy(m)
+        for _, layer in dual_layers(m):
+            layer.theta = theta
+    return _at(m, ratios)
+
+
+def _exported(tmp_path_factory, case: str, m=None):
+    """Folder with the case's integer model and model.onnx, exported once per case (from ``m`` if given)."""
     if case not in _DIRS:
         d = tmp_path_factory.mktemp(case)
-        export_model(m, d, preset=PRESET, qonnx=False)
+        export_model(m if m is not None else _model(case), d, preset=PRESET, qonnx=False)
         export_qonnx_model(d, d / "model.onnx")
         _DIRS[case] = d
-    return _DIRS[case], m
+    return _DIRS[case]
 
 
 def _graph(d):
@@ -48,7 +61,8 @@ def _is_binary(node, inits) -> bool:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_qonnx_equals_reference_and_emulators(tmp_path_factory, case):
-    d, m = _exported(tmp_path_factory, case)
+    m = _model(case)
+    d = _exported(tmp_path_factory, case, m)
     summary = verify_exact(d, _images(3), trained=m, qonnx_images=3)
     assert summary["qonnx_images"] == 3
     im = load_integer_model(d)
@@ -107,15 +121,37 @@ def _break(g, inits, producer, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["bipolar binary input", "ternary filter negated", "threshold + 1"])
 def test_a_wrong_ternary_export_is_caught(tmp_path_factory, tmp_path, how):
-    d, _ = _exported(tmp_path_factory, "mixed")
-    for f in ("integer_model.json", "integer_model.npz"):
-        (tmp_path / f).write_bytes((d / f).read_bytes())
+    d = _exported(tmp_path_factory, "mixed")  # == the reference (test_qonnx_equals_reference_and_emulators)
+    ref = BrevitasReference(load_integer_model(d))
+    x = _images(2)
     proto = onnx.load(d / "model.onnx")
     g = proto.graph
     _break(g, {t.name: numpy_helper.to_array(t) for t in g.initializer}, {o: n for n in g.node for o in n.output}, how)
     onnx.save(proto, tmp_path / "model.onnx")
-    with pytest.raises(MismatchError, match="QONNX execute_onnx vs Brevitas reference"):
-        verify_exact(tmp_path, _images(2), qonnx_images=2)
+    assert not np.array_equal(run_qonnx(tmp_path / "model.onnx", x, ref.logit_exponent), ref.run(x))
+
+
+@pytest.mark.parametrize("scale", [0.25, 1.0])  # at scale 1 the export has no Mul
+def test_a_binary_input_becomes_a_one_bit_unsigned_quant(scale):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+    vi = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 1, 2, 3]) for n in ("x", "y")]
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("theta", 5 * scale), ("s", scale))]
+    nodes = [helper.make_node("GreaterOrEqual", ["x", "theta"], ["ge"]), helper.make_node("Cast", ["ge"], ["c"], to=1)]
+    if scale != 1.0:
+        nodes.append(helper.make_node("Mul", ["c", "s"], ["b"]))
+    nodes.append(helper.make_node("BipolarQuant", ["b" if scale != 1.0 else "c", "s"], ["y"],
+                                  domain="qonnx.custom_op.general"))
+    g = helper.make_graph(nodes, "g", vi[:1], vi[1:], inits)
+    x = (np.array([0, 1, 4, 5, 6, 15], np.float32) * scale).reshape(1, 1, 2, 3)
+    want = np.array([0, 0, 0, 1, 1, 1], np.float32).reshape(1, 1, 2, 3) * scale
+    model = ModelWrapper(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])).transform(InferShapes())
+    assert not np.array_equal(execute_onnx(model, {"x": x})["y"], want)  # bipolar: b = 0 becomes +scale
+    assert binary_inputs_as_quant(model.graph) == 1
+    q = model.graph.node[-1]
+    assert q.op_type == "Quant" and _attrs(q)["signed"] == 0 and model.get_initializer(q.input[3]) == 1.0
+    assert np.array_equal(execute_onnx(model.transform(InferShapes()), {"x": x})["y"], want)
 
 
 def test_only_a_binary_input_becomes_a_one_bit_quant():
@@ -129,10 +165,37 @@ def test_only_a_binary_input_becomes_a_one_bit_quant():
 
 
 def test_a_concat_of_other_tensors_is_refused(tmp_path_factory, tmp_path):
-    d, _ = _exported(tmp_path_factory, "mixed")
+    d = _exported(tmp_path_factory, "mixed")
     proto = onnx.load(d / "model.onnx")
     cat = next(n for n in proto.graph.node if n.op_type == "Concat")
     cat.input[1] = proto.graph.input[0].name  # Concat(conv, image): a doubling chain would pass this way
     onnx.save(proto, tmp_path / "model.onnx")
     with pytest.raises(QonnxModelError, match="Concat of other than two Conv outputs"):
         QonnxReference(tmp_path / "model.onnx", 0)
+
+
+@pytest.mark.slow
+def test_resnet20_dual_qonnx(tmp_path):
+    """The shipped DualNet shape: ResNet-20, the 18 block convs dual at 4/8 (θ = the MSB), 32x32 images."""
+    import torch
+    import torch.nn.functional as F
+
+    from hybridcim.train.dualpath import set_ratios
+    from hybridcim.train.models import build_model
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    m = build_model("resnet20", calib_steps=2, dual_layers="blocks")
+    set_ratios(m, 4)
+    opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
+    m.train()
+    for _ in range(3):
+        x = torch.randint(0, 256, (16, 3, 32, 32), generator=g).float() / 256
+        loss = F.cross_entropy(m(x), torch.randint(0, 10, (16,), generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    export_model(m, tmp_path, preset="sun-mars-256-dual", qonnx=False)
+    export_qonnx_model(tmp_path, tmp_path / "model.onnx")
+    x = np.random.default_rng(3).integers(0, 256, (2, 3, 32, 32)).astype(np.uint8)
+    assert verify_exact(tmp_path, x, trained=m, qonnx_images=2)["qonnx_images"] == 2

@@ -83,7 +83,8 @@ def binary_inputs_as_quant(graph) -> int:
     BipolarQuant would turn every 0 into +1. The rewritten node is Quant(x, scale, zero point 0,
     bit width 1; signed 0, narrow 0, ROUND), whose qonnx datatype is BINARY and whose output is
     exactly its input b · 2^-e_in. Only the binary input of a ternary path is 1-bit in a DeployNet:
-    a BipolarQuant fed by anything but GreaterOrEqual -> Cast -> Mul raises AssertionError.
+    a BipolarQuant fed by anything but GreaterOrEqual -> Cast -> Mul (the export drops the Mul
+    where e_in = 0) raises AssertionError.
     """
     from onnx import helper, numpy_helper
     producer = {o: n for n in graph.node for o in n.output}
@@ -93,11 +94,11 @@ def binary_inputs_as_quant(graph) -> int:
         if n.op_type != "BipolarQuant":
             continue
         chain, src = [], n.input[0]
-        for op in ("Mul", "Cast", "GreaterOrEqual"):
+        for _ in range(3):
             p = producer.get(src)
             chain.append(p.op_type if p is not None else None)
             src = p.input[0] if p is not None else ""
-        if chain != ["Mul", "Cast", "GreaterOrEqual"]:
+        if chain != ["Mul", "Cast", "GreaterOrEqual"] and chain[:2] != ["Cast", "GreaterOrEqual"]:
             raise AssertionError(f"QONNX export: 1-bit quantizer {n.name!r} is fed by {chain}, not by a "
                                  "binary input x >= θ (GreaterOrEqual -> Cast -> Mul)")
         if not count:
