@@ -319,3 +319,66 @@ def test_format_1_2_header_and_records_follow_the_reader(csim_lib):
     with pytest.raises(KernelError) as kernel:
         CSimDevice("tiny-64").load_image(bytes(image))
     assert kernel.value.code == 6 and isinstance(kernel.value, PresetMismatchError)
+
+
+# ---- the two paths in parallel in the kernel's pipeline (the cycle model's input) ----
+
+def _stream_layer(q):
+    """One 3x3 conv on tiny-64-dual, 4x4x16 input (K = 144: 9 SRAM and 9 ternary row blocks), 32 filters,
+    q/8 of them ternary."""
+    rng = np.random.default_rng(q)
+    b = ProgramBuilder(get_preset("tiny-64-dual"), name=f"stream{q}")
+    x = b.input("image", 16, 4, 4, bits=4)
+    f_t = DualPathParams(q, 8).n_tern(32)
+    w = np.concatenate([rng.integers(-8, 8, (32 - f_t, 16, 3, 3)), rng.integers(-1, 2, (f_t, 16, 3, 3))])
+    b.conv("c", x, w, [4] * (32 - f_t) + [0] * f_t, [4] * 32, pad=1, dual=DualPathParams(q, 8))
+    return b.build()
+
+
+@pytest.mark.parametrize("q", [0, 4, 8])
+def test_ternary_iterations_share_the_pixel_streams_slots(csim_lib, q):
+    """On chip, a dual-path layer runs as one pixel stream per round whose slot is the LONGER of the
+    window, the SRAM units, the ternary entries and requant (§10.3: the macro types in parallel), not
+    their sum: the kernel's pixel_stream iterations == Σ over rounds (pixels + 4) · max(W, U, T, R, 8),
+    with U from the SRAM tiles (paired units: two a cycle at 4 input bits) and T = Σ over the round's
+    filter tiles of ⌈filters / 8⌉ groups × its row blocks, from the §10.3 tiling."""
+    csim_lib("tiny-64-dual")
+    prog = _stream_layer(q)
+    pr, layer = prog.preset, prog.layers[0]
+    imgs = random_images(prog, 1, q)
+    dev = CSimDevice("tiny-64-dual")
+    dev.load(prog)
+    assert np.array_equal(dev.run(imgs), ReferenceEmulator(prog).run(imgs).outputs)
+    prof = dev.kernel_profile()
+    names = [lp["name"] for lp in prof["loops"]]
+    iters = dict(zip(names, prof["layers"][0]["iters"]))
+    f_t = layer.dual.n_tern(layer.n_filters)
+    r_t = -(-layer.k_rows // pr.tern_rows_active)
+    n_rt = -(-r_t // pr.tern_blocks_per_macro)
+    tiles = [(ft, rt) for ft in range(-(-f_t // pr.tern_filters_per_macro)) for rt in range(n_rt)]
+    t_rounds = [tiles[i:i + pr.tern_n_macros] for i in range(0, len(tiles), pr.tern_n_macros)]
+    def entries(rnd):
+        n = 0
+        for ft in sorted({ft for ft, _ in rnd}):
+            nf = min(f_t, (ft + 1) * pr.tern_filters_per_macro) - ft * pr.tern_filters_per_macro
+            blocks = sum(min(r_t, (rt + 1) * pr.tern_blocks_per_macro) - rt * pr.tern_blocks_per_macro
+                         for f, rt in rnd if f == ft)
+            n += -(-nf // 8) * blocks
+        return n
+    # SRAM units per round: present units of the round's tiles (dense here), two a cycle (4-bit input)
+    ng, r = layer.present.shape
+    n_rtile = -(-r // pr.blocks_per_macro)
+    s_tiles = [(gt, rt) for gt in range(-(-ng // pr.groups_per_macro)) for rt in range(n_rtile)] if ng else []
+    s_rounds = [s_tiles[i:i + pr.n_macros] for i in range(0, len(s_tiles), pr.n_macros)]
+    def units(rnd):
+        return sum(int(layer.present[gt * pr.groups_per_macro:(gt + 1) * pr.groups_per_macro,
+                                     rt * pr.blocks_per_macro:(rt + 1) * pr.blocks_per_macro].sum()) for gt, rt in rnd)
+    pixels, w_steps, rq = 16, 9, -(-layer.n_filters // 4)
+    n_rounds = max(len(s_rounds), len(t_rounds), 1)
+    want = sum((pixels + 4) * max(w_steps, -(-units(s_rounds[k]) // 2) if k < len(s_rounds) else 0,
+                                  entries(t_rounds[k]) if k < len(t_rounds) else 0, rq, 8) for k in range(n_rounds))
+    assert iters["pixel_stream"] == want
+    assert iters["tern_units"] == 0 and iters["units"] == 0  # no per-pixel loops: everything in the stream
+    if q:
+        assert iters["load_tern"] == 2 * f_t * r_t and iters["tern_schedule"] == sum(entries(t) for t in t_rounds)
+        assert max(entries(t) for t in t_rounds) > max(w_steps, rq)  # the ternary path sets the slot here
