@@ -118,3 +118,23 @@ def test_make_targets_take_absolute_build_and_data_folders(tmp_path):
     assert dry.returncode == 0, dry.stderr
     run_line = [ln for ln in dry.stdout.splitlines() if ln.endswith("counters.u64")][-1]
     assert run_line.startswith(f"{build}/hybridcim_accel_tb_tiny-64 {data}/program.cim"), run_line
+
+
+@pytest.mark.slow
+def test_tb_checks_the_dual_path_on_a_dual_preset(tmp_path, csim_lib):
+    """On a preset with the second macro type the default testbench data is a dual-path ResNet-20
+    (tb_files.dual_resnet20), and the testbench built for that preset passes on it."""
+    from hybridcim.program import read_program
+    from hybridcim.runtime.tb_files import main
+    csim_lib("tiny-64-dual")
+    assert main(["--preset", "tiny-64-dual", "--out", str(tmp_path / "data"), "-n", "2"]) == 0
+    prog = read_program(tmp_path / "data" / "program.cim")
+    assert sum(l.dual is not None and l.dual.n_tern(l.n_filters) > 0 for l in prog.layers) >= 20
+    proc = subprocess.run(["make", "-s", "-C", str(HLS), "tb", "PRESET=tiny-64-dual", f"BUILD={tmp_path}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "data"
+    proc = subprocess.run([str(tmp_path / "hybridcim_accel_tb_tiny-64-dual"), str(d / "program.cim"),
+                           str(d / "images.u8"), str(d / "expected.i32"), str(d / "counters.u64")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "counters checked, 0 mismatches: PASS" in proc.stdout, proc.stdout + proc.stderr

@@ -6,7 +6,9 @@ Files (read by hls/tb/hybridcim_accel_tb.cpp): ``program.cim`` (the image), ``im
 (n uint8 NCHW images back to back), ``expected.i32`` (n x output-size little-endian int32
 from the golden fast emulator) and ``counters.u64`` (the emulator's activity counters of the
 n images as the kernel's counters buffer: the header word, then n_layers x 32 (layout 3) little-endian u64
-in the kernel's order). Without ``--program`` the program is ``random_resnet20(preset)``.
+in the kernel's order). Without ``--program`` the program is ``random_resnet20(preset)``, on a preset
+with the second macro type (architecture.md §10) made dual-path (:func:`dual_resnet20`), so the
+testbench (and Vitis HLS's C simulation of it) checks the ternary path too.
 """
 from __future__ import annotations
 
@@ -45,6 +47,26 @@ def write_tb_files(program: Program, images: np.ndarray, out_dir: "str | Path", 
     return paths
 
 
+def dual_resnet20(preset, seed: int = 0, ratio: int = 4) -> Program:
+    """``random_resnet20(preset, seed)`` with every conv/fc layer dual-path (architecture.md §10) at
+    ``ratio``/8, threshold 2^(X−1) (the MSB of its input) and ternary weights the signs of the integer
+    weights of the filters that move to the ternary path (untrained: a test workload)."""
+    from ..program.builder import make_dual
+    from ..program.dualpath import DualPathParams
+    from ..program.weights import decode_weight_matrix
+    from ..zoo import random_resnet20
+    prog = random_resnet20(preset, seed=seed)
+    params = {}
+    for l in prog.layers:
+        if not l.op.is_cim:
+            continue
+        dual = DualPathParams(ratio, 1 << (prog.tensors[l.in_tensor].bits - 1))
+        w = decode_weight_matrix(l.precision, l.col_filter, l.col_plane, l.present, l.words, l.k_rows,
+                                 preset.rows_active)
+        params[l.name] = (dual, np.sign(w[dual.first_tern(l.n_filters):]))
+    return make_dual(prog, params)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybridcim.runtime.tb_files", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="sun-mars-256")
@@ -57,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..spec.hardware import get_preset
     from ..zoo import random_images, random_resnet20
     preset = get_preset(args.preset)
-    prog = read_program(args.program, preset) if args.program else random_resnet20(preset, seed=args.seed)
+    if args.program:
+        prog = read_program(args.program, preset)
+    else:
+        prog = dual_resnet20(preset, args.seed) if preset.has_tern else random_resnet20(preset, seed=args.seed)
     paths = write_tb_files(prog, random_images(prog, args.images, seed=args.seed), args.out)
     for p in paths.values():
         print(p)
