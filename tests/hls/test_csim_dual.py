@@ -12,7 +12,7 @@ sections, ternary weights and format-1.2 records (status LAYER / PRESET: the hos
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 
 from hybridcim.emulator import FastEmulator, ReferenceEmulator
 from hybridcim.program import InvalidProgramError, PresetMismatchError, decode, encode
@@ -382,3 +382,79 @@ def test_ternary_iterations_share_the_pixel_streams_slots(csim_lib, q):
     if q:
         assert iters["load_tern"] == 2 * f_t * r_t and iters["tern_schedule"] == sum(entries(t) for t in t_rounds)
         assert max(entries(t) for t in t_rounds) > max(w_steps, rq)  # the ternary path sets the slot here
+
+
+# ---- fuzzing the format-1.2 fields: the kernel's verdict is the host's ----
+
+def _dual_fields(image):
+    """(name, offset, struct code) of the format-1.2 fields of an image: version_minor, header bytes
+    61..63, every layer's flags and off_dual, and each dual section's fields and ternary words."""
+    import struct
+    h = HEADER.unpack_from(image, 0)
+    out = [("version_minor", 10, "H"), ("header[61]", 61, "B"), ("header[62]", 62, "B"), ("header[63]", 63, "B")]
+    for i in range(h[14]):
+        rec = h[18] + 96 * i
+        out += [(f"layer{i}.flags", rec + 6, "H"), (f"layer{i}.off_dual", rec + 72, "I")]
+        od = struct.unpack_from("<I", image, rec + 72)[0]
+        if od and od + 16 <= len(image):
+            out += [(f"layer{i}.dual.{n}", od + o, c) for n, o, c in (
+                ("ratio", 0, "B"), ("threshold", 1, "B"), ("n_tern_rowblocks", 2, "H"), ("n_tern_words", 4, "I"),
+                ("off_tern_weights", 8, "I"), ("reserved12", 12, "B"), ("reserved15", 15, "B"))]
+            nw, ow = struct.unpack_from("<II", image, od + 4)
+            if ow + 8 * nw <= len(image):
+                out += [(f"layer{i}.tern[{w}]", ow + 8 * w, "Q") for w in range(nw)]
+    return out
+
+
+_FUZZ_BASES = [encode(random_dualpath_program(s, "tiny-64-dual", max_convs=2, max_hw=5, max_channels=9))
+               for s in range(6)]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_fuzzed_format_1_2_fields_get_the_hosts_verdict(csim_lib, data):
+    """1..3 of the format-1.2 fields (or, sometimes, any field) set over their whole range or to an
+    edge value: the host and the kernel both accept (and csim == the reference emulator, outputs and
+    every counter), or both refuse with the class of the kernel's status, or the host alone refuses
+    with a rule it keeps to itself (host_only)."""
+    import struct
+    from hybridcim.program import ProgramError
+    from hybridcim.runtime import buffers
+    from hybridcim.zoo.fuzz import field_range, mutate_image, set_field
+    csim_lib("tiny-64-dual")
+    image = data.draw(st.sampled_from(_FUZZ_BASES))
+    what = []
+    if data.draw(st.integers(0, 3)) == 0:
+        image, what = mutate_image(image, lambda seq: data.draw(st.sampled_from(seq)),
+                                   lambda lo, hi: data.draw(st.integers(lo, hi)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        name, off, code = data.draw(st.sampled_from(_dual_fields(image)))
+        lo, hi = field_range(code)
+        cur = struct.unpack_from("<" + code, image, off)[0]
+        bits = struct.calcsize(code) * 8
+        near = [v for v in (0, 1, 2, cur - 1, cur + 1, cur ^ (1 << data.draw(st.integers(0, bits - 1))), hi)
+                if lo <= v <= hi]
+        value = data.draw(st.one_of(st.sampled_from(near), st.integers(lo, hi)))
+        image = set_field(image, off, code, value)
+        what.append(f"{name}={value}")
+    image = reseal(image)
+    dev = CSimDevice("tiny-64-dual")
+    try:
+        prog, host = decode(image, dev.preset, limits=dev.info), None
+    except ProgramError as e:
+        host = e
+    rc = dev.lib.layout(buffers.program_words(image))[0]
+    event(f"host {type(host).__name__ if host else None}, kernel status {rc & 0xFFFF}")  # --hypothesis-show-statistics
+    if host is not None:
+        if rc:
+            assert isinstance(host, STATUS[rc & 0xFFFF][2]) and not host.host_only, \
+                (what, STATUS[rc & 0xFFFF][0], repr(host))
+        else:
+            assert host.host_only, (what, "the kernel accepts, the host refuses with a kernel-checked rule", repr(host))
+        return
+    assert rc == 0, (what, f"the host accepts, the kernel says {STATUS[rc & 0xFFFF][0]}")
+    images = random_images(prog, 2, seed=len(what))
+    ref = ReferenceEmulator(prog).run(images)
+    dev.load_image(image, prog)
+    assert np.array_equal(dev.run(images), ref.outputs), what
+    assert [c.as_dict() for c in dev.counters] == [c.as_dict() for c in ref.counters], what
