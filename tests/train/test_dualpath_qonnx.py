@@ -14,7 +14,7 @@ from test_dualpath_exactness import MIXED, PRESET, _at, _images, _tiny_dual
 from hybridcim.compiler import load_integer_model
 from hybridcim.train.dualpath import dual_layers
 from hybridcim.train.export import export_model
-from hybridcim.train.qonnx_export import (QonnxModelError, QonnxReference, binary_inputs_as_quant,
+from hybridcim.train.qonnx_export import (QonnxModelError, QonnxReference, one_bit_as_unsigned_quant,
                                           export_qonnx_model, run_qonnx)
 from hybridcim.train.reference import BrevitasReference
 from hybridcim.train.verify import verify_exact
@@ -148,20 +148,34 @@ def test_a_binary_input_becomes_a_one_bit_unsigned_quant(scale):
     want = np.array([0, 0, 0, 1, 1, 1], np.float32).reshape(1, 1, 2, 3) * scale
     model = ModelWrapper(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])).transform(InferShapes())
     assert not np.array_equal(execute_onnx(model, {"x": x})["y"], want)  # bipolar: b = 0 becomes +scale
-    assert binary_inputs_as_quant(model.graph) == 1
+    assert one_bit_as_unsigned_quant(model.graph) == 1
     q = model.graph.node[-1]
     assert q.op_type == "Quant" and _attrs(q)["signed"] == 0 and model.get_initializer(q.input[3]) == 1.0
     assert np.array_equal(execute_onnx(model.transform(InferShapes()), {"x": x})["y"], want)
 
 
-def test_only_a_binary_input_becomes_a_one_bit_quant():
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 2, 2])
-    s = numpy_helper.from_array(np.array(0.5, np.float32), "s")
-    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]),
-                           helper.make_node("BipolarQuant", ["r", "s"], ["y"], domain="qonnx.custom_op.general")],
-                          "g", [x], [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1, 2, 2])], [s])
-    with pytest.raises(AssertionError, match="not by a binary input"):
-        binary_inputs_as_quant(g)
+def test_one_bit_activations_export_too(tmp_path):
+    """The same rewrite serves a plain model at act_bits = 1 (Brevitas would export its ReLU outputs as bipolar)."""
+    import torch
+    import torch.nn.functional as F
+
+    from hybridcim.train.models import build_model
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    m = build_model("resnet", calib_steps=2, blocks=(1, 1, 1), widths=(8, 16, 16), image_hw=8, act_bits=1)
+    opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
+    m.train()
+    for _ in range(3):
+        x = torch.randint(0, 256, (16, 3, 8, 8), generator=g).float() / 256
+        loss = F.cross_entropy(m(x), torch.randint(0, 10, (16,), generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    export_model(m, tmp_path, preset="tiny-64", qonnx=True)
+    g, inits, _ = _graph(tmp_path)
+    assert sum(_is_binary(n, inits) for n in g.node) >= 7  # 7 ReLU outputs and the pool at 1 bit
+    assert verify_exact(tmp_path, _images(2), trained=m, qonnx_images=2)["qonnx_images"] == 2
 
 
 def test_a_concat_of_other_tensors_is_refused(tmp_path_factory, tmp_path):

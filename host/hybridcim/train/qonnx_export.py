@@ -4,8 +4,9 @@ qonnx's Quant node takes one scalar bit width, so per-filter precisions are expo
 8-bit Quant nodes with per-filter power-of-two scales: the integers are identical.
 
 A dual-path layer (architecture.md §10.2) exports as standard nodes: its INT4 filters as above; its
-binary input b = [x >= θ] as GreaterOrEqual (x against θ · 2^-e_in) -> Cast -> Mul (by 2^-e_in) ->
-a 1-bit unsigned Quant (datatype BINARY) at the input's scale; its ternary weights as a 2-bit
+binary input b = [x >= θ] as GreaterOrEqual (x against θ · 2^-e_in) -> Cast -> Mul (by 2^-e_in; none where e_in = 0) ->
+a 1-bit unsigned Quant (datatype BINARY) at the input's scale (Brevitas emits a BipolarQuant for
+every 1-bit quantizer: see :func:`one_bit_as_unsigned_quant`); its ternary weights as a 2-bit
 narrow-range signed Quant (codes {-1, 0, 1}) with per-filter power-of-two scales feeding a Conv;
 and the two Conv outputs joined by Concat along channels (INT4 first, ternary last) before the
 layer's shared requantization.
@@ -56,6 +57,7 @@ def _export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLi
     from brevitas.export import export_qonnx
     im = load_integer_model(model_dir)
     net = DeployNet(im).eval()
+    one_bit = one_bit_quantizers(net)
     t = im.desc["input"]
     import tempfile
 
@@ -65,42 +67,45 @@ def _export_qonnx_model(model_dir: str | os.PathLike, onnx_path: str | os.PathLi
         raw = Path(d) / "raw.onnx"
         export_qonnx(net, torch.zeros(1, t["channels"], t["height"], t["width"]), str(raw))
         m = onnx.load(str(raw))  # pulls in any external data: the result is one self-contained file
-        n_bin = binary_inputs_as_quant(m.graph)
-        n_tern = sum(k.endswith("__tern") for k in net.mods)  # layers on one input share one binary input
-        if not (n_bin <= n_tern and (n_bin > 0) == (n_tern > 0)):
-            raise AssertionError(f"QONNX export: {n_bin} binary inputs rewritten, the model has {n_tern} ternary paths")
+        n = one_bit_as_unsigned_quant(m.graph)
+        if n and not one_bit:
+            raise AssertionError(f"QONNX export: {n} BipolarQuant nodes from a model without 1-bit quantizers")
         single = Path(d) / "model.onnx"
         onnx.save(m, str(single), save_as_external_data=False)
         os.replace(single, out)
     return out
 
 
-def binary_inputs_as_quant(graph) -> int:
+def one_bit_quantizers(net: DeployNet) -> list[str]:
+    """Names of the 1-bit activation quantizers of ``net`` (a dual-path layer's binary input; every
+    activation at act_bits = 1); ValueError names a signed one (no DeployNet makes one)."""
+    names = []
+    for name, mod in net.mods.items():
+        q = getattr(mod, "act_quant", None)
+        if q is None or int(q.bit_width()) != 1:
+            continue
+        if q.is_signed:
+            raise ValueError(f"layer {name!r}: a signed 1-bit activation has no QONNX export here")
+        names.append(name)
+    return names
+
+
+def one_bit_as_unsigned_quant(graph) -> int:
     """Rewrite in place each BipolarQuant node of ``graph`` as a 1-bit unsigned Quant; returns how many.
 
-    Brevitas exports every 1-bit quantizer as BipolarQuant, whose output is ±scale (sign of the
-    input), but a dual-path layer's binary input is unsigned: b ∈ {0, 1} at scale 2^-e_in, and a
-    BipolarQuant would turn every 0 into +1. The rewritten node is Quant(x, scale, zero point 0,
-    bit width 1; signed 0, narrow 0, ROUND), whose qonnx datatype is BINARY and whose output is
-    exactly its input b · 2^-e_in. Only the binary input of a ternary path is 1-bit in a DeployNet:
-    a BipolarQuant fed by anything but GreaterOrEqual -> Cast -> Mul (the export drops the Mul
-    where e_in = 0) raises AssertionError.
+    Brevitas exports every 1-bit quantizer as BipolarQuant, whose output is ±scale (the sign of its
+    input), but the 1-bit quantizers of a DeployNet are unsigned (:func:`one_bit_quantizers`): a
+    dual-path layer's binary input b ∈ {0, 1} at scale 2^-e_in, or a ReLU output at act_bits = 1,
+    and a BipolarQuant would turn every 0 into +scale. The rewritten node is Quant(x, scale, zero
+    point 0, bit width 1; signed 0, narrow 0, ROUND): qonnx datatype BINARY, output
+    clamp(round(x / scale), 0, 1) · scale, as Brevitas computes it.
     """
     from onnx import helper, numpy_helper
-    producer = {o: n for n in graph.node for o in n.output}
-    zp, bw = "binary_input.zero_point", "binary_input.bit_width"
+    zp, bw = "one_bit.zero_point", "one_bit.bit_width"
     count = 0
     for i, n in enumerate(graph.node):
         if n.op_type != "BipolarQuant":
             continue
-        chain, src = [], n.input[0]
-        for _ in range(3):
-            p = producer.get(src)
-            chain.append(p.op_type if p is not None else None)
-            src = p.input[0] if p is not None else ""
-        if chain != ["Mul", "Cast", "GreaterOrEqual"] and chain[:2] != ["Cast", "GreaterOrEqual"]:
-            raise AssertionError(f"QONNX export: 1-bit quantizer {n.name!r} is fed by {chain}, not by a "
-                                 "binary input x >= θ (GreaterOrEqual -> Cast -> Mul)")
         if not count:
             graph.initializer.extend([numpy_helper.from_array(np.array(0.0, np.float32), zp),
                                       numpy_helper.from_array(np.array(1.0, np.float32), bw)])
