@@ -394,6 +394,8 @@ def _dual_fields(image):
     out = [("version_minor", 10, "H"), ("header[61]", 61, "B"), ("header[62]", 62, "B"), ("header[63]", 63, "B")]
     for i in range(h[14]):
         rec = h[18] + 96 * i
+        if rec + 96 > len(image):  # a mutated layer table: only the records inside the image
+            break
         out += [(f"layer{i}.flags", rec + 6, "H"), (f"layer{i}.off_dual", rec + 72, "I")]
         od = struct.unpack_from("<I", image, rec + 72)[0]
         if od and od + 16 <= len(image):
