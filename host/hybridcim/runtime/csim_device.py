@@ -157,7 +157,8 @@ class CSimDevice(Device):
 
     def load(self, program: "Program | bytes | str | os.PathLike") -> None:
         """Host checks (decode, validate, capacity), then the kernel's own image checks. Hybrid
-        programs run on a kernel >= 1.3."""
+        programs run on a kernel >= 1.3; dual-path programs (architecture.md §10) on a kernel >= 1.4
+        built for their preset with the second macro type (``CSimDevice("tiny-64-dual")``)."""
         self._check_open()
         info = self.lib.info
         prog, image = as_program(program, self._preset, limits=info, hybrid=True if (
