@@ -644,21 +644,6 @@ static inline void hcim_tern_step(const word_t *zw, uint32_t e_idx, int32_t tacc
     }
 }
 
-// The ternary path of one output pixel (per-pixel loops): one iteration per scheduled entry.
-static void hcim_tern_units(const word_t *zw, uint32_t n_entries) {
-    int32_t tacc[T_TG];
-#pragma HLS ARRAY_PARTITION variable = tacc complete
-    for (int c = 0; c < T_TG; c++) tacc[c] = 0;
-    HCIM_LOOP_ENTER(HCIM_LP_TERN_UNITS);
-    HCIM_LOOP_ITERS(HCIM_LP_TERN_UNITS, n_entries);
-tern_units:
-    for (uint32_t e = 0; e < n_entries; e++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = T_M * T_SLOTS
-#pragma HLS PIPELINE II = 1
-        hcim_tern_step(zw, e, tacc, 0);
-    }
-}
-
 // Ternary sums of the F_t filters = 0 at the start of a round (filters without a tile in it add 0).
 static void hcim_clear_tacc(uint32_t f_t) {
     HCIM_LOOP_ENTER(HCIM_LP_CLEAR_TACC);
@@ -1065,41 +1050,52 @@ static inline void hcim_units_step(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS
     if (dual && u + 1 < n_units) hcim_unit_run<BITS_B, HYB>(u + 1, xb, bits_in, colacc, buf);
 }
 
+// The units of one output pixel: iteration k runs SRAM unit k (and, paired, k + 1) and, in a dual-path
+// layer, ternary entry k beside it (the two macro types in parallel): max(unit iterations, n_tern) iterations.
 template <int BITS, bool HYB>
 static void hcim_units(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
-                       bool dual) {
+                       bool dual, uint32_t n_tern) {
     uint32_t colacc[G_W];  // per-column accumulators (registers)
 #pragma HLS ARRAY_PARTITION variable = colacc complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 2 complete
 #pragma HLS ARRAY_PARTITION variable = g_noise dim = 3 complete
 #pragma HLS BIND_STORAGE variable = g_noise type = ram_2p impl = lutram
     for (int c = 0; c < G_W; c++) colacc[c] = 0;
-    const uint32_t step = dual ? 2 : 1;
+#if HCIM_HAS_TERN
+    int32_t tacc[T_TG];  // the ternary entries' accumulators (registers)
+#pragma HLS ARRAY_PARTITION variable = tacc complete
+    for (int c = 0; c < T_TG; c++) tacc[c] = 0;
+#endif
+    const uint32_t step = dual ? 2 : 1, U = (n_units + step - 1) / step, n = U > n_tern ? U : n_tern;
     HCIM_LOOP_ENTER(HCIM_LP_UNITS);
-    HCIM_LOOP_ITERS(HCIM_LP_UNITS, (n_units + step - 1) / step);
+    HCIM_LOOP_ITERS(HCIM_LP_UNITS, n);
 units:
-    for (uint32_t u = 0; u < n_units; u += step) {
+    for (uint32_t k = 0, u = 0; k < n; k++, u += step) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 512
 #pragma HLS PIPELINE II = 1
-        hcim_units_step<BITS, HYB, false>(xw, u, n_units, dual, bits_in, colacc, 0);
+        if (k < U) hcim_units_step<BITS, HYB, false>(xw, u, n_units, dual, bits_in, colacc, 0);
+#if HCIM_HAS_TERN
+        if (k < n_tern) hcim_tern_step(xw[Z_PLANE], k, tacc, 0);
+#endif
     }
 }
 
 template <bool HYB>
-static void hcim_units_any(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in) {
+static void hcim_units_any(const word_t xw[HCIM_XW_PLANES][HCIM_XW_WORDS], uint32_t n_units, uint32_t bits_in,
+                           uint32_t n_tern) {
     const bool dual = hcim_dual(bits_in, HYB);
 #ifdef HCIM_HW_DATAPATH
-    hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, dual);  // planes >= bits_in are zero
+    hcim_units<HCIM_MAX_IN_BITS, true>(xw, n_units, bits_in, dual, n_tern);  // planes >= bits_in are zero
 #else
     switch (bits_in) {  // csim: one unrolled instance per input width
-        case 1: hcim_units<1, HYB>(xw, n_units, bits_in, dual); break;
-        case 2: hcim_units<2, HYB>(xw, n_units, bits_in, dual); break;
-        case 3: hcim_units<3, HYB>(xw, n_units, bits_in, dual); break;
-        case 4: hcim_units<4, HYB>(xw, n_units, bits_in, dual); break;
-        case 5: hcim_units<5, HYB>(xw, n_units, bits_in, dual); break;
-        case 6: hcim_units<6, HYB>(xw, n_units, bits_in, dual); break;
-        case 7: hcim_units<7, HYB>(xw, n_units, bits_in, dual); break;
-        default: hcim_units<8, HYB>(xw, n_units, bits_in, dual); break;
+        case 1: hcim_units<1, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 2: hcim_units<2, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 3: hcim_units<3, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 4: hcim_units<4, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 5: hcim_units<5, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 6: hcim_units<6, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        case 7: hcim_units<7, HYB>(xw, n_units, bits_in, dual, n_tern); break;
+        default: hcim_units<8, HYB>(xw, n_units, bits_in, dual, n_tern); break;
     }
 #endif
 }
@@ -1401,13 +1397,10 @@ rounds:
                 if (hybrid) {
                     hcim_levels(l, xw, bits, first, hist, &col_reads, &ana_reads, &skip_reads);
                     if (g_hy.noise_pairs) hcim_make_noise(n_units, bits, ctx, p);
-                    hcim_units_any<true>(xw, n_units, bits);
-                } else if (n_units) {
-                    hcim_units_any<false>(xw, n_units, bits);
+                    hcim_units_any<true>(xw, n_units, bits, 0);
+                } else {  // the SRAM units and the ternary entries (in parallel)
+                    hcim_units_any<false>(xw, n_units, bits, n_tern);
                 }
-#if HCIM_HAS_TERN
-                if (n_tern) hcim_tern_units(xw[Z_PLANE], n_tern);  // the ternary macros, in parallel
-#endif
             } else if (hybrid && first) {  // no unit in this round: the decisions are still taken
                 hcim_pack_window(ti, l, in_base, oy, ox, xw, &ones, &tones);
                 hcim_levels(l, xw, bits, true, hist, &col_reads, &ana_reads, &skip_reads);

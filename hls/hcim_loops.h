@@ -39,8 +39,7 @@
     X(HCIM_LP_SALIENCY, "saliency", 1, 4)             /* per pixel (hybrid): one row block's saliency */     \
     X(HCIM_LP_LEVELS, "levels", 1, 6)                 /* per pixel (hybrid): one group's saliency, level */  \
     X(HCIM_LP_NOISE, "noise", 1, 36)                 /* per pixel (noisy hybrid): one pair's Philox4x32-10 */ \
-    X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes */       \
-    X(HCIM_LP_TERN_UNITS, "tern_units", 1, 6)         /* per pixel (dual-path): one ternary block x 8 filters */ \
+    X(HCIM_LP_UNITS, "units", 1, 8)                   /* per pixel: one unit = G columns x X planes (+ a ternary entry) */ \
     X(HCIM_LP_CLEAR_COLBUF, "clear_colbuf", 1, 2)     /* per round: one group's column sums = 0 */            \
     X(HCIM_LP_REQUANT, "requant", 1, 6)               /* per pixel: RQ_LANES = 4 filters */                  \
     X(HCIM_LP_PIXEL_STREAM, "pixel_stream", 1, 20)   /* per round (digital, on chip): slots of window | units + ternary units | requant of 3 pixels */ \

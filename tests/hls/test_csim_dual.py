@@ -378,10 +378,17 @@ def test_ternary_iterations_share_the_pixel_streams_slots(csim_lib, q):
     want = sum((pixels + 4) * max(w_steps, -(-units(s_rounds[k]) // 2) if k < len(s_rounds) else 0,
                                   entries(t_rounds[k]) if k < len(t_rounds) else 0, rq, 8) for k in range(n_rounds))
     assert iters["pixel_stream"] == want
-    assert iters["tern_units"] == 0 and iters["units"] == 0  # no per-pixel loops: everything in the stream
+    assert iters["units"] == 0 and iters["pixels"] == 0  # no per-pixel loops: everything in the stream
     if q:
         assert iters["load_tern"] == 2 * f_t * r_t and iters["tern_schedule"] == sum(entries(t) for t in t_rounds)
         assert max(entries(t) for t in t_rounds) > max(w_steps, rq)  # the ternary path sets the slot here
+    # trace mode (DDR, per-pixel loops): one units loop per pixel and round, max(unit iterations, entries) long
+    dev.trace(imgs)
+    iters = dict(zip(names, dev.kernel_profile()["layers"][0]["iters"]))
+    assert iters["pixel_stream"] == 0
+    assert iters["units"] == sum(pixels * max(-(-units(s_rounds[k]) // 2) if k < len(s_rounds) else 0,
+                                              entries(t_rounds[k]) if k < len(t_rounds) else 0)
+                                 for k in range(n_rounds))
 
 
 # ---- fuzzing the format-1.2 fields: the kernel's verdict is the host's ----
