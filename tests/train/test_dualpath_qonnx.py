@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings, strategies as st
 from onnx import helper, numpy_helper
 
 from test_dualpath_exactness import MIXED, PRESET, _at, _images, _tiny_dual
@@ -131,29 +132,33 @@ def test_a_wrong_ternary_export_is_caught(tmp_path_factory, tmp_path, how):
     assert not np.array_equal(run_qonnx(tmp_path / "model.onnx", x, ref.logit_exponent), ref.run(x))
 
 
-@pytest.mark.parametrize("scale", [0.25, 1.0])  # at scale 1 the export has no Mul
-def test_a_binary_input_becomes_a_one_bit_unsigned_quant(scale):
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(theta=st.integers(1, 15), e_in=st.integers(-2, 6), codes=st.lists(st.integers(0, 15), min_size=6, max_size=6))
+def test_a_binary_input_becomes_a_one_bit_unsigned_quant(theta, e_in, codes):
+    """b = [x >= θ] at scale 2^-e_in through the rewritten graph (no Mul at e_in = 0, as exported)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.infer_shapes import InferShapes
+    scale = 2.0 ** -e_in
     vi = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 1, 2, 3]) for n in ("x", "y")]
-    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("theta", 5 * scale), ("s", scale))]
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("theta", theta * scale), ("s", scale))]
     nodes = [helper.make_node("GreaterOrEqual", ["x", "theta"], ["ge"]), helper.make_node("Cast", ["ge"], ["c"], to=1)]
-    if scale != 1.0:
+    if e_in:
         nodes.append(helper.make_node("Mul", ["c", "s"], ["b"]))
-    nodes.append(helper.make_node("BipolarQuant", ["b" if scale != 1.0 else "c", "s"], ["y"],
-                                  domain="qonnx.custom_op.general"))
+    nodes.append(helper.make_node("BipolarQuant", [nodes[-1].output[0], "s"], ["y"], domain="qonnx.custom_op.general"))
     g = helper.make_graph(nodes, "g", vi[:1], vi[1:], inits)
-    x = (np.array([0, 1, 4, 5, 6, 15], np.float32) * scale).reshape(1, 1, 2, 3)
-    want = np.array([0, 0, 0, 1, 1, 1], np.float32).reshape(1, 1, 2, 3) * scale
+    x = (np.array(codes, np.float32) * np.float32(scale)).reshape(1, 1, 2, 3)
+    want = (np.array(codes) >= theta).astype(np.float32).reshape(1, 1, 2, 3) * np.float32(scale)
     model = ModelWrapper(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])).transform(InferShapes())
-    assert not np.array_equal(execute_onnx(model, {"x": x})["y"], want)  # bipolar: b = 0 becomes +scale
+    bipolar = execute_onnx(model, {"x": x})["y"]
+    assert np.array_equal(bipolar == want, want > 0)  # bipolar: b = 0 becomes +scale
     assert one_bit_as_unsigned_quant(model.graph) == 1
     q = model.graph.node[-1]
     assert q.op_type == "Quant" and _attrs(q)["signed"] == 0 and model.get_initializer(q.input[3]) == 1.0
     assert np.array_equal(execute_onnx(model.transform(InferShapes()), {"x": x})["y"], want)
 
 
+@pytest.mark.slow
 def test_one_bit_activations_export_too(tmp_path):
     """The same rewrite serves a plain model at act_bits = 1 (Brevitas would export its ReLU outputs as bipolar)."""
     import torch
