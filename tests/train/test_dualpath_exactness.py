@@ -63,8 +63,8 @@ MIXED = {"stem": 3, "s1b1_conv1": 8, "s1b1_conv2": 5, "s2b1_conv1": 1, "s2b1_sho
 def test_dual_model_equals_reference_emulator(tmp_path, ratios):
     m = _at(_tiny_dual(), ratios)
     desc = export_model(m, tmp_path, preset=PRESET, qonnx=True)
-    assert desc["version"] == 2 and not (tmp_path / "model.onnx").exists()  # no QONNX for the binary input
-    summary = verify_exact(tmp_path, _images(1), trained=m)  # trained == Brevitas == fast emulator, per layer (and reference on image 0)
+    assert desc["version"] == 2 and (tmp_path / "model.onnx").exists()  # QONNX of both paths
+    summary = verify_exact(tmp_path, _images(1), trained=m, qonnx_images=1)  # trained == Brevitas == fast emulator, per layer (and reference on image 0)
     assert summary["images"] == 1
     prog = compile_model(load_integer_model(tmp_path))
     want = get_ratios(m)

@@ -20,8 +20,8 @@ Version 2 (only when the model has dual-path layers, architecture.md §10): such
 ``"dual": {"ratio_eighths": q, "bin_threshold": θ}`` and ``L/tern_weight`` int8 (F_t, C, k, k) in
 {-1, 0, 1}, the ternary weights of its last F_t = ⌊F·q/8⌋ filters, which have precision 0 and zero
 ``L/weight`` rows; their ``weight_exponent``, ``bias``, ``shift`` and ``res_shift`` follow the formulas
-above with the binary input b = [x ≥ θ] taken at the input's scale 2^-e_in. No QONNX file is written
-for a version-2 model.
+above with the binary input b = [x ≥ θ] taken at the input's scale 2^-e_in. Its QONNX file exports the
+dual path as standard nodes (qonnx_export.py).
 """
 from __future__ import annotations
 
@@ -145,8 +145,6 @@ def export_model(model: CIMNet, out_dir: str | os.PathLike, preset: str = "sun-m
     """Integer model + (optionally) QONNX ``model.onnx`` into ``out_dir``; returns the description."""
     desc, arrays = integer_model(model, preset, name, metadata)
     save_integer_model(desc, arrays, out_dir)
-    if qonnx and desc["version"] == VERSION_DUAL:
-        qonnx = False  # the dual path's binary input has no QONNX export; the reference emulator checks it
     if qonnx:
         from .qonnx_export import export_qonnx_model
         export_qonnx_model(Path(out_dir), Path(out_dir) / "model.onnx")
