@@ -156,7 +156,7 @@ PRESETS: dict[str, HardwarePreset] = {
     )
 }
 DEFAULT_PRESET = "sun-mars-256"
-"""PRESETS are the presets with a kernel build (hls/presets/<name>.h)."""
+"""PRESETS are the presets of spec 1.1, each with a kernel build (hls/presets/<name>.h)."""
 
 HOST_PRESETS: dict[str, HardwarePreset] = {
     p.name: p
@@ -170,7 +170,8 @@ HOST_PRESETS: dict[str, HardwarePreset] = {
                        tern_rows=64, tern_cols=32, tern_rows_active=16, tern_n_macros=2, tern_refresh_cycles=256),
     )
 }
-"""Presets without a kernel build (spec 1.2: the second macro type); the emulators run them."""
+"""Presets with the second macro type (spec 1.2, architecture.md §10.1), kept apart from PRESETS: the emulators
+run them, and so does the kernel from version 1.4 (hls/presets/<name>.h, csim; §10.6)."""
 
 
 def get_preset(name_or_preset: "str | HardwarePreset" = DEFAULT_PRESET) -> HardwarePreset:
