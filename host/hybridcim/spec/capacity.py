@@ -2,8 +2,8 @@
 
 A program over these is refused by the kernel (status LIMIT); the host uses them where no
 kernel is at hand (a board-less machine, a pip install without hls/), e.g. to bound the size
-of a program file before reading it. tests/spec/test_capacity.py checks every value against
-the headers. Field meanings as in the headers: filters, column groups and row blocks of one
+of a program file before reading it. Every preset with a header (PRESETS and the -dual presets of
+HOST_PRESETS) has an entry; tests/spec/test_capacity.py checks every value against the headers. Field meanings as in the headers: filters, column groups and row blocks of one
 CIM layer; 64-bit words per pixel per bit plane (channels <= 64 * max_cwords); packed input
 words of one CIM layer (H * W * bits * ceil(C / 64)).
 """
@@ -31,6 +31,9 @@ KERNEL_LIMITS: dict[str, KernelLimits] = {
     "sun-mars-256": KernelLimits(128, 128, 512, 512, 128, 16, 16384),
     "tiny-64": KernelLimits(128, 128, 512, 512, 512, 16, 16384),
     "wide-512": KernelLimits(128, 128, 512, 512, 256, 16, 16384),
+    # kernel 1.4 builds for the presets with the second macro type (HOST_PRESETS, architecture.md §10.6)
+    "sun-mars-256-dual": KernelLimits(128, 128, 512, 512, 128, 16, 16384),
+    "tiny-64-dual": KernelLimits(128, 128, 512, 512, 512, 16, 16384),
 }
 
 
