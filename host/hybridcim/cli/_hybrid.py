@@ -1,5 +1,6 @@
 """What the CLI shows of hybrid mode (architecture.md §9): a layer's mode, its level table and the
-boundary histogram (the ``decisions_level0..7`` counters), as text and as JSON-ready dicts."""
+boundary histogram (the ``decisions_level0..7`` counters), as text and as JSON-ready dicts; and a
+program's mode line, which names dual-path layers (architecture.md §10) too."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import math
 from ..emulator.counters import DATA_DEPENDENT_HYBRID
 from ..table import format_table
 
-__all__ = ["DATA_DEPENDENT_HYBRID", "MODES", "boundary_histogram", "histogram_text", "hybrid_layers",
+__all__ = ["DATA_DEPENDENT_HYBRID", "MODES", "boundary_histogram", "dual_layers", "histogram_text", "hybrid_layers",
            "hybrid_summary", "layer_hybrid_dict", "level_tables", "mode_name", "program_mode", "uses_noise"]
 
 MODES = {0: "digital", 1: "hybrid"}
@@ -23,9 +24,15 @@ def hybrid_layers(prog) -> list[int]:
     return [i for i, l in enumerate(prog.layers) if l.mode != 0]
 
 
+def dual_layers(prog) -> list[int]:
+    """Indices of the program's dual-path layers (flags bit 0, architecture.md §10)."""
+    return [i for i, l in enumerate(prog.layers) if getattr(l, "dual", None) is not None]
+
+
 def program_mode(prog) -> str:
-    """'hybrid' when any layer runs in hybrid mode, else 'digital'."""
-    return "hybrid" if hybrid_layers(prog) else "digital"
+    """'hybrid' when any layer runs in hybrid mode, else 'dual-path' when any layer is dual-path
+    (architecture.md §10), else 'digital'."""
+    return "hybrid" if hybrid_layers(prog) else "dual-path" if dual_layers(prog) else "digital"
 
 
 def uses_noise(prog) -> bool:
@@ -110,21 +117,26 @@ def boundary_histogram(prog, counters) -> dict:
 
 
 def hybrid_summary(prog, counters) -> dict:
-    """JSON fields of a run: mode, the hybrid layers and the boundary histogram (None in digital mode)."""
+    """JSON fields of a run: mode (:func:`program_mode`), the hybrid and the dual-path layers and the
+    boundary histogram (None without hybrid layers)."""
+    dual = [prog.layers[i].name for i in dual_layers(prog)]
     if not hybrid_layers(prog):
-        return {"mode": "digital", "hybrid_layers": [], "boundary_histogram": None}
-    return {"mode": "hybrid", "hybrid_layers": [prog.layers[i].name for i in hybrid_layers(prog)],
+        return {"mode": program_mode(prog), "hybrid_layers": [], "dual_layers": dual, "boundary_histogram": None}
+    return {"mode": "hybrid", "hybrid_layers": [prog.layers[i].name for i in hybrid_layers(prog)], "dual_layers": dual,
             "boundary_histogram": None if counters is None else boundary_histogram(prog, counters)}
 
 
 def histogram_text(prog, counters) -> str:
-    """Text: the mode line and, for a hybrid program, the boundary histogram per layer and in total
-    (decisions = pixels x images x column groups with a present unit; share of each level)."""
+    """Text: the mode line (with the dual-path layers, if any) and, for a hybrid program, the boundary
+    histogram per layer and in total (decisions = pixels x images x column groups with a present unit;
+    share of each level)."""
     idx = hybrid_layers(prog)
     n_cim = sum(1 for l in prog.layers if l.op.is_cim)
+    n_dual = len(dual_layers(prog))
+    dual = f"dual-path ({n_dual} of {n_cim} CIM layers)" if n_dual else ""
     if not idx:
-        return f"mode: digital (all {n_cim} CIM layers)"
-    head = f"mode: hybrid ({len(idx)} of {n_cim} CIM layers)"
+        return f"mode: {dual}" if dual else f"mode: digital (all {n_cim} CIM layers)"
+    head = f"mode: hybrid ({len(idx)} of {n_cim} CIM layers)" + (f", {dual}" if dual else "")
     if counters is None:
         return head + "; boundary histogram: not reported by this device"
     hist = boundary_histogram(prog, counters)
