@@ -29,8 +29,9 @@ def _ternary_layer():
 def test_ternary_scale_is_bounded_when_the_batch_sets_almost_no_binary_input(set_bits):
     # All input codes below theta (b = 0 everywhere) except `set_bits` pixels: the batch variance of the
     # ternary path's conv is 0 (or ~0), and the BN fold used to scale the weights by gamma/sqrt(eps) ~ 316,
-    # so that one set bit moved an output by ~8-10 gamma and the straight-through gradient to the input
-    # grew by as much per layer (18 layers: float overflow, NaN).
+    # so that one set bit moved an output by ~8-10 gamma and a straight-through gradient to the input
+    # grew by as much per layer (18 layers: float overflow, NaN). The ternary path passes no gradient
+    # to its input now; its own parameters' gradients must stay finite.
     layer = _ternary_layer()
     x = torch.full((4, 16, 16, 16), 1 * S_IN)
     x[0, :set_bits, 8, 8] = 9 * S_IN
@@ -40,7 +41,7 @@ def test_ternary_scale_is_bounded_when_the_batch_sets_almost_no_binary_input(set
     step = S_IN * torch.pow(2.0, -e)  # the output change of one set input bit with T = +-1 (gamma = 1)
     assert float(step.max()) <= 4.0, step.tolist()
     y.square().mean().backward()
-    assert torch.isfinite(x.grad).all() and float(x.grad.abs().max()) < 1.0
+    assert x.grad is None  # every channel is ternary: nothing reaches the input
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters() if p.grad is not None)
 
 

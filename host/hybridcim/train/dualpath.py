@@ -8,7 +8,10 @@ grid) and its last F_t = ⌊F·q/8⌋ channels on the **ternary path**:
 - binary input b[k] = 1 if x[k] ≥ θ else 0 (x the layer's integer input, θ = ``bin_threshold``,
   default 2^(bits_in−1), the input's MSB); in float b enters at the input's scale s_in (value
   b·s_in), so every per-filter formula of the export (shift = e_f + e_in − e_out, bias grid
-  2^-(e_in+e_f), res_shift) is the INT4 path's. Backward: straight-through, slope 1/θ.
+  2^-(e_in+e_f), res_shift) is the INT4 path's. Backward: none: the ternary path passes no gradient
+  to its input (the INT4 path and the residual carry the layer's input gradient). A straight-through
+  gradient (slope 1/θ) grew about tenfold per layer, because BN scales the sparse binary input's
+  weights up, and 18 such layers diverged or stalled a supernet at chance level from the first step.
 - ternary weights T ∈ {−1, 0, 1}: W_f (the path's own latent weights, BN folded with the path's own
   batch norm) → T = sign(W) where |W| > Δ_f, Δ_f = δ · mean|W_f| with δ a learned per-layer
   threshold ratio (gradient by a sigmoid surrogate of the step); scale α_f = mean |W_f| over
@@ -126,29 +129,28 @@ class DualConv2d(CIMConv2d):
         """(W_f, b_f) of one path's channel slice; batch statistics update that slice's running stats.
 
         ``var_floor`` (F,): the batch variance used in a training fold is at least this (ternary path, see
-        forward); the running statistics (eval, export) fold as they are."""
+        forward), and so is the variance the running statistics (eval, export) accumulate."""
         if self.training and not bool(self.bn_frozen):
             with torch.set_grad_enabled(self.bn_stats_grad and torch.is_grad_enabled()):
                 z = F.conv2d(x, w, None, self.stride, self.pad)
                 mean = z.mean(dim=(0, 2, 3))
                 var = (z - mean.view(1, -1, 1, 1)).square().mean(dim=(0, 2, 3))
-            with torch.no_grad():
+            if var_floor is not None:
+                var = torch.maximum(var, var_floor)
+            with torch.no_grad():  # the running variance is the floored one: eval and export fold what training did
                 n = z.numel() / z.shape[1]
                 m = self.bn_momentum
                 rmean.mul_(1 - m).add_(m * mean.detach())
                 rvar.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
-            if var_floor is not None:
-                var = torch.maximum(var, var_floor)
         else:
             mean, var = rmean, rvar
         inv = gamma / torch.sqrt(var + self.bn_eps)
         return w * inv.view(-1, 1, 1, 1), beta - mean * inv
 
     def binarize(self, x: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
-        """b·s_in with b = [x/s_in ≥ θ] (exact forward); straight-through backward of slope 1/θ."""
+        """b·s_in with b = [x/s_in ≥ θ], exact, without gradient (module docstring)."""
         s = in_scale.detach().reshape(())
-        b = (torch.round(x.detach() / s) >= self.theta).to(x.dtype) * s
-        return b + (x - x.detach()) / self.theta
+        return (torch.round(x.detach() / s) >= self.theta).to(x.dtype) * s
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, in_scale: torch.Tensor, res_scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,12 +186,11 @@ class DualConv2d(CIMConv2d):
         if ft:
             t = self.tern
             b = self.binarize(x, in_scale)
-            # A binary input is mostly 0 (b = the MSB): in a batch where no bit of a channel's receptive
-            # field is set, the batch variance is 0 and the fold multiplies the weights by γ/√eps (≈316γ),
-            # which the straight-through backward passes on to the layer's input; over 18 layers the
-            # gradients grow past float range (the supernet diverged to NaN). The floor is the variance of
-            # a response to one set bit per receptive field on average, s_in²·mean(W²): one set bit then
-            # gives an output of order γ. Only the training fold (batch statistics) is floored.
+            # A binary input is often sparse (b = the MSB is mostly 0): in a batch where no bit of a
+            # channel's receptive field is set, the batch variance is 0 and the fold multiplies the weights
+            # by γ/√eps (≈316γ), so that one set bit moves an output by hundreds of γ. The floor is the
+            # variance of a response to one set bit per receptive field on average, s_in²·mean(W²): one set
+            # bit then gives an output of order γ. The running variance accumulates the floored one.
             tw = t.weight[f0:]
             floor = s_in.square() * tw.square().flatten(1).mean(dim=1)
             wf, bf = self._fold_slice(b, tw, t.bn_weight[f0:], t.bn_bias[f0:],
