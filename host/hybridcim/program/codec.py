@@ -252,7 +252,8 @@ def max_image_bytes(preset: HardwarePreset | None = None) -> int:
     """Largest program file accepted (bytes): a program that fills the kernel of ``preset`` to
     every capacity limit (hls/presets/*.h, :mod:`hybridcim.spec.capacity`: max_tensors tensors,
     max_layers CIM layers each of max_filters filters, max_groups column groups and max_rowblocks
-    row blocks, every unit present) plus MANIFEST_ALLOWANCE bytes of embedded manifest. Without a
+    row blocks, every unit present, and a dual section per layer on a preset with the second macro
+    type) plus MANIFEST_ALLOWANCE bytes of embedded manifest. Without a
     preset (or for an unnamed geometry): the largest over the named presets. Used by
     :func:`read_program` (before reading a byte past the header) and :func:`write_program`."""
     from ..spec.capacity import KERNEL_LIMITS
@@ -264,6 +265,8 @@ def max_image_bytes(preset: HardwarePreset | None = None) -> int:
     f = lim.max_filters
     per_layer = (align(f) + align(4 * f) + align(f) + align(f) + align(4 * lim.max_groups * gw)
                  + align(-(-units // 8)) + align(8 * units * gw))
+    if preset.has_tern:  # a dual section per layer; a ternary filter's cells (2 words a row tile) take fewer
+        per_layer += align(DUAL.size)  # bytes than the SRAM words of the 8-bit filter it stands in for
     return (HEADER.size + align(TENSOR.size * lim.max_tensors) + align(LAYER.size * lim.max_layers)
             + lim.max_layers * per_layer + MANIFEST_ALLOWANCE)
 
