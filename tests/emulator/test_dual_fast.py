@@ -15,7 +15,7 @@ from hybridcim.emulator import FastEmulator, ReferenceEmulator
 from hybridcim.program.builder import ProgramBuilder, make_dual
 from hybridcim.program.dualpath import DualPathParams
 from hybridcim.spec import get_preset
-from hybridcim.zoo.fuzz import random_dualpath_program, random_images, random_program
+from hybridcim.zoo.fuzz import random_dualpath_program, random_images
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fast_executors import HAS_TORCH, assert_same, fast_executors  # noqa: E402
@@ -24,20 +24,10 @@ DUAL_PRESETS = ["tiny-64-dual", "sun-mars-256-dual"]
 
 
 def _dual_program(seed, preset, ratio, theta_frac, share, **kw):
-    """random_program with a ``share`` of its conv/fc layers dual-path at ``ratio`` (None: random per layer)
-    and threshold ⌈theta_frac · (2^X − 1)⌉ (X: the layer's input bits), random ternary weights."""
-    rng = np.random.default_rng(seed)
-    p = random_program(rng, preset, **kw)
-    params = {}
-    for l in p.layers:
-        if l.op.is_cim and rng.random() < share:
-            top = (1 << p.tensors[l.in_tensor].bits) - 1
-            dual = DualPathParams(int(rng.integers(0, 9)) if ratio is None else ratio,
-                                  max(1, int(np.ceil(theta_frac * top))))
-            f_t = dual.n_tern(l.n_filters)
-            keep = rng.random((f_t, l.k_rows)) < rng.choice([0.0, 0.33, 0.67, 1.0])
-            params[l.name] = (dual, np.where(keep, rng.choice([-1, 1], size=(f_t, l.k_rows)), 0))
-    return make_dual(p, params)
+    """A random program with a ``share`` of its conv/fc layers dual-path at ``ratio`` (None: random per
+    layer), threshold ⌈theta_frac · (2^X − 1)⌉, random ternary weights of 0–100 % non-zero."""
+    return random_dualpath_program(seed, preset, share=share, ratio=ratio, theta_frac=theta_frac,
+                                   densities=(0.0, 0.33, 0.67, 1.0), **kw)
 
 
 @st.composite

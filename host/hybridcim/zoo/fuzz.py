@@ -249,20 +249,25 @@ def random_hybrid_program(seed: int | np.random.Generator = 0, preset: "str | Ha
 
 
 def random_dualpath_program(seed: int | np.random.Generator = 0, preset: "str | HardwarePreset" = "tiny-64-dual",
-                            **kw) -> Program:
-    """:func:`random_program` on a preset with the second macro type, a random subset of its conv/fc
-    layers made dual-path (architecture.md §10): ratio q in 0..8, binary-input threshold in
-    1..2^bits_in − 1, random ternary weights (a third to two thirds zero). Deterministic in ``seed``."""
+                            *, share: float = 0.7, ratio: int | None = None, theta_frac: float | None = None,
+                            densities: tuple = (0.33, 0.5, 0.67), **kw) -> Program:
+    """:func:`random_program` on a preset with the second macro type, a random ``share`` of its conv/fc
+    layers made dual-path (architecture.md §10): ratio q = ``ratio`` or random in 0..8, binary-input
+    threshold ⌈theta_frac · (2^X − 1)⌉ (at least 1; X: the layer's input bits) or random in
+    1..2^X − 1, random ternary weights with a non-zero share drawn from ``densities``. Deterministic
+    in ``seed``; ``kw`` goes to :func:`random_program`."""
     from ..program.builder import make_dual
     from ..program.dualpath import DualPathParams
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     program = random_program(rng, preset, **kw)
     params = {}
     for layer in program.layers:
-        if layer.op.is_cim and rng.random() < 0.7:
-            bits = program.tensors[layer.in_tensor].bits
-            dual = DualPathParams(int(rng.integers(0, 9)), int(rng.integers(1, 1 << bits)))
+        if layer.op.is_cim and rng.random() < share:
+            top = (1 << program.tensors[layer.in_tensor].bits) - 1
+            q = int(rng.integers(0, 9)) if ratio is None else ratio
+            theta = int(rng.integers(1, top + 1)) if theta_frac is None else max(1, int(np.ceil(theta_frac * top)))
+            dual = DualPathParams(q, theta)
             f_t = dual.n_tern(layer.n_filters)
-            keep = rng.random((f_t, layer.k_rows)) < rng.choice([0.33, 0.5, 0.67])
+            keep = rng.random((f_t, layer.k_rows)) < rng.choice(densities)
             params[layer.name] = (dual, np.where(keep, rng.choice([-1, 1], size=(f_t, layer.k_rows)), 0))
     return make_dual(program, params)
