@@ -3,6 +3,8 @@
 # Environment (all optional):
 #   PRESET (sun-mars-256), PART (xc7z020clg400-1, PYNQ-Z2), CLOCK_NS (10),
 #   ADDR64 (0: 32-bit m_axi addresses for Zynq-7000; 1: 64-bit for Zynq UltraScale+),
+#   URAM (0; 1: -DHCIM_URAM, the activation buffer bound to UltraRAM: Zynq UltraScale+ only,
+#   refused for a Zynq-7000 part, which has none),
 #   PROJ (build/hls_$PRESET), HCIM_STEPS (subset of "csim csynth cosim export";
 #   default "csim csynth export": co-simulation is off unless asked for),
 #   TB_DATA (tb/data/$PRESET, from `make tb-data`: the C simulation's 8-image ResNet-20 run),
@@ -30,6 +32,8 @@ set preset [env_or PRESET sun-mars-256]
 set part [env_or PART xc7z020clg400-1]
 set clock_ns [env_or CLOCK_NS 10]
 set addr64 [expr {[env_or ADDR64 0] ? "true" : "false"}]
+set uram [expr {[env_or URAM 0] ? 1 : 0}]
+if {$uram && [string match -nocase xc7* $part]} { error "run_hls: URAM=1 but $part (Zynq-7000) has no UltraRAM" }
 set steps [env_or HCIM_STEPS "csim csynth export"]
 set proj [file normalize [env_or PROJ $here/build/hls_$preset]]
 set tb_data [file normalize [env_or TB_DATA $here/tb/data/$preset]]
@@ -39,6 +43,7 @@ foreach s $steps {
 }
 
 set cflags "-std=c++14 -I$here -DHCIM_PRESET_HEADER=\\\"presets/$preset.h\\\""
+if {$uram} { append cflags " -DHCIM_URAM" }
 open_project -reset $proj
 set_top hybridcim_accel
 foreach f {hybridcim_accel.cpp hcim_program.cpp hcim_layers.cpp} {

@@ -10,6 +10,8 @@
 # (pip install -e '.[csim]') for the testbench data and the manifest.
 # Environment: BOARD, PRESET (sun-mars-256), PART / BOARD_PART (from BOARD), JOBS (4),
 # CLOCK_MHZ (100: the PL clock; the HLS clock period follows),
+# URAM (from BOARD: 1 on the kv260, the activation buffer in UltraRAM, -DHCIM_URAM; 0 on the pynq-z2,
+# which has no UltraRAM: URAM=1 there is refused by hls/run_hls.tcl),
 # OUT (bitstreams/<board>), BUILD_DIR (overlay/build/<board>: Vivado project, staging),
 # HLS_PROJ (hls/build/hls_<preset>_<board>), TB_DATA (given: used
 # as is; else written by `make -C hls tb-data`), COSIM=1 (also run the one-image RTL
@@ -24,11 +26,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PYTHON=${PYTHON:-$( [ -x "$repo/.venv/bin/python" ] && echo "$repo/.venv/bin/python" || echo python3 )}
 case "$BOARD" in
-    pynq-z2) part=xc7z020clg400-1;    board_part=tul.com.tw:pynq-z2:part0:1.0;    addr64=0 ;;
-    kv260)   part=xck26-sfvc784-2LV-c; board_part=xilinx.com:kv260_som:part0:1.4; addr64=1 ;;
+    pynq-z2) part=xc7z020clg400-1;    board_part=tul.com.tw:pynq-z2:part0:1.0;    addr64=0; uram=0 ;;
+    kv260)   part=xck26-sfvc784-2LV-c; board_part=xilinx.com:kv260_som:part0:1.4; addr64=1; uram=1 ;;
     *) echo "build.sh: unknown BOARD=$BOARD (known: pynq-z2, kv260)" >&2; exit 2 ;;
 esac
 PART=${PART:-$part}
+URAM=${URAM:-$uram}   # 1: the activation buffer in UltraRAM (-DHCIM_URAM; the KV260's default)
 CLOCK_MHZ=${CLOCK_MHZ:-100}
 CLOCK_NS=$(awk -v f="$CLOCK_MHZ" 'BEGIN { if (f <= 0) exit 1; printf "%g", 1000 / f }') \
     || { echo "build.sh: CLOCK_MHZ=$CLOCK_MHZ is not a positive number" >&2; exit 2; }
@@ -50,7 +53,7 @@ if [ "${COSIM:-0}" = 1 ]; then
     make -C "$repo/hls" cosim-data PRESET="$PRESET" PYTHON="$PYTHON"
     steps="csim csynth cosim export"
 fi
-make -C "$repo/hls" ip PRESET="$PRESET" PART="$PART" ADDR64="$addr64" PROJ="$HLS_PROJ" TB_DATA="$TB_DATA" \
+make -C "$repo/hls" ip PRESET="$PRESET" PART="$PART" ADDR64="$addr64" URAM="$URAM" PROJ="$HLS_PROJ" TB_DATA="$TB_DATA" \
     IP_STEPS="$steps" PYTHON="$PYTHON" CLOCK_NS="$CLOCK_NS"
 
 rm -rf "$stage"

@@ -4,8 +4,9 @@ from math import ceil
 import pytest
 
 from hybridcim.runtime.kernel_cycles import BOARDS, LABEL
-from hybridcim.runtime.kernel_resources import (SourceModel, adder_tree_luts, bram36, compressor_popcount_luts,
-                                                estimate_resources, popcount_luts)
+from hybridcim.runtime.kernel_resources import (BOARD_DEFINES, BOARD_URAM, SourceModel, adder_tree_luts, bram36,
+                                                compressor_popcount_luts, estimate_resources, popcount_luts,
+                                                uram_blocks)
 from hybridcim.spec import get_preset
 
 
@@ -147,6 +148,121 @@ def test_dual_kernel_estimate_has_the_second_macro_type():
     assert any(b.name.startswith("ternary unit") for b in dual.blocks)
     assert not any(b.name.startswith("ternary unit") for b in base.blocks)
     assert dual.total()["bram36"] > base.total()["bram36"] and dual.total()["luts"] > base.total()["luts"]
+
+
+def test_uram_block_shape():
+    # one 288 Kb block is 4096 x 72 (no other aspect ratio): cascaded in depth, side by side in width
+    assert uram_blocks(4096, 72) == 1 and uram_blocks(4097, 72) == 2 and uram_blocks(4096, 73) == 2
+    assert uram_blocks(16384, 64) == 4 and uram_blocks(1536, 32) == 1 and uram_blocks(1, 1) == 1
+
+
+URAM_SRC = """
+static word_t g_act[16384];
+static word_t g_other[4096];
+void f(uint32_t n) {
+#ifdef HCIM_URAM
+#pragma HLS BIND_STORAGE variable = g_act type = ram_2p impl = uram
+#endif
+    for (uint32_t i = 0; i < n; i++) g_act[i] = g_other[i];
+}
+"""
+
+
+def test_uram_binding_follows_the_board_build(hls):
+    """An array bound to UltraRAM under HCIM_URAM: the KV260's build sets the define (URAM blocks, no BRAM for
+    it), the PYNQ-Z2's does not (block RAM), and asking for it on the Z2 (no UltraRAM) is refused."""
+    (hls / "hcim_layers.cpp").write_text(URAM_SRC)
+    kv = estimate_resources("sun-mars-256", "kv260", hls_dir=hls)
+    z2 = estimate_resources("sun-mars-256", "pynq-z2", hls_dir=hls)
+    mkv, mz2 = ({m["name"]: m for m in e.memories} for e in (kv, z2))
+    assert kv.defines == {"HCIM_URAM"} and z2.defines == frozenset()
+    assert mkv["g_act"]["uram"] == 4 and mkv["g_act"]["bram36"] == 0 and mkv["g_other"]["bram36"] == 8
+    assert mz2["g_act"]["uram"] == 0 and mz2["g_act"]["bram36"] == 32
+    assert kv.total()["uram"] == 4 and kv.total()["bram36"] == z2.total()["bram36"] - 32
+    assert kv.capacity()["uram"] == 64 and z2.capacity()["uram"] == 0
+    mem = next(b for b in kv.blocks if b.name == "on-chip memories")
+    assert mem.uram == 4 and "UltraRAM" in mem.why and "(4 URAM)" in kv.memory_table()
+    assert "| URAM |" in kv.table() and "URAM" not in z2.table()  # the Z2's table keeps its columns
+    off = estimate_resources("sun-mars-256", "kv260", hls_dir=hls, uram=False)
+    assert off.total()["uram"] == 0 and off.total()["bram36"] == z2.total()["bram36"]
+    with pytest.raises(ValueError, match="pynq-z2 .*no UltraRAM"):
+        estimate_resources("sun-mars-256", "pynq-z2", hls_dir=hls, uram=True)
+
+
+def test_uram_over_the_board_capacity_does_not_fit(hls):
+    (hls / "hcim_layers.cpp").write_text(URAM_SRC.replace("g_act[16384]", "g_act[65][4096]")
+                                         .replace("g_act[i]", "g_act[i][0]"))
+    e = estimate_resources("sun-mars-256", "kv260", hls_dir=hls)
+    assert e.total()["uram"] == 65 > BOARD_URAM["kv260"] and not e.fits() and "DOES NOT FIT" in e.table()
+
+
+def test_dual_kernel_fits_the_kv260_with_the_activation_buffer_in_uram():
+    """sun-mars-256-dual: over the KV260's 144 BRAM36 with every array in block RAM; its build's HCIM_URAM moves
+    the activation buffer (64 x 16384 bits) into 4 UltraRAM blocks and the estimate fits. The PYNQ-Z2 build
+    is unchanged (no UltraRAM): the dual kernel does not fit it, the SRAM kernel does."""
+    kv = estimate_resources("sun-mars-256-dual", "kv260")
+    bram_only = estimate_resources("sun-mars-256-dual", "kv260", uram=False)
+    z2 = estimate_resources("sun-mars-256-dual", "pynq-z2")
+    planes = {m["name"]: m for m in kv.memories}["g_planes"]
+    assert planes["uram"] == 4 and planes["bram36"] == 0
+    assert {m["name"]: m for m in z2.memories}["g_planes"]["bram36"] == 32
+    assert kv.total()["bram36"] == bram_only.total()["bram36"] - 32 == z2.total()["bram36"] - 32
+    assert kv.fits() and kv.total()["bram36"] <= 144 and kv.total()["uram"] == 4
+    assert not bram_only.fits() and not z2.fits()
+    # the define changes the memories only
+    assert {k: v for k, v in kv.total().items() if k not in ("bram36", "uram")} == \
+        {k: v for k, v in z2.total().items() if k not in ("bram36", "uram")}
+    sram = estimate_resources("sun-mars-256", "pynq-z2")
+    assert sram.fits() and sram.total()["uram"] == 0
+
+
+def test_kernel_resources_cli_uram(capsys):
+    from hybridcim.runtime.kernel_resources import main
+    assert main(["--preset", "sun-mars-256-dual", "--board", "kv260"]) == 0
+    out = capsys.readouterr().out
+    assert "-DHCIM_URAM" in out and "| fits |" in out and "`g_planes`" in out and "(4 URAM)" in out
+    assert main(["--preset", "sun-mars-256-dual", "--board", "pynq-z2", "--uram"]) == 2
+    assert "no UltraRAM" in capsys.readouterr().err
+    assert main(["--preset", "sun-mars-256-dual", "--board", "kv260", "--no-uram"]) == 0
+    assert "DOES NOT FIT" in capsys.readouterr().out
+
+
+def test_board_build_sets_the_defines_the_estimate_reads():
+    """overlay/build.sh's board table (uram=0/1 -> URAM -> hls/run_hls.tcl's -DHCIM_URAM) and the estimate's
+    BOARD_DEFINES / BOARD_URAM agree; the kernel source binds g_planes to UltraRAM under that define only."""
+    import re
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    table = dict(re.findall(r"^\s+([\w-]+)\)\s+part=\S+;.*\buram=([01])", (repo / "overlay" / "build.sh").read_text(), re.M))
+    assert set(table) == set(BOARDS) == set(BOARD_DEFINES) == set(BOARD_URAM)
+    for board, u in table.items():
+        assert ("HCIM_URAM" in BOARD_DEFINES[board]) == (u == "1"), board
+        assert u == "0" or BOARD_URAM[board] > 0, board
+    src = (repo / "hls" / "hcim_layers.cpp").read_text()
+    assert re.search(r"#ifdef HCIM_URAM\s*\n(?:\s*//[^\n]*\n)*#pragma HLS BIND_STORAGE variable = g_planes "
+                     r"type = ram_2p impl = uram\s*\n#endif", src)
+
+
+@pytest.mark.parametrize("uram,part,ok", [("1", "xck26-sfvc784-2LV-c", True), ("0", "xck26-sfvc784-2LV-c", True),
+                                          ("1", "xc7z020clg400-1", False)])
+def test_run_hls_adds_the_uram_define(tmp_path, uram, part, ok):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlay"))
+    from tcl_harness import REPO, names, run_tcl
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    for f in ("program.cim", "images.u8", "expected.i32", "counters.u64"):
+        (tb / f).write_bytes(b"x")
+    rc, out, calls = run_tcl(REPO / "hls" / "run_hls.tcl", tmp_path / "log",
+                             {"PROJ": str(tmp_path / "p"), "TB_DATA": str(tb), "URAM": uram, "PART": part,
+                              "HCIM_STEPS": "csynth"})
+    if not ok:
+        assert rc != 0 and "no UltraRAM" in out and "csynth_design" not in names(calls)
+        return
+    assert rc == 0, out
+    kernel = [c for c in calls if c[0] == "add_files" and "-tb" not in c]
+    assert len(kernel) == 3 and all(("-DHCIM_URAM" in c[-1]) == (uram == "1") for c in kernel)
 
 
 RPT = """================================================================

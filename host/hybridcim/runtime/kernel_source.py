@@ -26,15 +26,17 @@ def _strip(src: str) -> str:
 SYNTHESIS_DEFINES = frozenset({"__SYNTHESIS__", "HCIM_HW_DATAPATH"})  # what Vitis HLS compiles; no HCIM_CYCLE_COUNT
 
 
-def _preprocess(text: str, value) -> str:
+def _preprocess(text: str, value, defines: frozenset = frozenset()) -> str:
     """Keep the branches of #if/#ifdef/#ifndef/#elif/#else a synthesis build takes (blank the others).
 
     ``value(expr)`` evaluates a condition after ``defined(X)`` is replaced; None (unknown) keeps the branch.
-    ``#ifdef X`` / ``#ifndef X`` see X defined if it is a synthesis define or was ``#define``d on an
-    active line before (the preset header's optional fields, e.g. the second macro type's).
+    ``#ifdef X`` / ``#ifndef X`` see X defined if it is a synthesis define, one of ``defines`` (the
+    board build's ``-D`` flags, e.g. ``HCIM_URAM``) or was ``#define``d on an active line before (the
+    preset header's optional fields, e.g. the second macro type's).
     """
     out, stack = [], []  # stack: [this branch active, some branch taken]
-    seen = set(SYNTHESIS_DEFINES)
+    given = SYNTHESIS_DEFINES | frozenset(defines)
+    seen = set(given)
     for line in text.split("\n"):
         m = re.match(r"\s*#\s*(ifdef|ifndef|if|elif|else|endif)\b(.*)", line)
         active = all(a for a, _ in stack)
@@ -49,7 +51,7 @@ def _preprocess(text: str, value) -> str:
             c = (cond in seen) == (kind == "ifdef")
             stack.append([c, c])
         elif kind in ("if", "elif"):
-            e = re.sub(r"defined\s*\(?\s*(\w+)\s*\)?", lambda d: "1" if d.group(1) in SYNTHESIS_DEFINES else "0", cond)
+            e = re.sub(r"defined\s*\(?\s*(\w+)\s*\)?", lambda d: "1" if d.group(1) in given else "0", cond)
             v = value(e)
             c = True if v is None else bool(v)
             if kind == "if":
@@ -67,7 +69,8 @@ def _preprocess(text: str, value) -> str:
 class SourceModel:
     """Constants, types and arrays of the kernel sources for one preset."""
 
-    def __init__(self, hls_dir: Path, preset: HardwarePreset):
+    def __init__(self, hls_dir: Path, preset: HardwarePreset, defines: "frozenset[str] | tuple" = ()):
+        self.defines = frozenset(defines)  # -D flags of the build on top of the synthesis defines
         texts = [(hls_dir / "presets" / f"{preset.name}.h").read_text()]
         texts += [(hls_dir / h).read_text() for h in HEADERS if (hls_dir / h).is_file()]
         raw_sources = {f: _strip((hls_dir / f).read_text()) for f in KERNEL_SOURCES}
@@ -76,10 +79,10 @@ class SourceModel:
         self._consts = {}
         full = text
         for _ in range(2):  # the branches synthesis takes; their #defines win (twice: a define may select a branch)
-            text = _preprocess(full, self.condition)
+            text = _preprocess(full, self.condition, self.defines)
             self._raw.update(re.findall(r"^\s*#define\s+(\w+)\s+([^\n]+)", text, re.M))
             self._consts = {}
-        self.sources = {f: _preprocess(t, self.condition) for f, t in raw_sources.items()}
+        self.sources = {f: _preprocess(t, self.condition, self.defines) for f, t in raw_sources.items()}
         self._raw.update(re.findall(r"\b(?:static\s+)?(?:const|constexpr)\s+\w+\s+(\w+)\s*=\s*([^;{}]+);", text))
         self._raw["HCIM_N_LOOPS"] = str(len(re.findall(r'X\(\w+,\s*"\w+"', text)))
         self._consts: dict[str, int | None] = {}
@@ -175,8 +178,10 @@ class SourceModel:
                         banks *= n if re.search(r"\bcomplete\b", p) else min(n, self.const(fm.group(1)) if fm else n)
             total = _prod(a["dims"])
             a["banks"], a["depth"] = banks, ceil(total / banks)
-            a["lutram"] = any(re.search(rf"variable\s*=\s*{re.escape(a['name'])}\b.*\bimpl\s*=\s*lutram\b", p, re.I)
-                              for p in binds)
+            impls = [im.group(1).lower() for p in binds if re.search(rf"variable\s*=\s*{re.escape(a['name'])}\b", p)
+                     for im in [re.search(r"\bimpl\s*=\s*(\w+)", p, re.I)] if im]
+            a["impl"] = impls[-1] if impls else None  # BIND_STORAGE impl (lutram, uram, bram, ...) or HLS's choice
+            a["lutram"] = a["impl"] == "lutram"
         return out
 
     def multiply_sites(self) -> tuple[int, int, int]:
