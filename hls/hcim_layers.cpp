@@ -1303,10 +1303,10 @@ void hcim_cim_layer(const word_t *prog, const hcim_tables *tab, const hcim_layer
 #pragma HLS ARRAY_PARTITION variable = g_colbuf2 dim = 2 cyclic factor = G_W
 #ifdef HCIM_URAM
     // the board's build (overlay/build.sh: URAM=1 on the KV260) puts the activation buffer in
-    // UltraRAM (72-bit words, 4096 deep: 4 blocks for 16,384 words) instead of 32 BRAM36; the same
-    // two ports (one read, one read/write) as its default block RAM. A synthesis directive only:
-    // the C simulation is the same with or without it.
-#pragma HLS BIND_STORAGE variable = g_planes type = ram_2p impl = uram
+    // UltraRAM (72-bit words, 4096 deep: 4 blocks for 16,384 words) instead of 32 BRAM36, as a true
+    // dual-port RAM (ram_t2p: both ports read and write, the most a block RAM HLS picks itself can
+    // have). A synthesis directive only: the C simulation is the same with or without it.
+#pragma HLS BIND_STORAGE variable = g_planes type = ram_t2p impl = uram
 #endif
     // requant's RQ_LANES consecutive filters (and their chunk words) sit in distinct banks
 #pragma HLS ARRAY_PARTITION variable = g_fcol cyclic factor = RQ_LANES

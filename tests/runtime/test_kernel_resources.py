@@ -240,7 +240,7 @@ def test_board_build_sets_the_defines_the_estimate_reads():
         assert u == "0" or BOARD_URAM[board] > 0, board
     src = (repo / "hls" / "hcim_layers.cpp").read_text()
     assert re.search(r"#ifdef HCIM_URAM\s*\n(?:\s*//[^\n]*\n)*#pragma HLS BIND_STORAGE variable = g_planes "
-                     r"type = ram_2p impl = uram\s*\n#endif", src)
+                     r"type = ram_t2p impl = uram\s*\n#endif", src)
 
 
 @pytest.mark.parametrize("uram,part,ok", [("1", "xck26-sfvc784-2LV-c", True), ("0", "xck26-sfvc784-2LV-c", True),
