@@ -22,6 +22,8 @@ from hybridcim.program.format import HEADER
 from hybridcim.runtime.bitstream import header_defines, kernel_info_from_headers
 from hybridcim.runtime.csim_build import hls_dir
 from hybridcim.runtime.csim_device import CSimDevice
+
+from csim_compare import assert_tensors_equal
 from hybridcim.runtime.errors import STATUS, KernelError
 from hybridcim.spec import HOST_PRESETS, get_preset
 from hybridcim.zoo.fuzz import random_dualpath_program, random_images, random_program, reseal
@@ -49,15 +51,7 @@ def assert_csim_equals_emulators(prog, dev, images):
     assert [c.as_dict() for c in fast.counters] == [c.as_dict() for c in ref.counters]
     dev.load(prog)
     dev.reset_counters()
-    got = dev.trace(images)
-    assert got.keys() == ref.tensors.keys()
-    for layer in prog.layers:
-        name = prog.tensors[layer.out_tensor].name
-        want, have = ref.tensors[name], got[name]
-        if not np.array_equal(want, have):
-            idx = tuple(int(v) for v in np.argwhere(want != have)[0])
-            pytest.fail(f"tensor {name!r} ({layer.name}, dual {layer.dual}) differs first at NHWC {idx}: "
-                        f"expected {want[idx]}, got {have[idx]}")
+    assert_tensors_equal(prog, ref.tensors, dev.trace(images))
     for w, g in zip(ref.counters, dev.counters, strict=True):
         assert not counter_diff(w, g), f"trace, layer {w.layer!r}: counters (expected, got) {counter_diff(w, g)}"
     dev.reset_counters()

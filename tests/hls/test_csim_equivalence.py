@@ -14,6 +14,8 @@ from hybridcim.emulator import FastEmulator
 from hybridcim.program import ProgramBuilder
 from hybridcim.program.packing import pack_filters
 from hybridcim.runtime.csim_device import CSimDevice
+
+from csim_compare import assert_tensors_equal
 from hybridcim.spec import get_preset
 from hybridcim.zoo import random_images, random_program, random_resnet20
 
@@ -22,14 +24,7 @@ PRESETS = ["tiny-64", "sun-mars-256", "wide-512"]
 
 def assert_trace_equal(prog, dev, images):
     ref = FastEmulator(prog).run(images, trace=True)
-    got = dev.trace(images)
-    assert got.keys() == ref.tensors.keys()
-    for layer in [None] + prog.layers:
-        name = prog.input.name if layer is None else prog.tensors[layer.out_tensor].name
-        want, have = ref.tensors[name], got[name]
-        if not np.array_equal(want, have):
-            idx = tuple(int(v) for v in np.argwhere(want != have)[0])
-            pytest.fail(f"tensor {name!r} differs first at NHWC {idx}: expected {want[idx]}, got {have[idx]}")
+    assert_tensors_equal(prog, ref.tensors, dev.trace(images), with_input=True)
     dev.reset_counters()
     out = dev.run(images)
     assert np.array_equal(out, ref.outputs)
@@ -256,7 +251,7 @@ def test_a_perturbed_layer_on_csim_is_caught_and_named(csim_lib):
     dev = CSimDevice("tiny-64")
     dev.load(bad)
     dev._program = prog  # the device reports the original program: the comparison must catch the change
-    with pytest.raises(pytest.fail.Exception, match=f"tensor '{prog.tensors[layer.out_tensor].name}' differs"):
+    with pytest.raises(pytest.fail.Exception, match=f"tensor '{prog.tensors[layer.out_tensor].name}' \\(s2b1_conv1, mode 0, dual None\\) differs"):
         assert_trace_equal(prog, dev, random_images(prog, 2, seed=0))
 
 

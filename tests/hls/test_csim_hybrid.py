@@ -19,6 +19,8 @@ from hybridcim.program.builder import make_hybrid
 from hybridcim.program.format import HEADER, LAYER
 from hybridcim.program.hybrid import HybridParams
 from hybridcim.runtime.csim_device import CSimDevice
+
+from csim_compare import assert_tensors_equal
 from hybridcim.runtime.errors import STATUS, KernelError
 from hybridcim.zoo import random_images
 from hybridcim.zoo.fuzz import random_hybrid_program, reseal
@@ -34,15 +36,7 @@ def assert_same_as_reference(prog, dev, images, image_base=0):
     """Every tensor, the outputs and every counter of csim == the reference emulator's."""
     ref = ReferenceEmulator(prog).run(images, trace=True, image_base=image_base)
     dev.reset_counters()
-    got = dev.trace(images, image_base=image_base)
-    assert got.keys() == ref.tensors.keys()
-    for layer in prog.layers:
-        name = prog.tensors[layer.out_tensor].name
-        want, have = ref.tensors[name], got[name]
-        if not np.array_equal(want, have):
-            idx = tuple(int(v) for v in np.argwhere(want != have)[0])
-            pytest.fail(f"tensor {name!r} ({layer.name}, mode {layer.mode}) differs first at NHWC {idx}: "
-                        f"expected {want[idx]}, got {have[idx]}")
+    assert_tensors_equal(prog, ref.tensors, dev.trace(images, image_base=image_base))
     for g, w in zip(dev.counters, ref.counters, strict=True):
         diff = {k: (w.as_dict()[k], v) for k, v in g.as_dict().items() if v != w.as_dict()[k]}
         assert not diff, f"layer {g.layer!r}: counters differ (expected, got): {diff}"
