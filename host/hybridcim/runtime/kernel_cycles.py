@@ -91,7 +91,7 @@ BOARDS: dict[str, Board] = {
         "kv260", "xck26-sfvc784-2LV-c", DEFAULT_PL_MHZ, hp_port_bytes=16, axi_bytes=8, burst_latency_cycles=64,
         luts=117_120, ffs=234_240, bram36=144, dsps=1_248,
         sources=("K26 SOM (XCK26, ZU5EV-class) resources: DS987 (Kria K26 SOM data sheet); also 64 UltraRAM "
-                 "blocks, not used by this model",
+                 "blocks (counted by kernel_resources when the build binds arrays to them)",
                  "S_AXI_HP0_FPD 128 bits at pl_clk0 = 100 MHz: UG1085 (PS-PL AXI interfaces) and "
                  "overlay/hybridcim_bd.tcl (PSU__SAXIGP2__DATA_WIDTH 128)", _LATENCY_SOURCE)),
 }
