@@ -162,21 +162,11 @@ def test_a_binary_input_becomes_a_one_bit_unsigned_quant(theta, e_in, codes):
 def test_one_bit_activations_export_too(tmp_path):
     """The same rewrite serves a plain model at act_bits = 1 (Brevitas would export its ReLU outputs as bipolar)."""
     import torch
-    import torch.nn.functional as F
 
     from hybridcim.train.models import build_model
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    m = build_model("resnet", calib_steps=2, blocks=(1, 1, 1), widths=(8, 16, 16), image_hw=8, act_bits=1)
-    opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
-    m.train()
-    for _ in range(3):
-        x = torch.randint(0, 256, (16, 3, 8, 8), generator=g).float() / 256
-        loss = F.cross_entropy(m(x), torch.randint(0, 10, (16,), generator=g))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    m.eval()
+    m = _few_sgd_steps(build_model("resnet", calib_steps=2, blocks=(1, 1, 1), widths=(8, 16, 16), image_hw=8,
+                                   act_bits=1), 8)
     export_model(m, tmp_path, preset="tiny-64", qonnx=True)
     g, inits, _ = _graph(tmp_path)
     assert sum(_is_binary(n, inits) for n in g.node) >= 7  # 7 ReLU outputs and the pool at 1 bit
@@ -193,27 +183,34 @@ def test_a_concat_of_other_tensors_is_refused(tmp_path_factory, tmp_path):
         QonnxReference(tmp_path / "model.onnx", 0)
 
 
-@pytest.mark.slow
-def test_resnet20_dual_qonnx(tmp_path):
-    """The shipped DualNet shape: ResNet-20, the 18 block convs dual at 4/8 (θ = the MSB), 32x32 images."""
+def _few_sgd_steps(m, hw: int, steps: int = 3):
+    """``m`` after ``steps`` SGD steps on random 16-image batches of hw x hw images (activation scales
+    calibrated by the first), in eval mode."""
     import torch
     import torch.nn.functional as F
-
-    from hybridcim.train.dualpath import set_ratios
-    from hybridcim.train.models import build_model
-    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    m = build_model("resnet20", calib_steps=2, dual_layers="blocks")
-    set_ratios(m, 4)
     opt = torch.optim.SGD(m.parameters(), lr=0.02, momentum=0.9)
     m.train()
-    for _ in range(3):
-        x = torch.randint(0, 256, (16, 3, 32, 32), generator=g).float() / 256
+    for _ in range(steps):
+        x = torch.randint(0, 256, (16, 3, hw, hw), generator=g).float() / 256
         loss = F.cross_entropy(m(x), torch.randint(0, 10, (16,), generator=g))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    m.eval()
+    return m.eval()
+
+
+@pytest.mark.slow
+def test_resnet20_dual_qonnx(tmp_path):
+    """The shipped DualNet shape: ResNet-20, the 18 block convs dual at 4/8 (θ = the MSB), 32x32 images."""
+    import torch
+
+    from hybridcim.train.dualpath import set_ratios
+    from hybridcim.train.models import build_model
+    torch.manual_seed(0)
+    m = build_model("resnet20", calib_steps=2, dual_layers="blocks")
+    set_ratios(m, 4)
+    m = _few_sgd_steps(m, 32)
     export_model(m, tmp_path, preset="sun-mars-256-dual", qonnx=False)
     export_qonnx_model(tmp_path, tmp_path / "model.onnx")
     x = np.random.default_rng(3).integers(0, 256, (2, 3, 32, 32)).astype(np.uint8)

@@ -34,10 +34,6 @@ DUALNET_SOURCE = ("DualNet, S. Jung et al., IEEE TCAS-I 71(12), 2024, abstract (
                   "on average, respectively, for CIFAR-10/100 and ImageNet datasets\" (28 nm test chip, against "
                   "quantized networks of a single bit precision)")
 
-BATCH = 250
-"""Images per emulator call (memory bounded; counters are summed over calls)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Measured:
     """One program's figures on ``images`` images (units in the module docstring)."""
@@ -59,22 +55,15 @@ class Measured:
         return out
 
 
-def measure(label: str, program, images: np.ndarray, labels: np.ndarray, cost_preset, backend: str | None = None,
+def measure(label: str, program, images: np.ndarray, labels: np.ndarray, cost_preset, backend: str = "auto",
             bar=None, source: str = "") -> Measured:
     """Run ``program`` on uint8 NCHW ``images`` through the fast emulator and price its counters."""
-    from ..emulator import FastEmulator
     from .evaluators import program_objectives
+    from .supernet import run_program
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"{len(images)} images and {len(labels)} labels: need the same, at least one")
-    emu = FastEmulator(program, backend)
-    outs, counters = [], None
-    for i in range(0, len(images), BATCH):
-        res = emu.run(images[i:i + BATCH])
-        outs.append(np.asarray(res.outputs))
-        counters = list(res.counters) if counters is None else [a + b for a, b in zip(counters, res.counters)]
-        if bar is not None:
-            bar.update(len(res.outputs))
-    obj = program_objectives(program, np.concatenate(outs), counters, labels, cost_preset)
+    logits, counters, _ = run_program(program, images, "fast", backend, bar)
+    obj = program_objectives(program, logits, counters, labels, cost_preset)
     n_dual = sum(1 for layer in program.layers if getattr(layer, "flags", 0))
     return Measured(label, source or program.name, len(images), obj["accuracy"], obj["energy_uj"],
                     obj["memory_kib"], obj["latency_us"], n_dual)

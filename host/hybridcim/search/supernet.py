@@ -47,11 +47,12 @@ EMULATOR_BATCH = 250
 """Images per emulator call (memory bounded; counters are summed over the calls)."""
 
 
-def run_program(program, images: np.ndarray, executor: str = "auto"):
+def run_program(program, images: np.ndarray, executor: str = "auto", backend: str = "auto", bar=None):
     """(logits int64 (N, classes), counters per layer, executor name) of ``program`` on uint8 NCHW
-    ``images``: through :class:`~hybridcim.emulator.FastEmulator` when ``executor`` is 'fast', or 'auto'
-    and the fast emulator accepts the program, else through the reference emulator (the golden model,
-    the only executor of dual-path layers before the fast emulator learns them). Both are bit-exact."""
+    ``images``: through :class:`~hybridcim.emulator.FastEmulator` (array library ``backend``: auto,
+    torch or numpy) when ``executor`` is 'fast', or 'auto' and the fast emulator accepts the program,
+    else through the reference emulator (the golden model). Both are bit-exact. ``bar``: a progress
+    bar updated with each batch's images."""
     from ..emulator import FastEmulator, ReferenceEmulator
     from ..program.errors import UnsupportedModeError
     if executor not in ("auto", "fast", "reference"):
@@ -59,7 +60,7 @@ def run_program(program, images: np.ndarray, executor: str = "auto"):
     emu, name = None, "reference"
     if executor != "reference":
         try:
-            emu, name = FastEmulator(program), "fast"
+            emu, name = FastEmulator(program, backend), "fast"
         except UnsupportedModeError:
             if executor == "fast":
                 raise
@@ -70,6 +71,8 @@ def run_program(program, images: np.ndarray, executor: str = "auto"):
         res = emu.run(images[i:i + EMULATOR_BATCH])
         outs.append(np.asarray(res.outputs))
         counters = list(res.counters) if counters is None else [a + b for a, b in zip(counters, res.counters)]
+        if bar is not None:
+            bar.update(len(res.outputs))
     return np.concatenate(outs), counters, name
 
 
