@@ -182,3 +182,23 @@ def test_ctrl_c_puts_the_running_trial_back_in_the_queue(tmp_path):
     (failed,) = [t for t in ts if t.state.name == "FAIL"]
     (queued,) = [t for t in ts if t.state.name == "WAITING"]
     assert queued.user_attrs["requeued_from"] == failed.number and not [t for t in ts if t.state.name == "RUNNING"]
+
+
+def test_share_cores_splits_threads_between_workers_unless_the_user_chose(monkeypatch):
+    """K workers on one machine get cpu_count // K threads each (environment the children inherit);
+    a user's OMP_NUM_THREADS is kept; one worker changes nothing."""
+    import os
+    from hybridcim.cli.cmd_search import share_cores
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # share_cores sets an imported torch's pool too: put this process's back afterwards
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    assert share_cores(1) is None and "OMP_NUM_THREADS" not in os.environ
+    assert share_cores(3) == 2
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert share_cores(2) is None and os.environ["OMP_NUM_THREADS"] == "5"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert share_cores(16) == 1

@@ -37,6 +37,22 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def share_cores(workers: int) -> int | None:
+    """Split this machine's cores between ``workers`` worker processes: each one's thread pools (torch,
+    OpenMP, BLAS) get ``cpu_count // workers`` threads, through the environment the spawned workers
+    inherit and, when torch is already imported, ``torch.set_num_threads``. K workers that each start
+    one thread per core oversubscribe the machine (2 workers on 2 cores measured slower than 1).
+    An ``OMP_NUM_THREADS`` the user set wins. Returns the threads per worker, or None if unchanged."""
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    per = max(1, (os.cpu_count() or 1) // workers)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(per)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(per)
+    return per
+
+
 def _fmt(v: float, k: str) -> str:
     return f"{100 * v:.2f} %" if k == "accuracy" else f"{v:.4g}"
 
@@ -58,6 +74,8 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     children = []
     data = args.data or os.environ.get("CIFAR10_DIR")
+    if not args.worker_only:
+        share_cores(args.workers)
     ev = make_evaluator(cfg.evaluator, cfg.evaluator_options, data)
     study, free, lock, desc = prepare(cfg, ev, args.storage, out, salt=os.getpid() if args.worker_only else 0,
                                       heartbeat_s=args.heartbeat)
