@@ -97,3 +97,20 @@ def test_command_writes_the_record_and_refuses_bad_input(tmp_path, cifar10_root,
                       (["resnet20-w4a4-p50", "--cost-preset", "nope"], "nope")):
         assert main(["compare", *argv, "--data", str(cifar10_root), "--limit", "1"]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_calibration_split_scores_the_images_the_search_scored(tmp_path, cifar10_root):
+    """--split calibration runs the first N calibration images (training records 45,000…), the ones a
+    dual-supernet search with images: N scores candidates on; the record says which split."""
+    from hybridcim.data import calibration_split
+    from hybridcim.models import resolve_model
+    from hybridcim.program import read_program
+    out = tmp_path / "cal.json"
+    assert main(["compare", "resnet20-w4a4-p50", "--data", str(cifar10_root), "--split", "calibration",
+                 "--limit", "6", "--backend", "numpy", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    images, truth = calibration_split(cifar10_root, 6)
+    want = measure("x", read_program(resolve_model("resnet20-w4a4-p50")), images, truth,
+                   load_cost_preset("dcim-28nm"), "numpy")
+    assert rec["split"] == "calibration" and rec["images"] == 6
+    assert rec["rows"][0]["accuracy"] == want.accuracy and rec["rows"][0]["energy_uj"] == want.energy_uj

@@ -2,7 +2,8 @@
 
 Each argument is a program image (.cim), a shipped model name or folder, or ``LABEL=SPEC`` to name
 its row. Every program runs through the fast emulator on the same CIFAR-10 test images (all 10,000
-unless ``--limit``); the table gives accuracy and the cost model's energy (µJ/image), memory (KiB on
+unless ``--limit``; ``--split calibration``: the calibration split instead, the last 5,000 training
+images the ratio search scores candidates on, for choosing a model without looking at the test set); the table gives accuracy and the cost model's energy (µJ/image), memory (KiB on
 chip) and latency (µs/image), each with its change against the first program (the baseline), and
 DualNet's published reductions as a last row (quoted from its abstract). ``--json`` and
 ``--markdown`` write the record and the table (atomically). Numpy only.
@@ -19,8 +20,11 @@ def register(sub) -> None:
                    help="the baseline first, then the programs to compare: .cim images or shipped model names "
                         "or folders, each optionally labelled (int4=models/int4/model.cim)")
     add_data_options(p)
+    p.add_argument("--split", choices=["test", "calibration"], default="test",
+                   help="the images: the test set (reported figures, default) or the calibration split (the last "
+                        "5,000 training images, which the ratio search scores candidates on: for choosing a model)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                   help="only the first N test images (default: all 10,000)")
+                   help="only the first N images of the split (default: all of it)")
     p.add_argument("--cost-preset", default="dcim-28nm", metavar="P",
                    help="cost preset name or .json file (default: dcim-28nm)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"],
@@ -47,7 +51,7 @@ def run(args) -> int:
     import os
 
     from ..cost import load_cost_preset
-    from ..data import Cifar10
+    from ..data import Cifar10, calibration_split
     from ..fileio import check_input, check_output
     from ..models import resolve_model
     from ..program import read_program
@@ -66,9 +70,12 @@ def run(args) -> int:
     elif not os.environ.get("CIFAR10_DIR"):
         raise ValueError("no CIFAR-10 folder: pass --data DIR or set CIFAR10_DIR")
     programs = [(lab, spec, read_program(resolve_model(spec))) for lab, spec in entries]  # all read first
-    data = Cifar10(args.data, "test")
-    n = len(data) if args.limit is None else min(args.limit, len(data))
-    images, truth = data.read(0, n)
+    if args.split == "calibration":
+        images, truth = calibration_split(args.data, args.limit)
+    else:
+        data = Cifar10(args.data, "test")
+        images, truth = data.read(0, len(data) if args.limit is None else min(args.limit, len(data)))
+    n = len(truth)
     rows = []
     with progress(n * len(programs), "compare") as bar:
         for lab, spec, prog in programs:
@@ -76,6 +83,7 @@ def run(args) -> int:
             rows.append(measure(lab, prog, images, truth, cost_preset, args.backend, bar, source=spec))
     record = comparison(rows, labels[0])
     record["cost_preset"] = cost_preset.name
+    record["split"] = args.split
     write_outputs(record, args.json, args.markdown)
     sys.stdout.write(markdown_table(record))
     return 0
