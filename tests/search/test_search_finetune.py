@@ -60,6 +60,51 @@ def test_finetune_and_kendall_end_to_end(tiny_supernet, cifar10_root, tmp_path, 
     longer = [a if a != "1" else "2" for a in args]  # another schedule into the same folder: refused, nothing trained
     assert main(longer) == 2
     assert "fine-tune of 1 epochs, this one asks for 2" in capsys.readouterr().err and ck.stat().st_mtime_ns == before
+    # choosing against a baseline program: nothing trained again; the baseline measured on the same images
+    assert main(args + ["--choose-against", "resnet8-w4a4-p50-quick", "--max-loss-pp", "100"]) == 0
+    out = capsys.readouterr()
+    assert "chosen: trial" in out.out and ck.stat().st_mtime_ns == before
+    chosen = json.loads((tmp_path / "ft" / "chosen.json").read_text())
+    from hybridcim.search.finetune import baseline_on_calibration, choose
+    results = [json.loads((tmp_path / "ft" / f"trial-{r['trial']:04d}" / "result.json").read_text()) for r in rows]
+    want = choose(results, chosen["baseline"]["accuracy"], 100.0)
+    assert chosen["chosen"]["trial"] == want["trial"] and chosen["chosen"]["run"].endswith(f"trial-{want['trial']:04d}")
+    b = baseline_on_calibration("resnet8-w4a4-p50-quick", 16, "dcim-28nm", str(cifar10_root))
+    assert chosen["baseline"]["accuracy"] == b.accuracy and chosen["baseline"]["images"] == 16
+    assert (tmp_path / "ft" / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(args + ["--choose-against", "no-such-model"]) == 2  # before any work
+    assert "no-such-model" in capsys.readouterr().err
+
+
+def _result(trial, acc, energy, memory=1.0, latency=1.0):
+    return {"trial": trial, "finetuned": {"accuracy": acc, "energy_uj": energy, "memory_kib": memory,
+                                          "latency_us": latency}}
+
+
+def test_choose_takes_the_cheapest_within_the_loss():
+    from hybridcim.search.finetune import choose
+    rs = [_result(1, 0.905, 10.0), _result(2, 0.899, 7.0), _result(3, 0.898, 5.0), _result(4, 0.80, 1.0)]
+    assert choose(rs, 0.909, 1.0)["trial"] == 2  # floor 0.899: trial 3 (0.898) is out, 2 is the cheapest in
+    assert choose(rs, 0.909, 1.1)["trial"] == 3
+    assert choose(rs, 0.95, 1.0) is None
+    assert choose(rs, 0.90, 100.0)["trial"] == 4
+    assert choose(rs, 0.9, 1.0, minimize="memory_kib")["trial"] == 3  # floor 0.89; memory ties: energy decides
+    tie = [_result(5, 0.90, 3.0), _result(6, 0.91, 3.0), _result(7, 0.91, 3.0)]
+    assert choose(tie, 0.9, 1.0)["trial"] == 6  # same costs: the more accurate, then the lower trial
+    with pytest.raises(FinetuneError, match="minimize"):
+        choose(rs, 0.9, 1.0, minimize="accuracy")
+
+
+def test_spread_covers_the_front_from_most_to_least_accurate(tmp_path):
+    from hybridcim.search.pareto import front_csv
+    rows = [{"trial": t, "accuracy": 0.9 - 0.01 * t, "energy_uj": float(t),
+             "ratios": {"a": t % 9, "b": t // 9}}
+            for t in range(10)]
+    (tmp_path / "pareto.csv").write_text(front_csv(rows, ["accuracy", "energy_uj"], ["a", "b"]))
+    assert [r["trial"] for r in select_candidates(tmp_path, top=4)] == [0, 1, 2, 3]
+    assert [r["trial"] for r in select_candidates(tmp_path, top=4, spread=True)] == [0, 3, 6, 9]
+    assert [r["trial"] for r in select_candidates(tmp_path, top=1, spread=True)] == [0]
+    assert len(select_candidates(tmp_path, top=20, spread=True)) == 10
 
 
 def test_refusals(tmp_path):

@@ -40,9 +40,11 @@ class FinetuneError(ValueError):
     """The fine-tune step cannot run (a search of another evaluator, no candidates, a bad option)."""
 
 
-def select_candidates(search_dir, which: str = "pareto", top: int | None = None) -> list[dict]:
+def select_candidates(search_dir, which: str = "pareto", top: int | None = None, spread: bool = False) -> list[dict]:
     """Rows of the search's ``pareto.csv`` (``which='pareto'``) or ``trials.csv`` (``'all'``), most accurate
-    first (ties: lower trial number), one per distinct ratio vector, the first ``top`` of them."""
+    first (ties: lower trial number), one per distinct ratio vector, the first ``top`` of them; with
+    ``spread``, ``top`` rows at evenly spaced ranks of that list instead (the most and the least accurate
+    included), so the fine-tunes cover the front's whole accuracy/cost range rather than its accurate end."""
     from .pareto import read_front_csv
     if which not in ("pareto", "all"):
         raise FinetuneError(f"candidates {which!r} must be 'pareto' or 'all'")
@@ -58,7 +60,11 @@ def select_candidates(search_dir, which: str = "pareto", top: int | None = None)
         if key not in seen:
             seen.add(key)
             out.append(r)
-    return out[:top] if top is not None else out
+    if top is None or top >= len(out):
+        return out
+    if spread and top > 1:
+        return [out[round(i * (len(out) - 1) / (top - 1))] for i in range(top)]
+    return out[:top]
 
 
 def candidate_config(base, supernet_run, layer_ratios: list[int], epochs: int | None = None, data: str | None = None):
@@ -112,6 +118,88 @@ def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict
     return res
 
 
+CHOSEN_JSON = "chosen.json"
+FINETUNE_PNG = "finetune.png"
+COSTS = ("energy_uj", "memory_kib", "latency_us")
+
+
+def choose(results: list[dict], baseline_accuracy: float, max_loss_pp: float = 1.0,
+           minimize: str = "energy_uj") -> dict | None:
+    """The candidate to ship: among the fine-tuned ``results`` whose fine-tuned accuracy is at least
+    ``baseline_accuracy`` − ``max_loss_pp`` percentage points (both on the same calibration images), the one
+    with the lowest ``minimize`` cost (ties: the other two costs, then the higher accuracy, then the lower
+    trial number). None when no candidate is within the loss."""
+    if minimize not in COSTS:
+        raise FinetuneError(f"minimize {minimize!r} must be one of {list(COSTS)}")
+    floor = baseline_accuracy - max_loss_pp / 100.0
+    ok = [r for r in results if r["finetuned"]["accuracy"] >= floor - 1e-12]
+    if not ok:
+        return None
+    others = [c for c in COSTS if c != minimize]
+    return min(ok, key=lambda r: (r["finetuned"][minimize], *(r["finetuned"][c] for c in others),
+                                  -r["finetuned"]["accuracy"], r["trial"]))
+
+
+def baseline_on_calibration(program_spec: str, images: int, cost_preset: str, data, executor_backend: str = "auto"):
+    """A reference program (e.g. the INT4 baseline) measured like the candidates: its accuracy on the first
+    ``images`` calibration images and its costs (search.compare.measure); a ``Measured``."""
+    from ..cost import load_cost_preset
+    from ..data import calibration_split
+    from ..models import resolve_model
+    from ..program import read_program
+    from .compare import measure
+    x, y = calibration_split(data, images)
+    return measure(str(program_spec), read_program(resolve_model(program_spec)), x, y,
+                   load_cost_preset(cost_preset), executor_backend, source=str(program_spec))
+
+
+def plot_finetune(path: Path, search_rows: list[dict], results: list[dict], chosen: dict | None,
+                  baseline: dict | None, max_loss_pp: float, title: str) -> None:
+    """PNG: accuracy (y) vs energy, memory and latency (one panel each): the search's trials as the
+    supernet rated them (grey), each fine-tuned candidate's supernet estimate (hollow) joined to its
+    fine-tuned accuracy (filled), the chosen one starred, the baseline and its accuracy − max loss
+    (dashed). Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ..fileio import atomic_write_bytes
+    fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.8), squeeze=False)
+    for ax, x in zip(axes[0], COSTS):
+        ax.scatter([r[x] for r in search_rows], [100 * r["accuracy"] for r in search_rows], s=8, c="0.75",
+                   label="search trials (supernet estimate)")
+        for r in results:
+            f = r["finetuned"]
+            ax.plot([f[x], f[x]], [100 * r["supernet_accuracy"], 100 * f["accuracy"]], c="C0", lw=0.8, alpha=0.6)
+        ax.scatter([r["finetuned"][x] for r in results], [100 * r["supernet_accuracy"] for r in results], s=24,
+                   facecolors="none", edgecolors="C0", label="candidate, supernet estimate")
+        ax.scatter([r["finetuned"][x] for r in results], [100 * r["finetuned"]["accuracy"] for r in results], s=24,
+                   c="C0", label="candidate, fine-tuned")
+        if baseline is not None:
+            ax.scatter([baseline[x]], [100 * baseline["accuracy"]], marker="s", s=50, c="C3", label=baseline["label"],
+                       zorder=3)
+            ax.axhline(100 * baseline["accuracy"] - max_loss_pp, ls="--", c="C3", lw=0.8,
+                       label=f"{baseline['label']} − {max_loss_pp:g} pp")
+        if chosen is not None:
+            ax.scatter([chosen["finetuned"][x]], [100 * chosen["finetuned"]["accuracy"]], marker="*", s=180,
+                       c="C1", edgecolors="k", linewidths=0.5, zorder=4, label=f"chosen (trial {chosen['trial']})")
+        ax.set_xlabel({"energy_uj": "energy (µJ/image)", "memory_kib": "on-chip memory (KiB)",
+                       "latency_us": "latency (µs/image)"}[x])
+        ax.set_ylabel("calibration accuracy (%)")
+        ax.grid(alpha=0.3)
+    seen = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    import textwrap
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(len(seen), 4), fontsize=8, frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def results_csv(results: list[dict], layers: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -126,9 +214,15 @@ def results_csv(results: list[dict], layers: list[str]) -> str:
 
 def finetune_candidates(search_config, search_dir, out, train_config=None, epochs: int | None = None,
                         which: str = "pareto", top: int | None = None, data: str | None = None,
-                        progress: bool = True, log=None) -> dict:
+                        progress: bool = True, log=None, spread: bool = False, choose_against: str | None = None,
+                        max_loss_pp: float = 1.0, minimize: str = "energy_uj") -> dict:
     """Fine-tune the chosen candidates of a finished search, evaluate them, write ``finetune.csv`` and
-    ``kendall.json`` under ``out`` and return the summary {tau_b, n, implementation, results, ...}."""
+    ``kendall.json`` under ``out`` and return the summary {tau_b, n, implementation, results, ...}.
+
+    With ``choose_against`` (a program: .cim, shipped model name or folder) that program is measured on
+    the same calibration images, :func:`choose` picks the candidate to ship, and ``chosen.json`` (the
+    rule, the baseline, the chosen candidate and its run folder, or null) and ``finetune.png`` (when
+    matplotlib is installed) are written too; the summary gets ``chosen`` and ``baseline``."""
     import sys
 
     from ..fileio import atomic_write_text
@@ -150,7 +244,14 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     from ..train.dualpath import dual_layers
     from ..train.models import build_model
     layers = [n for n, _ in dual_layers(build_model(sn_cfg.model.arch, **sn_cfg.model_kwargs()))]
-    rows = select_candidates(search_dir, which, top)
+    if minimize not in COSTS:
+        raise FinetuneError(f"minimize {minimize!r} must be one of {list(COSTS)}")
+    if not (isinstance(max_loss_pp, (int, float)) and math.isfinite(max_loss_pp) and max_loss_pp >= 0):
+        raise FinetuneError(f"max_loss_pp must be a finite number >= 0, got {max_loss_pp!r}")
+    if choose_against is not None:  # a missing baseline fails before hours of training
+        from ..models import resolve_model
+        resolve_model(choose_against)
+    rows = select_candidates(search_dir, which, top, spread)
     missing = [l for l in layers if f"q_{l}" not in rows[0]]
     if missing:
         raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} "
@@ -168,4 +269,24 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
                          for r, a, b in zip(results, x, y)]}
     atomic_write_text(out / FINETUNE_CSV, results_csv(results, layers))
     atomic_write_text(out / KENDALL_JSON, json.dumps(summary, indent=1))
-    return {**summary, "results": results}
+    extra = {}
+    if choose_against is not None:
+        import dataclasses
+        m = baseline_on_calibration(choose_against, int(summary["images"]), options.get("cost_preset", "dcim-28nm"),
+                                    data)
+        base_row = {"label": m.label, **{k: getattr(m, k) for k in ("accuracy", *COSTS)}}
+        pick = choose(results, m.accuracy, max_loss_pp, minimize)
+        rule = (f"lowest {minimize} among the fine-tuned candidates whose accuracy on the first {summary['images']} "
+                f"calibration images is at least the baseline's minus {max_loss_pp:g} pp")
+        extra = {"rule": rule, "max_loss_pp": max_loss_pp, "minimize": minimize,
+                 "baseline": {**dataclasses.asdict(m), "program": str(choose_against)},
+                 "chosen": None if pick is None else {**pick, "run": str(out / f"trial-{pick['trial']:04d}")}}
+        atomic_write_text(out / CHOSEN_JSON, json.dumps(extra, indent=1))
+        try:
+            from .pareto import read_front_csv
+            trials = read_front_csv(Path(search_dir) / "trials.csv")
+            plot_finetune(out / FINETUNE_PNG, trials, results, pick, base_row, max_loss_pp,
+                          f"{len(results)} fine-tuned candidates of the search; chosen: the {rule}")
+        except ImportError:
+            pass
+    return {**summary, **extra, "results": results}
