@@ -49,6 +49,9 @@ def test_finetune_and_kendall_end_to_end(tiny_supernet, cifar10_root, tmp_path, 
         assert c["dual"]["mode"] == "fixed" and c["optim"]["epochs"] == 1 and c["init_from"] == str(tiny_supernet)
         assert c["dual"]["layer_ratios"] == [r[f"q_{l}"] for l in ("s1b1_conv1", "s1b1_conv2", "s2b1_conv1",
                                                                    "s2b1_conv2", "s3b1_conv1", "s3b1_conv2")]
+        from hybridcim.train.config import load_config
+        shipped = load_config(tmp_path / "ft" / f"trial-{r['trial']:04d}" / "config.yaml").to_dict()
+        assert json.loads(json.dumps(shipped)) == c  # the config it trained with, as a file to rerun or ship it with
     csv_text = (tmp_path / "ft" / "finetune.csv").read_text()
     assert csv_text.splitlines()[0].startswith("trial,baseline,supernet_accuracy,finetuned_accuracy,energy_uj")
     ck = tmp_path / "ft" / f"trial-{rows[0]['trial']:04d}" / "checkpoint.safetensors"

@@ -83,6 +83,17 @@ def _read_json(path: Path):
         return None
 
 
+CONFIG_YAML = "config.yaml"
+
+
+def config_yaml(cfg, trial) -> str:
+    """The candidate's training config as YAML (what ``hybridcim train`` and ``hybridcim ship --config`` read)."""
+    import yaml
+    plain = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists for the safe dumper
+    return (f"# Fine-tune of trial {trial}'s ratios from the supernet (written by hybridcim finetune; "
+            "paths relative to the folder it ran in)\n" + yaml.safe_dump(plain, sort_keys=False))
+
+
 def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict, out: Path, epochs, data,
                  progress: bool, log) -> dict:
     """Fine-tune (or resume, or reuse) one candidate and evaluate it: its result dict."""
@@ -94,6 +105,8 @@ def finetune_one(row: dict, layers: list[str], base, supernet_run, options: dict
     folder = out / f"trial-{int(row['trial']):04d}"
     cfg = candidate_config(base, supernet_run, [ratios[l] for l in layers], epochs, data)
     ck = folder / CHECKPOINT
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / CONFIG_YAML, config_yaml(cfg, row["trial"]))
     meta = read_checkpoint(ck)[1] if ck.is_file() else None
     if meta is not None and meta.get("config", {}).get("optim", {}).get("epochs") != cfg.optim.epochs:
         had = meta["config"]["optim"].get("epochs")
