@@ -175,7 +175,8 @@ def plot_finetune(path: Path, search_rows: list[dict], results: list[dict], chos
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ..fileio import atomic_write_bytes
+
+    from .pareto import save_panels
     fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.8), squeeze=False)
     for ax, x in zip(axes[0], COSTS):
         ax.scatter([r[x] for r in search_rows], [100 * r["accuracy"] for r in search_rows], s=8, c="0.75",
@@ -199,18 +200,7 @@ def plot_finetune(path: Path, search_rows: list[dict], results: list[dict], chos
                        "latency_us": "latency (µs/image)"}[x])
         ax.set_ylabel("calibration accuracy (%)")
         ax.grid(alpha=0.3)
-    seen = {}
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(lab, h)
-    import textwrap
-    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(len(seen), 4), fontsize=8, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_panels(fig, axes[0], path, title, ncol=4, bottom=0.12)
 
 
 def results_csv(results: list[dict], layers: list[str]) -> str:

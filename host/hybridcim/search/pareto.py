@@ -80,7 +80,6 @@ def plot_front(path: Path, rows: list[dict], front: list[dict], baselines: list[
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ..fileio import atomic_write_bytes
     xs = [k for k in ("energy_uj", "memory_kib", "latency_us") if rows and k in rows[0]]
     fig, axes = plt.subplots(1, max(1, len(xs)), figsize=(4.2 * max(1, len(xs)), 3.6), squeeze=False)
     for ax, x in zip(axes[0], xs):
@@ -93,13 +92,25 @@ def plot_front(path: Path, rows: list[dict], front: list[dict], baselines: list[
         ax.set_xlabel(LABELS[x])
         ax.set_ylabel(LABELS["accuracy"])
         ax.grid(alpha=0.3)
+    save_panels(fig, axes[0], path, title, ncol=6, bottom=0.1)
+
+
+def save_panels(fig, axes, path: Path, title: str, ncol: int, bottom: float) -> None:
+    """Finish a row of panels: the title (wrapped), one legend under the panels (it never hides a point;
+    each label once) in ``ncol`` columns, then the PNG written atomically and the figure closed."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    from ..fileio import atomic_write_bytes
     seen = {}
-    for ax in axes[0]:  # one legend under the panels (it never hides a point)
+    for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(len(seen), 6), fontsize=8, frameon=False)
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(len(seen), ncol), fontsize=8,
+               frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
