@@ -87,10 +87,6 @@ class DistillConfig:
     temperature: float = 4.0            # T, softens both distributions
 
 
-BIN_GRADS = ("none", "window")
-"""Backward rules of the ternary path's binary input (dualpath.DualConv2d.binarize)."""
-
-
 @dataclass(frozen=True)
 class DualConfig:
     layers: str = "none"                # dual-path convs (DualNet): none | blocks (the residual blocks' 3x3 convs) | all (+ stem, shortcuts)
@@ -100,14 +96,12 @@ class DualConfig:
     layer_ratios: Optional[tuple] = None  # q per dual layer in network order (overrides ``ratio``)
     bin_threshold: Optional[int] = None   # θ of the binary input b = x >= θ; null: 2^(bits_in - 1), the input's MSB
     tern_delta: float = 0.7             # initial ternary threshold ratio Δ_f / mean|W_f| (learned)
-    bin_grad: str = "none"              # backward of the binary input: none (no gradient to x) | window (straight-through, slope 1, where x is θ-1 or θ)
 
     def model_kwargs(self) -> dict:
         """Keyword options of the model builder (structure only: ratios are set by dualpath.configure_dual)."""
         if self.layers == "none":
             return {}
-        return {"dual_layers": self.layers, "bin_threshold": self.bin_threshold, "tern_delta": self.tern_delta,
-                "bin_grad": self.bin_grad}
+        return {"dual_layers": self.layers, "bin_threshold": self.bin_threshold, "tern_delta": self.tern_delta}
 
     def check(self, preset) -> None:
         """ConfigError naming the key unless the section is consistent (architecture.md §10.2 ratios 0..8)."""
@@ -126,8 +120,6 @@ class DualConfig:
             raise ConfigError(f"dual.bin_threshold={self.bin_threshold} must be in 1..255 (or null: the input's MSB)")
         if not 0 < self.tern_delta < 2:
             raise ConfigError(f"dual.tern_delta={self.tern_delta} must be in (0, 2)")
-        if self.bin_grad not in BIN_GRADS:
-            raise ConfigError(f"dual.bin_grad={self.bin_grad!r} must be one of {', '.join(BIN_GRADS)}")
         if self.layers != "none" and not preset.has_tern:
             raise ConfigError(f"dual.layers={self.layers!r} needs a preset with the second macro type "
                               f"(e.g. sun-mars-256-dual); preset {preset.name!r} has none")

@@ -8,14 +8,10 @@ grid) and its last F_t = ⌊F·q/8⌋ channels on the **ternary path**:
 - binary input b[k] = 1 if x[k] ≥ θ else 0 (x the layer's integer input, θ = ``bin_threshold``,
   default 2^(bits_in−1), the input's MSB); in float b enters at the input's scale s_in (value
   b·s_in), so every per-filter formula of the export (shift = e_f + e_in − e_out, bias grid
-  2^-(e_in+e_f), res_shift) is the INT4 path's. Backward (``bin_grad``): ``none`` (default): the
-  ternary path passes no gradient to its input (the INT4 path and the residual carry the layer's
-  input gradient). A straight-through gradient (slope 1/θ) grew about tenfold per layer, because BN
-  scales the sparse binary input's weights up, and 18 such layers diverged or stalled a supernet at
-  chance level from the first step. But with every channel ternary (q = 8) ``none`` leaves a block's
-  first conv without any gradient (its output reaches the loss only through the second conv's
-  binary input), so ``window``: straight-through with slope 1 only where the input code x is θ − 1
-  or θ (the two codes either side of the step, whose height is one code), zero elsewhere.
+  2^-(e_in+e_f), res_shift) is the INT4 path's. Backward: none: the ternary path passes no gradient
+  to its input (the INT4 path and the residual carry the layer's input gradient). A straight-through
+  gradient (slope 1/θ) grew about tenfold per layer, because BN scales the sparse binary input's
+  weights up, and 18 such layers diverged or stalled a supernet at chance level from the first step.
 - ternary weights T ∈ {−1, 0, 1}: W_f (the path's own latent weights, BN folded with the path's own
   batch norm) → T = sign(W) where |W| > Δ_f, Δ_f = δ · mean|W_f| with δ a learned per-layer
   threshold ratio (gradient by a sigmoid surrogate of the step); scale α_f = mean |W_f| over
@@ -100,14 +96,12 @@ class DualConv2d(CIMConv2d):
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad: int = 0, in_bits: int = 4,
                  bin_threshold: int | None = None, tern_delta: float = 0.7, keep_dead_bias: bool = False,
-                 precision: int = 4, bin_grad: str = "none"):
+                 precision: int = 4):
         super().__init__(cin, cout, k, stride, pad, bn=True, precision=precision, keep_dead_bias=keep_dead_bias)
         theta = msb_threshold(in_bits) if bin_threshold is None else int(bin_threshold)
         if not 1 <= theta <= (1 << in_bits) - 1:
             raise ValueError(f"bin_threshold {theta} must lie in 1..{(1 << in_bits) - 1} for a {in_bits}-bit input")
-        if bin_grad not in ("none", "window"):
-            raise ValueError(f"bin_grad {bin_grad!r} must be none or window")
-        self.in_bits, self.theta, self.bin_grad = in_bits, theta, bin_grad
+        self.in_bits, self.theta = in_bits, theta
         self.tern = TernaryPath(cin, cout, k, tern_delta)
         self.register_buffer("ratio", torch.zeros((), dtype=torch.int64))
         self.register_buffer("allowed", torch.zeros(RATIO_STEPS + 1, dtype=torch.bool))
@@ -154,15 +148,9 @@ class DualConv2d(CIMConv2d):
         return w * inv.view(-1, 1, 1, 1), beta - mean * inv
 
     def binarize(self, x: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
-        """b·s_in with b = [x/s_in ≥ θ], exact; gradient to x by ``bin_grad`` (module docstring)."""
+        """b·s_in with b = [x/s_in ≥ θ], exact, without gradient (module docstring)."""
         s = in_scale.detach().reshape(())
-        code = torch.round(x.detach() / s)
-        b = (code >= self.theta).to(x.dtype) * s
-        if self.bin_grad == "none":
-            return b
-        window = ((code == self.theta - 1) | (code == self.theta)).to(x.dtype)
-        through = x * window
-        return b + (through - through.detach())  # the same value; d/dx = window
+        return (torch.round(x.detach() / s) >= self.theta).to(x.dtype) * s
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, in_scale: torch.Tensor, res_scale: torch.Tensor | None = None) -> torch.Tensor:

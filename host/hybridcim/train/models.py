@@ -110,16 +110,14 @@ def _conv(nodes, layers, acts, name, inp, cin, cout, k, stride, pad, bits, calib
 
 def resnet(blocks=(3, 3, 3), widths=(16, 32, 64), act_bits: int = 4, num_classes: int = 10,
            calib_steps: int = 30, image_hw: int = 32, arch: str = "resnet20", shortcut_bits: int = 8,
-           dual_layers: str = "none", bin_threshold: int | None = None, tern_delta: float = 0.7,
-           bin_grad: str = "none") -> CIMNet:
+           dual_layers: str = "none", bin_threshold: int | None = None, tern_delta: float = 0.7) -> CIMNet:
     """CIFAR ResNet (He et al. 2016, 6n+2 layers; (3,3,3) = ResNet-20) with option-B shortcuts.
 
     The projection shortcut (1x1 conv + BN, no ReLU) is quantized to a signed
     ``shortcut_bits`` tensor; it is only ever a residual operand, never a CIM input.
     ``dual_layers``: which convs are dual-path (dualpath.DualConv2d): ``none``, ``blocks`` (the
     residual blocks' 3x3 convs) or ``all`` (also the stem and the shortcuts); ``bin_threshold`` θ
-    (None: the input's MSB), ``tern_delta`` (initial ternary threshold ratio) and ``bin_grad`` (the
-    binary input's backward: none | window) configure them.
+    (None: the input's MSB) and ``tern_delta`` (initial ternary threshold ratio) configure them.
     """
     nodes: list[Node] = []
     layers: dict = {}
@@ -129,7 +127,7 @@ def resnet(blocks=(3, 3, 3), widths=(16, 32, 64), act_bits: int = 4, num_classes
 
     def dual(in_bits: int, where: str) -> dict | None:
         if dual_layers == "all" or (dual_layers == "blocks" and where == "block"):
-            return {"in_bits": in_bits, "bin_threshold": bin_threshold, "tern_delta": tern_delta, "bin_grad": bin_grad}
+            return {"in_bits": in_bits, "bin_threshold": bin_threshold, "tern_delta": tern_delta}
         return None
 
     _conv(nodes, layers, acts, "stem", INPUT, 3, widths[0], 3, 1, 1, act_bits, calib_steps, dual=dual(8, "stem"))
