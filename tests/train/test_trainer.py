@@ -370,6 +370,30 @@ def test_ship_writes_a_complete_truthful_model_folder(full_run, tmp_path, cifar1
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
+def test_verify_qonnx_checks_the_exported_onnx_and_needs_it(full_run, tmp_path, cifar10_root):
+    """--verify-qonnx adds emulator == qonnx.execute_onnx (logits) to the executors checked; without a
+    model.onnx it is an error, not a silent pass."""
+    import shutil
+
+    from hybridcim.compiler import compile_model, load_integer_model
+    from hybridcim.compiler.integer_model import find_model_files
+    from hybridcim.models.packaging import verify_executors
+    from hybridcim.program import write_program
+    pytest.importorskip("qonnx")
+    folder = tmp_path / "m"
+    folder.mkdir()
+    src = find_model_files(full_run)
+    write_program(compile_model(load_integer_model(src)), folder / "model.cim")
+    for f in (src, src.with_suffix(".npz"), src.parent / "model.onnx"):
+        shutil.copy2(f, folder / f.name)
+    got = verify_executors(folder, cifar10_root, qonnx=True, limit=12)
+    assert got["emulator_vs_qonnx"] == {"images": 12, "agree": 12}
+    assert got["csim_vs_emulator"]["agree"] == got["emulator_vs_brevitas"]["agree"] == 12
+    (folder / "model.onnx").unlink()
+    with pytest.raises(ValueError, match="no model.onnx"):
+        verify_executors(folder, cifar10_root, qonnx=True, limit=2)
+
+
 def test_ship_a_model_trained_in_stages(full_run, tmp_path, cifar10_root):
     """--earlier-stage: one history over all epochs (renumbered, stage column), every config shipped;
     --keep-training: recipe inputs kept in training/, also when read from the folder being replaced."""

@@ -9,8 +9,9 @@ A model trained in stages (a fine-tune with ``init_from``) names its earlier sta
 every config shipped; ``--keep-training FILE`` keeps a recipe input (a stage's starting
 checkpoint, a teacher) in the model's ``training/`` folder. ``--verify`` first checks, on
 the whole test set, emulator == Brevitas and csim == emulator (logits and counters), records
-it in the card and ships nothing on a disagreement (needs torch, brevitas, g++). Numpy only
-otherwise.
+it in the card and ships nothing on a disagreement (needs torch, brevitas, g++);
+``--verify-qonnx`` also runs the exported ``model.onnx`` through ``qonnx.execute_onnx`` on every
+test image (one image per call: about 30 minutes for a ResNet-20). Numpy only otherwise.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def register(sub) -> None:
                         "checkpoint or a distillation teacher; repeatable; not installed as package data)")
     p.add_argument("--verify", action="store_true",
                    help="check emulator == Brevitas and csim == emulator on the whole test set first")
+    p.add_argument("--verify-qonnx", action="store_true",
+                   help="--verify, and emulator == QONNX (execute_onnx on model.onnx) on the whole test set too (slow)")
     p.set_defaults(func=run)
 
 
@@ -62,7 +65,7 @@ def run(args) -> int:
         check_plot_output(args.curve, "--curve")
         check_input(Path(args.run_dir) / "metrics.csv", "--curve: the run's metrics", "file")
     dest = ship(args.run_dir, args.name, args.config, data, models_dir=args.models_dir or MODELS_DIR,
-                verify=args.verify, show_progress=True, earlier_stages=args.earlier_stage,
+                verify=args.verify, verify_qonnx=args.verify_qonnx, show_progress=True, earlier_stages=args.earlier_stage,
                 keep_training=args.keep_training)
     card = json.loads((dest / "card.json").read_text())
     if args.curve:

@@ -47,11 +47,15 @@ class ShipVerificationError(ValueError):
     """An executor disagreed with its reference on the model being shipped; nothing was shipped."""
 
 
-def verify_executors(folder: Path, data_root, show_progress: bool = False) -> dict:
-    """Whole CIFAR-10 test set: emulator == Brevitas reference and csim == emulator, logits and counters.
+def verify_executors(folder: Path, data_root, show_progress: bool = False, qonnx: bool = False,
+                     limit: int | None = None) -> dict:
+    """Whole CIFAR-10 test set: emulator == Brevitas reference and csim == emulator, logits and counters;
+    with ``qonnx`` also emulator == ``qonnx.execute_onnx`` on the folder's ``model.onnx`` (logits; one
+    image per call, about 30 minutes for a ResNet-20 on one core). ``limit``: the first N test images
+    only (tests; shipping always checks all of them).
 
     Returns the card's ``verified`` entry; raises ShipVerificationError on any disagreement and
-    ValueError when torch/brevitas or the csim toolchain is missing.
+    ValueError when torch/brevitas, qonnx, ``model.onnx`` or the csim toolchain is missing.
     """
     from ..runtime import EmulatorDevice, Session
     from ..runtime.csim_device import CSimDevice
@@ -64,7 +68,8 @@ def verify_executors(folder: Path, data_root, show_progress: bool = False) -> di
     out = {}
     with EmulatorDevice() as emu:
         emu.load(prog)
-        rep = Session(emu, load_brevitas_reference(folder), "brevitas", show_progress=show_progress).run_cifar10(data_root)
+        brevitas = load_brevitas_reference(folder)
+        rep = Session(emu, brevitas, "brevitas", show_progress=show_progress).run_cifar10(data_root, limit)
         out["emulator_vs_brevitas"] = {"images": rep.images, "agree": rep.agree, "correct": rep.correct}
         reports = [rep]
         try:
@@ -73,9 +78,20 @@ def verify_executors(folder: Path, data_root, show_progress: bool = False) -> di
             raise ValueError(f"verification needs the csim backend (g++ and hls4ml): {e}") from None
         with dev:
             dev.load(prog)
-            rep = Session(dev, emu, "emulator", show_progress=show_progress).run_cifar10(data_root)
+            rep = Session(dev, emu, "emulator", show_progress=show_progress).run_cifar10(data_root, limit)
         out["csim_vs_emulator"] = {"images": rep.images, "agree": rep.agree, "counters_agree": rep.counters_agree}
         reports.append(rep)
+        if qonnx:
+            if not (folder / "model.onnx").is_file():
+                raise ValueError("--verify-qonnx: the run exported no model.onnx (hybridcim export writes it)")
+            try:
+                from ..train.qonnx_export import QonnxReference
+            except ImportError as e:
+                raise ValueError(f"verification against QONNX needs qonnx (pip install -e '.[train]'): {e}") from None
+            ref = QonnxReference(folder / "model.onnx", prog.metadata["logit_exponent"])
+            rep = Session(emu, ref, "qonnx", show_progress=show_progress).run_cifar10(data_root, limit)
+            out["emulator_vs_qonnx"] = {"images": rep.images, "agree": rep.agree}
+            reports.append(rep)
     bad = [r.summary() for r in reports if not r.ok]
     if bad:
         raise ShipVerificationError("not shipped: " + " | ".join(bad))
@@ -124,7 +140,7 @@ def _keep_training_files(files: list[str | Path], folder: Path) -> list[str]:
 
 def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: str | None = None,
          models_dir: str | Path = MODELS_DIR, verify: bool = False, show_progress: bool = False,
-         earlier_stages: list[tuple[str | Path, str | Path]] = (),
+         verify_qonnx: bool = False, earlier_stages: list[tuple[str | Path, str | Path]] = (),
          keep_training: list[str | Path] = ()) -> Path:
     """Compile the run's exported model into ``models_dir/name`` and write its card.
 
@@ -139,7 +155,8 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
     The folder is built beside the old one and swapped in by two renames; if the second fails the
     old folder is put back. A run folder inside ``models_dir/name`` is refused (shipping would
     delete the run it reads). ``verify``: first check every executor on the whole test set
-    (:func:`verify_executors`); the card records the result, and a disagreement ships nothing.
+    (:func:`verify_executors`; ``verify_qonnx``: QONNX too); the card records the result, and a
+    disagreement ships nothing.
     """
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +184,7 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         elif metrics.is_file():
             shutil.copy2(metrics, tmp / "metrics.csv")
         kept = _keep_training_files(keep_training, tmp / "training")
-        verified = verify_executors(tmp, data_root, show_progress) if verify else None
+        verified = verify_executors(tmp, data_root, show_progress, verify_qonnx) if verify or verify_qonnx else None
         if verified is not None:  # its emulator session already scored the whole test set
             r = verified["emulator_vs_brevitas"]
             accuracy = {"images": r["images"], "correct": r["correct"],
