@@ -108,6 +108,10 @@ def test_spread_covers_the_front_from_most_to_least_accurate(tmp_path):
     assert [r["trial"] for r in select_candidates(tmp_path, top=4, spread=True)] == [0, 3, 6, 9]
     assert [r["trial"] for r in select_candidates(tmp_path, top=1, spread=True)] == [0]
     assert len(select_candidates(tmp_path, top=20, spread=True)) == 10
+    assert [r["trial"] for r in select_candidates(tmp_path, top=3, spread=True, within_pp=4)] == [0, 2, 4]
+    assert [r["trial"] for r in select_candidates(tmp_path, within_pp=0)] == [0]
+    with pytest.raises(FinetuneError, match="within_pp"):
+        select_candidates(tmp_path, within_pp=-1)
 
 
 def test_refusals(tmp_path):

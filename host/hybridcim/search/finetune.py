@@ -40,11 +40,13 @@ class FinetuneError(ValueError):
     """The fine-tune step cannot run (a search of another evaluator, no candidates, a bad option)."""
 
 
-def select_candidates(search_dir, which: str = "pareto", top: int | None = None, spread: bool = False) -> list[dict]:
+def select_candidates(search_dir, which: str = "pareto", top: int | None = None, spread: bool = False,
+                      within_pp: float | None = None) -> list[dict]:
     """Rows of the search's ``pareto.csv`` (``which='pareto'``) or ``trials.csv`` (``'all'``), most accurate
-    first (ties: lower trial number), one per distinct ratio vector, the first ``top`` of them; with
-    ``spread``, ``top`` rows at evenly spaced ranks of that list instead (the most and the least accurate
-    included), so the fine-tunes cover the front's whole accuracy/cost range rather than its accurate end."""
+    first (ties: lower trial number), one per distinct ratio vector, only those within ``within_pp``
+    percentage points of the most accurate when given, the first ``top`` of them; with ``spread``, ``top``
+    rows at evenly spaced ranks of that list instead (its most and least accurate included), so the
+    fine-tunes cover the whole accuracy/cost range (or the band of it ``within_pp`` keeps)."""
     from .pareto import read_front_csv
     if which not in ("pareto", "all"):
         raise FinetuneError(f"candidates {which!r} must be 'pareto' or 'all'")
@@ -60,6 +62,10 @@ def select_candidates(search_dir, which: str = "pareto", top: int | None = None,
         if key not in seen:
             seen.add(key)
             out.append(r)
+    if within_pp is not None:
+        if not (isinstance(within_pp, (int, float)) and math.isfinite(within_pp) and within_pp >= 0):
+            raise FinetuneError(f"within_pp must be a finite number >= 0, got {within_pp!r}")
+        out = [r for r in out if r["accuracy"] >= out[0]["accuracy"] - within_pp / 100.0 - 1e-12]
     if top is None or top >= len(out):
         return out
     if spread and top > 1:
@@ -217,7 +223,8 @@ def results_csv(results: list[dict], layers: list[str]) -> str:
 
 def finetune_candidates(search_config, search_dir, out, train_config=None, epochs: int | None = None,
                         which: str = "pareto", top: int | None = None, data: str | None = None,
-                        progress: bool = True, log=None, spread: bool = False, choose_against: str | None = None,
+                        progress: bool = True, log=None, spread: bool = False, within_pp: float | None = None,
+                        choose_against: str | None = None,
                         max_loss_pp: float = 1.0, minimize: str = "energy_uj") -> dict:
     """Fine-tune the chosen candidates of a finished search, evaluate them, write ``finetune.csv`` and
     ``kendall.json`` under ``out`` and return the summary {tau_b, n, implementation, results, ...}.
@@ -254,7 +261,7 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     if choose_against is not None:  # a missing baseline fails before hours of training
         from ..models import resolve_model
         resolve_model(choose_against)
-    rows = select_candidates(search_dir, which, top, spread)
+    rows = select_candidates(search_dir, which, top, spread, within_pp)
     missing = [l for l in layers if f"q_{l}" not in rows[0]]
     if missing:
         raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} "
@@ -266,7 +273,7 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     y = [r["finetuned"]["accuracy"] for r in results]
     tau, impl = kendall_tau(x, y)
     summary = {"tau_b": None if math.isnan(tau) else tau, "n": len(results), "implementation": impl,
-               "candidates": which, "top": top, "search": str(search_dir), "supernet": str(supernet),
+               "candidates": which, "top": top, "spread": spread, "within_pp": within_pp, "search": str(search_dir), "supernet": str(supernet),
                "supernet_epoch": int(meta["epoch"]), "images": results[0]["images"] if results else None,
                "pairs": [{"trial": r["trial"], "supernet_accuracy": a, "finetuned_accuracy": b}
                          for r, a, b in zip(results, x, y)]}
