@@ -72,7 +72,8 @@ def run(args) -> int:
         plot_training_curve(dest / "metrics.csv", args.curve, title=args.name)
     acc = card["cifar10_test"]
     print(f"shipped {args.name} to {dest}: {acc['accuracy']:.2%} on {acc['images']} CIFAR-10 test images "
-          f"(emulator), {card['avg_bits']:.2f} avg weight bits, {card['structural_sparsity']:.1%} pruned")
+          f"(emulator), {card['avg_bits']:.2f} avg weight bits, {card['structural_sparsity']:.1%} pruned"
+          + (f", {card['ternary_fraction']:.1%} of the weights ternary" if card.get("ternary_fraction") else ""))
     for check, r in card.get("verified", {}).items():
         print(f"  verified {check.replace('_', ' ')}: {r['agree']}/{r['images']} images agree")
     return 0

@@ -88,12 +88,15 @@ def kept_weights(layer, preset) -> int:
 def program_compression(program: Program) -> dict:
     """Compression of a program read from its image alone, over all conv/fc layers.
 
-    avg_bits: Σ p_f·K / Σ K over stored filters (precision > 0);
+    avg_bits: Σ p_f·K / Σ K over the filters stored in the SRAM macros (precision > 0);
     structural_sparsity: 1 − (weights inside present (row block × group) units of stored
-    filters) / (all F·K weights): the fraction pruned by whole filters and whole units;
+    filters, plus every weight of a dual-path layer's ternary filters, which the ternary macros
+    store densely) / (all F·K weights): the fraction pruned by whole filters and whole units;
+    ternary_fraction: the ternary filters' share of all F·K weights (0 without dual-path layers;
+    their weights are in {−1, 0, 1}, two cells each, and not in avg_bits);
     weights: F·K summed over the layers.
     """
-    bits = stored_k = total = kept = 0
+    bits = stored_k = total = kept = tern = 0
     for l in program.layers:
         if not l.op.is_cim:
             continue
@@ -101,6 +104,9 @@ def program_compression(program: Program) -> dict:
         bits += int(prec.sum()) * l.k_rows
         stored_k += int((prec > 0).sum()) * l.k_rows
         total += l.n_filters * l.k_rows
-        kept += kept_weights(l, program.preset)
+        n_tern = l.dual.n_tern(l.n_filters) if l.dual is not None else 0
+        kept += kept_weights(l, program.preset) + n_tern * l.k_rows
+        tern += n_tern * l.k_rows
     return {"avg_bits": bits / stored_k if stored_k else 0.0,
-            "structural_sparsity": 1 - kept / total if total else 0.0, "weights": total}
+            "structural_sparsity": 1 - kept / total if total else 0.0,
+            "ternary_fraction": tern / total if total else 0.0, "weights": total}

@@ -66,7 +66,8 @@ def program_document(program: Program, workload: Workload, preset="dcim-28nm", s
         ("macro utilization", utilization_line(c) if hw.has_tern else
          f"{weight_bits / cells:.1%} of the allocated cells hold weight bits" if cells else "n/a"),
         ("compression", f"{comp['avg_bits']:.2f} average weight bits, {comp['structural_sparsity']:.1%} of the "
-                        f"weights structurally pruned"),
+                        f"weights structurally pruned" + (f", {comp['ternary_fraction']:.1%} ternary (dual-path)"
+                                                          if comp["ternary_fraction"] else "")),
         ("hardware preset", f"{hw.name}: {hw.n_macros} macros of {hw.rows}×{hw.cols}, {hw.rows_active} word lines "
                             f"at once, {hw.group_width}-column groups" + (
                                 f"; {hw.tern_n_macros} ternary macros of {hw.tern_rows}×{hw.tern_cols}, "
