@@ -77,6 +77,9 @@ def test_card_matches_program(name):
     assert bits == pytest.approx(card["avg_bits"], rel=1e-12)  # same count, different summation order
     assert sparsity == pytest.approx(card["structural_sparsity"], rel=1e-12)
     assert prog.preset.name == card["preset"]
+    assert card.get("dual_layers", {}) == {l.name: {"ratio_eighths": l.dual.ratio_eighths,
+                                                    "bin_threshold": l.dual.bin_threshold}
+                                           for l in prog.layers if l.dual is not None}
     for f in ("integer_model.json", "integer_model.npz", "model.onnx", "config.yaml", "model.cim.json"):
         assert (folder / f).is_file(), f
 

@@ -194,6 +194,10 @@ def ship(run_dir: str | Path, name: str, config: str | Path, data_root, preset: 
         card = {"name": name, "program": "model.cim", "preset": prog.preset.name,
                 "shipped_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                 "cifar10_test": accuracy, **program_compression(prog)}
+        duals = {l.name: {"ratio_eighths": l.dual.ratio_eighths, "bin_threshold": l.dual.bin_threshold}
+                 for l in prog.layers if l.dual is not None}
+        if duals:  # DualNet: each dual-path layer's ternary share (q/8 of its filters) and binary-input threshold
+            card["dual_layers"] = duals
         if stages is not None:
             card["stages"] = stages
         if kept:
