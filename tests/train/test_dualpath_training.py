@@ -121,3 +121,15 @@ def test_dual_run_resumes_identically_and_exports_a_dual_program(tmp_path, cifar
     tr.run()
     prog = compile_model(load_integer_model(tmp_path / "ft" / "model"))
     assert [l.dual.ratio_eighths for l in prog.layers if l.flags] == [0, 2, 4, 6, 8, 8]
+
+    # shipped: the card lists the dual layers; ternary filters count apart, not as pruned
+    import json
+
+    from hybridcim.compiler.report import program_compression
+    from hybridcim.models.packaging import ship
+    (tmp_path / "ft.yaml").write_text("# the fine-tune's config (content not read by ship)\n")
+    dest = ship(tmp_path / "ft", "dual-smoke", tmp_path / "ft.yaml", cifar10_root, models_dir=tmp_path / "models")
+    card = json.loads((dest / "card.json").read_text())
+    assert [v["ratio_eighths"] for v in card["dual_layers"].values()] == [0, 2, 4, 6, 8, 8]
+    assert card["ternary_fraction"] == program_compression(prog)["ternary_fraction"] > 0.3
+    assert card["structural_sparsity"] == 0.0 and card["cifar10_test"]["images"] == 10000
