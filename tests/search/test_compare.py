@@ -9,31 +9,15 @@ import pytest
 from hybridcim.cli.cmd_compare import parse_entry
 from hybridcim.cli.main import main
 from hybridcim.cost import load_cost_preset
-from hybridcim.program.builder import ProgramBuilder, make_dual
-from hybridcim.program.dualpath import DualPathParams
 from hybridcim.search.compare import DUALNET_PAPER, comparison, markdown_table, measure
 from hybridcim.search.evaluators import program_objectives
 from hybridcim.search.supernet import run_program
-from hybridcim.spec import get_preset
+from hybridcim.zoo.fuzz import small_dual_program
 
 
 def _program(ratio: int):
     """8-bit 3x8x8 image -> INT4 conv -> conv (dual at ``ratio``, threshold 8) -> avgpool -> fc (10 logits)."""
-    rng = np.random.default_rng(7)
-    b = ProgramBuilder(get_preset("sun-mars-256-dual"), name=f"q{ratio}")
-    x = b.input("image", 3, 8, 8, bits=8)
-    c1 = b.conv("c1", x, rng.integers(-8, 8, (16, 3, 3, 3)), [4] * 16, [7] * 16, bias=rng.integers(-30, 30, 16),
-                pad=1, out_bits=4)
-    c2 = b.conv("c2", c1, rng.integers(-8, 8, (16, 16, 3, 3)), [4] * 16, [5] * 16, bias=rng.integers(-30, 30, 16),
-                pad=1, out_bits=4)
-    g = b.avgpool("gap", c2)
-    b.fc("fc", g, rng.integers(-8, 8, (10, 16, 1, 1)), [4] * 10, [0] * 10, out_bits=16, out_signed=True)
-    p = b.build()
-    if ratio == 0:
-        return p
-    layer = next(l for l in p.layers if l.name == "c2")
-    f_t = DualPathParams(ratio, 8).n_tern(layer.n_filters)
-    return make_dual(p, {"c2": (DualPathParams(ratio, 8), rng.integers(-1, 2, (f_t, layer.k_rows)))})
+    return small_dual_program(ratio)
 
 
 @pytest.fixture(scope="module")

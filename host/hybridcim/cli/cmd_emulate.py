@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import time
 
 

@@ -26,8 +26,6 @@ from . import MODELS_DIR
 
 def measure_accuracy(program_path: Path, data_root, batch_size: int = 250, show_progress: bool = False) -> dict:
     """Top-1 accuracy of the program on the CIFAR-10 test set through the fast emulator."""
-    import numpy as np
-
     from ..data import Cifar10
     from ..emulator import FastEmulator
     from ..progress import progress

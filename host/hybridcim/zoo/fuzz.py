@@ -271,3 +271,27 @@ def random_dualpath_program(seed: int | np.random.Generator = 0, preset: "str | 
             keep = rng.random((f_t, layer.k_rows)) < rng.choice(densities)
             params[layer.name] = (dual, np.where(keep, rng.choice([-1, 1], size=(f_t, layer.k_rows)), 0))
     return make_dual(program, params)
+
+
+def small_dual_program(ratio: int, theta: int = 8, seed: int = 7, outer_bits: int = 4) -> Program:
+    """A small dense dual-path network on ``sun-mars-256-dual``, deterministic in ``seed``: an 8-bit
+    3x8x8 image → conv c1 (16 filters of ``outer_bits``) → conv c2 (16 INT4 filters, dual-path at ratio
+    q = ``ratio`` with binary-input threshold ``theta``; at q = 0 a plain conv) → global avgpool → fc
+    (10 logits of ``outer_bits``). For tests and examples of the cost model and reports."""
+    from ..program.builder import ProgramBuilder, make_dual
+    from ..program.dualpath import DualPathParams
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(get_preset("sun-mars-256-dual"), name=f"q{ratio}")
+    x = b.input("image", 3, 8, 8, bits=8)
+    c1 = b.conv("c1", x, rng.integers(-8, 8, (16, 3, 3, 3)), [outer_bits] * 16, [7] * 16,
+                bias=rng.integers(-30, 30, 16), pad=1, out_bits=4)
+    c2 = b.conv("c2", c1, rng.integers(-8, 8, (16, 16, 3, 3)), [4] * 16, [5] * 16, bias=rng.integers(-30, 30, 16),
+                pad=1, out_bits=4)
+    g = b.avgpool("gap", c2)
+    b.fc("fc", g, rng.integers(-8, 8, (10, 16, 1, 1)), [outer_bits] * 10, [0] * 10, out_bits=16, out_signed=True)
+    p = b.build()
+    if ratio == 0:
+        return p
+    layer = next(l for l in p.layers if l.name == "c2")
+    f_t = DualPathParams(ratio, theta).n_tern(layer.n_filters)
+    return make_dual(p, {"c2": (DualPathParams(ratio, theta), rng.integers(-1, 2, (f_t, layer.k_rows)))})
