@@ -64,6 +64,30 @@ def test_dual_section_is_strict():
         assert len(dual_layers(m)) == (0 if "int4" in name else 18)
 
 
+def test_int4_init_starts_every_int4_path_from_a_plain_run(tmp_path, cifar10_root):
+    """dual.int4_init: a run of the same network without dual-path layers supplies every tensor it has (INT4
+    paths, stem, fc, activation scales); at ratio 0 the dual model then computes exactly that run's logits.
+    A dual run, or another network, is refused."""
+    from hybridcim.train.export import model_from_checkpoint
+    plain = _dual_cfg(cifar10_root, epochs=1).to_dict()
+    plain.update(preset="sun-mars-256", dual={"layers": "none"})
+    Trainer(config_from_dict(plain), tmp_path / "int4", progress=False).run()
+    cfg = _dual_cfg(cifar10_root, epochs=1, mode="fixed", ratios=[0, 4], ratio=0, int4_init=str(tmp_path / "int4"))
+    tr = Trainer(cfg, tmp_path / "dual", progress=False)
+    assert tr.precision_from_init
+    ref, _ = model_from_checkpoint(tmp_path / "int4" / "checkpoint.safetensors")
+    x = torch.rand(8, 3, 32, 32)
+    tr.model.eval()
+    with torch.no_grad():
+        assert torch.equal(tr.model(x), ref(x))
+    bad = _dual_cfg(cifar10_root, epochs=1, mode="fixed", ratios=[0, 4], ratio=0, int4_init=str(tmp_path / "dual"))
+    Trainer(cfg, tmp_path / "dual", progress=False).run()  # a dual run as the source: refused
+    with pytest.raises(ValueError, match="has dual-path layers"):
+        Trainer(bad, tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="int4_init"):
+        config_from_dict({**plain, "dual": {"layers": "none", "int4_init": "runs/int4"}})
+
+
 def _draws(m, n):
     m.train()
     x = torch.rand(2, 3, 8, 8)

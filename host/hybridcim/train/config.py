@@ -96,6 +96,7 @@ class DualConfig:
     layer_ratios: Optional[tuple] = None  # q per dual layer in network order (overrides ``ratio``)
     bin_threshold: Optional[int] = None   # θ of the binary input b = x >= θ; null: 2^(bits_in - 1), the input's MSB
     tern_delta: float = 0.7             # initial ternary threshold ratio Δ_f / mean|W_f| (learned)
+    int4_init: Optional[str] = None     # after init_from: every tensor of this run (or checkpoint) of the same network without dual-path layers (e.g. the uniform INT4 baseline) replaces the model's: INT4 paths, stem, shortcuts, fc, activation scales; the ternary paths keep init_from's
 
     def model_kwargs(self) -> dict:
         """Keyword options of the model builder (structure only: ratios are set by dualpath.configure_dual)."""
@@ -120,6 +121,11 @@ class DualConfig:
             raise ConfigError(f"dual.bin_threshold={self.bin_threshold} must be in 1..255 (or null: the input's MSB)")
         if not 0 < self.tern_delta < 2:
             raise ConfigError(f"dual.tern_delta={self.tern_delta} must be in (0, 2)")
+        if self.int4_init is not None and (self.layers == "none" or not isinstance(self.int4_init, str)
+                                           or not self.int4_init):
+            raise ConfigError("dual.int4_init names a run whose INT4 weights a dual-path model starts from: it needs "
+                              f"dual.layers blocks or all and a path (got layers={self.layers!r}, "
+                              f"int4_init={self.int4_init!r})")
         if self.layers != "none" and not preset.has_tern:
             raise ConfigError(f"dual.layers={self.layers!r} needs a preset with the second macro type "
                               f"(e.g. sun-mars-256-dual); preset {preset.name!r} has none")

@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 
 from ..spec.hardware import get_preset
-from .checkpoint import (CHECKPOINT, load_model_state, load_optimizer_state, read_checkpoint, run_checkpoint,
-                         save_checkpoint)
+from .checkpoint import (CHECKPOINT, CheckpointError, load_model_state, load_optimizer_state, read_checkpoint,
+                         run_checkpoint, save_checkpoint)
 from .config import TrainConfig
 from .models import CIMNet, build_model
 from .precision import assign_precision, average_bits, fisher_diag, sensitivity
@@ -240,6 +240,8 @@ class Trainer:
         self.precision_from_init = False
         if cfg.init_from and loaded is None:
             self.precision_from_init = self._init_from(Path(cfg.init_from))
+        if cfg.dual.int4_init and loaded is None:
+            self.precision_from_init = self._int4_init(Path(cfg.dual.int4_init))
         if cfg.dual.layers != "none":  # DualNet: this config's ratios / supernet sampling (dualpath.py)
             from .dualpath import configure_dual
             configure_dual(self.model, cfg.dual, cfg.seed)
@@ -288,6 +290,36 @@ class Trainer:
                 raise ValueError(f"init_from: {path} was trained with {key}={src[key]!r}, this config has "
                                  f"{mine[key]!r}; fine-tune needs the same {key}")
         load_model_state(self.model, tensors)
+        return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
+
+    def _int4_init(self, path: Path) -> bool:
+        """``dual.int4_init``: load every tensor of a run of the same network without dual-path layers into
+        this dual-path model (the INT4 paths and everything else); only the ternary paths and the ratio
+        buffers keep what the model had. True when that run's precision was assigned."""
+        try:
+            path = run_checkpoint(path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"dual.int4_init: {e}") from None
+        tensors, meta = read_checkpoint(path)
+        src = meta.get("config", {})
+        if src.get("dual", {}).get("layers", "none") != "none":
+            raise ValueError(f"dual.int4_init: {path} has dual-path layers; it must be a run without them "
+                             "(e.g. the uniform INT4 baseline)")
+        if src.get("model") is not None and _plain(src["model"]) != _plain(self.cfg.to_dict()["model"]):
+            raise ValueError(f"dual.int4_init: {path} was trained with model={src['model']!r}, this config has "
+                             f"{self.cfg.to_dict()['model']!r}; it needs the same network")
+        state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+        try:  # Brevitas's load hooks take the activation scales even where a fresh model lists none
+            res = self.model.load_state_dict(state, strict=False)
+        except RuntimeError as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            raise CheckpointError(f"dual.int4_init: {path} does not fit the model: "
+                                  f"{' '.join(lines[1:3] or lines)[:300]}") from None
+        dual_only = ("ratio", "allowed", "sample_step", "sample_seed", "sample_salt")
+        missing = [k for k in res.missing_keys if ".tern." not in k and k.rsplit(".", 1)[-1] not in dual_only]
+        if missing or res.unexpected_keys:
+            what = f"lacks {missing[:3]}" if missing else f"has {res.unexpected_keys[:3]}, which the model has not"
+            raise CheckpointError(f"dual.int4_init: {path} does not fit the model: it {what}")
         return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
 
     def _device(self) -> torch.device:
