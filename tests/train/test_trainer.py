@@ -242,6 +242,10 @@ def test_fine_tune_starts_from_the_source_model(full_run, tmp_path, cifar10_root
         assert not (out[k].bool() & ~v.bool()).any(), k
     assert final["sparsity"] >= 0.5 - 1e-9 and final["avg_bits"] <= 4.0 + 1e-9
     assert not any(torch.equal(out[k], v) for k, v in _cim_buffers(src, "weight").items())  # it trained
+    # the source froze its BN (epoch 2 of 4); this fine-tune's own schedule freezes at its epoch 2, which it
+    # never reaches: it trained with batch statistics (an inherited freeze at a fresh learning rate diverged)
+    assert all(bool(v) for v in _cim_buffers(src, "bn_frozen").values())
+    assert not any(bool(out[k]) for k in _cim_buffers(src, "bn_frozen"))
 
 
 def test_fine_tune_refuses_a_different_model_or_a_missing_source(full_run, tmp_path, cifar10_root):

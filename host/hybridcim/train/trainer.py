@@ -370,9 +370,11 @@ class Trainer:
             excl = self._fixed_layers() if pr.exclude_first_last else set()
             prune_model(self.model, schedule(e, pr.target, pr.start_epoch, pr.end_epoch),
                         self.preset.rows_active, self.preset.group_width, excl, avg_bits=pc.avg_bits)
-        if cfg.optim.bn_freeze_epoch is not None and e >= cfg.optim.bn_freeze_epoch:
-            for _, l in self.model.cim_layers():
-                l.bn_frozen.fill_(True)
+        # BN frozen exactly from this run's bn_freeze_epoch: a fine-tune of a run that had frozen its BN
+        # (init_from loads the flag) trains with batch statistics until its own schedule freezes them
+        frozen = cfg.optim.bn_freeze_epoch is not None and e >= cfg.optim.bn_freeze_epoch
+        for _, l in self.model.cim_layers():
+            l.bn_frozen.fill_(frozen)
 
     def _pace(self) -> float:
         """Seconds per epoch: the mean of this process's last five (a resumed run's history may come
