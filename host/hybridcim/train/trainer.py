@@ -15,7 +15,8 @@ Fine-tuning (``init_from``): a fresh run (epoch 0, new optimizer, its own LR sch
 model starts as the given checkpoint's: weights, BN statistics, activation scales
 (calibration done), per-filter precision and pruning masks. The precision assignment is
 kept when the source run had made it (masks only grow, so the pruning schedule can only
-add to the source's sparsity). The source must have the same model and preset.
+add to the source's sparsity); BN is frozen by the fine-tune's own ``optim.bn_freeze_epoch``, not
+the source's. The source must have the same model and preset.
 
 Post-training quantization: ``init_from`` may name a *float* ResNet checkpoint (``model.arch:
 float_resnet20``, float_models.py) for a ``resnet`` config of the same shape: its weights and BN
