@@ -193,6 +193,22 @@ def _check_same_config(cfg: TrainConfig, saved: dict) -> None:
         raise ValueError(f"--resume: the config differs from the checkpoint's in {diff}; use the run's config")
 
 
+def _read_source(path: Path, what: str) -> tuple[Path, dict, dict, dict]:
+    """(checkpoint path, tensors, metadata, its config dict) of a run another run starts from (``what``: the
+    config key naming it, for the error)."""
+    try:
+        path = run_checkpoint(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{what}: {e}") from None
+    tensors, meta = read_checkpoint(path)
+    return path, tensors, meta, meta.get("config", {})
+
+
+def _precision_assigned(meta: dict, src: dict) -> bool:
+    """Whether a source run had made its per-filter precision assignment (it ran past assign_epoch)."""
+    return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
+
+
 class NonFiniteTrainingError(RuntimeError):
     """The training loss or a gradient became NaN or infinite: the run diverged and was stopped."""
 
@@ -270,12 +286,7 @@ class Trainer:
     # ---------------------------------------------------------------- helpers
     def _init_from(self, path: Path) -> bool:
         """Load the fine-tune source's model state; True when its precision was already assigned."""
-        try:
-            path = run_checkpoint(path)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"init_from: {e}") from None
-        tensors, meta = read_checkpoint(path)
-        src = meta.get("config", {})
+        path, tensors, meta, src = _read_source(path, "init_from")
         mine = self.cfg.to_dict()
         src_arch = str(src.get("model", {}).get("arch", ""))
         if self.compressed and src_arch.startswith("float_"):  # post-training quantization of a float model
@@ -291,18 +302,13 @@ class Trainer:
                 raise ValueError(f"init_from: {path} was trained with {key}={src[key]!r}, this config has "
                                  f"{mine[key]!r}; fine-tune needs the same {key}")
         load_model_state(self.model, tensors)
-        return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
+        return _precision_assigned(meta, src)
 
     def _int4_init(self, path: Path) -> bool:
         """``dual.int4_init``: load every tensor of a run of the same network without dual-path layers into
         this dual-path model (the INT4 paths and everything else); only the ternary paths and the ratio
         buffers keep what the model had. True when that run's precision was assigned."""
-        try:
-            path = run_checkpoint(path)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"dual.int4_init: {e}") from None
-        tensors, meta = read_checkpoint(path)
-        src = meta.get("config", {})
+        path, tensors, meta, src = _read_source(path, "dual.int4_init")
         if src.get("dual", {}).get("layers", "none") != "none":
             raise ValueError(f"dual.int4_init: {path} has dual-path layers; it must be a run without them "
                              "(e.g. the uniform INT4 baseline)")
@@ -321,7 +327,7 @@ class Trainer:
         if missing or res.unexpected_keys:
             what = f"lacks {missing[:3]}" if missing else f"has {res.unexpected_keys[:3]}, which the model has not"
             raise CheckpointError(f"dual.int4_init: {path} does not fit the model: it {what}")
-        return int(meta.get("epoch", 0)) > int(src.get("precision", {}).get("assign_epoch", 0))
+        return _precision_assigned(meta, src)
 
     def _device(self) -> torch.device:
         want = self.cfg.device
