@@ -3,7 +3,8 @@
 Each argument is a program image (.cim), a shipped model name or folder, or ``LABEL=SPEC`` to name
 its row. Every program runs through the fast emulator on the same CIFAR-10 test images (all 10,000
 unless ``--limit``; ``--split calibration``: the calibration split instead, the last 5,000 training
-images the ratio search scores candidates on, for choosing a model without looking at the test set); the table gives accuracy and the cost model's energy (µJ/image), memory (KiB on
+images the ratio search scores candidates on, for choosing a model without looking at the test
+set); the table gives accuracy and the cost model's energy (µJ/image), memory (KiB on
 chip) and latency (µs/image), each with its change against the first program (the baseline), and
 DualNet's published reductions as a last row (quoted from its abstract). ``--json`` and
 ``--markdown`` write the record and the table (atomically). Numpy only.
