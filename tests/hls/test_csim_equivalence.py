@@ -322,4 +322,6 @@ def test_shipped_models_three_counts_agree_on_real_images(name, cifar10_root, cs
     dev.load(prog)
     dev.run(images)
     assert_counters_equal(prog, dev.counters, ref)
-    assert all(c.input_ones > 0 for c, l in zip(ref, prog.layers) if l.op.is_cim)
+    sram = [c for c, l in zip(ref, prog.layers)  # layers with filters on the SRAM path (not all ternary)
+            if l.op.is_cim and (l.dual is None or l.dual.n_tern(l.n_filters) < l.n_filters)]
+    assert sram and all(c.input_ones > 0 for c in sram)
