@@ -182,7 +182,7 @@ def plot_finetune(path: Path, search_rows: list[dict], results: list[dict], chos
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pareto import save_panels
+    from .pareto import LABELS, save_panels
     fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.8), squeeze=False)
     for ax, x in zip(axes[0], COSTS):
         ax.scatter([r[x] for r in search_rows], [100 * r["accuracy"] for r in search_rows], s=8, c="0.75",
@@ -202,8 +202,7 @@ def plot_finetune(path: Path, search_rows: list[dict], results: list[dict], chos
         if chosen is not None:
             ax.scatter([chosen["finetuned"][x]], [100 * chosen["finetuned"]["accuracy"]], marker="*", s=180,
                        c="C1", edgecolors="k", linewidths=0.5, zorder=4, label=f"chosen (trial {chosen['trial']})")
-        ax.set_xlabel({"energy_uj": "energy (µJ/image)", "memory_kib": "on-chip memory (KiB)",
-                       "latency_us": "latency (µs/image)"}[x])
+        ax.set_xlabel(LABELS[x])
         ax.set_ylabel("calibration accuracy (%)")
         ax.grid(alpha=0.3)
     save_panels(fig, axes[0], path, title, ncol=4, bottom=0.12)
