@@ -114,6 +114,20 @@ def test_spread_covers_the_front_from_most_to_least_accurate(tmp_path):
         select_candidates(tmp_path, within_pp=-1)
 
 
+def test_trials_names_the_candidates_exactly(tmp_path):
+    from hybridcim.search.pareto import front_csv
+    rows = [{"trial": t, "accuracy": 0.9 - 0.01 * t, "energy_uj": float(t), "ratios": {"a": t, "b": 0}}
+            for t in range(6)]
+    (tmp_path / "pareto.csv").write_text(front_csv(rows, ["accuracy", "energy_uj"], ["a", "b"]))
+    assert [r["trial"] for r in select_candidates(tmp_path, trials=[4, 1])] == [1, 4]  # most accurate first
+    with pytest.raises(FinetuneError, match=r"trial\(s\) \[7\] not in .*--candidates all"):
+        select_candidates(tmp_path, trials=[1, 7])
+    with pytest.raises(FinetuneError, match="distinct"):
+        select_candidates(tmp_path, trials=[1, 1])
+    with pytest.raises(FinetuneError, match="no top, spread or within_pp"):
+        select_candidates(tmp_path, trials=[1], top=2)
+
+
 def test_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match="no pareto.csv"):
         select_candidates(tmp_path)

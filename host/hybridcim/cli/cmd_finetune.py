@@ -3,7 +3,7 @@
 accuracy estimates and the fine-tuned accuracies (the same calibration images, the compiled programs).
 
     hybridcim finetune SEARCH.yaml --search runs/s --out runs/s-ft [--train-config FT.yaml] [--epochs N]
-                       [--candidates pareto|all] [--top K] [--spread] [--within PP] [--data DIR]
+                       [--candidates pareto|all] [--top K] [--spread] [--within PP] [--trials N ...] [--data DIR]
                        [--choose-against PROGRAM [--max-loss-pp 1.0] [--minimize energy_uj]]
 
 Each candidate trains in ``FT/trial-NNNN/`` and resumes there: rerun the same command after a kill.
@@ -38,6 +38,8 @@ def register(sub) -> None:
                         "least accurate included) instead of the K most accurate")
     p.add_argument("--within", type=float, default=None, metavar="PP",
                    help="only candidates the supernet rates within PP percentage points of its most accurate one")
+    p.add_argument("--trials", type=int, nargs="+", default=None, metavar="N",
+                   help="exactly these trial numbers of the search (instead of --top/--spread/--within)")
     p.add_argument("--choose-against", default=None, metavar="PROGRAM",
                    help="a baseline program (.cim, shipped model name or folder) measured on the same calibration "
                         "images: choose the candidate to ship (FT/chosen.json, FT/finetune.png)")
@@ -62,7 +64,7 @@ def run(args) -> int:
     data = args.data or os.environ.get("CIFAR10_DIR")
     s = finetune_candidates(args.config, args.search, args.out, args.train_config, args.epochs, args.candidates,
                             args.top, data, progress=not args.no_progress, spread=args.spread,
-                            within_pp=args.within,
+                            within_pp=args.within, trials=args.trials,
                             choose_against=args.choose_against, max_loss_pp=args.max_loss_pp, minimize=args.minimize)
     tau = "undefined (fewer than two candidates, or constant accuracies)" if s["tau_b"] is None else f"{s['tau_b']:.3f}"
     print(f"fine-tuned {s['n']} candidate(s) of {args.search} from supernet epoch {s['supernet_epoch']}; Kendall tau_b "

@@ -41,9 +41,10 @@ class FinetuneError(ValueError):
 
 
 def select_candidates(search_dir, which: str = "pareto", top: int | None = None, spread: bool = False,
-                      within_pp: float | None = None) -> list[dict]:
+                      within_pp: float | None = None, trials: list[int] | None = None) -> list[dict]:
     """Rows of the search's ``pareto.csv`` (``which='pareto'``) or ``trials.csv`` (``'all'``), most accurate
-    first (ties: lower trial number), one per distinct ratio vector, only those within ``within_pp``
+    first (ties: lower trial number), one per distinct ratio vector; with ``trials``, exactly those trial
+    numbers (each must be in the CSV); else only those within ``within_pp``
     percentage points of the most accurate when given, the first ``top`` of them; with ``spread``, ``top``
     rows at evenly spaced ranks of that list instead (its most and least accurate included), so the
     fine-tunes cover the whole accuracy/cost range (or the band of it ``within_pp`` keeps)."""
@@ -56,6 +57,17 @@ def select_candidates(search_dir, which: str = "pareto", top: int | None = None,
     rows = read_front_csv(path)
     if not rows or "accuracy" not in rows[0]:
         raise FinetuneError(f"{path}: no candidates with an accuracy column")
+    if trials is not None:
+        if not trials or len(set(trials)) != len(trials) or not all(isinstance(t, int) for t in trials):
+            raise FinetuneError(f"trials must be distinct trial numbers, got {trials!r}")
+        known = {int(r["trial"]) for r in rows}
+        missing = [t for t in trials if t not in known]
+        if missing:
+            raise FinetuneError(f"trial(s) {missing} not in {path}" + (" (not on the Pareto front: pass "
+                                                                      "--candidates all)" if which == "pareto" else ""))
+        if top is not None or spread or within_pp is not None:
+            raise FinetuneError("trials names the candidates itself: no top, spread or within_pp with it")
+        rows = [r for r in rows if int(r["trial"]) in set(trials)]
     seen, out = set(), []
     for r in sorted(rows, key=lambda r: (-r["accuracy"], r["trial"])):
         key = tuple(sorted((k, v) for k, v in r.items() if k.startswith("q_")))
@@ -224,7 +236,8 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
                         which: str = "pareto", top: int | None = None, data: str | None = None,
                         progress: bool = True, log=None, spread: bool = False, within_pp: float | None = None,
                         choose_against: str | None = None,
-                        max_loss_pp: float = 1.0, minimize: str = "energy_uj") -> dict:
+                        max_loss_pp: float = 1.0, minimize: str = "energy_uj",
+                        trials: list[int] | None = None) -> dict:
     """Fine-tune the chosen candidates of a finished search, evaluate them, write ``finetune.csv`` and
     ``kendall.json`` under ``out`` and return the summary {tau_b, n, implementation, results, ...}.
 
@@ -260,7 +273,7 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     if choose_against is not None:  # a missing baseline fails before hours of training
         from ..models import resolve_model
         resolve_model(choose_against)
-    rows = select_candidates(search_dir, which, top, spread, within_pp)
+    rows = select_candidates(search_dir, which, top, spread, within_pp, trials)
     missing = [l for l in layers if f"q_{l}" not in rows[0]]
     if missing:
         raise FinetuneError(f"{search_dir}: the search's CSV has no column q_{missing[0]} "
@@ -272,7 +285,8 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
     y = [r["finetuned"]["accuracy"] for r in results]
     tau, impl = kendall_tau(x, y)
     summary = {"tau_b": None if math.isnan(tau) else tau, "n": len(results), "implementation": impl,
-               "candidates": which, "top": top, "spread": spread, "within_pp": within_pp, "search": str(search_dir), "supernet": str(supernet),
+               "candidates": which, "top": top, "spread": spread, "within_pp": within_pp,
+               "trials": trials, "search": str(search_dir), "supernet": str(supernet),
                "supernet_epoch": int(meta["epoch"]), "images": results[0]["images"] if results else None,
                "pairs": [{"trial": r["trial"], "supernet_accuracy": a, "finetuned_accuracy": b}
                          for r, a, b in zip(results, x, y)]}
