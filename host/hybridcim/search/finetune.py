@@ -309,7 +309,8 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
             from .pareto import read_front_csv
             trials = read_front_csv(Path(search_dir) / "trials.csv")
             plot_finetune(out / FINETUNE_PNG, trials, results, pick, base_row, max_loss_pp,
-                          f"{len(results)} fine-tuned candidates of the search; chosen: the {rule}")
+                          f"{len(results)} fine-tuned candidates of the search; "
+                          + (f"chosen: the {rule}" if pick is not None else f"none chosen: the rule is the {rule}"))
         except ImportError:
             pass
     return {**summary, **extra, "results": results}
