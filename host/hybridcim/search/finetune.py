@@ -307,8 +307,8 @@ def finetune_candidates(search_config, search_dir, out, train_config=None, epoch
         atomic_write_text(out / CHOSEN_JSON, json.dumps(extra, indent=1))
         try:
             from .pareto import read_front_csv
-            trials = read_front_csv(Path(search_dir) / "trials.csv")
-            plot_finetune(out / FINETUNE_PNG, trials, results, pick, base_row, max_loss_pp,
+            searched = read_front_csv(Path(search_dir) / "trials.csv")
+            plot_finetune(out / FINETUNE_PNG, searched, results, pick, base_row, max_loss_pp,
                           f"{len(results)} fine-tuned candidates of the search; "
                           + (f"chosen: the {rule}" if pick is not None else f"none chosen: the rule is the {rule}"))
         except ImportError:
