@@ -7,7 +7,8 @@ Reports accuracy, agreement (images whose logits equal the reference's exactly) 
 on a disagreement, the first differing layer. The default reference is the fast emulator for
 csim and pynq, and the Brevitas model (needs torch + brevitas) for the emulator backend.
 ``--reference qonnx`` runs the exported ``model.onnx`` beside the program through
-``qonnx.execute_onnx`` (one image per call: slow, a check of the export, not a benchmark).
+``qonnx.execute_onnx`` (32 images per call through a batched copy of the graph; a check of the
+export, not a benchmark).
 ``--model zoo:NAME`` runs a random-weight zoo network (a board or kernel smoke test: its
 accuracy is chance, its agreement is what counts); its reference is the emulator.
 A hybrid program (architecture.md §9) has no Brevitas or QONNX reference (neither models the

@@ -48,8 +48,8 @@ class ShipVerificationError(ValueError):
 def verify_executors(folder: Path, data_root, show_progress: bool = False, qonnx: bool = False,
                      limit: int | None = None) -> dict:
     """Whole CIFAR-10 test set: emulator == Brevitas reference and csim == emulator, logits and counters;
-    with ``qonnx`` also emulator == ``qonnx.execute_onnx`` on the folder's ``model.onnx`` (logits; one
-    image per call, about 30 minutes for a ResNet-20 on one core). ``limit``: the first N test images
+    with ``qonnx`` also emulator == ``qonnx.execute_onnx`` on the folder's ``model.onnx`` (logits; 32
+    images per call, a few minutes for a ResNet-20 on one core). ``limit``: the first N test images
     only (tests; shipping always checks all of them).
 
     Returns the card's ``verified`` entry; raises ShipVerificationError on any disagreement and
