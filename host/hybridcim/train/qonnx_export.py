@@ -202,7 +202,12 @@ def with_batch(proto, batch: int):
     for n in g.node:
         if n.op_type != "Reshape":
             continue
-        t = inits[n.input[1]] if n.input[1] in inits else consts[n.input[1]].attribute[0].t
+        if n.input[1] in inits:
+            t = inits[n.input[1]]
+        elif n.input[1] in consts:
+            t = consts[n.input[1]].attribute[0].t
+        else:
+            raise QonnxModelError(f"node {n.name[:60]!r} reshapes to a computed shape: no batched run")
         shape = numpy_helper.to_array(t).copy()
         if shape[0] != 1:
             raise QonnxModelError(f"node {n.name[:60]!r} reshapes to {shape.tolist()}, not [1, ...]: no batched run")
