@@ -58,16 +58,16 @@ def select_candidates(search_dir, which: str = "pareto", top: int | None = None,
     if not rows or "accuracy" not in rows[0]:
         raise FinetuneError(f"{path}: no candidates with an accuracy column")
     if trials is not None:
-        if not trials or len(set(trials)) != len(trials) or not all(isinstance(t, int) for t in trials):
+        if not trials or not all(isinstance(t, int) for t in trials) or len(set(trials)) != len(trials):
             raise FinetuneError(f"trials must be distinct trial numbers, got {trials!r}")
-        known = {int(r["trial"]) for r in rows}
+        known, wanted = {int(r["trial"]) for r in rows}, set(trials)
         missing = [t for t in trials if t not in known]
         if missing:
             raise FinetuneError(f"trial(s) {missing} not in {path}" + (" (not on the Pareto front: pass "
                                                                       "--candidates all)" if which == "pareto" else ""))
         if top is not None or spread or within_pp is not None:
             raise FinetuneError("trials names the candidates itself: no top, spread or within_pp with it")
-        rows = [r for r in rows if int(r["trial"]) in set(trials)]
+        rows = [r for r in rows if int(r["trial"]) in wanted]
     seen, out = set(), []
     for r in sorted(rows, key=lambda r: (-r["accuracy"], r["trial"])):
         key = tuple(sorted((k, v) for k, v in r.items() if k.startswith("q_")))
