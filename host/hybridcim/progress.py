@@ -52,8 +52,8 @@ class _Null:
 class _Redraw(_Null):
     """Terminal without tqdm: one line redrawn in place (carriage return)."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, stream: TextIO):
-        self.total, self.desc, self.unit, self.stream, self.n, self.postfix = total, desc, unit, stream, 0, ""
+    def __init__(self, total: int | None, desc: str, unit: str, stream: TextIO, initial: int = 0):
+        self.total, self.desc, self.unit, self.stream, self.n, self.postfix = total, desc, unit, stream, initial, ""
 
     def _draw(self) -> None:
         post = f" {self.postfix}" if self.postfix else ""
@@ -77,18 +77,19 @@ class LineProgress(_Null):
     A line ``DESC: N/TOTAL UNIT (P%) in Ts, R UNIT/s[, POSTFIX]`` is written when ``update`` finds
     ``interval_s`` or more passed since the last line, by the heartbeat thread when no line came
     for ``interval_s`` (``heartbeat=False``: none; tests drive ``clock`` by hand), and once by
-    ``close`` (the totals, marked ``done``). ``clock``: seconds, monotonic.
+    ``close`` (the totals, marked ``done``). ``clock``: seconds, monotonic. ``initial``: the count
+    already done before this run (a resumed job): counted, but not in the rate.
     """
 
     def __init__(self, total: int | None, desc: str, unit: str = "img", stream: TextIO | None = None,
                  interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.monotonic,
-                 heartbeat: bool = True):
+                 heartbeat: bool = True, initial: int = 0):
         if not interval_s > 0:
             raise ValueError(f"interval_s={interval_s} must be > 0")
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.interval_s, self.clock = float(interval_s), clock
-        self.n, self.postfix, self.lines = 0, "", 0
+        self.n, self.initial, self.postfix, self.lines = initial, initial, "", 0
         self.t0 = self._last = clock()
         self._lock = threading.Lock()
         self._closed = False
@@ -105,7 +106,8 @@ class LineProgress(_Null):
             return f"{self.desc}: {dt:.0f} s{' done' if done else ''}"
         count = f"{_fmt_count(self.n)}/{_fmt_count(self.total)}" if self.total else _fmt_count(self.n)
         pct = f" ({self.n / self.total:.0%})" if self.total else ""
-        rate = f", {self.n / dt:,.1f} {self.unit}/s" if dt > 0 and self.n else ""
+        new = self.n - self.initial
+        rate = f", {new / dt:,.1f} {self.unit}/s" if dt > 0 and new else ""
         post = f", {self.postfix}" if self.postfix else ""
         finished = done and (not self.total or self.n >= self.total)  # closed early (an error): no 'done'
         return f"{self.desc}: {count} {self.unit}{pct} in {dt:.0f} s{rate}{post}{' done' if finished else ''}"
@@ -149,22 +151,24 @@ class LineProgress(_Null):
 
 def progress(total: int | None, desc: str, unit: str = "img", disable: bool = False, *,
              stream: TextIO | None = None, interval_s: float | None = None,
-             clock: Callable[[], float] = time.monotonic):
+             clock: Callable[[], float] = time.monotonic, initial: int = 0):
     """A progress bar with ``update(k)``, ``set_postfix_str(s)`` and ``close()`` (also a context
     manager) on ``stream`` (default stderr): a live bar on a terminal, else :class:`LineProgress`
     (a line at least every ``interval_s`` seconds, default :data:`INTERVAL_S`). ``disable``: a bar
-    that writes nothing."""
+    that writes nothing. ``initial``: units done before (a resumed job), its count ``n`` starts there."""
     interval_s = INTERVAL_S if interval_s is None else interval_s
     stream = stream if stream is not None else sys.stderr
     if disable:
-        return _Null()
+        bar = _Null()
+        bar.n = initial
+        return bar
     if not _isatty(stream):
-        return LineProgress(total, desc, unit, stream, interval_s, clock)
+        return LineProgress(total, desc, unit, stream, interval_s, clock, initial=initial)
     try:
         from tqdm import tqdm
     except ImportError:
-        return _Redraw(total, desc, unit, stream)
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True)
+        return _Redraw(total, desc, unit, stream, initial)
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, initial=initial)
 
 
 def activity(desc: str, *, stream: TextIO | None = None, interval_s: float | None = None) -> LineProgress:

@@ -38,6 +38,16 @@ def test_lines_follow_the_interval_on_a_fake_clock():
                                            "emulate m: 100/100 img (100%) in 15 s, 6.7 img/s, acc 50.00% done"]
 
 
+def test_a_resumed_job_counts_from_initial_but_rates_only_new_work():
+    out, clock = io.StringIO(), FakeClock()
+    bar = LineProgress(204, "search s", "trial", out, interval_s=10.0, clock=clock, heartbeat=False, initial=200)
+    clock.t = 20.0
+    bar.update(2)
+    bar.close()
+    assert out.getvalue().splitlines() == ["search s: 202/204 trial (99%) in 20 s, 0.1 trial/s"] * 2
+    assert progress(5, "x", disable=True, initial=3).n == 3
+
+
 def test_heartbeat_writes_while_a_step_is_stuck():
     """No update for longer than the interval (one slow batch): the heartbeat thread still writes."""
     lines = threading.Event()

@@ -46,6 +46,10 @@ def test_good_config_parses():
     (bad(["space", "fixed"], {"L0": 2}), ["space.fixed.L0", "ratio 2", "allowed set"]),
     (bad(["baselines"], [{"name": "b", "ratio": 6}]), ["baselines[0].ratio", "6", "allowed set"]),
     (bad(["baselines"], [{"name": "b"}]), ["baselines[0]", "either"]),
+    (bad(["baselines"], [{"name": "b", "ratio": 0, "layers": {"L1": 6}}]), ["baselines[0].layers.L1", "6", "allowed"]),
+    (bad(["baselines"], [{"name": "b", "ratio": 0, "layers": {}}]), ["baselines[0].layers", "non-empty mapping"]),
+    (bad(["baselines"], [{"name": "b", "ratio": 0, "layers": [4]}]), ["baselines[0].layers", "mapping"]),
+    (bad(["baselines"], [{"name": "b", "layers": {"L1": 4}, "accuracy": 0.5}]), ["baselines[0].layers", "needs 'ratio'"]),
     (bad(["space"], KeyError), ["missing key 'space'"]),
     (bad(["trials"], 0), ["trials", "outside"]),
     (bad(["trials"], True), ["trials", "integer"]),
@@ -67,6 +71,12 @@ def test_config_against_evaluator():
         check_against_evaluator(parse_config(bad(["objectives"], ["accuracy", "latency_us"])), ev)
     with pytest.raises(SearchConfigError, match="'L9' is not a layer"):
         check_against_evaluator(parse_config(bad(["space", "fixed"], {"L9": 0})), ev)
+    seeded = bad(["baselines"], [{"name": "b", "ratio": 0, "layers": {"L2": 8}}])
+    assert parse_config(seeded).baselines[0].ratios_for(["L1", "L2"]) == {"L1": 0, "L2": 8}
+    with pytest.raises(SearchConfigError, match=r"baselines\[0\].layers: 'L7' is not a layer of evaluator"):
+        check_against_evaluator(parse_config(bad(["baselines"], [{"name": "b", "ratio": 0, "layers": {"L7": 4}}])), ev)
+    with pytest.raises(SearchConfigError, match=r"'L0' is held by space.fixed"):
+        check_against_evaluator(parse_config(bad(["baselines"], [{"name": "b", "ratio": 0, "layers": {"L0": 4}}])), ev)
 
 
 def test_evaluator_errors():

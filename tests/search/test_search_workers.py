@@ -153,6 +153,25 @@ def test_enqueued_trials_are_not_counted_as_running(tmp_path, capsys):
     assert t.user_attrs["baseline"] == "all INT4" and t.state.name == "COMPLETE"
 
 
+def test_a_seeded_candidate_runs_once_even_added_to_a_finished_search(tmp_path, capsys):
+    """A baseline with per-layer ``layers`` is enqueued as given; added to the config of a finished
+    search, the rerun evaluates it (and only it) and keeps every earlier trial."""
+    cfg_path = toy_config(tmp_path, trials=2)
+    out = tmp_path / "o"
+    assert run_main(capsys, cfg_path, "--out", out)[0] == 0
+    before = {t.number: t.values for t in load_trials(out) if t.state.name == "COMPLETE"}
+    cfg = json.loads(cfg_path.read_text())
+    cfg["baselines"].append({"name": "last at 8/8", "ratio": 0, "layers": {"L2": 8}})
+    cfg_path.write_text(json.dumps(cfg))
+    for _ in range(2):  # the second rerun finds it done: not enqueued again
+        rc, _, err = run_main(capsys, cfg_path, "--out", out, "--trials", "3")
+        assert rc == 0, err
+    done = [t for t in load_trials(out) if t.state.name == "COMPLETE"]
+    assert len(done) == 3 and {t.number: t.values for t in done[:2]} == before
+    assert done[2].user_attrs["baseline"] == "last at 8/8" and done[2].params == {"L0": 0, "L1": 0, "L2": 8}
+    assert [t.state.name for t in load_trials(out)].count("WAITING") == 0
+
+
 def test_journal_line_cut_by_a_kill_is_dropped(tmp_path, capsys):
     """A writer killed inside a write leaves a last line without its newline: the next run drops it
     (else every later record would follow it and the journal would no longer replay)."""

@@ -91,7 +91,7 @@ def run(args) -> int:
         done, _ = _counts(study)
         print(f"search {cfg.name!r}: {desc}; evaluator {ev.name}; {len(free)} layers x ratios {list(cfg.ratios)}; "
               f"{done} of {n_trials} trials complete; {args.workers} worker(s)", file=sys.stderr)
-        with progress(n_trials, f"search {cfg.name}", unit="trial") as bar:
+        with progress(n_trials, f"search {cfg.name}", unit="trial", initial=min(done, n_trials)) as bar:
             stats = run_worker(cfg, study, ev, free, n_trials, lock if args.storage is None else None, bar=bar)
     except SearchError as e:
         print(f"hybridcim search: error: {e}", file=sys.stderr)

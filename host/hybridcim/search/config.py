@@ -12,6 +12,7 @@
     trials: 40                      # complete evaluations to reach (--trials overrides)
     baselines:                      # marked in the plot
       - {name: all INT4, ratio: 0}  # a uniform ratio: evaluated once by the search itself
+      - {name: stage 3 at 2/8, ratio: 0, layers: {s3b1_conv1: 2, s3b1_conv2: 2}}  # ratio, some layers overridden
       - {name: paper, accuracy: 0.9, energy_uj: 4.0}   # or given figures
 
 An unknown or misspelled key, a wrong type or a ratio outside the set is a
@@ -37,11 +38,18 @@ class SearchConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Baseline:
-    """A reference point of the plot: a uniform ratio (evaluated by the search) or given objective figures."""
+    """A reference point of the plot: a ratio for every searched layer, ``layers`` overriding it per layer
+    (a candidate the search evaluates once, e.g. to seed the search with a design of your own), or given
+    objective figures."""
 
     name: str
     ratio: int | None = None
     values: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+
+    def ratios_for(self, free: list[str]) -> dict:
+        """{layer: ratio_eighths} of this candidate over the searched layers."""
+        return {l: self.layers.get(l, self.ratio) for l in free}
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ TOP = {"name", "evaluator", "space", "objectives", "sampler", "trials", "baselin
 EVALUATOR = {"kind", "options"}
 SPACE = {"ratios", "fixed"}
 SAMPLER = {"population_size", "seed", "mutation_prob", "crossover_prob"}
-BASELINE = {"name", "ratio", "accuracy", "energy_uj", "memory_kib", "latency_us"}
+BASELINE = {"name", "ratio", "layers", "accuracy", "energy_uj", "memory_kib", "latency_us"}
 
 
 def _keys(d, allowed: set, where: str, required: tuple = ()) -> dict:
@@ -173,7 +181,13 @@ def parse_config(d) -> SearchConfig:
             raise SearchConfigError(f"{where}: give either 'ratio' (a uniform ratio the search evaluates) or objective "
                                     "figures (accuracy, energy_uj, memory_kib, latency_us), not both or neither")
         ratio = _ratio(b["ratio"], f"{where}.ratio", ratios) if "ratio" in b else None
-        out.append(Baseline(b["name"], ratio, vals))
+        layers = b.get("layers", {})
+        if "layers" in b and ratio is None:
+            raise SearchConfigError(f"{where}.layers: needs 'ratio' too (the ratio of the layers not listed)")
+        if "layers" in b and (not isinstance(layers, dict) or not layers):
+            raise SearchConfigError(f"{where}.layers: must be a non-empty mapping {{layer: ratio}}, got {layers!r}")
+        layers = {str(k): _ratio(v, f"{where}.layers.{k}", ratios) for k, v in layers.items()}
+        out.append(Baseline(b["name"], ratio, vals, layers))
     return SearchConfig(**{**cfg.__dict__, "baselines": tuple(out)})
 
 
@@ -192,6 +206,11 @@ def check_against_evaluator(cfg: SearchConfig, ev) -> list[str]:
     free = [l for l in layers if l not in cfg.fixed]
     if not free:
         raise SearchConfigError("space.fixed: every layer is fixed, nothing to search")
+    for i, b in enumerate(cfg.baselines):
+        for k in b.layers:
+            if k not in free:
+                why = "is held by space.fixed" if k in cfg.fixed else f"is not a layer of evaluator {ev.name!r}"
+                raise SearchConfigError(f"baselines[{i}].layers: {k!r} {why} (searched layers: {', '.join(free)})")
     return free
 
 

@@ -90,11 +90,11 @@ def _counts(study) -> tuple[int, int]:
 
 
 def enqueue_baselines(study, cfg: SearchConfig, free: list[str]) -> None:
-    """Enqueue each uniform-ratio baseline once (a trial whose user attr ``baseline`` names it)."""
+    """Enqueue each ratio baseline once (a trial whose user attr ``baseline`` names it)."""
     have = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
     for b in cfg.baselines:
         if b.ratio is not None and b.name not in have:
-            study.enqueue_trial({l: b.ratio for l in free}, user_attrs={"baseline": b.name})
+            study.enqueue_trial(b.ratios_for(free), user_attrs={"baseline": b.name})
 
 
 def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, lock_path: Path | None,
@@ -106,7 +106,7 @@ def run_worker(cfg: SearchConfig, study, ev, free: list[str], n_trials: int, loc
     from .evaluators import check_values
     stats = WorkerStats()
     streak, last_error = 0, ""
-    shown = 0
+    shown = bar.n if bar is not None else 0  # a resumed search's bar starts at the trials already complete
     while True:
         stats.recovered += recover_dead_trials(study, lock_path)
         done, pending = _counts(study)
