@@ -181,12 +181,14 @@ def parse_config(d) -> SearchConfig:
             raise SearchConfigError(f"{where}: give either 'ratio' (a uniform ratio the search evaluates) or objective "
                                     "figures (accuracy, energy_uj, memory_kib, latency_us), not both or neither")
         ratio = _ratio(b["ratio"], f"{where}.ratio", ratios) if "ratio" in b else None
-        layers = b.get("layers", {})
-        if "layers" in b and ratio is None:
-            raise SearchConfigError(f"{where}.layers: needs 'ratio' too (the ratio of the layers not listed)")
-        if "layers" in b and (not isinstance(layers, dict) or not layers):
-            raise SearchConfigError(f"{where}.layers: must be a non-empty mapping {{layer: ratio}}, got {layers!r}")
-        layers = {str(k): _ratio(v, f"{where}.layers.{k}", ratios) for k, v in layers.items()}
+        layers = {}
+        if "layers" in b:
+            if ratio is None:
+                raise SearchConfigError(f"{where}.layers: needs 'ratio' too (the ratio of the layers not listed)")
+            if not isinstance(b["layers"], dict) or not b["layers"]:
+                raise SearchConfigError(f"{where}.layers: must be a non-empty mapping {{layer: ratio}}, "
+                                        f"got {b['layers']!r}")
+            layers = {str(k): _ratio(v, f"{where}.layers.{k}", ratios) for k, v in b["layers"].items()}
         out.append(Baseline(b["name"], ratio, vals, layers))
     return SearchConfig(**{**cfg.__dict__, "baselines": tuple(out)})
 
